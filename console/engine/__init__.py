@@ -1,0 +1,1 @@
+"""The run engine: tasks, states, operator actions, scheduler. Never imports Textual."""

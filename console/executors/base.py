@@ -1,0 +1,66 @@
+"""The interface every executor (local, ssh) implements.
+
+An executor starts one attempt of a task and hands back an :class:`Execution`. Output is
+delivered through the ``on_output(stream, text)`` callback as chunks of complete lines
+(joined by "\\n", no trailing newline; see :class:`console.executors.lines.LineSplitter`),
+raw and unmasked: the run masks secrets before anything else sees them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from console.model.workflow import Host
+
+Stream = Literal["stdout", "stderr"]
+OutputCallback = Callable[[Stream, str], None]
+
+GRACE_SECONDS = 5.0
+"""Time between TERM and KILL when a task is cancelled or times out."""
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    """What to run for one attempt. ``script`` is the rendered command text."""
+
+    step: str
+    host: Host
+    script: str
+    shell: str = "/bin/sh"
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    exit_code: int | None
+    """The process exit code; None when it died of a signal or never started."""
+    signal: int | None = None
+    error: str | None = None
+    """Why the attempt could not run or lost contact (one line, names the host)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.error is None
+
+
+class Execution(Protocol):
+    async def wait(self) -> ExitStatus:
+        """Wait until the attempt ends and all its output has been delivered."""
+        ...
+
+    async def terminate(self, grace: float = GRACE_SECONDS) -> None:
+        """End the whole process tree: TERM, then KILL after ``grace`` seconds."""
+        ...
+
+
+class Executor(Protocol):
+    async def start(self, request: CommandRequest, on_output: OutputCallback) -> Execution:
+        """Start the attempt. Failure to start is reported by ``wait()``, not raised."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and helpers at the end of the run."""
+        ...

@@ -1,0 +1,210 @@
+"""The workflow model: frozen dataclasses built by the loader from a TOML file.
+
+Nothing here does I/O. Mappings are plain dicts for convenience; treat them as read-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+LOCAL = "local"
+"""The host name of the machine baton runs on. Local steps run on this host."""
+
+ALL = "all"
+"""The implicit group holding every declared host."""
+
+ParamType = Literal["string", "int", "float", "bool", "choice"]
+SecretSource = Literal["env", "file", "command"]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: ParamType = "string"
+    default: Any = None
+    required: bool = False
+    choices: tuple[Any, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Secret:
+    name: str
+    source: SecretSource
+    value: str
+    """The env variable name, file path or shell command (not the secret itself)."""
+
+
+@dataclass(frozen=True)
+class SSHOptions:
+    """`[ssh]` defaults; every field may be overridden per host."""
+
+    user: str | None = None
+    port: int = 22
+    identity: str | None = None
+    known_hosts: str | None = None
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    groups: tuple[str, ...] = ()
+    port: int | None = None
+    user: str | None = None
+    identity: str | None = None
+    known_hosts: str | None = None
+    jump: str | None = None
+    forward_agent: bool = False
+    vars: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_local(self) -> bool:
+        return self.name == LOCAL
+
+
+LOCAL_HOST = Host(name=LOCAL, address="localhost")
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    name: str
+    description: str = ""
+    run: str | None = None
+    on: tuple[str, ...] = (LOCAL,)
+    needs: tuple[str, ...] = ()
+    when: str | None = None
+    timeout: float | None = None
+    retries: int = 0
+    retry_delay: float = 0.0
+    retry_backoff: float = 1.0
+    confirm: str | None = None
+    """Gate prompt text; ``confirm = true`` becomes a default prompt. None: no gate."""
+    dangerous: bool = False
+    continue_on_error: bool = False
+    serial: int | str | None = None
+    """Max hosts at once: an int, or a percentage string like "25%". None: no limit."""
+    max_fail: int | None = None
+    """Host failures tolerated. None: every host is tried and any failure fails the step."""
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    shell: str = "/bin/sh"
+
+    @property
+    def manual(self) -> bool:
+        """A step without ``run`` waits for the operator to mark it done."""
+        return self.run is None
+
+    @property
+    def gated(self) -> bool:
+        """Approval is needed before every task of this step starts."""
+        return self.confirm is not None or self.dangerous
+
+
+BatchSize = int | str
+"""A rollout batch size: a host count or a percentage string like "50%"."""
+
+
+@dataclass(frozen=True)
+class Rollout:
+    name: str
+    steps: tuple[str, ...]
+    serial: tuple[BatchSize, ...] = ("100%",)
+    max_fail: int = 0
+    pause_between: bool = False
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    path: Path | None = None
+    description: str = ""
+    concurrency: int = 16
+    inventory: str | None = None
+    params: dict[str, Param] = field(default_factory=dict)
+    secrets: dict[str, Secret] = field(default_factory=dict)
+    ssh: SSHOptions = field(default_factory=SSHOptions)
+    hosts: dict[str, Host] = field(default_factory=dict)
+    steps: dict[str, Step] = field(default_factory=dict)
+    """Steps in file order."""
+    rollouts: dict[str, Rollout] = field(default_factory=dict)
+    source: str = ""
+    """The TOML text this workflow was loaded from."""
+    digest: str = ""
+    """sha256 of ``source``: the definition hash recorded with every attempt."""
+
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """Group name -> host names, including the implicit ``all`` group."""
+        out: dict[str, list[str]] = {}
+        for host in self.hosts.values():
+            for group in host.groups:
+                out.setdefault(group, []).append(host.name)
+        out[ALL] = list(self.hosts)
+        return {name: tuple(members) for name, members in out.items()}
+
+    def resolve_targets(self, on: tuple[str, ...]) -> tuple[str, ...]:
+        """Host names a step runs on, in declaration order, without duplicates."""
+        groups = self.groups()
+        names: list[str] = []
+        for target in on:
+            members = (target,) if target == LOCAL or target in self.hosts else groups.get(target, ())
+            for name in members:
+                if name not in names:
+                    names.append(name)
+        return tuple(names)
+
+    def host(self, name: str) -> Host:
+        return LOCAL_HOST if name == LOCAL else self.hosts[name]
+
+    def rollout_of(self, step_id: str) -> Rollout | None:
+        for rollout in self.rollouts.values():
+            if step_id in rollout.steps:
+                return rollout
+        return None
+
+    def upstream(self, step_id: str) -> set[str]:
+        """Every step that ``step_id`` transitively needs."""
+        seen: set[str] = set()
+        stack = list(self.steps[step_id].needs)
+        while stack:
+            current = stack.pop()
+            if current in seen or current not in self.steps:
+                continue
+            seen.add(current)
+            stack.extend(self.steps[current].needs)
+        return seen
+
+    def downstream(self, step_id: str) -> set[str]:
+        """Every step that transitively needs ``step_id``."""
+        dependents: dict[str, list[str]] = {}
+        for step in self.steps.values():
+            for need in step.needs:
+                dependents.setdefault(need, []).append(step.id)
+        seen: set[str] = set()
+        stack = list(dependents.get(step_id, ()))
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            stack.extend(dependents.get(current, ()))
+        return seen
+
+    def order(self) -> list[str]:
+        """Step ids in dependency order (stable: file order among ready steps)."""
+        from graphlib import TopologicalSorter
+
+        sorter = TopologicalSorter({s.id: [n for n in s.needs if n in self.steps]
+                                    for s in self.steps.values()})
+        sorter.prepare()
+        position = {sid: i for i, sid in enumerate(self.steps)}
+        out: list[str] = []
+        while sorter.is_active():
+            ready = sorted(sorter.get_ready(), key=position.__getitem__)
+            out.extend(ready)
+            sorter.done(*ready)
+        return out
