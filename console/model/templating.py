@@ -1,0 +1,312 @@
+"""Jinja2 templates for `run`, `env`, `cwd` and `when`: sandboxed, strict, shell-safe.
+
+Templates run in :class:`jinja2.sandbox.ImmutableSandboxedEnvironment` with
+``StrictUndefined``: an undefined name or attribute is an error, never an empty string,
+and templates cannot reach Python internals (``''.__class__``) or mutate values.
+
+Context shape (built by the engine, documented here because templates depend on it)::
+
+    params    {name: value}                    coerced operator inputs
+    secrets   {name: value}                    resolved at run start, masked in output
+    host      {name, address, user, groups, vars}
+    steps     {step_id: {status, exit_code, stdout, json, hosts: {host: {...same...}}}}
+    run       {id, started}
+    workflow  {name}
+
+Rendering modes:
+
+- :func:`render_command` (``run``): every ``{{ value }}`` is shell-quoted with
+  :func:`shlex.quote`, so a value always arrives as one literal argument.
+  ``{{ value | raw }}`` inserts it unquoted (for deliberate shell syntax).
+- :func:`render_value` (``env`` values, ``cwd``): plain text, no quoting.
+- :func:`evaluate` (``when``): a bare expression, truthiness by Python's ``bool``.
+
+Every value renders with ``str()``: ``True``, ``None``, ``3``, and dicts/lists in their
+Python repr (``{'a': 1}``); use ``| tojson`` for JSON. Every Jinja failure becomes a
+one-line :class:`TemplateError`; error text can contain values, so callers must pass it
+through the run's :class:`Masker` like any other output.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import TemplateError as JinjaTemplateError
+from jinja2.environment import Template, TemplateExpression
+from jinja2.parser import Parser
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+__all__ = [
+    "Masker",
+    "TemplateError",
+    "TemplateRefs",
+    "analyze",
+    "evaluate",
+    "needs_render",
+    "render_command",
+    "render_value",
+]
+
+MASK = "***"
+_TEMPLATE_FILENAME = "<template>"
+_CACHE_LIMIT = 4096
+
+
+class TemplateError(Exception):
+    """A template failed to parse or render. ``str()`` is one line without the line number;
+    ``line`` is the 1-based line within the template when known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        self.message = " ".join(message.split()) or "template error"
+        self.line = line
+        super().__init__(self.message)
+
+
+class Raw(str):
+    """A string the ``raw`` filter marked to be inserted into a command unquoted."""
+
+    __slots__ = ()
+
+
+def _raw(value: Any) -> Raw:
+    return Raw(str(value))
+
+
+def _shell_finalize(value: Any) -> Any:
+    if isinstance(value, Raw):
+        return value
+    return shlex.quote(str(value))
+
+
+def _make_env(**kwargs: Any) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        **kwargs,
+    )
+    env.filters["raw"] = _raw
+    return env
+
+
+_value_env = _make_env()
+_command_env = _make_env(finalize=_shell_finalize)
+
+_cache: dict[tuple[str, str], Template | TemplateExpression] = {}
+
+
+def needs_render(source: str) -> bool:
+    """False when ``source`` cannot contain Jinja syntax, so rendering can be skipped."""
+    return "{" in source
+
+
+# --- errors --------------------------------------------------------------------------
+
+_UNDEFINED_NAME = re.compile(r"^'([^']*)' is undefined$")
+
+
+def _error_line(exc: BaseException) -> int | None:
+    """The template line of a runtime error, from Jinja's rewritten traceback."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == _TEMPLATE_FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _convert(exc: Exception) -> TemplateError:
+    if isinstance(exc, TemplateSyntaxError):
+        return TemplateError(exc.message or str(exc), exc.lineno)
+    if isinstance(exc, JinjaTemplateError):
+        message = exc.message or type(exc).__name__
+        if isinstance(exc, UndefinedError):
+            match = _UNDEFINED_NAME.match(message)
+            if match:
+                message = f"undefined name '{match.group(1)}'"
+        message = message.rstrip(".")
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    return TemplateError(message, _error_line(exc))
+
+
+# --- compile (cached) ----------------------------------------------------------------
+
+
+def _strip_braces(expression: str) -> str:
+    """Accept ``when = "{{ expr }}"`` as well as the bare ``when = "expr"``."""
+    text = expression.strip()
+    if text.startswith("{{") and text.endswith("}}") and "{{" not in text[2:]:
+        return text[2:-2]
+    return expression
+
+
+def _compile(source: str, mode: str) -> Any:
+    key = (source, mode)
+    compiled = _cache.get(key)
+    if compiled is not None:
+        return compiled
+    try:
+        if mode == "command":
+            compiled = _command_env.from_string(source)
+        elif mode == "value":
+            compiled = _value_env.from_string(source)
+        else:
+            compiled = _value_env.compile_expression(_strip_braces(source), undefined_to_none=False)
+    except TemplateSyntaxError as exc:
+        raise _convert(exc) from None
+    if len(_cache) >= _CACHE_LIMIT:
+        _cache.clear()
+    _cache[key] = compiled
+    return compiled
+
+
+# --- render --------------------------------------------------------------------------
+
+
+def render_command(source: str, context: Mapping[str, Any]) -> str:
+    """Render a ``run`` script; substituted values are shell-quoted unless ``| raw``."""
+    if not needs_render(source):
+        return source
+    template = _compile(source, "command")
+    try:
+        return template.render(context)
+    except Exception as exc:
+        raise _convert(exc) from None
+
+
+def render_value(source: str, context: Mapping[str, Any]) -> str:
+    """Render an ``env`` value or ``cwd`` as plain text (no quoting)."""
+    if not needs_render(source):
+        return source
+    template = _compile(source, "value")
+    try:
+        return template.render(context)
+    except Exception as exc:
+        raise _convert(exc) from None
+
+
+def evaluate(expression: str, context: Mapping[str, Any]) -> bool:
+    """Evaluate a ``when`` expression such as ``params.target == 'prod'``."""
+    compiled = _compile(expression, "expression")
+    try:
+        return bool(compiled(context))
+    except Exception as exc:
+        error = _convert(exc)
+        error.line = None  # the compiled wrapper's line numbers mean nothing to the user
+        raise error from None
+
+
+# --- static analysis -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateRefs:
+    """What a template reads, for validation and dependency checks before a run."""
+
+    names: frozenset[str]
+    """Top-level names used and not defined by the template itself."""
+    params: frozenset[str]
+    secrets: frozenset[str]
+    steps: frozenset[str]
+    """Step ids read as ``steps.X`` or ``steps["X"]``."""
+
+
+def _parse_expression(source: str) -> nodes.Template:
+    parser = Parser(_value_env, source, state="variable")
+    expr = parser.parse_expression()
+    if not parser.stream.eos:
+        raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno)
+    tree = nodes.Template([nodes.Output([expr], lineno=1)], lineno=1)
+    tree.set_environment(_value_env)
+    return tree
+
+
+def analyze(source: str, *, expression: bool = False) -> TemplateRefs:
+    """Parse ``source`` (a template, or a bare expression) and list what it references.
+
+    Raises :class:`TemplateError` with the template line on a syntax error. Only literal
+    keys are seen: ``params[name]`` with a variable ``name`` is not reported.
+    """
+    try:
+        tree = _parse_expression(_strip_braces(source)) if expression else _value_env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise _convert(exc) from None
+    names = frozenset(meta.find_undeclared_variables(tree))
+    found: dict[str, set[str]] = {"params": set(), "secrets": set(), "steps": set()}
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        base = node.node
+        if not isinstance(base, nodes.Name) or base.name not in found or base.name not in names:
+            continue
+        if isinstance(node, nodes.Getattr):
+            found[base.name].add(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            found[base.name].add(node.arg.value)
+    return TemplateRefs(
+        names=names,
+        params=frozenset(found["params"]),
+        secrets=frozenset(found["secrets"]),
+        steps=frozenset(found["steps"]),
+    )
+
+
+# --- masking -------------------------------------------------------------------------
+
+
+class Masker:
+    """Replaces every secret value in text with ``***``.
+
+    Runs on every output chunk, so the common case is one search of a compiled regex, and
+    text is returned untouched when there is nothing to mask. When a chunk does contain a
+    secret, every occurrence of every value is located and overlapping or adjacent spans
+    are merged, so overlapping secrets never leave a fragment of either visible. The
+    shell-quoted form of each value is masked too, so a rendered command shows ``***``
+    rather than quoting fragments. A secret split across two chunks is not seen: feed it
+    whole lines.
+    """
+
+    __slots__ = ("_pattern", "_values")
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        values: set[str] = set()
+        for value in secrets:
+            if value:
+                values.add(value)
+                values.add(shlex.quote(value))
+        self._values = tuple(sorted(values, key=lambda v: (-len(v), v)))
+        self._pattern = (
+            re.compile("|".join(map(re.escape, self._values))) if self._values else None
+        )
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def mask(self, text: str) -> str:
+        if self._pattern is None or not text or self._pattern.search(text) is None:
+            return text
+        spans: list[tuple[int, int]] = []
+        for value in self._values:
+            start = text.find(value)
+            while start != -1:
+                spans.append((start, start + len(value)))
+                start = text.find(value, start + 1)
+        spans.sort()
+        out: list[str] = []
+        position = 0
+        end = -1
+        for span_start, span_end in spans:
+            if span_start > end:
+                if end >= 0:
+                    out.append(MASK)
+                out.append(text[position:span_start])
+            end = max(end, span_end)
+            position = end
+        out.append(MASK)
+        out.append(text[position:])
+        return "".join(out)
