@@ -1,0 +1,850 @@
+"""A run: the tasks of one workflow execution, their states, operator actions, scheduler.
+
+Every state change goes through :meth:`Run._set` and is published as an event; every
+operator action is a method that validates its target first (raising :class:`ActionError`
+and changing nothing when it does not apply) and is recorded as an :class:`ActionEvent`.
+
+The scheduler is a single coroutine (:meth:`Run.execute`) woken whenever something
+changes. Readiness is re-evaluated only for tasks whose upstream steps changed, which
+keeps a pass cheap on large graphs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import getpass
+import math
+import os
+import secrets as _random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from console.engine.events import (
+    ActionEvent,
+    Event,
+    LogEvent,
+    RunEvent,
+    RunState,
+    TaskEvent,
+    TaskState,
+)
+from console.engine.outputs import Outputs, StepsView, TailBuffer
+from console.engine.task import Attempt, Task
+from console.executors.base import CommandRequest, Executor, ExitStatus, Stream
+from console.model import templating
+from console.model.workflow import LOCAL, Host, Step, Workflow
+
+S = TaskState
+
+Approval = Literal["wait", "auto", "fail"]
+
+APPROVAL_REQUIRED = "approval required (use --yes)"
+
+
+class ActionError(Exception):
+    """An operator action that does not apply; nothing was changed."""
+
+
+@dataclass
+class RunOptions:
+    params: dict[str, Any] = field(default_factory=dict)
+    """Resolved parameter values."""
+    secrets: dict[str, str] = field(default_factory=dict)
+    """Resolved secret values."""
+    limit: tuple[str, ...] = ()
+    """Host or group names (globs allowed) that remote steps are narrowed to."""
+    approval: Approval = "wait"
+    """Gates and manual steps: wait for an operator, approve them (--yes), or fail them."""
+    step_mode: bool = False
+    start_at: str | None = None
+    dry_run: bool = False
+    run_id: str | None = None
+    user: str | None = None
+    keep_alive: bool = False
+    """Stay alive after every task has finished, so an operator can retry (the console)."""
+
+
+def new_run_id(now: float | None = None) -> str:
+    """Short, unique and sortable by time: base-36 milliseconds plus 4 random characters."""
+    millis = int((time.time() if now is None else now) * 1000)
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while millis:
+        millis, rem = divmod(millis, 36)
+        out = digits[rem] + out
+    return out.rjust(9, "0") + "".join(_random.choice(digits) for _ in range(4))
+
+
+def _default_executor(host: Host) -> Executor:
+    if host.is_local:
+        from console.executors.local import LocalExecutor
+
+        return LocalExecutor()
+    try:
+        from console.executors.ssh import SSHExecutor  # type: ignore[import-not-found]
+    except ImportError:
+        raise RuntimeError(f"host {host.name}: SSH execution is not available") from None
+    return SSHExecutor(host)  # pragma: no cover - arrives with the SSH executor
+
+
+class Run:
+    def __init__(
+        self,
+        workflow: Workflow,
+        options: RunOptions | None = None,
+        executor_for: Callable[[Host], Executor] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.workflow = workflow
+        self.options = options or RunOptions()
+        self.clock = clock
+        self.id = self.options.run_id or new_run_id(clock())
+        self.user = self.options.user or _login_name()
+        self.state = RunState.RUNNING
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.step_mode = self.options.step_mode
+        self.breakpoints: set[str] = set()
+        self.masker = templating.Masker(self.options.secrets.values())
+        self._executor_for = executor_for or _default_executor
+        self._executors: dict[str, Executor] = {}
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._interrupted = False
+        self._executing = False
+        self._order = workflow.order()
+        self._position = {sid: i for i, sid in enumerate(self._order)}
+        self._dependents: dict[str, list[str]] = {sid: [] for sid in workflow.steps}
+        for step in workflow.steps.values():
+            for need in step.needs:
+                self._dependents[need].append(step.id)
+        self.tasks: dict[tuple[str, str], Task] = {}
+        self._by_step: dict[str, list[Task]] = {}
+        for sid in self._order:
+            hosts = self._hosts_for(workflow.steps[sid])
+            self._by_step[sid] = [Task(sid, h) for h in hosts]
+            for task in self._by_step[sid]:
+                self.tasks[task.key] = task
+        self._status: dict[str, str] = {}
+        self._dirty_steps: set[str] = set(workflow.steps)
+        self._candidates: dict[tuple[str, str], Task] = dict(self.tasks)
+        self._ready: dict[tuple[str, str], Task] = {}
+        self._running = 0
+        self._running_by_step: dict[str, int] = dict.fromkeys(workflow.steps, 0)
+        self._base_context: dict[str, Any] | None = None
+        if self.options.start_at is not None and self.options.start_at not in workflow.steps:
+            raise ValueError(f"--start-at: unknown step '{self.options.start_at}'")
+
+    # ------------------------------------------------------------------ queries
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``callback`` synchronously for every event; returns the unsubscriber."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def tasks_in_order(self) -> list[Task]:
+        return [task for sid in self._order for task in self._by_step[sid]]
+
+    def tasks_of(self, step: str) -> list[Task]:
+        return list(self._by_step.get(step, ()))
+
+    def step_status(self, step: str) -> str:
+        """``done`` (dependents may start), ``bad`` (dependents are blocked) or ``wait``."""
+        return self._compute_status(step)
+
+    @property
+    def settled(self) -> bool:
+        """Nothing runs, waits for an operator, or can still start."""
+        return all(t.state.finished for t in self.tasks.values())
+
+    # ------------------------------------------------------------------ events
+
+    def _emit(self, event: Event) -> None:
+        for callback in self._subscribers:
+            callback(event)
+
+    def _set(self, task: Task, state: TaskState, reason: str | None = None) -> None:
+        if reason is not None and self.masker:
+            reason = self.masker.mask(reason)
+        task.state = state
+        task.reason = reason
+        if state.finished and state is not S.BLOCKED and task.started is not None:
+            task.ended = self.clock()
+        self._dirty_steps.add(task.step)
+        if state is S.PENDING:
+            self._candidates[task.key] = task
+        elif task.key in self._ready:
+            del self._ready[task.key]
+        self._emit(TaskEvent(task.step, task.host, state, task.attempt, task.exit_code,
+                             reason, self.clock()))
+        self._wake.set()
+
+    def _set_run_state(self, state: RunState) -> None:
+        if state is self.state and self.started is not None:
+            return
+        self.state = state
+        if state.finished:
+            self.ended = self.clock()
+        self._emit(RunEvent(self.id, state, self.clock()))
+
+    def _record(self, action: str, step: str | None = None, host: str | None = None,
+                reason: str | None = None) -> None:
+        if reason is not None and self.masker:
+            reason = self.masker.mask(reason)
+        self._emit(ActionEvent(action, step, host, self.user, reason, self.clock()))
+
+    # ------------------------------------------------------------------ setup
+
+    def _hosts_for(self, step: Step) -> list[str]:
+        names = self.workflow.resolve_targets(step.on)
+        if self.options.limit:
+            allowed = self._limit_hosts()
+            names = tuple(n for n in names if n == LOCAL or n in allowed)
+        return list(names)
+
+    def _limit_hosts(self) -> set[str]:
+        groups = self.workflow.groups()
+        allowed: set[str] = set()
+        for pattern in self.options.limit:
+            for name in self.workflow.hosts:
+                if fnmatch.fnmatchcase(name, pattern):
+                    allowed.add(name)
+            for group, members in groups.items():
+                if fnmatch.fnmatchcase(group, pattern):
+                    allowed.update(members)
+        return allowed
+
+    def _initial_states(self) -> None:
+        start_at = self.options.start_at
+        if start_at is None:
+            return
+        for sid in self.workflow.upstream(start_at):
+            for task in self._by_step[sid]:
+                self._set(task, S.SKIPPED, f"before --start-at {start_at}")
+
+    # ------------------------------------------------------------------ scheduler
+
+    async def execute(self) -> RunState:
+        """Run until every task has finished (or, with keep_alive, until :meth:`close`)."""
+        if self._executing:
+            raise RuntimeError("run is already executing")
+        self._executing = True
+        self._wake = asyncio.Event()
+        self.started = self.clock()
+        self._emit(RunEvent(self.id, RunState.RUNNING, self.started))
+        self._initial_states()
+        try:
+            while True:
+                self._pass()
+                if self._closing and not self._running and not self._any_active():
+                    break
+                if self.settled and not self._any_active():
+                    final = self._final_state()
+                    if not self.options.keep_alive:
+                        self._set_run_state(final)
+                        break
+                    self._set_run_state(final)
+                elif self.state.finished and not self._closing:
+                    self._set_run_state(RunState.RUNNING)
+                await self._wake.wait()
+                self._wake.clear()
+        finally:
+            await self._close_executors()
+        if self._interrupted:
+            self._set_run_state(RunState.CANCELLED)
+        elif not self.state.finished:
+            self._set_run_state(self._final_state())
+        return self.state
+
+    def _any_active(self) -> bool:
+        return any(t.runner is not None for t in self.tasks.values())
+
+    def _final_state(self) -> RunState:
+        if self._interrupted:
+            return RunState.CANCELLED
+        for task in self.tasks.values():
+            if task.state in (S.CANCELLED, S.BLOCKED, S.INTERRUPTED):
+                return RunState.FAILED
+            if task.state is S.FAILED and not self.workflow.steps[task.step].continue_on_error:
+                return RunState.FAILED
+        return RunState.SUCCEEDED
+
+    def _pass(self) -> None:
+        while self._dirty_steps or self._candidates:
+            dirty, self._dirty_steps = self._dirty_steps, set()
+            for sid in dirty:
+                self._check_max_fail(sid)
+                status = self._compute_status(sid)
+                if self._status.get(sid) != status:
+                    self._status[sid] = status
+                    for dep in self._dependents[sid]:
+                        for task in self._by_step[dep]:
+                            self._candidates[task.key] = task
+            candidates, self._candidates = self._candidates, {}
+            for task in sorted(candidates.values(), key=self._sort_key):
+                self._evaluate(task)
+        self._launch()
+
+    def _sort_key(self, task: Task) -> int:
+        return self._position[task.step]
+
+    def _compute_status(self, sid: str) -> str:
+        step = self.workflow.steps[sid]
+        tasks = self._by_step[sid]
+        failed = 0
+        bad = False
+        for task in tasks:
+            state = task.state
+            if not state.finished:
+                return "wait"
+            if state is S.FAILED:
+                failed += 1
+            elif state is not S.SUCCEEDED and state is not S.SKIPPED:
+                bad = True
+        if bad:
+            return "bad"
+        if failed and not step.continue_on_error and (
+            step.max_fail is None or failed > step.max_fail
+        ):
+            return "bad"
+        return "done"
+
+    def _deps_status(self, task: Task) -> tuple[str, str | None]:
+        step = self.workflow.steps[task.step]
+        waiting = False
+        for need in step.needs:
+            status = self._status.get(need)
+            if status is None or need in self._dirty_steps:
+                status = self._compute_status(need)
+            if status == "bad":
+                return "bad", f"needs {need} ({self._describe_bad(need)})"
+            if status == "wait":
+                waiting = True
+        return ("wait" if waiting else "done"), None
+
+    def _describe_bad(self, sid: str) -> str:
+        states = {t.state for t in self._by_step[sid]}
+        for state in (S.FAILED, S.CANCELLED, S.INTERRUPTED, S.BLOCKED):
+            if state in states:
+                return str(state)
+        return "failed"
+
+    def _evaluate(self, task: Task) -> None:
+        if task.state is S.BLOCKED:
+            if task.blocked_by_max_fail:
+                return
+            status, _ = self._deps_status(task)
+            if status != "bad":
+                self._set(task, S.PENDING, None)
+            return
+        if task.state is not S.PENDING or task.key in self._ready:
+            return
+        status, reason = self._deps_status(task)
+        if status == "bad":
+            self._set(task, S.BLOCKED, reason)
+        elif status == "done":
+            self._make_ready(task)
+
+    def _make_ready(self, task: Task) -> None:
+        step = self.workflow.steps[task.step]
+        if self.options.dry_run:
+            self._dry_run(task, step)
+            return
+        if step.when:
+            try:
+                go = templating.evaluate(step.when, self._context(task))
+            except templating.TemplateError as exc:
+                self._set(task, S.FAILED, f"when: {exc}")
+                return
+            if not go:
+                self._set(task, S.SKIPPED, f"when: {step.when} is false")
+                return
+        if step.manual:
+            self._hold(task, S.AWAITING_OPERATOR)
+            return
+        if self._needs_approval(task, step):
+            self._hold(task, S.AWAITING_APPROVAL)
+            return
+        self._ready[task.key] = task
+
+    def _needs_approval(self, task: Task, step: Step) -> bool:
+        return not task.approved and (
+            step.gated or self.step_mode or step.id in self.breakpoints
+        )
+
+    def _hold(self, task: Task, state: TaskState) -> None:
+        """Wait for an operator, or apply the run's approval policy (--yes / no TTY)."""
+        policy = self.options.approval
+        if policy == "fail":
+            self._set(task, S.FAILED, APPROVAL_REQUIRED)
+        elif policy == "auto":
+            if state is S.AWAITING_OPERATOR:
+                self._record("done", task.step, task.host, "--yes")
+                self._set(task, S.SUCCEEDED, "marked done (--yes)")
+            else:
+                self._record("approve", task.step, task.host, "--yes")
+                task.approved = True
+                self._ready[task.key] = task
+                self._wake.set()
+        else:
+            self._set(task, state, self._hold_reason(task, state))
+
+    def _hold_reason(self, task: Task, state: TaskState) -> str:
+        step = self.workflow.steps[task.step]
+        if state is S.AWAITING_OPERATOR:
+            return "manual step: mark it done when finished"
+        if step.id in self.breakpoints:
+            return "breakpoint"
+        if step.confirm:
+            return step.confirm
+        if step.dangerous:
+            return f"dangerous step: type '{step.id}' to approve"
+        return "step mode"
+
+    def _dry_run(self, task: Task, step: Step) -> None:
+        if step.manual:
+            text = f"would wait for the operator: {step.name}"
+        else:
+            try:
+                command = self._render(task, step)
+            except templating.TemplateError:
+                command = step.run or ""
+            text = "would run: " + command
+        self._emit(LogEvent(task.step, task.host, "stdout", self.masker.mask(text), self.clock()))
+        self._set(task, S.SKIPPED, "dry run")
+
+    def _check_max_fail(self, sid: str) -> None:
+        """Stop launching hosts of a step once its failures exceed ``max_fail``."""
+        step = self.workflow.steps[sid]
+        if step.max_fail is None:
+            return
+        tasks = self._by_step[sid]
+        failed = sum(1 for t in tasks if t.state is S.FAILED)
+        if failed > step.max_fail:
+            for task in tasks:
+                if task.state in (S.PENDING, S.AWAITING_APPROVAL) and task.started is None:
+                    task.blocked_by_max_fail = True
+                    self._set(task, S.BLOCKED, f"max_fail reached ({failed} failed)")
+        else:
+            for task in tasks:
+                if task.state is S.BLOCKED and task.blocked_by_max_fail:
+                    task.blocked_by_max_fail = False
+                    self._set(task, S.PENDING, None)
+
+    def _serial_limit(self, step: Step) -> int | None:
+        if step.serial is None:
+            return None
+        if isinstance(step.serial, int):
+            return step.serial
+        percent = float(str(step.serial).rstrip("%"))
+        return max(1, math.floor(len(self._by_step[step.id]) * percent / 100))
+
+    def _launch(self) -> None:
+        if self.state is RunState.PAUSED or self._closing:
+            return
+        limit = self.workflow.concurrency
+        if self._running >= limit or not self._ready:
+            return
+        for task in list(self._ready.values()):
+            if self._running >= limit:
+                break
+            step = self.workflow.steps[task.step]
+            if self._needs_approval(task, step):
+                del self._ready[task.key]
+                self._hold(task, S.AWAITING_APPROVAL)
+                continue
+            serial = self._serial_limit(step)
+            if serial is not None and self._running_by_step[step.id] >= serial:
+                continue
+            del self._ready[task.key]
+            self._start(task, step)
+
+    # ------------------------------------------------------------------ execution
+
+    def _start(self, task: Task, step: Step) -> None:
+        task.approved = False
+        task.cancel_requested = None
+        self._running += 1
+        self._running_by_step[step.id] += 1
+        task.runner = asyncio.get_running_loop().create_task(self._run_task(task, step))
+
+    async def _run_task(self, task: Task, step: Step) -> None:
+        try:
+            while True:
+                retry_in = await self._attempt(task, step)
+                if retry_in is None:
+                    break
+                try:
+                    await asyncio.sleep(retry_in)
+                except asyncio.CancelledError:
+                    if task.state is S.RETRYING:
+                        self._set(task, S.CANCELLED, "cancelled while waiting to retry")
+                    break
+                if task.state is not S.RETRYING:
+                    break
+                step = self.workflow.steps.get(task.step, step)
+        finally:
+            self._running -= 1
+            self._running_by_step[task.step] -= 1
+            task.runner = None
+            task.execution = None
+            self._wake.set()
+
+    async def _attempt(self, task: Task, step: Step) -> float | None:
+        """Run one attempt; return the delay before an automatic retry, or None."""
+        task.attempt += 1
+        task.exit_code = None
+        now = self.clock()
+        if task.started is None or task.state is not S.RETRYING:
+            task.started = now
+        task.ended = None
+        attempt = Attempt(task.attempt, now, self.workflow.digest)
+        task.attempts.append(attempt)
+        try:
+            command = self._render(task, step)
+            request = self._request(task, step, command)
+        except templating.TemplateError as exc:
+            return self._finish(task, step, attempt, None, f"template error: {exc}")
+        attempt.command = self.masker.mask(command)
+        self._set(task, S.RUNNING, None)
+        task.stdout_tail = TailBuffer()
+        try:
+            executor = self._executor(task.host)
+            execution = await executor.start(request, self._output_sink(task))
+        except Exception as exc:  # an executor that cannot start reports one line
+            return self._finish(task, step, attempt, ExitStatus(None, error=str(exc)), None)
+        task.execution = execution
+        if task.cancel_requested:
+            await execution.terminate()
+        timed_out = False
+        waiter = asyncio.ensure_future(execution.wait())
+        try:
+            done, _ = await asyncio.wait({waiter}, timeout=step.timeout)
+            if not done:
+                timed_out = True
+                await execution.terminate()
+            status = await waiter
+        except asyncio.CancelledError:
+            # the whole run is being torn down: end the process tree, then stop
+            await execution.terminate()
+            await asyncio.shield(waiter)
+            raise
+        reason = None
+        if timed_out:
+            reason = f"timed out after {_seconds(step.timeout or 0)}"
+        return self._finish(task, step, attempt, status, reason)
+
+    def _finish(self, task: Task, step: Step, attempt: Attempt, status: ExitStatus | None,
+                reason: str | None) -> float | None:
+        attempt.ended = self.clock()
+        if status is not None:
+            attempt.exit_code = status.exit_code
+            attempt.signal = status.signal
+            task.exit_code = status.exit_code
+            if reason is None:
+                if status.error:
+                    reason = status.error
+                elif status.signal:
+                    reason = f"killed by signal {status.signal}"
+                elif status.exit_code:
+                    reason = f"exit {status.exit_code}"
+        ok = status is not None and status.ok and reason is None
+        tail = task.stdout_tail.value() if task.stdout_tail is not None else ""
+        task.stdout_tail = None
+        if task.cancel_requested:
+            state, reason = S.CANCELLED, task.cancel_requested
+        elif ok:
+            state = S.SUCCEEDED
+        elif task.auto_retries < step.retries and not self._closing:
+            task.auto_retries += 1
+            delay = step.retry_delay * step.retry_backoff ** (task.auto_retries - 1)
+            attempt.state, attempt.reason = S.FAILED, reason
+            task.outputs = Outputs("failed", task.exit_code, tail)
+            self._set(task, S.RETRYING,
+                      f"{reason}; retry {task.auto_retries}/{step.retries} in {_seconds(delay)}")
+            return delay
+        else:
+            state = S.FAILED
+            if step.continue_on_error and reason:
+                reason = f"{reason} (ignored: continue_on_error)"
+        attempt.state, attempt.reason = state, reason
+        task.outputs = Outputs(str(state), task.exit_code, tail)
+        self._set(task, state, reason)
+        return None
+
+    def _executor(self, host: str) -> Executor:
+        executor = self._executors.get(host)
+        if executor is None:
+            executor = self._executors[host] = self._executor_for(self.workflow.host(host))
+        return executor
+
+    async def _close_executors(self) -> None:
+        executors, self._executors = self._executors, {}
+        for executor in executors.values():
+            await executor.close()
+
+    def _output_sink(self, task: Task) -> Callable[[Stream, str], None]:
+        masker = self.masker
+        emit = self._emit
+        clock = self.clock
+        tail = task.stdout_tail
+        step, host, attempt = task.step, task.host, task.attempt
+
+        def sink(stream: Stream, text: str) -> None:
+            if masker:
+                text = masker.mask(text)
+            if stream == "stdout" and tail is not None:
+                tail.append(text)
+                tail.append("\n")
+            emit(LogEvent(step, host, stream, text, clock(), attempt))
+
+        return sink
+
+    def _request(self, task: Task, step: Step, command: str) -> CommandRequest:
+        env: dict[str, str] = {}
+        context = None
+        for name, value in step.env.items():
+            if templating.needs_render(value):
+                context = context or self._context(task)
+                value = templating.render_value(value, context)
+            env[name] = value
+        cwd = step.cwd
+        if cwd and templating.needs_render(cwd):
+            cwd = templating.render_value(cwd, context or self._context(task))
+        shell = step.shell
+        return CommandRequest(task.step, self.workflow.host(task.host), command, shell, env, cwd)
+
+    def _render(self, task: Task, step: Step) -> str:
+        source = step.run or ""
+        if not templating.needs_render(source):
+            return source
+        return templating.render_command(source, self._context(task))
+
+    def _context(self, task: Task) -> dict[str, Any]:
+        if self._base_context is None:
+            self._base_context = {
+                "params": dict(self.options.params),
+                "secrets": dict(self.options.secrets),
+                "run": {"id": self.id, "started": self.started},
+                "workflow": {"name": self.workflow.name},
+            }
+        host = self.workflow.host(task.host)
+        return {
+            **self._base_context,
+            "host": {
+                "name": host.name,
+                "address": host.address,
+                "user": host.user or self.workflow.ssh.user or os.environ.get("USER", ""),
+                "groups": list(host.groups),
+                "vars": dict(host.vars),
+            },
+            "steps": StepsView(self.workflow.steps, task.host, self._outputs_of),
+        }
+
+    def _outputs_of(self, step: str) -> dict[str, Outputs]:
+        return {t.host: t.outputs for t in self._by_step.get(step, ())}
+
+    # ------------------------------------------------------------------ actions
+
+    def _targets(self, action: str, step: str, host: str | None,
+                 allowed: Iterable[TaskState]) -> list[Task]:
+        if self.state.finished and not self.options.keep_alive:
+            raise ActionError(f"cannot {_verb(action)}: the run has ended")
+        if step not in self.workflow.steps:
+            raise ActionError(f"cannot {_verb(action)}: unknown step '{step}'")
+        tasks = self._by_step[step]
+        if host is not None:
+            tasks = [t for t in tasks if t.host == host]
+            if not tasks:
+                raise ActionError(f"cannot {_verb(action)}: step '{step}' has no task on "
+                                  f"host '{host}'")
+        allowed = frozenset(allowed)
+        chosen = [t for t in tasks if t.state in allowed]
+        if not chosen:
+            states = ", ".join(sorted({str(t.state) for t in tasks})) or "no tasks"
+            label = step if host is None else f"{step}@{host}"
+            raise ActionError(f"cannot {_verb(action)} '{label}': it is {states}")
+        return chosen
+
+    def pause(self) -> None:
+        if self.state is not RunState.RUNNING:
+            raise ActionError(f"cannot pause: the run is {self.state}")
+        self._record("pause")
+        self._set_run_state(RunState.PAUSED)
+
+    def resume(self) -> None:
+        if self.state is not RunState.PAUSED:
+            raise ActionError(f"cannot resume: the run is {self.state}")
+        self._record("resume")
+        self._set_run_state(RunState.RUNNING)
+        self._wake.set()
+
+    def approve(self, step: str, host: str | None = None) -> None:
+        tasks = self._targets("approve", step, host, {S.AWAITING_APPROVAL})
+        self._record("approve", step, host)
+        for task in tasks:
+            task.approved = True
+            self._set(task, S.PENDING, "approved")
+            self._ready[task.key] = task
+
+    def deny(self, step: str, host: str | None = None, reason: str | None = None) -> None:
+        tasks = self._targets("deny", step, host, {S.AWAITING_APPROVAL})
+        self._record("deny", step, host, reason)
+        for task in tasks:
+            self._set(task, S.FAILED, self._by("denied", reason))
+
+    def done(self, step: str, host: str | None = None) -> None:
+        tasks = self._targets("done", step, host, {S.AWAITING_OPERATOR})
+        self._record("done", step, host)
+        for task in tasks:
+            task.outputs = Outputs("succeeded", None, "")
+            self._set(task, S.SUCCEEDED, f"marked done by {self.user}")
+
+    def retry(self, step: str, host: str | None = None) -> None:
+        tasks = self._targets("retry", step, host, _RETRYABLE)
+        self._record("retry", step, host)
+        for task in tasks:
+            self._reset(task)
+
+    def retry_downstream(self, step: str, host: str | None = None) -> None:
+        tasks = self._targets("retry_downstream", step, host, _RETRYABLE | {S.SUCCEEDED, S.SKIPPED})
+        downstream = [t for sid in self.workflow.downstream(step) for t in self._by_step[sid]]
+        busy = [t for t in downstream if t.state in (S.RUNNING, S.RETRYING)]
+        if busy:
+            raise ActionError(f"cannot retry downstream of '{step}': {busy[0].label} is "
+                              f"{busy[0].state} (cancel it first)")
+        self._record("retry_downstream", step, host)
+        for task in [*tasks, *sorted(downstream, key=self._sort_key)]:
+            self._reset(task)
+
+    def _by(self, verb: str, reason: str | None) -> str:
+        """The reason shown on a task an operator changed: who, and why when given."""
+        return f"{verb} by {self.user}: {reason}" if reason else f"{verb} by {self.user}"
+
+    def _reset(self, task: Task) -> None:
+        task.auto_retries = 0
+        task.approved = False
+        task.blocked_by_max_fail = False
+        task.exit_code = None
+        task.started = None
+        task.ended = None
+        self._set(task, S.PENDING, None)
+
+    def skip(self, step: str, host: str | None = None, reason: str | None = None) -> None:
+        tasks = self._targets("skip", step, host, _SKIPPABLE)
+        self._record("skip", step, host, reason)
+        for task in tasks:
+            if task.state is S.RETRYING and task.runner is not None:
+                task.runner.cancel()
+            task.blocked_by_max_fail = False
+            task.outputs = Outputs("skipped", task.exit_code, task.outputs.stdout)
+            self._set(task, S.SKIPPED, self._by("skipped", reason))
+
+    def mark_succeeded(self, step: str, host: str | None = None, reason: str | None = None) -> None:
+        tasks = self._targets("mark_succeeded", step, host, _MARKABLE_SUCCEEDED)
+        self._record("mark_succeeded", step, host, reason)
+        for task in tasks:
+            task.blocked_by_max_fail = False
+            task.outputs = Outputs("succeeded", task.exit_code, task.outputs.stdout)
+            self._set(task, S.SUCCEEDED,
+                      self._by("marked succeeded", reason))
+
+    def mark_failed(self, step: str, host: str | None = None, reason: str | None = None) -> None:
+        tasks = self._targets("mark_failed", step, host, _MARKABLE_FAILED)
+        self._record("mark_failed", step, host, reason)
+        for task in tasks:
+            task.outputs = Outputs("failed", task.exit_code, task.outputs.stdout)
+            self._set(task, S.FAILED,
+                      self._by("marked failed", reason))
+
+    def cancel(self, step: str, host: str | None = None) -> None:
+        tasks = self._targets("cancel", step, host, _CANCELLABLE)
+        self._record("cancel", step, host)
+        for task in tasks:
+            self._cancel_task(task, "cancelled by operator")
+
+    def _cancel_task(self, task: Task, reason: str) -> None:
+        if task.state is S.RUNNING:
+            task.cancel_requested = reason
+            if task.execution is not None:
+                asyncio.get_running_loop().create_task(task.execution.terminate())
+            # the runner records the cancelled state once the process tree is gone
+        elif task.state is S.RETRYING:
+            if task.runner is not None:
+                task.runner.cancel()
+            else:
+                self._set(task, S.CANCELLED, reason)
+        else:
+            self._set(task, S.CANCELLED, reason)
+
+    def toggle_breakpoint(self, step: str) -> bool:
+        """Hold the step before it starts; returns whether the breakpoint is now set."""
+        if step not in self.workflow.steps:
+            raise ActionError(f"cannot toggle breakpoint: unknown step '{step}'")
+        on = step not in self.breakpoints
+        if on:
+            self.breakpoints.add(step)
+        else:
+            self.breakpoints.discard(step)
+        self._record("breakpoint", step, None, "on" if on else "off")
+        self._wake.set()
+        return on
+
+    def toggle_step_mode(self) -> bool:
+        self.step_mode = not self.step_mode
+        self._record("step_mode", None, None, "on" if self.step_mode else "off")
+        self._wake.set()
+        return self.step_mode
+
+    def note(self, text: str, step: str | None = None, host: str | None = None) -> None:
+        if not text.strip():
+            raise ActionError("cannot add note: the note is empty")
+        if step is not None and step not in self.workflow.steps:
+            raise ActionError(f"cannot add note: unknown step '{step}'")
+        self._record("note", step, host, text.strip())
+
+    def interrupt(self) -> None:
+        """Ctrl-C: end every running task's process tree and stop; nothing new starts."""
+        if self._closing:
+            return
+        self._interrupted = True
+        self.close()
+
+    def close(self) -> None:
+        """Stop scheduling; cancel what runs or waits. ``execute`` returns when it is over."""
+        self._closing = True
+        self._ready.clear()
+        for task in self.tasks.values():
+            if task.state in (S.RUNNING, S.RETRYING):
+                self._cancel_task(task, "run cancelled")
+            elif task.state in (S.PENDING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR):
+                self._set(task, S.CANCELLED, "run cancelled")
+        self._wake.set()
+
+
+_RETRYABLE = frozenset({S.FAILED, S.CANCELLED, S.INTERRUPTED})
+_SKIPPABLE = frozenset({S.PENDING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR, S.BLOCKED,
+                        S.FAILED, S.CANCELLED, S.INTERRUPTED, S.RETRYING})
+_MARKABLE_SUCCEEDED = frozenset({S.FAILED, S.CANCELLED, S.INTERRUPTED, S.BLOCKED,
+                                 S.AWAITING_OPERATOR})
+_MARKABLE_FAILED = frozenset({S.SUCCEEDED, S.SKIPPED, S.INTERRUPTED, S.AWAITING_OPERATOR})
+_CANCELLABLE = frozenset({S.RUNNING, S.RETRYING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR})
+
+
+def _verb(action: str) -> str:
+    return action.replace("_", " ")
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry, no LOGNAME: still record something
+        return str(os.getuid())

@@ -1,0 +1,71 @@
+"""A task is one step on one host in one run; an attempt is one execution of it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from console.engine.events import TaskState
+from console.engine.outputs import Outputs, TailBuffer
+from console.executors.base import Execution
+
+
+@dataclass
+class Attempt:
+    number: int
+    started: float
+    digest: str
+    """Hash of the workflow definition this attempt ran with."""
+    command: str = ""
+    """The rendered command, secrets masked."""
+    ended: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    state: TaskState | None = None
+    reason: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+
+@dataclass(eq=False)
+class Task:
+    step: str
+    host: str
+    state: TaskState = TaskState.PENDING
+    attempt: int = 0
+    exit_code: int | None = None
+    reason: str | None = None
+    started: float | None = None
+    ended: float | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    outputs: Outputs = field(default_factory=Outputs)
+    approved: bool = False
+    """An operator approved the gate for the next start."""
+    blocked_by_max_fail: bool = False
+    auto_retries: int = 0
+    """Automatic retries used since the last operator action on this task."""
+    # live execution state, not part of the record
+    execution: Execution | None = field(default=None, repr=False)
+    runner: asyncio.Task[None] | None = field(default=None, repr=False)
+    cancel_requested: str | None = field(default=None, repr=False)
+    """Why the running attempt is being cancelled."""
+    stdout_tail: TailBuffer | None = field(default=None, repr=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.step, self.host)
+
+    @property
+    def label(self) -> str:
+        """``step`` for a local task, ``step@host`` for a remote one."""
+        return self.step if self.host == "local" else f"{self.step}@{self.host}"
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None:
+            return None
+        if self.ended is None:
+            return None
+        return self.ended - self.started

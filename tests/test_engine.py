@@ -1,0 +1,504 @@
+"""Engine: task states, scheduler ordering, every operator action (legal and illegal)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+from console.engine.events import ActionEvent, LogEvent, RunState, TaskEvent, TaskState
+from console.engine.run import APPROVAL_REQUIRED, ActionError, Run, RunOptions, new_run_id
+from console.model.workflow import Host, Step, Workflow
+from tests.fakes import ScriptedWorld
+
+S = TaskState
+
+
+def workflow(*steps: Step, concurrency: int = 16, hosts: dict[str, Host] | None = None,
+             params=None) -> Workflow:
+    return Workflow(name="t", steps={s.id: s for s in steps}, concurrency=concurrency,
+                    hosts=hosts or {}, params=params or {}, digest="d1")
+
+
+def step(sid: str, run: str | None = "ok", **kw) -> Step:
+    return Step(id=sid, name=sid, run=run, **kw)
+
+
+class Harness:
+    """A run on the scripted executor, with its events collected."""
+
+    def __init__(self, wf: Workflow, **options) -> None:
+        self.world = ScriptedWorld()
+        self.run = Run(wf, RunOptions(**options), executor_for=self.world.factory())
+        self.events: list = []
+        self.run.subscribe(self.events.append)
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run.execute())
+
+    async def finish(self, timeout: float = 5) -> RunState:
+        if self._task is None:
+            self.start()
+        return await asyncio.wait_for(self._task, timeout)
+
+    async def until(self, predicate, timeout: float = 5) -> None:
+        async def poll():
+            while not predicate():
+                await asyncio.sleep(0.002)
+        await asyncio.wait_for(poll(), timeout)
+
+    async def state_of(self, sid: str, state: TaskState, host: str = "local") -> None:
+        await self.until(lambda: self.run.tasks[(sid, host)].state is state)
+
+    def states(self, sid: str, host: str = "local") -> list[TaskState]:
+        return [e.state for e in self.events
+                if isinstance(e, TaskEvent) and e.step == sid and e.host == host]
+
+    def state(self, sid: str, host: str = "local") -> TaskState:
+        return self.run.tasks[(sid, host)].state
+
+    def actions(self) -> list[ActionEvent]:
+        return [e for e in self.events if isinstance(e, ActionEvent)]
+
+
+async def test_linear_run_succeeds_in_dependency_order():
+    h = Harness(workflow(step("c", needs=("b",)), step("a"), step("b", needs=("a",))))
+    assert await h.finish() is RunState.SUCCEEDED
+    assert h.world.order() == ["a", "b", "c"]
+    assert h.states("b") == [S.RUNNING, S.SUCCEEDED]
+    runs = [e for e in h.events if e.type == "run"]
+    assert [e.state for e in runs] == [RunState.RUNNING, RunState.SUCCEEDED]
+
+
+async def test_no_task_starts_before_its_needs_finish():
+    h = Harness(workflow(step("a", run="sleep 0.05"), step("b", run="sleep 0.01"),
+                         step("c", needs=("a", "b"))))
+    await h.finish()
+    a, b, c = (h.world.starts(x)[0] for x in "abc")
+    assert c.start_seq > a.end_seq and c.start_seq > b.end_seq
+
+
+async def test_concurrency_limit_is_never_exceeded():
+    h = Harness(workflow(*(step(f"s{i}", run="sleep 0.02") for i in range(12)), concurrency=3))
+    await h.finish()
+    assert h.world.max_running == 3
+    assert len(h.world.records) == 12
+
+
+async def test_failure_blocks_dependents_and_fails_run():
+    h = Harness(workflow(step("a", run="exit 3"), step("b", needs=("a",)),
+                         step("c", needs=("b",)), step("d")))
+    assert await h.finish() is RunState.FAILED
+    assert h.state("a") is S.FAILED and h.run.tasks[("a", "local")].exit_code == 3
+    assert h.run.tasks[("a", "local")].reason == "exit 3"
+    assert h.state("b") is S.BLOCKED and h.run.tasks[("b", "local")].reason == "needs a (failed)"
+    assert h.state("c") is S.BLOCKED and h.state("d") is S.SUCCEEDED
+    assert h.world.order() == ["a", "d"] or h.world.order() == ["d", "a"]
+
+
+async def test_continue_on_error_counts_as_done():
+    h = Harness(workflow(step("a", run="exit 1", continue_on_error=True), step("b", needs=("a",))))
+    assert await h.finish() is RunState.SUCCEEDED
+    assert h.state("a") is S.FAILED
+    assert "ignored: continue_on_error" in h.run.tasks[("a", "local")].reason
+    assert h.state("b") is S.SUCCEEDED
+
+
+async def test_automatic_retries_with_backoff():
+    loop = asyncio.get_running_loop()
+    h = Harness(workflow(step("a", run="exit 1", retries=2, retry_delay=0.05, retry_backoff=2.0)))
+    t0 = loop.time()
+    assert await h.finish() is RunState.FAILED
+    elapsed = loop.time() - t0
+    assert h.states("a") == [S.RUNNING, S.RETRYING, S.RUNNING, S.RETRYING, S.RUNNING, S.FAILED]
+    assert h.run.tasks[("a", "local")].attempt == 3
+    assert len(h.run.tasks[("a", "local")].attempts) == 3
+    assert 0.15 <= elapsed < 1.0  # 0.05 + 0.10
+    retrying = [e.reason for e in h.events if isinstance(e, TaskEvent) and e.state is S.RETRYING]
+    assert retrying == ["exit 1; retry 1/2 in 0.05s", "exit 1; retry 2/2 in 0.1s"]
+
+
+async def test_timeout_fails_the_attempt():
+    h = Harness(workflow(step("a", run="sleep 10", timeout=0.05)))
+    assert await h.finish() is RunState.FAILED
+    assert h.run.tasks[("a", "local")].reason == "timed out after 0.05s"
+    assert h.world.terminated == ["a"]
+
+
+async def test_when_false_skips_and_satisfies_dependents():
+    from console.model.workflow import Param
+
+    wf = workflow(step("a", when="params.target == 'prod'"), step("b", needs=("a",)),
+                  params={"target": Param("target", default="staging")})
+    h = Harness(wf, params={"target": "staging"})
+    assert await h.finish() is RunState.SUCCEEDED
+    assert h.state("a") is S.SKIPPED and "is false" in h.run.tasks[("a", "local")].reason
+    assert h.state("b") is S.SUCCEEDED
+
+
+async def test_outputs_flow_into_templates():
+    h = Harness(workflow(step("a", run="echo hello"),
+                         step("b", run="echo {{ steps.a.stdout }}", needs=("a",))))
+    await h.finish()
+    assert h.world.starts("b")[0].script == "echo 'hello\n'"
+    out = h.run.tasks[("a", "local")].outputs
+    assert (out.status, out.exit_code, out.stdout) == ("succeeded", 0, "hello\n")
+
+
+async def test_outputs_survive_retry_and_json_parses():
+    h = Harness(workflow(step("a", run='echo {"n": 3}\nexit 1')))
+    await h.finish()
+    task = h.run.tasks[("a", "local")]
+    assert task.outputs.json == {"n": 3} and task.outputs.status == "failed"
+    h2 = Harness(workflow(step("a", run='echo {"n": 3}')), approval="wait")
+    await h2.finish()
+    assert h2.run.tasks[("a", "local")].outputs.json == {"n": 3}
+
+
+async def test_manual_step_waits_for_done():
+    h = Harness(workflow(step("m", run=None), step("b", needs=("m",))))
+    h.start()
+    await h.state_of("m", S.AWAITING_OPERATOR)
+    with pytest.raises(ActionError, match="cannot approve 'm': it is awaiting_operator"):
+        h.run.approve("m")
+    h.run.done("m")
+    assert await h.finish() is RunState.SUCCEEDED
+    assert h.state("b") is S.SUCCEEDED
+    assert [a.action for a in h.actions()] == ["done"]
+
+
+async def test_gate_waits_then_approve():
+    h = Harness(workflow(step("g", confirm="Drain?"), step("b", needs=("g",))))
+    h.start()
+    await h.state_of("g", S.AWAITING_APPROVAL)
+    assert h.run.tasks[("g", "local")].reason == "Drain?"
+    assert h.world.records == []
+    h.run.approve("g")
+    assert await h.finish() is RunState.SUCCEEDED
+    assert h.states("g") == [S.AWAITING_APPROVAL, S.PENDING, S.RUNNING, S.SUCCEEDED]
+
+
+async def test_deny_fails_the_gate():
+    h = Harness(workflow(step("g", dangerous=True), step("b", needs=("g",))), user="alice")
+    h.start()
+    await h.state_of("g", S.AWAITING_APPROVAL)
+    h.run.deny("g", reason="not now")
+    assert await h.finish() is RunState.FAILED
+    assert h.run.tasks[("g", "local")].reason == "denied by alice: not now"
+    assert h.state("b") is S.BLOCKED
+    action = h.actions()[0]
+    assert (action.action, action.step, action.user, action.reason) == ("deny", "g", "alice",
+                                                                       "not now")
+
+
+@pytest.mark.parametrize("approval", ["auto", "fail"])
+async def test_gates_and_manual_steps_with_yes_and_without_tty(approval):
+    h = Harness(workflow(step("g", confirm="ok?"), step("m", run=None, needs=("g",))),
+                approval=approval)
+    final = await h.finish()
+    if approval == "auto":
+        assert final is RunState.SUCCEEDED
+        assert [(a.action, a.reason) for a in h.actions()] == [("approve", "--yes"),
+                                                               ("done", "--yes")]
+    else:
+        assert final is RunState.FAILED
+        assert h.run.tasks[("g", "local")].reason == APPROVAL_REQUIRED
+        assert h.state("m") is S.BLOCKED
+        assert h.world.records == []
+
+
+async def test_step_mode_requires_approval_for_every_task():
+    h = Harness(workflow(step("a"), step("b", needs=("a",))), step_mode=True)
+    h.start()
+    await h.state_of("a", S.AWAITING_APPROVAL)
+    assert h.run.tasks[("a", "local")].reason == "step mode"
+    h.run.approve("a")
+    await h.state_of("b", S.AWAITING_APPROVAL)
+    h.run.toggle_step_mode()
+    h.run.approve("b")
+    assert await h.finish() is RunState.SUCCEEDED
+    assert [a.action for a in h.actions()] == ["approve", "step_mode", "approve"]
+
+
+async def test_breakpoint_holds_before_start():
+    h = Harness(workflow(step("a", run="hold a"), step("b", needs=("a",))))
+    assert h.run.toggle_breakpoint("b") is True
+    h.start()
+    h.world.release("a")
+    await h.state_of("b", S.AWAITING_APPROVAL)
+    assert h.run.tasks[("b", "local")].reason == "breakpoint"
+    h.run.approve("b")
+    assert await h.finish() is RunState.SUCCEEDED
+    assert h.run.toggle_breakpoint("b") is False  # it was on: toggling turns it off
+    with pytest.raises(ActionError, match="unknown step 'zz'"):
+        h.run.toggle_breakpoint("zz")
+
+
+async def test_pause_stops_new_starts_and_resume_continues():
+    h = Harness(workflow(step("a", run="hold a"), step("b", needs=("a",))))
+    h.start()
+    await h.state_of("a", S.RUNNING)
+    h.run.pause()
+    assert h.run.state is RunState.PAUSED
+    with pytest.raises(ActionError, match="cannot pause: the run is paused"):
+        h.run.pause()
+    h.world.release("a")
+    await h.state_of("a", S.SUCCEEDED)
+    await asyncio.sleep(0.05)
+    assert h.state("b") is S.PENDING and len(h.world.records) == 1
+    h.run.resume()
+    with pytest.raises(ActionError, match="cannot resume: the run is running"):
+        h.run.resume()
+    assert await h.finish() is RunState.SUCCEEDED
+
+
+async def test_retry_unblocks_dependents():
+    h = Harness(workflow(step("a", run="exit 2"), step("b", needs=("a",)),
+                         step("c", needs=("b",))), keep_alive=True)
+    h.start()
+    await h.state_of("c", S.BLOCKED)
+    await h.until(lambda: h.run.state is RunState.FAILED)
+    # make the retry succeed: swap in a passing definition of 'a'
+    h.run.workflow.steps["a"].__dict__["run"] = "ok"
+    h.run.retry("a")
+    await h.state_of("c", S.SUCCEEDED)
+    assert h.states("b") == [S.BLOCKED, S.PENDING, S.RUNNING, S.SUCCEEDED]
+    assert h.run.tasks[("a", "local")].attempt == 2
+    await h.until(lambda: h.run.state is RunState.SUCCEEDED)
+    h.run.close()
+    assert await h.finish() is RunState.SUCCEEDED
+
+
+async def test_skip_failed_satisfies_dependents():
+    h = Harness(workflow(step("a", run="exit 2"), step("b", needs=("a",))), keep_alive=True)
+    h.start()
+    await h.state_of("b", S.BLOCKED)
+    h.run.skip("a", reason="known flaky")
+    await h.state_of("b", S.SUCCEEDED)
+    assert h.run.tasks[("a", "local")].reason.endswith(": known flaky")
+    h.run.close()
+    assert await h.finish() is RunState.SUCCEEDED
+
+
+async def test_retry_downstream_resets_every_descendant():
+    h = Harness(workflow(step("a"), step("b", needs=("a",)), step("c", needs=("b",)),
+                         step("x")), keep_alive=True)
+    h.start()
+    await h.until(lambda: h.run.state is RunState.SUCCEEDED)
+    h.run.retry_downstream("a")
+    await h.until(lambda: h.run.state is RunState.SUCCEEDED and
+                  len(h.world.starts("c")) == 2)
+    assert [len(h.world.starts(s)) for s in "abcx"] == [2, 2, 2, 1]
+    assert h.states("c")[-3:] == [S.PENDING, S.RUNNING, S.SUCCEEDED]
+    with pytest.raises(ActionError, match="cannot retry 'a': it is succeeded"):
+        h.run.retry("a")
+    h.run.close()
+    await h.finish()
+
+
+async def test_retry_downstream_refuses_while_descendant_runs():
+    h = Harness(workflow(step("a"), step("b", run="hold b", needs=("a",))), keep_alive=True)
+    h.start()
+    await h.state_of("b", S.RUNNING)
+    with pytest.raises(ActionError, match="b is running"):
+        h.run.retry_downstream("a")
+    assert h.state("a") is S.SUCCEEDED
+    h.world.release("b")
+    h.run.close()
+    await h.finish()
+
+
+async def test_mark_succeeded_and_mark_failed():
+    h = Harness(workflow(step("a", run="exit 1"), step("b", needs=("a",)), step("m", run=None)),
+                keep_alive=True)
+    h.start()
+    await h.state_of("b", S.BLOCKED)
+    h.run.mark_succeeded("a", reason="fixed by hand")
+    await h.state_of("b", S.SUCCEEDED)
+    await h.state_of("m", S.AWAITING_OPERATOR)
+    h.run.mark_failed("m", reason="disk still full")
+    await h.until(lambda: h.run.state is RunState.FAILED)
+    assert h.run.tasks[("m", "local")].reason.endswith("disk still full")
+    with pytest.raises(ActionError, match="cannot mark succeeded 'b': it is succeeded"):
+        h.run.mark_succeeded("b")
+    h.run.close()
+    assert await h.finish() is RunState.FAILED
+
+
+async def test_cancel_running_task_terminates_it():
+    h = Harness(workflow(step("a", run="sleep 30"), step("b", needs=("a",))))
+    h.start()
+    await h.state_of("a", S.RUNNING)
+    h.run.cancel("a")
+    assert await h.finish() is RunState.FAILED
+    assert h.state("a") is S.CANCELLED and h.world.terminated == ["a"]
+    assert h.run.tasks[("a", "local")].reason == "cancelled by operator"
+    assert h.state("b") is S.BLOCKED
+
+
+async def test_cancel_while_retrying():
+    h = Harness(workflow(step("a", run="exit 1", retries=3, retry_delay=5)))
+    h.start()
+    await h.state_of("a", S.RETRYING)
+    h.run.cancel("a")
+    assert await h.finish(timeout=2) is RunState.FAILED
+    assert h.state("a") is S.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("action", "state_needed"),
+    [("approve", "awaiting_approval"), ("deny", "awaiting_approval"), ("done", "awaiting_operator"),
+     ("retry", "failed"), ("skip", "pending"), ("mark_failed", "succeeded"),
+     ("mark_succeeded", "failed"), ("cancel", "running")],
+)
+async def test_illegal_actions_change_nothing(action, state_needed):
+    h = Harness(workflow(step("a", run="hold a"), step("b", needs=("a",)), step("c")))
+    h.start()
+    await h.state_of("a", S.RUNNING)
+    await h.state_of("c", S.SUCCEEDED)
+    target = {"awaiting_approval": "c", "awaiting_operator": "c", "failed": "c",
+              "pending": "c", "succeeded": "b", "running": "c"}[state_needed]
+    before = [(t.key, t.state, t.reason) for t in h.run.tasks.values()]
+    n_events = len(h.events)
+    with pytest.raises(ActionError, match=f"cannot {action.replace('_', ' ')} '{target}'"):
+        getattr(h.run, action)(target)
+    assert [(t.key, t.state, t.reason) for t in h.run.tasks.values()] == before
+    assert len(h.events) == n_events
+    with pytest.raises(ActionError, match="unknown step 'nope'"):
+        getattr(h.run, action)("nope")
+    with pytest.raises(ActionError, match="has no task on host 'web9'"):
+        getattr(h.run, action)("a", "web9")
+    h.world.release("a")
+    await h.finish()
+
+
+async def test_actions_after_the_run_ended_are_refused():
+    h = Harness(workflow(step("a", run="exit 1")))
+    await h.finish()
+    with pytest.raises(ActionError, match="the run has ended"):
+        h.run.retry("a")
+
+
+async def test_note_is_recorded_and_empty_note_refused():
+    h = Harness(workflow(step("a", run="hold a")), user="bob")
+    h.start()
+    await h.state_of("a", S.RUNNING)
+    h.run.note("  paged the DBA  ", step="a")
+    with pytest.raises(ActionError, match="the note is empty"):
+        h.run.note("   ")
+    h.world.release("a")
+    await h.finish()
+    (note,) = h.actions()
+    assert (note.action, note.step, note.user, note.reason) == ("note", "a", "bob",
+                                                               "paged the DBA")
+
+
+async def test_start_at_skips_upstream_only():
+    h = Harness(workflow(step("a"), step("b", needs=("a",)), step("c", needs=("b",)),
+                         step("side")), start_at="c")
+    assert await h.finish() is RunState.SUCCEEDED
+    assert h.state("a") is S.SKIPPED and h.state("b") is S.SKIPPED
+    assert h.run.tasks[("a", "local")].reason == "before --start-at c"
+    assert sorted(h.world.order()) == ["c", "side"]
+
+
+async def test_start_at_unknown_step_is_an_error():
+    with pytest.raises(ValueError, match="unknown step 'zz'"):
+        Run(workflow(step("a")), RunOptions(start_at="zz"))
+
+
+async def test_dry_run_runs_nothing_and_shows_commands():
+    h = Harness(workflow(step("a", run="echo {{ secrets.tok }}"), step("m", run=None),
+                         step("g", confirm="sure?", needs=("a",))),
+                dry_run=True, secrets={"tok": "hunter2"})
+    assert await h.finish() is RunState.SUCCEEDED
+    assert h.world.records == []
+    logs = {e.step: e.text for e in h.events if isinstance(e, LogEvent)}
+    assert logs["a"] == "would run: echo ***"
+    assert all(t.state is S.SKIPPED and t.reason == "dry run" for t in h.run.tasks.values())
+
+
+async def test_secrets_masked_in_logs_and_reasons():
+    h = Harness(workflow(step("a", run="echo token=hunter2 ok\nerr bad hunter2\nexit 1")),
+                secrets={"tok": "hunter2"})
+    await h.finish()
+    logs = [e.text for e in h.events if isinstance(e, LogEvent)]
+    assert logs == ["token=*** ok", "bad ***"]
+    assert "hunter2" not in repr(h.events)
+    assert h.run.tasks[("a", "local")].outputs.stdout == "token=*** ok\n"
+
+
+async def test_template_error_fails_the_task_with_reason():
+    h = Harness(workflow(step("a", run="echo {{ params.nope }}")))
+    assert await h.finish() is RunState.FAILED
+    assert h.run.tasks[("a", "local")].reason.startswith("template error:")
+    assert h.world.records == []
+
+
+def _fleet(n: int) -> dict[str, Host]:
+    return {f"web{i}": Host(f"web{i}", f"127.0.0.{i + 1}", groups=("web",)) for i in range(n)}
+
+
+async def test_fan_out_serial_and_whole_step_barrier():
+    wf = workflow(step("a", run="sleep 0.01", on=("web",), serial=2),
+                  step("b", on=("web",), needs=("a",), serial="50%"), hosts=_fleet(6))
+    h = Harness(wf)
+    assert await h.finish() is RunState.SUCCEEDED
+    assert h.world.max_by_step == {"a": 2, "b": 3}
+    last_a = max(r.end_seq for r in h.world.starts("a"))
+    assert min(r.start_seq for r in h.world.starts("b")) > last_a
+
+
+async def test_max_fail_stops_launching_hosts():
+    wf = workflow(step("a", run="exit 1", on=("web",), serial=1, max_fail=1),
+                  step("b", needs=("a",)), hosts=_fleet(5))
+    h = Harness(wf)
+    assert await h.finish() is RunState.FAILED
+    states = [h.state("a", f"web{i}") for i in range(5)]
+    assert states == [S.FAILED, S.FAILED, S.BLOCKED, S.BLOCKED, S.BLOCKED]
+    assert h.run.tasks[("a", "web4")].reason == "max_fail reached (2 failed)"
+    assert h.state("b") is S.BLOCKED
+
+
+async def test_failures_within_max_fail_let_dependents_go_on():
+    wf = workflow(step("a", run="exit 1", on=("web1",)), step("z", on=("web0", "web2")),
+                  step("b", needs=("a",)), hosts=_fleet(3))
+    wf.steps["a"].__dict__["max_fail"] = 1
+    h = Harness(wf)
+    assert await h.finish() is RunState.FAILED  # the run still fails
+    assert h.state("b") is S.SUCCEEDED
+
+
+async def test_limit_narrows_hosts():
+    wf = workflow(step("a", on=("all",)), step("l"), hosts=_fleet(4))
+    h = Harness(wf, limit=("web1", "web3"))
+    await h.finish()
+    assert sorted(r.host for r in h.world.starts("a")) == ["web1", "web3"]
+    assert h.world.starts("l")[0].host == "local"
+
+
+async def test_interrupt_cancels_everything():
+    h = Harness(workflow(step("a", run="sleep 30"), step("b", run="sleep 30"),
+                         step("c", needs=("a",))))
+    h.start()
+    await h.state_of("a", S.RUNNING)
+    await h.state_of("b", S.RUNNING)
+    h.run.interrupt()
+    assert await h.finish() is RunState.CANCELLED
+    assert {h.state(s) for s in "abc"} == {S.CANCELLED}
+    assert sorted(h.world.terminated) == ["a", "b"]
+
+
+def test_run_ids_are_unique_and_sortable():
+    ids = [new_run_id(1_700_000_000 + i) for i in range(50)]
+    assert ids == sorted(ids) and len(set(ids)) == 50 and all(len(i) == 13 for i in ids)
+
+
+def test_engine_imports_without_textual():
+    import subprocess
+
+    code = ("import sys, console.model, console.model.loader, console.engine.run, "
+            "console.executors.local; assert 'textual' not in sys.modules, 'textual imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
