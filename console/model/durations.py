@@ -1,0 +1,65 @@
+"""Durations ("1h30m", "250ms") and percentages ("25%") as written in workflow files."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
+
+
+def parse_duration(value: int | float | str) -> float:
+    """Seconds for a number or a duration string such as "90s", "5m", "1h30m", "250ms"."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like '90s' or '5m', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = _parse_duration_text(value)
+    else:
+        raise ValueError(f"expected a duration like '90s' or '5m', got {type(value).__name__}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"duration must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
+def _parse_duration_text(value: str) -> float:
+    text = value.strip().lower().replace(" ", "")
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    total = 0.0
+    pos = 0
+    for match in _PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ValueError(
+            f"invalid duration {value!r}: use a number of seconds or units ms/s/m/h/d, "
+            "e.g. '90s', '5m', '1h30m', '250ms'"
+        )
+    return total
+
+
+def parse_percent(value: str) -> float:
+    """The number in a percentage string like "25%" (0 < p <= 100)."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text.endswith("%") or not _NUMBER.fullmatch(text[:-1].strip()):
+        raise ValueError(f"invalid percentage {value!r}: expected a string like '25%'")
+    percent = float(text[:-1])
+    if not 0 < percent <= 100:
+        raise ValueError(f"percentage {value!r} out of range: must be above 0% and at most 100%")
+    return percent
+
+
+def format_duration(seconds: float) -> str:
+    """Short human form: "0.4s", "12.5s", "3m05s", "1h02m"."""
+    if seconds < 60:
+        return f"{max(seconds, 0.0):.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"

@@ -1,0 +1,797 @@
+"""Load and validate workflow files: TOML text -> :class:`Workflow`, every problem located.
+
+Validation never stops at the first problem: everything that can be checked is checked,
+and all problems are raised together in one :class:`WorkflowError`, each with the file,
+line and (where known) column of the key at fault.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+from jinja2.defaults import DEFAULT_NAMESPACE
+
+from console.model.durations import parse_duration, parse_percent
+from console.model.locate import KeyPath, Locator
+from console.model.templating import TemplateError, analyze
+from console.model.workflow import (
+    ALL,
+    LOCAL,
+    Host,
+    Param,
+    Rollout,
+    Secret,
+    SSHOptions,
+    Step,
+    Workflow,
+)
+
+__all__ = ["Problem", "Reader", "WorkflowError", "load_text", "load_workflow"]
+
+
+# --- problems ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located validation problem; ``str()`` is ``FILE:LINE:COL: message``."""
+
+    file: str
+    line: int | None
+    col: int | None
+    message: str
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return f"{self.file}: {self.message}"
+        if self.col is None:
+            return f"{self.file}:{self.line}: {self.message}"
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class WorkflowError(Exception):
+    """A workflow (or its inventory) could not be loaded; ``problems`` lists why."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(map(str, self.problems)))
+
+
+# --- typed, located access to parsed TOML -------------------------------------------
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_KIND_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "table": "a table",
+    "array": "an array",
+}
+
+
+def type_name(value: Any) -> str:
+    """TOML's name for the type of a parsed value."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, datetime.date | datetime.time):
+        return "datetime"
+    return type(value).__name__
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if isinstance(value, bool):
+        return kind == "boolean"
+    return isinstance(
+        value,
+        {
+            "string": str,
+            "integer": int,
+            "number": int | float,
+            "boolean": bool,
+            "table": dict,
+            "array": list,
+        }[kind],
+    )
+
+
+def dotted(path: KeyPath) -> str:
+    """``("steps", "my step", "env")`` -> ``steps."my step".env`` (array indexes dropped)."""
+    parts = [p if _BARE_KEY.fullmatch(p) else json.dumps(p) for p in path if isinstance(p, str)]
+    return ".".join(parts)
+
+
+def suggest(word: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+    candidates = list(candidates)
+    match = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    if not match and len(word) >= 3:
+        match = [c for c in candidates if c.startswith(word)][:1]
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+class Reader:
+    """Reads values out of one parsed TOML file, recording located problems as it goes.
+
+    Getters return ``default`` when the key is missing, and also (after recording a
+    problem) when the value is invalid, so loading can carry on and find more problems.
+    """
+
+    def __init__(self, file: str, text: str, problems: list[Problem]) -> None:
+        self.file = file
+        self.locator = Locator(text)
+        self.problems = problems
+
+    def report(self, path: KeyPath, message: str, *, line: int | None = None,
+               col: int | None = None) -> None:
+        """Record ``message`` at the key ``path`` (or at an explicit line/col)."""
+        if line is None:
+            line, col = self.locator.find(path)
+        self.problems.append(Problem(self.file, line, col, message))
+
+    def error(self, path: KeyPath, message: str) -> None:
+        """Record ``path: message`` at the key ``path``."""
+        self.report(path, f"{dotted(path)}: {message}" if dotted(path) else message)
+
+    def table(self, value: Any, path: KeyPath,
+              allowed: Iterable[str] | None = None) -> dict[str, Any] | None:
+        """``value`` if it is a table, reporting keys not in ``allowed``; else None."""
+        if not isinstance(value, dict):
+            self.error(path, f"expected a table, got {type_name(value)}")
+            return None
+        if allowed is not None:
+            allowed = tuple(allowed)
+            for key in value:
+                if key not in allowed:
+                    self.unknown_key(path, key, allowed, is_table=isinstance(value[key], dict))
+        return value
+
+    def unknown_key(self, path: KeyPath, key: str, allowed: Iterable[str],
+                    *, is_table: bool = False) -> None:
+        hint = suggest(key, allowed)
+        if not path:
+            what = f"table [{dotted((key,))}]" if is_table else f"key '{key}'"
+            self.report((key,), f"unknown {what}{hint}")
+        else:
+            self.report((*path, key), f"{dotted(path)}: unknown key '{key}'{hint}")
+
+    def get(self, table: Mapping[str, Any], path: KeyPath, key: str, kind: str,
+            default: Any = None) -> Any:
+        if key not in table:
+            return default
+        value = table[key]
+        if not _is_kind(value, kind):
+            self.error((*path, key), f"expected {_KIND_NAMES[kind]}, got {type_name(value)}")
+            return default
+        return float(value) if kind == "number" else value
+
+    def string(self, table: Mapping[str, Any], path: KeyPath, key: str,
+               default: str | None = None, *, non_empty: bool = False) -> str | None:
+        value = self.get(table, path, key, "string", default)
+        if non_empty and key in table and isinstance(value, str) and not value.strip():
+            self.error((*path, key), "must not be empty")
+            return default
+        return value
+
+    def integer(self, table: Mapping[str, Any], path: KeyPath, key: str,
+                default: int | None = None, *, minimum: int | None = None,
+                maximum: int | None = None) -> int | None:
+        value = self.get(table, path, key, "integer", default)
+        if key not in table or not _is_kind(value, "integer"):
+            return value
+        if minimum is not None and value < minimum:
+            self.error((*path, key), f"must be at least {minimum}, got {value}")
+            return default
+        if maximum is not None and value > maximum:
+            self.error((*path, key), f"must be at most {maximum}, got {value}")
+            return default
+        return value
+
+    def boolean(self, table: Mapping[str, Any], path: KeyPath, key: str,
+                default: bool = False) -> bool:
+        return self.get(table, path, key, "boolean", default)
+
+    def duration(self, table: Mapping[str, Any], path: KeyPath, key: str,
+                 default: float | None = None, *, positive: bool = False) -> float | None:
+        if key not in table:
+            return default
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            self.error((*path, key),
+                       f"expected a duration (seconds or a string like '90s'), "
+                       f"got {type_name(value)}")
+            return default
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.error((*path, key), str(exc))
+            return default
+        if positive and seconds <= 0:
+            self.error((*path, key), "must be more than 0 seconds")
+            return default
+        return seconds
+
+    def strings(self, table: Mapping[str, Any], path: KeyPath, key: str, *,
+                single: bool = False) -> list[tuple[str, KeyPath]] | None:
+        """A list of strings (or one string when ``single``), each with its own path."""
+        if key not in table:
+            return None
+        value = table[key]
+        here = (*path, key)
+        if single and isinstance(value, str):
+            return [(value, here)]
+        if not isinstance(value, list):
+            expected = "a string or an array of strings" if single else "an array of strings"
+            self.error(here, f"expected {expected}, got {type_name(value)}")
+            return None
+        out: list[tuple[str, KeyPath]] = []
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                out.append((item, (*here, index)))
+            else:
+                self.report((*here, index),
+                            f"{dotted(here)}: expected strings, got {type_name(item)} "
+                            f"({json.dumps(item, default=str)})")
+        return out
+
+    def batch_size(self, value: Any, path: KeyPath) -> int | str | None:
+        """A host count (int >= 1) or a percentage string like "25%"."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value >= 1:
+                return value
+            self.error(path, f"must be at least 1, got {value}")
+            return None
+        if isinstance(value, str):
+            try:
+                return f"{parse_percent(value):g}%"
+            except ValueError as exc:
+                self.error(path, str(exc))
+                return None
+        self.error(path, f"expected an integer or a percentage like '25%', got {type_name(value)}")
+        return None
+
+
+def read_text(path: Path) -> tuple[str | None, str | None]:
+    """(text, None) or (None, one-line reason the file cannot be read)."""
+    try:
+        return path.read_text(encoding="utf-8"), None
+    except FileNotFoundError:
+        return None, "no such file"
+    except IsADirectoryError:
+        return None, "is a directory, not a file"
+    except UnicodeDecodeError:
+        return None, "not a UTF-8 text file"
+    except OSError as exc:
+        return None, f"cannot read file: {exc.strerror or exc}"
+
+
+def parse_toml(text: str, file: str, problems: list[Problem]) -> dict[str, Any] | None:
+    """Parsed TOML, or None after recording the syntax error with its position."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        line = col = None
+        match = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", message)
+        if match:
+            line, col = int(match.group(1)), int(match.group(2))
+            message = message[: match.start()]
+        elif message.endswith("(at end of document)"):
+            message = message.removesuffix("(at end of document)").rstrip()
+            line = text.count("\n") + 1
+        message = message[:1].lower() + message[1:]
+        problems.append(Problem(file, line, col, f"invalid TOML: {message}"))
+        return None
+
+
+# --- loading -------------------------------------------------------------------------
+
+
+def load_workflow(path: Path | str) -> Workflow:
+    """Load and validate a workflow file; raises :class:`WorkflowError` listing every problem."""
+    text, reason = read_text(Path(path))
+    if text is None:
+        raise WorkflowError([Problem(str(path), None, None, reason or "cannot read file")])
+    return load_text(text, path)
+
+
+def load_text(text: str, path: Path | str = "<string>") -> Workflow:
+    """Load and validate workflow TOML ``text``; ``path`` names it in problems and resolves
+    a relative inventory (``"<string>"``: relative to the current directory)."""
+    file = str(path)
+    problems: list[Problem] = []
+    data = parse_toml(text, file, problems)
+    if data is None:
+        raise WorkflowError(problems)
+    real_path = None if file == "<string>" else Path(path)
+    workflow = _Builder(Reader(file, text, problems), real_path).build(data, text)
+    if problems:
+        problems.sort(key=lambda p: (p.file != file, p.file, p.line or 0, p.col or 0))
+        raise WorkflowError(problems)
+    assert workflow is not None
+    return workflow
+
+
+TOP_KEYS = ("workflow", "params", "secrets", "ssh", "hosts", "steps", "rollouts")
+WORKFLOW_KEYS = ("name", "description", "concurrency", "inventory")
+PARAM_KEYS = ("type", "choices", "default", "required", "description")
+PARAM_TYPES = ("string", "int", "float", "bool", "choice")
+SECRET_KEYS = ("env", "file", "command")
+STEP_KEYS = (
+    "name", "description", "run", "on", "needs", "when", "timeout", "retries",
+    "retry_delay", "retry_backoff", "confirm", "dangerous", "continue_on_error",
+    "serial", "max_fail", "env", "cwd", "shell",
+)
+ROLLOUT_KEYS = ("steps", "serial", "max_fail", "pause_between")
+CONTEXT_NAMES = ("params", "secrets", "host", "steps", "run", "workflow")
+_TEMPLATE_NAMES = frozenset(
+    {*CONTEXT_NAMES, *DEFAULT_NAMESPACE, "loop", "true", "false", "none", "True", "False",
+     "None"}
+)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _infer_type(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    return None
+
+
+@dataclass
+class _Template:
+    """A templated value of a step, checked once every step is known."""
+
+    path: KeyPath
+    source: str
+    expression: bool = False
+
+
+class _Builder:
+    def __init__(self, reader: Reader, path: Path | None) -> None:
+        self.r = reader
+        self.path = path
+        self.params: dict[str, Param] = {}
+        self.secrets: dict[str, Secret] = {}
+        self.hosts: dict[str, Host] = {}
+        self.steps: dict[str, Step] = {}
+        self.templates: dict[str, list[_Template]] = {}
+        self.located: dict[str, tuple[list[tuple[str, KeyPath]], list[tuple[str, KeyPath]]]] = {}
+        """Step id -> (needs, on), each entry with its own key path for problems."""
+
+    def build(self, data: dict[str, Any], text: str) -> Workflow | None:
+        r = self.r
+        r.table(data, (), TOP_KEYS)
+        meta = self.workflow_table(data)
+        self.params = self.section(data, "params", self.param)
+        self.secrets = self.section(data, "secrets", self.secret)
+        ssh, self.hosts = self.hosts_and_ssh(data, meta.get("inventory"))
+        self.steps = self.section(data, "steps", self.step)
+        self.check_steps()
+        rollouts = self.rollouts(data)
+        if r.problems:
+            return None
+        return Workflow(
+            name=meta["name"],
+            path=self.path,
+            description=meta["description"],
+            concurrency=meta["concurrency"],
+            inventory=meta.get("inventory"),
+            params=self.params,
+            secrets=self.secrets,
+            ssh=ssh,
+            hosts=self.hosts,
+            steps=self.steps,
+            rollouts=rollouts,
+            source=text,
+            digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        )
+
+    def section(self, data: dict[str, Any], key: str, parse: Any) -> dict[str, Any]:
+        """Parse every entry of a top-level table of named things."""
+        out: dict[str, Any] = {}
+        if key not in data:
+            return out
+        table = self.r.table(data[key], (key,))
+        for name, value in (table or {}).items():
+            item = parse(name, value)
+            if item is not None:
+                out[name] = item
+        return out
+
+    # -- [workflow] ---------------------------------------------------------------
+    def workflow_table(self, data: dict[str, Any]) -> dict[str, Any]:
+        r = self.r
+        meta: dict[str, Any] = {"name": "", "description": "", "concurrency": 16}
+        if "workflow" not in data:
+            r.report((), 'missing [workflow] table (it needs at least name = "...")',
+                     line=None, col=None)
+            return meta
+        path = ("workflow",)
+        table = r.table(data["workflow"], path, WORKFLOW_KEYS)
+        if table is None:
+            return meta
+        if "name" not in table:
+            r.report(path, "workflow.name is required")
+        meta["name"] = r.string(table, path, "name", "", non_empty=True)
+        meta["description"] = r.string(table, path, "description", "")
+        meta["concurrency"] = r.integer(table, path, "concurrency", 16, minimum=1)
+        meta["inventory"] = r.string(table, path, "inventory", None, non_empty=True)
+        return meta
+
+    # -- [params] / [secrets] -----------------------------------------------------
+    def param(self, name: str, value: Any) -> Param | None:
+        r = self.r
+        path = ("params", name)
+        if not isinstance(value, dict):
+            inferred = _infer_type(value)
+            if inferred is None:
+                r.error(path, "expected a string, integer, float, boolean or table, "
+                              f"got {type_name(value)}")
+                return None
+            return Param(name=name, type=inferred, default=value)  # type: ignore[arg-type]
+        table = r.table(value, path, PARAM_KEYS)
+        assert table is not None
+        ptype = r.string(table, path, "type")
+        if ptype is not None and ptype not in PARAM_TYPES:
+            r.error((*path, "type"), f"unknown type '{ptype}'{suggest(ptype, PARAM_TYPES)}; "
+                                     f"expected one of {', '.join(PARAM_TYPES)}")
+            return None
+        choices: list[Any] = []
+        for index, choice in enumerate(r.get(table, path, "choices", "array", [])):
+            if _infer_type(choice) is None:
+                r.report((*path, "choices", index),
+                         f"{dotted(path)}.choices: expected strings or numbers, "
+                         f"got {type_name(choice)}")
+            else:
+                choices.append(choice)
+        if ptype is None:
+            ptype = "choice" if "choices" in table else _infer_type(table.get("default"))
+            ptype = ptype or "string"
+        if ptype == "choice" and not choices and "choices" not in table:
+            r.error(path, 'type = "choice" needs a choices list')
+        elif ptype == "choice" and not choices:
+            r.error((*path, "choices"), "must list at least one choice")
+        elif ptype != "choice" and "choices" in table:
+            r.error((*path, "choices"), f'choices needs type = "choice", not "{ptype}"')
+        default = table.get("default")
+        if default is not None:
+            default = self.param_default(path, ptype, default, choices)
+        return Param(
+            name=name,
+            type=ptype,  # type: ignore[arg-type]
+            default=default,
+            required=r.boolean(table, path, "required"),
+            choices=tuple(choices),
+            description=r.string(table, path, "description", "") or "",
+        )
+
+    def param_default(self, path: KeyPath, ptype: str, default: Any, choices: list[Any]) -> Any:
+        where = (*path, "default")
+        if ptype == "choice":
+            if choices and default not in choices:
+                listed = ", ".join(json.dumps(c) for c in choices)
+                self.r.error(where, f"{json.dumps(default, default=str)} is not one of the "
+                                    f"choices ({listed})")
+                return None
+            return default
+        if ptype == "float" and _is_kind(default, "number"):
+            return float(default)
+        kind = {"string": "string", "int": "integer", "bool": "boolean"}.get(ptype, "number")
+        if not _is_kind(default, kind):
+            self.r.error(where, f"expected {_KIND_NAMES[kind]}, got {type_name(default)}")
+            return None
+        return default
+
+    def secret(self, name: str, value: Any) -> Secret | None:
+        r = self.r
+        path = ("secrets", name)
+        table = r.table(value, path, SECRET_KEYS)
+        if table is None:
+            return None
+        given = [key for key in SECRET_KEYS if key in table]
+        if len(given) != 1:
+            r.error(path, "needs exactly one of env, file or command")
+            return None
+        source = given[0]
+        text = r.string(table, path, source, non_empty=True)
+        if not text:
+            return None
+        return Secret(name=name, source=source, value=text)  # type: ignore[arg-type]
+
+    # -- [ssh] / [hosts] / inventory ----------------------------------------------
+    def hosts_and_ssh(self, data: dict[str, Any],
+                      inventory: str | None) -> tuple[SSHOptions, dict[str, Host]]:
+        from console.model import inventory as inv
+
+        r = self.r
+        ssh_fields = inv.parse_ssh(r, data["ssh"]) if "ssh" in data else {}
+        own = inv.parse_hosts(r, data["hosts"]) if "hosts" in data else {}
+        readers = dict.fromkeys(own, r)
+        base = SSHOptions()
+        hosts: dict[str, Host] = {}
+        if inventory:
+            where = ("workflow", "inventory")
+            if inventory.startswith("ansible:"):
+                r.error(where, "ansible inventories are not supported yet")
+            else:
+                folder = self.path.parent if self.path else Path.cwd()
+                found = inv.read_inventory(folder / Path(inventory).expanduser(), r.problems)
+                if isinstance(found, str):
+                    r.error(where, f"cannot read inventory '{inventory}': {found}")
+                else:
+                    inv_ssh, hosts, inv_reader = found
+                    base = SSHOptions(**inv_ssh)
+                    readers.update(dict.fromkeys(hosts, inv_reader))
+                    for name in own:
+                        if name in hosts:
+                            r.error(("hosts", name),
+                                    f"host '{name}' is also defined in {inv_reader.file}")
+                            readers[name] = r
+        hosts.update(own)
+        inv.check_hosts(hosts, readers)
+        return SSHOptions(**{**base.__dict__, **ssh_fields}), hosts
+
+    # -- [steps] ------------------------------------------------------------------
+    def step(self, step_id: str, value: Any) -> Step | None:
+        r = self.r
+        path = ("steps", step_id)
+        table = r.table(value, path, STEP_KEYS)
+        if table is None:
+            return None
+        templates = self.templates.setdefault(step_id, [])
+
+        def templated(key: str, *, expression: bool = False) -> str | None:
+            text = r.string(table, path, key)
+            if text is not None:
+                templates.append(_Template((*path, key), text, expression))
+            return text
+
+        on = r.strings(table, path, "on", single=True)
+        if on == []:
+            r.error((*path, "on"), "must name at least one host, group, 'all' or 'local'")
+        needs = r.strings(table, path, "needs", single=True) or []
+        self.located[step_id] = (needs, on or [])
+        confirm = table.get("confirm")
+        if isinstance(confirm, bool):
+            confirm = f"Run step '{step_id}'?" if confirm else None
+        elif isinstance(confirm, str):
+            confirm = templated("confirm") if confirm.strip() else None
+            if confirm is None:
+                r.error((*path, "confirm"), "prompt text is empty (use true for the default)")
+        elif confirm is not None:
+            r.error((*path, "confirm"), f"expected true, false or prompt text, "
+                                        f"got {type_name(confirm)}")
+            confirm = None
+        serial = table.get("serial")
+        if serial is not None:
+            serial = r.batch_size(serial, (*path, "serial"))
+        backoff = r.get(table, path, "retry_backoff", "number", 1.0)
+        if backoff < 1:
+            r.error((*path, "retry_backoff"), f"must be at least 1.0, got {backoff:g}")
+        shell = r.string(table, path, "shell", "/bin/sh", non_empty=True) or "/bin/sh"
+        return Step(
+            id=step_id,
+            name=r.string(table, path, "name", step_id, non_empty=True) or step_id,
+            description=r.string(table, path, "description", "") or "",
+            run=templated("run"),
+            on=tuple(dict.fromkeys(t for t, _ in on)) if on else (LOCAL,),
+            needs=tuple(dict.fromkeys(n for n, _ in needs)),
+            when=templated("when", expression=True),
+            timeout=r.duration(table, path, "timeout", positive=True),
+            retries=r.integer(table, path, "retries", 0, minimum=0) or 0,
+            retry_delay=r.duration(table, path, "retry_delay", 0.0) or 0.0,
+            retry_backoff=max(backoff, 1.0),
+            confirm=confirm,
+            dangerous=r.boolean(table, path, "dangerous"),
+            continue_on_error=r.boolean(table, path, "continue_on_error"),
+            serial=serial,
+            max_fail=r.integer(table, path, "max_fail", None, minimum=0),
+            env=self.step_env(table, path, templates),
+            cwd=templated("cwd"),
+            shell=shell,
+        )
+
+    def step_env(self, table: dict[str, Any], path: KeyPath,
+                 templates: list[_Template]) -> dict[str, str]:
+        raw = self.r.get(table, path, "env", "table", {})
+        env: dict[str, str] = {}
+        for key, value in raw.items():
+            where = (*path, "env", key)
+            if not _ENV_NAME.fullmatch(key):
+                self.r.report(where, f"{dotted(path)}.env: invalid variable name {key!r}")
+                continue
+            if isinstance(value, bool):
+                env[key] = "true" if value else "false"
+            elif isinstance(value, int | float):
+                env[key] = str(value)
+            elif isinstance(value, str):
+                env[key] = value
+                templates.append(_Template(where, value))
+            else:
+                self.r.report(where, f"{dotted(path)}.env.{key}: expected a string, number or "
+                                     f"boolean, got {type_name(value)}")
+        return env
+
+    def check_steps(self) -> None:
+        """Cross-step checks: needs, targets, cycles, template references."""
+        r = self.r
+        groups = {g for host in self.hosts.values() for g in host.groups}
+        targets = {LOCAL, ALL, *self.hosts, *groups}
+        for step_id in self.steps:
+            path = ("steps", step_id)
+            needs, on = self.located[step_id]
+            for need, where in needs:
+                if need not in self.steps:
+                    r.report(where, f"{dotted(path)}.needs: unknown step '{need}'"
+                                    f"{suggest(need, self.steps)}")
+            for target, where in on:
+                if target not in targets:
+                    r.report(where, f"{dotted(path)}.on: unknown host or group '{target}'"
+                                    f"{suggest(target, targets)}")
+                elif target == ALL and not self.hosts:
+                    r.report(where, f"{dotted(path)}.on: 'all' matches no hosts "
+                                    "(no [hosts] defined)")
+        self.check_cycles()
+        for step_id in self.steps:
+            upstream = self._upstream(step_id)
+            for template in self.templates.get(step_id, []):
+                self.check_template(step_id, template, upstream)
+
+    def check_cycles(self) -> None:
+        graph = {sid: [n for n in s.needs if n in self.steps] for sid, s in self.steps.items()}
+        try:
+            TopologicalSorter(graph).prepare()
+        except CycleError as exc:
+            cycle = list(reversed(exc.args[1]))[:-1]  # "a -> b": a needs b
+            order = list(self.steps)
+            first = min(range(len(cycle)), key=lambda i: order.index(cycle[i]))
+            cycle = cycle[first:] + cycle[:first]
+            self.r.report(("steps", cycle[0], "needs"),
+                          f"dependency cycle: {' -> '.join([*cycle, cycle[0]])}")
+
+    def _upstream(self, step_id: str) -> set[str]:
+        seen: set[str] = set()
+        stack = list(self.steps[step_id].needs)
+        while stack:
+            current = stack.pop()
+            if current in seen or current not in self.steps:
+                continue
+            seen.add(current)
+            stack.extend(self.steps[current].needs)
+        return seen
+
+    def check_template(self, step_id: str, template: _Template, upstream: set[str]) -> None:
+        r = self.r
+        label = dotted(template.path)
+        try:
+            refs = analyze(template.source, expression=template.expression)
+        except TemplateError as exc:
+            line, col = self._template_position(template, exc.line)
+            message = exc.message.rstrip(".")
+            r.report(template.path, f"{label}: template error: {message}", line=line,
+                     col=col)
+            return
+
+        def at(word: str, message: str) -> None:
+            line, col = self._template_position(template, _line_of(template.source, word))
+            r.report(template.path, f"{label}: {message}", line=line, col=col)
+
+        for name in sorted(refs.names - _TEMPLATE_NAMES):
+            if name in self.params:
+                hint = f" (did you mean 'params.{name}'?)"
+            elif name in self.secrets:
+                hint = f" (did you mean 'secrets.{name}'?)"
+            else:
+                hint = suggest(name, CONTEXT_NAMES)
+            at(name, f"unknown name '{name}'{hint}")
+        for name in sorted(refs.params - set(self.params)):
+            at(name, f"unknown param '{name}'{suggest(name, self.params)}")
+        for name in sorted(refs.secrets - set(self.secrets)):
+            at(name, f"unknown secret '{name}'{suggest(name, self.secrets)}")
+        for name in sorted(refs.steps):
+            if name not in self.steps:
+                at(name, f"unknown step '{name}'{suggest(name, self.steps)}")
+            elif name == step_id:
+                at(name, f"steps.{name} is read by step '{step_id}' itself; a step can only "
+                         "read the outputs of steps it needs")
+            elif name not in upstream:
+                at(name, f"steps.{name} is read but '{name}' is not upstream of "
+                         f"'{step_id}' (add it to needs)")
+
+    def _template_position(self, template: _Template,
+                           line_in_template: int | None) -> tuple[int | None, int | None]:
+        """File position of a line of a template value: the key's own position when that
+        line sits on the key's line, else the line with no column."""
+        key_line, key_col = self.r.locator.find(template.path)
+        start = self.r.locator.value_line(template.path)
+        if start is None or not line_in_template:
+            return key_line, key_col
+        line = start + line_in_template - 1
+        return (key_line, key_col) if line == key_line else (line, None)
+
+    # -- [rollouts] ---------------------------------------------------------------
+    def rollouts(self, data: dict[str, Any]) -> dict[str, Rollout]:
+        owner: dict[str, str] = {}
+        out: dict[str, Rollout] = {}
+        if "rollouts" not in data:
+            return out
+        for name, value in (self.r.table(data["rollouts"], ("rollouts",)) or {}).items():
+            rollout = self.rollout(name, value, owner)
+            if rollout is not None:
+                out[name] = rollout
+        return out
+
+    def rollout(self, name: str, value: Any, owner: dict[str, str]) -> Rollout | None:
+        r = self.r
+        path = ("rollouts", name)
+        table = r.table(value, path, ROLLOUT_KEYS)
+        if table is None:
+            return None
+        steps: list[str] = []
+        listed = r.strings(table, path, "steps")
+        if listed is None and "steps" not in table:
+            r.error(path, "steps is required (the step ids this rollout spans)")
+        elif listed == [] and isinstance(table.get("steps"), list) and not table["steps"]:
+            r.error((*path, "steps"), "must list at least one step")
+        for step_id, where in listed or []:
+            if step_id not in self.steps:
+                r.report(where, f"{dotted(path)}.steps: unknown step '{step_id}'"
+                                f"{suggest(step_id, self.steps)}")
+            elif step_id in owner and owner[step_id] != name:
+                r.report(where, f"{dotted(path)}.steps: step '{step_id}' is already in rollout "
+                                f"'{owner[step_id]}'")
+            elif step_id not in steps:
+                owner[step_id] = name
+                steps.append(step_id)
+        serial: list[int | str] = []
+        raw_serial = table.get("serial", ["100%"])
+        items = raw_serial if isinstance(raw_serial, list) else [raw_serial]
+        if isinstance(raw_serial, list) and not raw_serial:
+            r.error((*path, "serial"), "must list at least one batch size")
+        for index, item in enumerate(items):
+            where = (*path, "serial", index) if isinstance(raw_serial, list) else (*path, "serial")
+            size = r.batch_size(item, where)
+            if size is not None:
+                serial.append(size)
+        return Rollout(
+            name=name,
+            steps=tuple(steps),
+            serial=tuple(serial) or ("100%",),
+            max_fail=r.integer(table, path, "max_fail", 0, minimum=0) or 0,
+            pause_between=r.boolean(table, path, "pause_between"),
+        )
+
+
+def _line_of(source: str, word: str) -> int | None:
+    """1-based line of the first whole-word occurrence of ``word`` in ``source``."""
+    pattern = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(word)}(?![A-Za-z0-9_])")
+    for number, text in enumerate(source.splitlines(), start=1):
+        if pattern.search(text):
+            return number
+    return None
