@@ -502,3 +502,87 @@ def test_engine_imports_without_textual():
     code = ("import sys, console.model, console.model.loader, console.engine.run, "
             "console.executors.local; assert 'textual' not in sys.modules, 'textual imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _rollout_workflow(n: int, serial, *, max_fail: int = 0, pause_between: bool = False,
+                      deploy: str = "sleep 0.005") -> Workflow:
+    from console.model.workflow import Rollout
+
+    wf = workflow(step("drain", run="sleep 0.005", on=("web",)),
+                  step("deploy", run=deploy, on=("web",), needs=("drain",)),
+                  step("report", needs=("deploy",)), hosts=_fleet(n))
+    rollouts = {"web": Rollout("web", ("drain", "deploy"), tuple(serial), max_fail,
+                               pause_between)}
+    return Workflow(name=wf.name, steps=wf.steps, hosts=wf.hosts, rollouts=rollouts,
+                    concurrency=16, digest="d1")
+
+
+async def test_rollout_canary_finishes_before_any_other_host_starts():
+    h = Harness(_rollout_workflow(6, [1, "100%"]))
+    assert await h.finish() is RunState.SUCCEEDED
+    canary_end = max(r.end_seq for r in h.world.records if r.host == "web0")
+    others = [r.start_seq for r in h.world.records if r.host not in ("web0", "local")]
+    assert len(others) == 10 and min(others) > canary_end
+    # whole-step need outside the rollout: report waits for every host
+    report = h.world.starts("report")[0]
+    assert report.start_seq > max(r.end_seq for r in h.world.starts("deploy"))
+
+
+async def test_rollout_needs_are_per_host_inside_a_batch():
+    wf = _rollout_workflow(2, ["100%"], deploy="sleep 0.001")
+    wf.steps["drain"].__dict__["run"] = "{% if host.name == 'web1' %}hold web1{% endif %}"
+    h = Harness(wf)
+    h.start()
+    await h.state_of("deploy", S.SUCCEEDED, "web0")  # web0 deploys while web1 still drains
+    assert h.state("drain", "web1") is S.RUNNING
+    h.world.release("web1")
+    assert await h.finish() is RunState.SUCCEEDED
+
+
+async def test_rollout_pause_between_batches_needs_approval():
+    h = Harness(_rollout_workflow(3, [1, 2], pause_between=True))
+    h.start()
+    await h.state_of("drain", S.AWAITING_APPROVAL, "web1")
+    assert h.state("drain", "web2") is S.AWAITING_APPROVAL
+    assert h.run.tasks[("drain", "web1")].reason == "rollout web: start batch 2/2 (web1, web2)?"
+    assert {r.host for r in h.world.records} == {"web0"}
+    h.run.approve("drain")
+    assert await h.finish() is RunState.SUCCEEDED
+
+
+async def test_rollout_max_fail_blocks_later_batches_until_retried():
+    wf = _rollout_workflow(4, [1, "100%"],
+                           deploy="{% if host.name == 'web0' %}exit 1{% endif %}")
+    h = Harness(wf, keep_alive=True)
+    h.start()
+    await h.until(lambda: h.run.state is RunState.FAILED)
+    assert h.state("deploy", "web0") is S.FAILED
+    for i in (1, 2, 3):
+        assert h.state("drain", f"web{i}") is S.BLOCKED
+        assert "max_fail reached (rollout web" in h.run.tasks[("drain", f"web{i}")].reason
+    assert h.state("report") is S.BLOCKED
+    h.run.workflow.steps["deploy"].__dict__["run"] = "ok"
+    h.run.retry("deploy", "web0")
+    await h.until(lambda: h.run.state is RunState.SUCCEEDED)
+    assert all(t.state is S.SUCCEEDED for t in h.run.tasks.values())
+    h.run.close()
+    await h.finish()
+
+
+async def test_rollout_failures_within_max_fail_continue():
+    wf = _rollout_workflow(4, [1, "100%"], max_fail=1,
+                           deploy="{% if host.name == 'web2' %}exit 1{% endif %}")
+    h = Harness(wf)
+    assert await h.finish() is RunState.FAILED  # a failure still fails the run
+    assert h.state("deploy", "web3") is S.SUCCEEDED
+    assert h.state("report") is S.SUCCEEDED
+
+
+def test_split_batches():
+    from console.engine.rollout import split_batches
+
+    hosts = [f"h{i}" for i in range(8)]
+    assert [len(b) for b in split_batches([1, "50%", "100%"], hosts)] == [1, 4, 3]
+    assert [len(b) for b in split_batches([2], hosts)] == [2, 2, 2, 2]
+    assert [len(b) for b in split_batches(["30%"], hosts)] == [2, 2, 2, 2]
+    assert split_batches([1, "100%"], []) == []

@@ -32,6 +32,7 @@ from console.engine.events import (
     TaskState,
 )
 from console.engine.outputs import Outputs, StepsView, TailBuffer
+from console.engine.rollout import RolloutPlan
 from console.engine.task import Attempt, Task
 from console.executors.base import CommandRequest, Executor, ExitStatus, Stream
 from console.model import templating
@@ -129,6 +130,12 @@ class Run:
             self._by_step[sid] = [Task(sid, h) for h in hosts]
             for task in self._by_step[sid]:
                 self.tasks[task.key] = task
+        hosts_of = {sid: [t.host for t in tasks] for sid, tasks in self._by_step.items()}
+        self._rollout_of: dict[str, RolloutPlan] = {}
+        for rollout in workflow.rollouts.values():
+            plan = RolloutPlan.build(workflow, rollout, hosts_of)
+            for sid in rollout.steps:
+                self._rollout_of[sid] = plan
         self._status: dict[str, str] = {}
         self._dirty_steps: set[str] = set(workflow.steps)
         self._candidates: dict[tuple[str, str], Task] = dict(self.tasks)
@@ -284,6 +291,11 @@ class Run:
                     for dep in self._dependents[sid]:
                         for task in self._by_step[dep]:
                             self._candidates[task.key] = task
+                plan = self._rollout_of.get(sid)
+                if plan is not None:  # per-host needs and batch barriers
+                    for member in plan.rollout.steps:
+                        for task in self._by_step[member]:
+                            self._candidates[task.key] = task
             candidates, self._candidates = self._candidates, {}
             for task in sorted(candidates.values(), key=self._sort_key):
                 self._evaluate(task)
@@ -295,6 +307,8 @@ class Run:
     def _compute_status(self, sid: str) -> str:
         step = self.workflow.steps[sid]
         tasks = self._by_step[sid]
+        if sid in self._rollout_of:
+            return self._rollout_step_status(step, tasks)
         failed = 0
         bad = False
         for task in tasks:
@@ -313,10 +327,73 @@ class Run:
             return "bad"
         return "done"
 
+    def _rollout_step_status(self, step: Step, tasks: list[Task]) -> str:
+        """A rollout step is done when its failed hosts stay within the rollout's max_fail."""
+        plan = self._rollout_of[step.id]
+        failed_hosts = 0
+        for task in tasks:
+            state = task.state
+            if not state.finished:
+                return "wait"
+            if state in (S.CANCELLED, S.INTERRUPTED) or task.blocked_by_max_fail:
+                return "bad"
+            if state is S.FAILED or state is S.BLOCKED:
+                failed_hosts += 1
+        if failed_hosts and not step.continue_on_error and failed_hosts > plan.rollout.max_fail:
+            return "bad"
+        return "done"
+
+    def _task_status(self, task: Task) -> str:
+        state = task.state
+        if not state.finished:
+            return "wait"
+        if state is S.SUCCEEDED or state is S.SKIPPED:
+            return "done"
+        if state is S.FAILED and self.workflow.steps[task.step].continue_on_error:
+            return "done"
+        return "bad"
+
+    def _batch_status(self, plan: RolloutPlan, last: int) -> str:
+        """Batches 0..last: ``wait`` while any task runs, ``bad`` past max_fail, else done."""
+        failed: set[str] = set()
+        waiting = False
+        for batch in plan.batches[: last + 1]:
+            for host in batch:
+                for sid in plan.rollout.steps:
+                    task = self.tasks.get((sid, host))
+                    if task is None:
+                        continue
+                    status = self._task_status(task)
+                    if status == "wait":
+                        waiting = True
+                    elif status == "bad":
+                        failed.add(host)
+        if len(failed) > plan.rollout.max_fail:
+            return "bad"
+        return "wait" if waiting else "done"
+
     def _deps_status(self, task: Task) -> tuple[str, str | None]:
         step = self.workflow.steps[task.step]
+        plan = self._rollout_of.get(task.step)
         waiting = False
+        if plan is not None:
+            batch = plan.batch_of.get(task.host, 0)
+            if batch:
+                status = self._batch_status(plan, batch - 1)
+                if status == "bad":
+                    return "max_fail", (f"max_fail reached (rollout {plan.rollout.name}: more "
+                                        f"than {plan.rollout.max_fail} hosts failed)")
+                waiting = status == "wait"
         for need in step.needs:
+            if plan is not None and need in plan.rollout.steps:
+                dep = self.tasks.get((need, task.host))
+                if dep is None:
+                    continue
+                status = self._task_status(dep)
+                if status == "bad":
+                    return "bad", f"needs {dep.label} ({dep.state})"
+                waiting = waiting or status == "wait"
+                continue
             status = self._status.get(need)
             if status is None or need in self._dirty_steps:
                 status = self._compute_status(need)
@@ -335,16 +412,20 @@ class Run:
 
     def _evaluate(self, task: Task) -> None:
         if task.state is S.BLOCKED:
-            if task.blocked_by_max_fail:
-                return
+            if task.blocked_by_max_fail and task.step not in self._rollout_of:
+                return  # _check_max_fail releases it
             status, _ = self._deps_status(task)
-            if status != "bad":
+            if status not in ("bad", "max_fail"):
+                task.blocked_by_max_fail = False
                 self._set(task, S.PENDING, None)
             return
         if task.state is not S.PENDING or task.key in self._ready:
             return
         status, reason = self._deps_status(task)
-        if status == "bad":
+        if status == "max_fail":
+            task.blocked_by_max_fail = True
+            self._set(task, S.BLOCKED, reason)
+        elif status == "bad":
             self._set(task, S.BLOCKED, reason)
         elif status == "done":
             self._make_ready(task)
@@ -374,7 +455,20 @@ class Run:
     def _needs_approval(self, task: Task, step: Step) -> bool:
         return not task.approved and (
             step.gated or self.step_mode or step.id in self.breakpoints
+            or self._batch_gate(task) is not None
         )
+
+    def _batch_gate(self, task: Task) -> str | None:
+        """The prompt of a rollout's pause between batches, when this task opens a batch."""
+        plan = self._rollout_of.get(task.step)
+        if plan is None or not plan.rollout.pause_between or task.step not in plan.entry_steps:
+            return None
+        batch = plan.batch_of.get(task.host, 0)
+        if not batch:
+            return None
+        hosts = ", ".join(plan.batches[batch])
+        count = len(plan.batches)
+        return f"rollout {plan.rollout.name}: start batch {batch + 1}/{count} ({hosts})?"
 
     def _hold(self, task: Task, state: TaskState) -> None:
         """Wait for an operator, or apply the run's approval policy (--yes / no TTY)."""
@@ -403,7 +497,7 @@ class Run:
             return step.confirm
         if step.dangerous:
             return f"dangerous step: type '{step.id}' to approve"
-        return "step mode"
+        return self._batch_gate(task) or "step mode"
 
     def _dry_run(self, task: Task, step: Step) -> None:
         if step.manual:
@@ -420,7 +514,7 @@ class Run:
     def _check_max_fail(self, sid: str) -> None:
         """Stop launching hosts of a step once its failures exceed ``max_fail``."""
         step = self.workflow.steps[sid]
-        if step.max_fail is None:
+        if step.max_fail is None or sid in self._rollout_of:
             return
         tasks = self._by_step[sid]
         failed = sum(1 for t in tasks if t.state is S.FAILED)
