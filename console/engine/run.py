@@ -18,10 +18,11 @@ import math
 import os
 import secrets as _random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from console.engine.actions import ActionError, RunActions
 from console.engine.events import (
     ActionEvent,
     Event,
@@ -38,15 +39,13 @@ from console.executors.base import CommandRequest, Executor, ExitStatus, Stream
 from console.model import templating
 from console.model.workflow import LOCAL, Host, Step, Workflow
 
+__all__ = ["APPROVAL_REQUIRED", "ActionError", "Run", "RunOptions", "new_run_id"]
+
 S = TaskState
 
 Approval = Literal["wait", "auto", "fail"]
 
 APPROVAL_REQUIRED = "approval required (use --yes)"
-
-
-class ActionError(Exception):
-    """An operator action that does not apply; nothing was changed."""
 
 
 @dataclass
@@ -91,7 +90,7 @@ def _default_executor(host: Host) -> Executor:
     return SSHExecutor(host)  # pragma: no cover - arrives with the SSH executor
 
 
-class Run:
+class Run(RunActions):
     def __init__(
         self,
         workflow: Workflow,
@@ -742,165 +741,6 @@ class Run:
     def _outputs_of(self, step: str) -> dict[str, Outputs]:
         return {t.host: t.outputs for t in self._by_step.get(step, ())}
 
-    # ------------------------------------------------------------------ actions
-
-    def _targets(self, action: str, step: str, host: str | None,
-                 allowed: Iterable[TaskState]) -> list[Task]:
-        if self.state.finished and not self.options.keep_alive:
-            raise ActionError(f"cannot {_verb(action)}: the run has ended")
-        if step not in self.workflow.steps:
-            raise ActionError(f"cannot {_verb(action)}: unknown step '{step}'")
-        tasks = self._by_step[step]
-        if host is not None:
-            tasks = [t for t in tasks if t.host == host]
-            if not tasks:
-                raise ActionError(f"cannot {_verb(action)}: step '{step}' has no task on "
-                                  f"host '{host}'")
-        allowed = frozenset(allowed)
-        chosen = [t for t in tasks if t.state in allowed]
-        if not chosen:
-            states = ", ".join(sorted({str(t.state) for t in tasks})) or "no tasks"
-            label = step if host is None else f"{step}@{host}"
-            raise ActionError(f"cannot {_verb(action)} '{label}': it is {states}")
-        return chosen
-
-    def pause(self) -> None:
-        if self.state is not RunState.RUNNING:
-            raise ActionError(f"cannot pause: the run is {self.state}")
-        self._record("pause")
-        self._set_run_state(RunState.PAUSED)
-
-    def resume(self) -> None:
-        if self.state is not RunState.PAUSED:
-            raise ActionError(f"cannot resume: the run is {self.state}")
-        self._record("resume")
-        self._set_run_state(RunState.RUNNING)
-        self._wake.set()
-
-    def approve(self, step: str, host: str | None = None) -> None:
-        tasks = self._targets("approve", step, host, {S.AWAITING_APPROVAL})
-        self._record("approve", step, host)
-        for task in tasks:
-            task.approved = True
-            self._set(task, S.PENDING, "approved")
-            self._ready[task.key] = task
-
-    def deny(self, step: str, host: str | None = None, reason: str | None = None) -> None:
-        tasks = self._targets("deny", step, host, {S.AWAITING_APPROVAL})
-        self._record("deny", step, host, reason)
-        for task in tasks:
-            self._set(task, S.FAILED, self._by("denied", reason))
-
-    def done(self, step: str, host: str | None = None) -> None:
-        tasks = self._targets("done", step, host, {S.AWAITING_OPERATOR})
-        self._record("done", step, host)
-        for task in tasks:
-            task.outputs = Outputs("succeeded", None, "")
-            self._set(task, S.SUCCEEDED, f"marked done by {self.user}")
-
-    def retry(self, step: str, host: str | None = None) -> None:
-        tasks = self._targets("retry", step, host, _RETRYABLE)
-        self._record("retry", step, host)
-        for task in tasks:
-            self._reset(task)
-
-    def retry_downstream(self, step: str, host: str | None = None) -> None:
-        tasks = self._targets("retry_downstream", step, host, _RETRYABLE | {S.SUCCEEDED, S.SKIPPED})
-        downstream = [t for sid in self.workflow.downstream(step) for t in self._by_step[sid]]
-        busy = [t for t in downstream if t.state in (S.RUNNING, S.RETRYING)]
-        if busy:
-            raise ActionError(f"cannot retry downstream of '{step}': {busy[0].label} is "
-                              f"{busy[0].state} (cancel it first)")
-        self._record("retry_downstream", step, host)
-        for task in [*tasks, *sorted(downstream, key=self._sort_key)]:
-            self._reset(task)
-
-    def _by(self, verb: str, reason: str | None) -> str:
-        """The reason shown on a task an operator changed: who, and why when given."""
-        return f"{verb} by {self.user}: {reason}" if reason else f"{verb} by {self.user}"
-
-    def _reset(self, task: Task) -> None:
-        task.auto_retries = 0
-        task.approved = False
-        task.blocked_by_max_fail = False
-        task.exit_code = None
-        task.started = None
-        task.ended = None
-        self._set(task, S.PENDING, None)
-
-    def skip(self, step: str, host: str | None = None, reason: str | None = None) -> None:
-        tasks = self._targets("skip", step, host, _SKIPPABLE)
-        self._record("skip", step, host, reason)
-        for task in tasks:
-            if task.state is S.RETRYING and task.runner is not None:
-                task.runner.cancel()
-            task.blocked_by_max_fail = False
-            task.outputs = Outputs("skipped", task.exit_code, task.outputs.stdout)
-            self._set(task, S.SKIPPED, self._by("skipped", reason))
-
-    def mark_succeeded(self, step: str, host: str | None = None, reason: str | None = None) -> None:
-        tasks = self._targets("mark_succeeded", step, host, _MARKABLE_SUCCEEDED)
-        self._record("mark_succeeded", step, host, reason)
-        for task in tasks:
-            task.blocked_by_max_fail = False
-            task.outputs = Outputs("succeeded", task.exit_code, task.outputs.stdout)
-            self._set(task, S.SUCCEEDED,
-                      self._by("marked succeeded", reason))
-
-    def mark_failed(self, step: str, host: str | None = None, reason: str | None = None) -> None:
-        tasks = self._targets("mark_failed", step, host, _MARKABLE_FAILED)
-        self._record("mark_failed", step, host, reason)
-        for task in tasks:
-            task.outputs = Outputs("failed", task.exit_code, task.outputs.stdout)
-            self._set(task, S.FAILED,
-                      self._by("marked failed", reason))
-
-    def cancel(self, step: str, host: str | None = None) -> None:
-        tasks = self._targets("cancel", step, host, _CANCELLABLE)
-        self._record("cancel", step, host)
-        for task in tasks:
-            self._cancel_task(task, "cancelled by operator")
-
-    def _cancel_task(self, task: Task, reason: str) -> None:
-        if task.state is S.RUNNING:
-            task.cancel_requested = reason
-            if task.execution is not None:
-                asyncio.get_running_loop().create_task(task.execution.terminate())
-            # the runner records the cancelled state once the process tree is gone
-        elif task.state is S.RETRYING:
-            if task.runner is not None:
-                task.runner.cancel()
-            else:
-                self._set(task, S.CANCELLED, reason)
-        else:
-            self._set(task, S.CANCELLED, reason)
-
-    def toggle_breakpoint(self, step: str) -> bool:
-        """Hold the step before it starts; returns whether the breakpoint is now set."""
-        if step not in self.workflow.steps:
-            raise ActionError(f"cannot toggle breakpoint: unknown step '{step}'")
-        on = step not in self.breakpoints
-        if on:
-            self.breakpoints.add(step)
-        else:
-            self.breakpoints.discard(step)
-        self._record("breakpoint", step, None, "on" if on else "off")
-        self._wake.set()
-        return on
-
-    def toggle_step_mode(self) -> bool:
-        self.step_mode = not self.step_mode
-        self._record("step_mode", None, None, "on" if self.step_mode else "off")
-        self._wake.set()
-        return self.step_mode
-
-    def note(self, text: str, step: str | None = None, host: str | None = None) -> None:
-        if not text.strip():
-            raise ActionError("cannot add note: the note is empty")
-        if step is not None and step not in self.workflow.steps:
-            raise ActionError(f"cannot add note: unknown step '{step}'")
-        self._record("note", step, host, text.strip())
-
     def interrupt(self) -> None:
         """Ctrl-C: end every running task's process tree and stop; nothing new starts."""
         if self._closing:
@@ -918,19 +758,6 @@ class Run:
             elif task.state in (S.PENDING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR):
                 self._set(task, S.CANCELLED, "run cancelled")
         self._wake.set()
-
-
-_RETRYABLE = frozenset({S.FAILED, S.CANCELLED, S.INTERRUPTED})
-_SKIPPABLE = frozenset({S.PENDING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR, S.BLOCKED,
-                        S.FAILED, S.CANCELLED, S.INTERRUPTED, S.RETRYING})
-_MARKABLE_SUCCEEDED = frozenset({S.FAILED, S.CANCELLED, S.INTERRUPTED, S.BLOCKED,
-                                 S.AWAITING_OPERATOR})
-_MARKABLE_FAILED = frozenset({S.SUCCEEDED, S.SKIPPED, S.INTERRUPTED, S.AWAITING_OPERATOR})
-_CANCELLABLE = frozenset({S.RUNNING, S.RETRYING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR})
-
-
-def _verb(action: str) -> str:
-    return action.replace("_", " ")
 
 
 def _seconds(value: float) -> str:
