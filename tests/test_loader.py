@@ -560,3 +560,16 @@ def test_locator_inline_tables_multiline_strings_and_quoted_keys() -> None:
 def test_locator_never_raises_on_odd_text() -> None:
     for text in ['a = "unterminated', "[[x", "= 1", 'k = """never closed', "{", "a.=1"]:
         Locator(text)
+
+
+# --- shipped examples -------------------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "workflows"
+
+
+@pytest.mark.parametrize("name", ["disk-pressure-triage", "service-rollout", "log-rotation"])
+def test_example_workflows_load_cleanly(name: str) -> None:
+    wf = load_workflow(EXAMPLES / f"{name}.toml")
+    assert wf.steps and all(step.on == (LOCAL,) for step in wf.steps.values())
+    assert any(step.manual for step in wf.steps.values()) or name == "log-rotation"
+    assert any(step.gated for step in wf.steps.values()) or name == "disk-pressure-triage"
