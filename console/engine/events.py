@@ -160,4 +160,25 @@ class ActionEvent:
         ]
 
 
-Event = RunEvent | TaskEvent | LogEvent | ActionEvent
+@dataclass(slots=True)
+class ReloadEvent:
+    """The workflow file changed: the diff applied to the live run, or why it was refused."""
+
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    digest: str | None
+    """Hash of the definition now in force (None when the new text was refused)."""
+    error: str | None
+    """``FILE:LINE: message`` when the new text is invalid; the run keeps the old one."""
+    time: float
+    type: Literal["reload"] = field(default="reload", init=False)
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        if self.error is not None:
+            return [{"type": "reload", "error": self.error}]
+        return [{"type": "reload", "added": self.added, "changed": self.changed,
+                 "removed": self.removed}]
+
+
+Event = RunEvent | TaskEvent | LogEvent | ActionEvent | ReloadEvent

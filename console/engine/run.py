@@ -12,6 +12,7 @@ keeps a pass cheap on large graphs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fnmatch
 import getpass
 import math
@@ -27,12 +28,14 @@ from console.engine.events import (
     ActionEvent,
     Event,
     LogEvent,
+    ReloadEvent,
     RunEvent,
     RunState,
     TaskEvent,
     TaskState,
 )
 from console.engine.outputs import Outputs, StepsView, TailBuffer
+from console.engine.reload import diff_steps
 from console.engine.rollout import RolloutPlan
 from console.engine.task import Attempt, Task
 from console.executors.base import CommandRequest, Executor, ExitStatus, Stream
@@ -116,19 +119,41 @@ class Run(RunActions):
         self._closing = False
         self._interrupted = False
         self._executing = False
+        self.removed_steps: set[str] = set()
+        """Steps a reload removed from the file that stay because they had started."""
+        self.changed_steps: set[str] = set()
+        """Steps whose definition changed on disk after some of their tasks started."""
+        self.tasks: dict[tuple[str, str], Task] = {}
+        self._by_step: dict[str, list[Task]] = {}
+        self._ready: dict[tuple[str, str], Task] = {}
+        self._running = 0
+        self._running_by_step: dict[str, int] = {}
+        self._base_context: dict[str, Any] | None = None
+        self._index(workflow)
+        if self.options.start_at is not None and self.options.start_at not in workflow.steps:
+            raise ValueError(f"--start-at: unknown step '{self.options.start_at}'")
+
+    def _index(self, workflow: Workflow) -> None:
+        """(Re)build order, dependents, tasks and rollout plans; keeps existing tasks."""
+        self.workflow = workflow
         self._order = workflow.order()
         self._position = {sid: i for i, sid in enumerate(self._order)}
         self._dependents: dict[str, list[str]] = {sid: [] for sid in workflow.steps}
         for step in workflow.steps.values():
             for need in step.needs:
-                self._dependents[need].append(step.id)
-        self.tasks: dict[tuple[str, str], Task] = {}
-        self._by_step: dict[str, list[Task]] = {}
+                if need in self._dependents:
+                    self._dependents[need].append(step.id)
+        old = self.tasks
+        self.tasks = {}
+        self._by_step = {}
         for sid in self._order:
             hosts = self._hosts_for(workflow.steps[sid])
-            self._by_step[sid] = [Task(sid, h) for h in hosts]
+            if sid in self.removed_steps:
+                hosts = [t.host for t in old.values() if t.step == sid]
+            self._by_step[sid] = [old.get((sid, h)) or Task(sid, h) for h in hosts]
             for task in self._by_step[sid]:
                 self.tasks[task.key] = task
+            self._running_by_step.setdefault(sid, 0)
         hosts_of = {sid: [t.host for t in tasks] for sid, tasks in self._by_step.items()}
         self._rollout_of: dict[str, RolloutPlan] = {}
         for rollout in workflow.rollouts.values():
@@ -138,12 +163,8 @@ class Run(RunActions):
         self._status: dict[str, str] = {}
         self._dirty_steps: set[str] = set(workflow.steps)
         self._candidates: dict[tuple[str, str], Task] = dict(self.tasks)
-        self._ready: dict[tuple[str, str], Task] = {}
-        self._running = 0
-        self._running_by_step: dict[str, int] = dict.fromkeys(workflow.steps, 0)
-        self._base_context: dict[str, Any] | None = None
-        if self.options.start_at is not None and self.options.start_at not in workflow.steps:
-            raise ValueError(f"--start-at: unknown step '{self.options.start_at}'")
+        self._ready = {key: task for key, task in self._ready.items() if key in self.tasks}
+        self._base_context = None
 
     # ------------------------------------------------------------------ queries
 
@@ -384,6 +405,8 @@ class Run(RunActions):
                                         f"than {plan.rollout.max_fail} hosts failed)")
                 waiting = status == "wait"
         for need in step.needs:
+            if need not in self.workflow.steps:
+                continue  # a kept step that was removed from the file may need a gone step
             if plan is not None and need in plan.rollout.steps:
                 dep = self.tasks.get((need, task.host))
                 if dep is None:
@@ -741,6 +764,55 @@ class Run(RunActions):
     def _outputs_of(self, step: str) -> dict[str, Outputs]:
         return {t.host: t.outputs for t in self._by_step.get(step, ())}
 
+    # ------------------------------------------------------------------ reload
+
+    def reload(self, workflow: Workflow) -> ReloadEvent:
+        """Apply a new, valid definition to the live run (the hot-reload rules).
+
+        Added steps join as pending. Removed steps leave unless a task of theirs started;
+        then they stay, marked removed, and their unstarted tasks are skipped. Changed
+        steps: tasks that have not started take the new definition; started and finished
+        ones keep what they ran with (the step is marked changed) and a retry uses the new.
+        """
+        current = {sid: step for sid, step in self.workflow.steps.items()
+                   if sid not in self.removed_steps}
+        diff = diff_steps(dataclasses.replace(self.workflow, steps=current), workflow)
+        steps = dict(workflow.steps)
+        self.removed_steps -= set(steps)
+        for sid in diff.removed:
+            tasks = self._by_step.get(sid, [])
+            if any(_started(t) for t in tasks):
+                steps[sid] = self.workflow.steps[sid]
+                self.removed_steps.add(sid)
+                for task in tasks:
+                    if not _started(task):
+                        self._set(task, S.SKIPPED, "removed from the file")
+            else:
+                for task in tasks:
+                    self._ready.pop(task.key, None)
+        for sid in diff.changed:
+            for task in self._by_step.get(sid, []):
+                if _started(task):
+                    self.changed_steps.add(sid)
+                elif task.state is not S.PENDING:
+                    task.approved = False
+                    self._set(task, S.PENDING, None)
+                else:
+                    self._ready.pop(task.key, None)
+                    self._candidates[task.key] = task
+        self._index(dataclasses.replace(workflow, steps=steps))
+        event = ReloadEvent(list(diff.added), list(diff.changed), list(diff.removed),
+                            workflow.digest, None, self.clock())
+        self._emit(event)
+        self._wake.set()
+        return event
+
+    def reload_failed(self, error: str) -> ReloadEvent:
+        """Record that the file changed but is invalid; the run keeps its definition."""
+        event = ReloadEvent([], [], [], None, self.masker.mask(error), self.clock())
+        self._emit(event)
+        return event
+
     def interrupt(self) -> None:
         """Ctrl-C: end every running task's process tree and stop; nothing new starts."""
         if self._closing:
@@ -758,6 +830,12 @@ class Run(RunActions):
             elif task.state in (S.PENDING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR):
                 self._set(task, S.CANCELLED, "run cancelled")
         self._wake.set()
+
+
+def _started(task: Task) -> bool:
+    """The task ran (or runs) at least once, or an operator settled it."""
+    return bool(task.attempts) or task.state in (S.SUCCEEDED, S.FAILED, S.SKIPPED,
+                                                 S.CANCELLED, S.INTERRUPTED)
 
 
 def _seconds(value: float) -> str:
