@@ -586,3 +586,43 @@ def test_split_batches():
     assert [len(b) for b in split_batches([2], hosts)] == [2, 2, 2, 2]
     assert [len(b) for b in split_batches(["30%"], hosts)] == [2, 2, 2, 2]
     assert split_batches([1, "100%"], []) == []
+
+
+async def test_restore_keeps_finished_work_and_interrupts_running_tasks():
+    from types import SimpleNamespace as R
+
+    wf = workflow(step("a", run="echo A"), step("b", run="echo B", needs=("a",)),
+                  step("c", run="echo {{ steps.a.stdout }}", needs=("b",)))
+    records = [
+        R(step="a", host="local", state="succeeded", attempt=1, exit_code=0, reason=None,
+          started=1.0, ended=2.0, outputs={"status": "succeeded", "exit_code": 0, "stdout": "A\n"}),
+        R(step="b", host="local", state="running", attempt=2, exit_code=None, reason=None,
+          started=2.0, ended=None, outputs={}),
+        R(step="c", host="local", state="pending", attempt=0, exit_code=None, reason=None,
+          started=None, ended=None, outputs={}),
+    ]
+    h = Harness(wf, run_id="r1", keep_alive=True)
+    interrupted = h.run.restore(records)
+    assert [t.key for t in interrupted] == [("b", "local")]
+    h.start()
+    await h.until(lambda: h.run.state is RunState.FAILED)  # waits for a decision
+    assert h.state("b") is S.INTERRUPTED and h.world.records == []
+    assert h.run.tasks[("b", "local")].reason == "was running when baton stopped (attempt 2)"
+    h.run.retry("b")
+    await h.state_of("c", S.SUCCEEDED)
+    assert h.world.order() == ["b", "c"]  # 'a' never re-runs
+    assert h.run.tasks[("b", "local")].attempt == 3
+    assert h.world.starts("c")[0].script == "echo 'A\n'"  # outputs restored
+    h.run.close()
+    await h.finish()
+
+
+async def test_restore_with_yes_retries_interrupted_tasks():
+    from types import SimpleNamespace as R
+
+    h = Harness(workflow(step("a"), step("b", needs=("a",))), approval="auto")
+    h.run.restore([R(step="a", host="local", state="retrying", attempt=1, exit_code=1,
+                     reason=None, started=1.0, ended=None, outputs={})])
+    assert await h.finish() is RunState.SUCCEEDED
+    assert [(a.action, a.step, a.reason) for a in h.actions()] == [("retry", "a", "--yes")]
+    assert h.world.order() == ["a", "b"]

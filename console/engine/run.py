@@ -19,7 +19,7 @@ import math
 import os
 import secrets as _random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -119,6 +119,7 @@ class Run(RunActions):
         self._closing = False
         self._interrupted = False
         self._executing = False
+        self._restored = False
         self.removed_steps: set[str] = set()
         """Steps a reload removed from the file that stay because they had started."""
         self.changed_steps: set[str] = set()
@@ -263,7 +264,14 @@ class Run(RunActions):
         self._wake = asyncio.Event()
         self.started = self.clock()
         self._emit(RunEvent(self.id, RunState.RUNNING, self.started))
-        self._initial_states()
+        if self._restored:
+            if self.options.approval == "auto":
+                for task in self.tasks.values():
+                    if task.state is S.INTERRUPTED:
+                        self._record("retry", task.step, task.host, "--yes")
+                        self._reset(task)
+        else:
+            self._initial_states()
         try:
             while True:
                 self._pass()
@@ -763,6 +771,41 @@ class Run(RunActions):
 
     def _outputs_of(self, step: str) -> dict[str, Outputs]:
         return {t.host: t.outputs for t in self._by_step.get(step, ())}
+
+    # ------------------------------------------------------------------ resume
+
+    def restore(self, records: Iterable[Any]) -> list[Task]:
+        """Rebuild task states from a stored run before :meth:`execute` resumes it.
+
+        ``records`` have ``step, host, state, attempt, exit_code, reason, started, ended``
+        and ``outputs`` (a mapping with status, exit_code, stdout). Finished work stays
+        finished; tasks that were running become ``interrupted`` and wait for an operator
+        decision (``--yes`` retries them). Returns the interrupted tasks.
+        """
+        interrupted: list[Task] = []
+        for record in records:
+            task = self.tasks.get((record.step, record.host))
+            if task is None:
+                continue
+            state = S(record.state)
+            task.attempt = record.attempt or 0
+            task.exit_code = record.exit_code
+            task.started, task.ended = record.started, record.ended
+            outputs = record.outputs or {}
+            task.outputs = Outputs(outputs.get("status"), outputs.get("exit_code"),
+                                   outputs.get("stdout") or "")
+            if state in (S.RUNNING, S.RETRYING, S.INTERRUPTED):
+                task.state = S.INTERRUPTED
+                task.reason = record.reason if state is S.INTERRUPTED else (
+                    f"was {state} when baton stopped (attempt {task.attempt})")
+                interrupted.append(task)
+            elif state.finished and state is not S.BLOCKED:
+                task.state, task.reason = state, record.reason
+            else:  # pending, waiting or blocked: decided again on resume
+                task.state, task.reason = S.PENDING, None
+        self._restored = True
+        self._index(self.workflow)
+        return interrupted
 
     # ------------------------------------------------------------------ reload
 
