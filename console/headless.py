@@ -1,0 +1,232 @@
+"""`baton run FILE --headless`: drive a Run without the console.
+
+Builds the :class:`Run`, subscribes a printer (human or JSON), answers gates and manual
+steps on a terminal (one prompt at a time), turns Ctrl-C into :meth:`Run.interrupt` and
+maps the final run state to the exit code of SPEC section 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections import deque
+from typing import IO, Any
+
+from console.engine.events import Event, RunState, TaskEvent, TaskState
+from console.engine.run import ActionError, Run, RunOptions
+from console.model.workflow import LOCAL, Workflow
+from console.printers import HumanPrinter, JsonPrinter, format_summary, task_label, use_color
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+_MAX_LABEL = 32
+
+
+class Prompter:
+    """Asks the operator on the terminal about gates and manual steps, one at a time.
+
+    stdin is read through the event loop (``add_reader``), not a thread, so an
+    unanswered prompt never keeps the process alive after Ctrl-C.
+    """
+
+    def __init__(self, run: Run, stdin_fd: int, err: IO[str]) -> None:
+        self._run = run
+        self._fd = stdin_fd
+        self._err = err
+        self._queue: deque[tuple[str, str]] = deque()
+        self._wakeup = asyncio.Event()
+        self._buffer = b""
+        self._eof = False
+        self._worker: asyncio.Task[None] | None = None
+
+    def __call__(self, event: Event) -> None:
+        if type(event) is TaskEvent and event.state.waiting:
+            self._queue.append((event.step, event.host))
+            self._wakeup.set()
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._serve())
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+            self._worker = None
+
+    async def _serve(self) -> None:
+        while True:
+            while not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            step, host = self._queue.popleft()
+            task = self._run.tasks.get((step, host))
+            if task is None or not task.state.waiting:
+                continue  # answered or cancelled meanwhile
+            try:
+                await self._ask(step, host, task.state, task.reason)
+            except ActionError as exc:
+                self._say(f"baton: {exc}")
+
+    async def _ask(self, step: str, host: str, state: TaskState, reason: str | None) -> None:
+        on = "" if host == LOCAL else f" on {host}"
+        definition = self._run.workflow.steps[step]
+        if reason:
+            self._say(f"{task_label(step, host)}: {reason}")
+        if state is TaskState.AWAITING_OPERATOR:
+            answer = await self._read(f"Mark '{step}'{on} done? [y/N] ")
+            if self._current(step, host, state):
+                if _yes(answer):
+                    self._run.done(step, host)
+                else:
+                    self._run.skip(step, host, "not done (answered no at the prompt)")
+        elif definition.dangerous:
+            answer = await self._read(f"Step '{step}' is dangerous: type '{step}' to approve{on}: ")
+            if self._current(step, host, state):
+                if answer.strip() == step:
+                    self._run.approve(step, host)
+                else:
+                    self._run.deny(step, host, "not confirmed at the prompt")
+        else:
+            answer = await self._read(f"Approve step '{step}'{on}? [y/N] ")
+            if self._current(step, host, state):
+                if _yes(answer):
+                    self._run.approve(step, host)
+                else:
+                    self._run.deny(step, host, "denied at the prompt")
+
+    def _current(self, step: str, host: str, state: TaskState) -> bool:
+        task = self._run.tasks.get((step, host))
+        return task is not None and task.state is state
+
+    def _say(self, text: str) -> None:
+        self._err.write(text + "\n")
+        self._err.flush()
+
+    async def _read(self, prompt: str) -> str:
+        self._err.write(prompt)
+        self._err.flush()
+        if self._eof:
+            self._say("")
+            return ""
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[str] = loop.create_future()
+
+        def readable() -> None:
+            try:
+                data = os.read(self._fd, 4096)
+            except OSError:
+                data = b""
+            if not data:
+                self._eof = True
+                if not answered.done():
+                    answered.set_result(self._buffer.decode(errors="replace"))
+                self._buffer = b""
+                return
+            self._buffer += data
+            if b"\n" in self._buffer and not answered.done():
+                line, _, self._buffer = self._buffer.partition(b"\n")
+                answered.set_result(line.decode(errors="replace"))
+
+        if b"\n" in self._buffer:
+            line, _, self._buffer = self._buffer.partition(b"\n")
+            return line.decode(errors="replace")
+        loop.add_reader(self._fd, readable)
+        try:
+            return await answered
+        finally:
+            loop.remove_reader(self._fd)
+
+
+def _yes(answer: str) -> bool:
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _binary(stream: Any) -> IO[bytes]:
+    """The binary side of a text stream (sys.stdout), or the stream itself."""
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        stream.flush()
+        return buffer
+    return stream
+
+
+async def execute_headless(
+    workflow: Workflow,
+    options: RunOptions,
+    *,
+    json_mode: bool = False,
+    interactive: bool = False,
+    out: Any = None,
+    err: IO[str] | None = None,
+    stdin_fd: int = 0,
+) -> int:
+    """Run ``workflow`` to the end, printing events; returns the exit code."""
+    from console.executors.child_watcher import install_child_watcher
+
+    install_child_watcher()
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    binary = _binary(out)
+    tty = use_color(out)
+    run = Run(workflow, options)
+    if json_mode:
+        printer: HumanPrinter | JsonPrinter = JsonPrinter(
+            binary, flush_each=tty, mask=run.masker.mask
+        )
+    else:
+        width = min(_MAX_LABEL, max((len(task_label(*k)) for k in run.tasks), default=0))
+        printer = HumanPrinter(
+            binary, color=tty, flush_each=tty, width=width, mask=run.masker.mask
+        )
+    run.subscribe(printer)
+    prompter = None
+    if interactive:
+        prompter = Prompter(run, stdin_fd, err)
+        run.subscribe(prompter)
+        prompter.start()
+
+    loop = asyncio.get_running_loop()
+    signals: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        signals.append(signum)
+        if len(signals) == 1:
+            err.write("\nbaton: interrupted, stopping every running task…\n")
+            err.flush()
+        run.interrupt()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        state = await run.execute()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        if prompter is not None:
+            await prompter.close()
+
+    total = (run.ended - run.started) if run.started and run.ended else None
+    if json_mode:
+        printer.flush()
+        err.write(format_summary(run.tasks_in_order(), state, total,
+                                 color=use_color(err), mask=run.masker.mask))
+        err.flush()
+    else:
+        printer.text(format_summary(run.tasks_in_order(), state, total,
+                                    color=tty, mask=run.masker.mask).rstrip("\n"))
+        printer.flush()
+    if signals:
+        return 128 + signals[0] if signals[0] != signal.SIGINT else EXIT_INTERRUPTED
+    return EXIT_OK if state is RunState.SUCCEEDED else EXIT_FAILED
+
+
+def run_headless(workflow: Workflow, options: RunOptions, **kwargs: Any) -> int:
+    """Synchronous entry point for the CLI (owns the event loop)."""
+    return asyncio.run(execute_headless(workflow, options, **kwargs))

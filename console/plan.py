@@ -1,0 +1,281 @@
+"""The `plan` command's model: what a run would do, computed without running anything.
+
+Dependency order (with layers), hosts per step after ``--limit``, rollout batches and the
+rendered commands. Secrets are never resolved for a plan (a `command` secret would run a
+program): every secret renders as ``***``. A command that reads ``steps.*`` or ``run.*``
+cannot be known before the run, so its template text is shown instead, marked as such.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import getpass
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from console.model.templating import MASK, TemplateError, render_command
+from console.model.workflow import LOCAL, BatchSize, Host, Step, Workflow
+
+
+@dataclass(frozen=True)
+class PlannedCommand:
+    hosts: tuple[str, ...]
+    """The hosts this text applies to (identical renderings are grouped)."""
+    text: str
+    rendered: bool
+    """False: ``text`` is the template, rendered only at run time (``why`` says why)."""
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    id: str
+    name: str
+    layer: int
+    """1 for steps without needs, else one more than the deepest need."""
+    needs: tuple[str, ...]
+    hosts: tuple[str, ...]
+    markers: tuple[str, ...]
+    when: str | None
+    rollout: str | None
+    commands: tuple[PlannedCommand, ...]
+
+
+@dataclass(frozen=True)
+class PlannedRollout:
+    name: str
+    steps: tuple[str, ...]
+    batches: tuple[tuple[str, ...], ...]
+    max_fail: int
+    pause_between: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    workflow: str
+    path: str | None
+    params: dict[str, Any]
+    steps: tuple[PlannedStep, ...]
+    rollouts: tuple[PlannedRollout, ...]
+    limit: tuple[str, ...] = ()
+
+
+# --- hosts ---------------------------------------------------------------------------
+
+
+def limit_matches(workflow: Workflow, pattern: str) -> set[str]:
+    """Host names selected by one ``--limit`` pattern (a host or group name, globs allowed)."""
+    groups = workflow.groups()
+    names = [LOCAL, *workflow.hosts]
+    selected = {name for name in names if fnmatch.fnmatchcase(name, pattern)}
+    for group, members in groups.items():
+        if fnmatch.fnmatchcase(group, pattern):
+            selected.update(members)
+    return selected
+
+
+def limited_hosts(workflow: Workflow, step: Step, limit: Iterable[str]) -> tuple[str, ...]:
+    """The hosts of ``step`` after ``--limit``; local steps are not limited."""
+    targets = workflow.resolve_targets(step.on)
+    patterns = tuple(limit)
+    if not patterns:
+        return targets
+    allowed: set[str] = {LOCAL}
+    for pattern in patterns:
+        allowed |= limit_matches(workflow, pattern)
+    return tuple(name for name in targets if name in allowed)
+
+
+def batch_sizes(serial: Iterable[BatchSize], total: int) -> list[int]:
+    """Ansible's ``serial``: ints or "N%" of ``total``; the last size repeats to the end."""
+    sizes: list[int] = []
+    for item in serial:
+        if isinstance(item, str) and item.strip().endswith("%"):
+            size = math.floor(total * float(item.strip()[:-1]) / 100)
+        else:
+            size = int(item)
+        sizes.append(max(1, size))
+    return sizes or [max(1, total)]
+
+
+def rollout_batches(hosts: tuple[str, ...], serial: Iterable[BatchSize]) -> list[tuple[str, ...]]:
+    sizes = batch_sizes(serial, len(hosts))
+    batches: list[tuple[str, ...]] = []
+    start = 0
+    index = 0
+    while start < len(hosts):
+        size = sizes[min(index, len(sizes) - 1)]
+        batches.append(hosts[start : start + size])
+        start += size
+        index += 1
+    return batches
+
+
+# --- layers and commands ---------------------------------------------------------------
+
+
+def layers(workflow: Workflow) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for step_id in workflow.order():
+        needs = [out[n] for n in workflow.steps[step_id].needs if n in out]
+        out[step_id] = 1 + max(needs, default=0)
+    return out
+
+
+def host_context(workflow: Workflow, host: Host) -> dict[str, Any]:
+    if host.is_local:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = ""
+    else:
+        user = host.user or workflow.ssh.user or ""
+    return {
+        "name": host.name,
+        "address": host.address,
+        "user": user,
+        "groups": list(host.groups),
+        "vars": dict(host.vars),
+    }
+
+
+def _commands(
+    workflow: Workflow, step: Step, hosts: tuple[str, ...], base: Mapping[str, Any]
+) -> tuple[PlannedCommand, ...]:
+    if step.run is None:
+        return ()
+    grouped: dict[str, list[str]] = {}
+    for name in hosts or (LOCAL,):
+        context = {**base, "host": host_context(workflow, workflow.host(name))}
+        try:
+            text = render_command(step.run, context)
+        except TemplateError as exc:
+            return (PlannedCommand(hosts, step.run, rendered=False, why=str(exc)),)
+        grouped.setdefault(text, []).append(name)
+    return tuple(PlannedCommand(tuple(names), text, True) for text, names in grouped.items())
+
+
+def _markers(step: Step) -> tuple[str, ...]:
+    marks = []
+    if step.manual:
+        marks.append("manual")
+    if step.gated:
+        marks.append("gate")
+    if step.dangerous:
+        marks.append("dangerous")
+    if step.continue_on_error:
+        marks.append("continue_on_error")
+    if step.when:
+        marks.append("conditional")
+    return tuple(marks)
+
+
+def build_plan(
+    workflow: Workflow, params: Mapping[str, Any], *, limit: Iterable[str] = ()
+) -> Plan:
+    """Everything ``baton plan`` shows. ``params`` are resolved values."""
+    patterns = tuple(limit)
+    base = {
+        "params": dict(params),
+        "secrets": dict.fromkeys(workflow.secrets, MASK),
+        "workflow": {"name": workflow.name},
+    }
+    layer_of = layers(workflow)
+    steps = []
+    for step_id in workflow.order():
+        step = workflow.steps[step_id]
+        hosts = limited_hosts(workflow, step, patterns)
+        rollout = workflow.rollout_of(step_id)
+        steps.append(
+            PlannedStep(
+                id=step.id,
+                name=step.name,
+                layer=layer_of[step_id],
+                needs=step.needs,
+                hosts=hosts,
+                markers=_markers(step),
+                when=step.when,
+                rollout=rollout.name if rollout else None,
+                commands=_commands(workflow, step, hosts, base),
+            )
+        )
+    hosts_of = {s.id: s.hosts for s in steps}
+    rollouts = []
+    for rollout in workflow.rollouts.values():
+        members: list[str] = []
+        for step_id in rollout.steps:
+            for name in hosts_of.get(step_id, ()):
+                if name not in members:
+                    members.append(name)
+        rollouts.append(
+            PlannedRollout(
+                name=rollout.name,
+                steps=rollout.steps,
+                batches=tuple(rollout_batches(tuple(members), rollout.serial)),
+                max_fail=rollout.max_fail,
+                pause_between=rollout.pause_between,
+            )
+        )
+    return Plan(
+        workflow=workflow.name,
+        path=str(workflow.path) if workflow.path else None,
+        params=dict(params),
+        steps=tuple(steps),
+        rollouts=tuple(rollouts),
+        limit=patterns,
+    )
+
+
+# --- text ----------------------------------------------------------------------------
+
+
+def _indent(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line if line else line for line in text.splitlines() or [""])
+
+
+def render_plan(plan: Plan) -> str:
+    """The human text of ``baton plan``."""
+    out = [f"workflow: {plan.workflow}" + (f"  ({plan.path})" if plan.path else "")]
+    if plan.params:
+        out.append("params:   " + ", ".join(f"{k}={v!r}" for k, v in plan.params.items()))
+    if plan.limit:
+        out.append("limit:    " + ", ".join(plan.limit))
+    out.append("")
+    out.append("order")
+    id_width = max((len(s.id) for s in plan.steps), default=4)
+    for step in plan.steps:
+        marks = "".join(f" [{m}]" for m in step.markers)
+        if step.rollout:
+            marks += f" [rollout {step.rollout}]"
+        hosts = ", ".join(step.hosts) if step.hosts else "(no hosts)"
+        out.append(f"  {step.layer:>3}  {step.id.ljust(id_width)}  {hosts}{marks}")
+    for rollout in plan.rollouts:
+        out.append("")
+        details = f"max_fail {rollout.max_fail}"
+        if rollout.pause_between:
+            details += ", approval before each batch after the first"
+        out.append(f"rollout {rollout.name}: {' → '.join(rollout.steps)}  ({details})")
+        if not rollout.batches:
+            out.append("  (no hosts)")
+        for number, batch in enumerate(rollout.batches, 1):
+            out.append(f"  batch {number}: {', '.join(batch)}")
+    for step in plan.steps:
+        out.append("")
+        title = step.id if step.name == step.id else f"{step.id} — {step.name}"
+        out.append(f"step {title}  (layer {step.layer})")
+        if step.needs:
+            out.append(f"  needs: {', '.join(step.needs)}")
+        if step.when:
+            out.append(f"  when:  {step.when}")
+        if not step.commands:
+            out.append("  manual step: waits for the operator to mark it done")
+        for command in step.commands:
+            where = ", ".join(command.hosts)
+            if command.rendered:
+                out.append(f"  run on {where}:")
+            else:
+                out.append(f"  run on {where} (template, rendered at run time: {command.why}):")
+            out.append(_indent(command.text.rstrip("\n"), "    | "))
+    return "\n".join(out) + "\n"

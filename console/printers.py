@@ -1,0 +1,352 @@
+"""Headless event printers: human-readable lines or the JSON event stream (SPEC section 4).
+
+Both are run subscribers (``printer(event)``) that write bytes to a binary stream. Log
+output is the hot path — a flood of millions of lines — so a :class:`LogEvent` chunk of
+many lines costs a few ``str`` operations, never a Python loop per line:
+
+- human: ``prefix + text.replace("\\n", "\\n" + prefix)``;
+- JSON: when the chunk holds nothing JSON must escape, every per-line object is built by
+  one ``str.replace`` between a precomputed head and tail; otherwise each line goes
+  through the json encoder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterable
+from json.encoder import encode_basestring
+from typing import IO, Any, Protocol
+
+from console.engine.events import (
+    ActionEvent,
+    Event,
+    LogEvent,
+    RunEvent,
+    RunState,
+    TaskEvent,
+    TaskState,
+)
+from console.model.workflow import LOCAL
+
+Mask = Callable[[str], str]
+
+
+def _no_mask(text: str) -> str:
+    return text
+
+
+def use_color(stream: Any) -> bool:
+    """ANSI colour only on a terminal, and never when ``NO_COLOR`` is set."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except (ValueError, OSError):
+        return False
+
+
+def task_label(step: str, host: str) -> str:
+    """``step`` for a local task, ``step@host`` for a remote one."""
+    return step if host == LOCAL else f"{step}@{host}"
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s"
+
+
+class _Writer:
+    """Writes encoded text, turning a closed pipe (``baton run | head``) into silence."""
+
+    __slots__ = ("_out", "broken", "flush_each")
+
+    def __init__(self, out: IO[bytes], flush_each: bool) -> None:
+        self._out = out
+        self.flush_each = flush_each
+        self.broken = False
+
+    def write(self, text: str, flush: bool = False) -> None:
+        if self.broken:
+            return
+        try:
+            self._out.write(text.encode("utf-8", "backslashreplace"))
+            if flush or self.flush_each:
+                self._out.flush()
+        except BrokenPipeError:
+            self.broken = True
+
+    def flush(self) -> None:
+        if self.broken:
+            return
+        try:
+            self._out.flush()
+        except BrokenPipeError:
+            self.broken = True
+
+
+# --- human -----------------------------------------------------------------------------
+
+_RESET = "\x1b[0m"
+_STYLE = {
+    "dim": "\x1b[2m",
+    "bold": "\x1b[1m",
+    "red": "\x1b[31m",
+    "green": "\x1b[32m",
+    "yellow": "\x1b[33m",
+    "blue": "\x1b[34m",
+    "cyan": "\x1b[36m",
+}
+
+_SYMBOL = {
+    TaskState.PENDING: ("○", "dim"),
+    TaskState.AWAITING_APPROVAL: ("?", "yellow"),
+    TaskState.AWAITING_OPERATOR: ("?", "yellow"),
+    TaskState.RUNNING: ("●", "cyan"),
+    TaskState.RETRYING: ("↻", "yellow"),
+    TaskState.SUCCEEDED: ("✓", "green"),
+    TaskState.FAILED: ("✗", "red"),
+    TaskState.SKIPPED: ("-", "dim"),
+    TaskState.CANCELLED: ("■", "red"),
+    TaskState.BLOCKED: ("⊘", "red"),
+    TaskState.INTERRUPTED: ("!", "red"),
+}
+
+_RUN_STYLE = {
+    RunState.RUNNING: "cyan",
+    RunState.PAUSED: "yellow",
+    RunState.SUCCEEDED: "green",
+    RunState.FAILED: "red",
+    RunState.CANCELLED: "red",
+    RunState.INTERRUPTED: "red",
+}
+
+
+class TaskLike(Protocol):
+    step: str
+    host: str
+    state: TaskState
+    attempt: int
+    exit_code: int | None
+    reason: str | None
+
+    @property
+    def duration(self) -> float | None: ...
+
+
+class HumanPrinter:
+    """``step | line`` log lines, one line per task state change, and a final summary.
+
+    ``width`` pads every log prefix to the same column (the longest task label).
+    ``mask`` is applied to reasons and notes (log text arrives already masked).
+    """
+
+    def __init__(
+        self,
+        out: IO[bytes],
+        *,
+        color: bool = False,
+        flush_each: bool = False,
+        width: int = 0,
+        mask: Mask = _no_mask,
+    ) -> None:
+        self._w = _Writer(out, flush_each)
+        self._color = color
+        self._width = width
+        self._mask = mask
+        self._prefixes: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self._started: dict[tuple[str, str], float] = {}
+
+    def _style(self, text: str, style: str) -> str:
+        return f"{_STYLE[style]}{text}{_RESET}" if self._color else text
+
+    def __call__(self, event: Event) -> None:
+        if type(event) is LogEvent:
+            self.log(event)
+        elif type(event) is TaskEvent:
+            self.task(event)
+        elif type(event) is RunEvent:
+            self.run(event)
+        elif type(event) is ActionEvent:
+            self.action(event)
+
+    def log(self, event: LogEvent) -> None:
+        key = (event.step, event.host, event.stream)
+        parts = self._prefixes.get(key)
+        if parts is None:
+            parts = self._prefixes[key] = self._log_parts(*key)
+        head, tail = parts
+        self._w.write(head + event.text.replace("\n", tail + "\n" + head) + tail + "\n")
+
+    def _log_parts(self, step: str, host: str, stream: str) -> tuple[str, str]:
+        label = task_label(step, host).ljust(self._width)
+        if not self._color:
+            return f"{label} | ", ""
+        head = f"{_STYLE['dim']}{label} |{_RESET} "
+        if stream == "stderr":
+            return head + _STYLE["red"], _RESET
+        return head, ""
+
+    def task(self, event: TaskEvent) -> None:
+        key = (event.step, event.host)
+        state = event.state
+        if state is TaskState.PENDING:
+            return  # back in the queue (approved, reset for a retry): the next state tells
+        if state is TaskState.RUNNING:
+            self._started.setdefault(key, event.time)  # automatic retries keep the first start
+        symbol, style = _SYMBOL.get(state, ("·", "dim"))
+        words = [self._style(symbol, style), self._style(task_label(*key), "bold"), str(state)]
+        if state is TaskState.RUNNING or state is TaskState.RETRYING:
+            words.append(f"(attempt {event.attempt})")
+        elif state.finished:
+            started = self._started.pop(key, None)
+            if started is not None and state is not TaskState.BLOCKED:
+                words.append(format_duration(max(0.0, event.time - started)))
+            if event.exit_code is not None and state is not TaskState.SUCCEEDED:
+                words.append(f"exit {event.exit_code}")
+        if event.reason and event.reason != f"exit {event.exit_code}":
+            words.append(f"({self._mask(event.reason)})")
+        self._w.write(" ".join(words) + "\n", flush=True)
+
+    def run(self, event: RunEvent) -> None:
+        style = _RUN_STYLE.get(event.state, "dim")
+        state = self._style(str(event.state), style)
+        text = f"{self._style('▶', style)} run {event.run_id} {state}"
+        self._w.write(text + "\n", flush=True)
+
+    def action(self, event: ActionEvent) -> None:
+        target = ""
+        if event.step:
+            target = " " + task_label(event.step, event.host) if event.host else f" {event.step}"
+        text = f"{self._style('»', 'blue')} {event.action}{target} by {event.user}"
+        if event.reason:
+            text += f": {self._mask(event.reason)}"
+        self._w.write(text + "\n", flush=True)
+
+    def text(self, text: str) -> None:
+        """Any other human line (a notice from the runner)."""
+        self._w.write(text + "\n", flush=True)
+
+    def flush(self) -> None:
+        self._w.flush()
+
+
+# --- summary ---------------------------------------------------------------------------
+
+
+def format_summary(
+    tasks: Iterable[TaskLike],
+    state: RunState | str,
+    total: float | None,
+    *,
+    color: bool = False,
+    mask: Mask = _no_mask,
+) -> str:
+    """The end-of-run table: step, host, state, attempts, duration, exit code / reason."""
+    header = ("STEP", "HOST", "STATE", "ATTEMPTS", "DURATION", "RESULT")
+    rows: list[tuple[str, ...]] = []
+    styles: list[str] = []
+    for task in tasks:
+        result = []
+        if task.exit_code is not None:
+            result.append(f"exit {task.exit_code}")
+        if task.reason:
+            result.append(mask(task.reason))
+        rows.append(
+            (
+                task.step,
+                task.host,
+                str(task.state),
+                str(task.attempt),
+                format_duration(task.duration),
+                ", ".join(result) or "-",
+            )
+        )
+        styles.append(_SYMBOL.get(task.state, ("", "dim"))[1])
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+
+    def line(row: tuple[str, ...], style: str | None = None) -> str:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        if color and style:
+            cells[2] = f"{_STYLE[style]}{cells[2]}{_RESET}"
+        return "  ".join([*cells, row[-1]]).rstrip()
+
+    out = [line(header)]
+    out.extend(line(row, style) for row, style in zip(rows, styles, strict=True))
+    state_text = str(state)
+    if color:
+        state_text = f"{_STYLE[_RUN_STYLE.get(RunState(state), 'dim')]}{state_text}{_RESET}"
+    out.append(f"total {format_duration(total)} · run {state_text}")
+    return "\n".join(out) + "\n"
+
+
+# --- JSON ------------------------------------------------------------------------------
+
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x09\x0b-\x1f"\\]')
+"""Characters JSON must escape, except the "\\n" that separates lines in a chunk."""
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+class JsonPrinter:
+    """One JSON object per line (SPEC section 4), compact, UTF-8, keys in SPEC order."""
+
+    def __init__(self, out: IO[bytes], *, flush_each: bool = False, mask: Mask = _no_mask) -> None:
+        self._w = _Writer(out, flush_each)
+        self._mask = mask
+        self._heads: dict[tuple[str, str, str], str] = {}
+
+    def __call__(self, event: Event) -> None:
+        if type(event) is LogEvent:
+            self.log(event)
+            return
+        flush = True
+        if type(event) is TaskEvent:
+            if event.reason:
+                event = TaskEvent(
+                    event.step, event.host, event.state, event.attempt,
+                    event.exit_code, self._mask(event.reason), event.time,
+                )
+        elif type(event) is ActionEvent and event.reason:
+            event = ActionEvent(
+                event.action, event.step, event.host, event.user, self._mask(event.reason),
+                event.time,
+            )
+        else:
+            flush = type(event) is RunEvent
+        self._w.write("".join(_dumps(d) + "\n" for d in event.to_dicts()), flush=flush)
+
+    def log(self, event: LogEvent) -> None:
+        key = (event.step, event.host, event.stream)
+        head = self._heads.get(key)
+        if head is None:
+            head = self._heads[key] = (
+                f'{{"type":"log","step":{_dumps(event.step)},"host":{_dumps(event.host)},'
+                f'"stream":{_dumps(event.stream)},"line":"'
+            )
+        text = event.text
+        tail = f'","time":{_dumps(event.time)}}}\n'
+        if _NEEDS_ESCAPE.search(text) is None:
+            self._w.write(head + text.replace("\n", tail + head) + tail)
+            return
+        # Slow path: a line with quotes, backslashes or control characters.
+        head = head[:-1]
+        tail = tail[1:]
+        self._w.write("".join([head + encode_basestring(line) + tail for line in text.split("\n")]))
+
+    def flush(self) -> None:
+        self._w.flush()
+

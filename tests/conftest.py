@@ -1,0 +1,82 @@
+"""Shared fixtures: write workflow files, run the `baton` command as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_workflow(tmp_path: Path, text: str, name: str = "workflow.toml") -> Path:
+    """Write dedented workflow TOML to ``tmp_path/name`` and return its path."""
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def baton_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a `baton` subprocess: the working tree first on the path, no
+    colour, state in a throw-away home unless the caller sets BATON_HOME."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["NO_COLOR"] = "1"
+    env.pop("BATON_DEBUG", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def baton(
+    *args: str | Path,
+    cwd: Path | str | None = None,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m console.cli ARGS`` and return the finished process (text mode)."""
+    return subprocess.run(
+        [sys.executable, "-m", "console.cli", *map(str, args)],
+        cwd=cwd,
+        env=baton_env(env),
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def baton_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private $BATON_HOME for the test (and the subprocesses it starts)."""
+    home = tmp_path / "baton-home"
+    monkeypatch.setenv("BATON_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def workflow_file(tmp_path: Path) -> Callable[..., Path]:
+    """``workflow_file(text, name="workflow.toml")`` writes a workflow in tmp_path."""
+
+    def write(text: str, name: str = "workflow.toml") -> Path:
+        return write_workflow(tmp_path, text, name)
+
+    return write
+
+
+@pytest.fixture
+def run_baton() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The :func:`baton` helper as a fixture."""
+
+    def call(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return baton(*args, **kwargs)
+
+    return call
