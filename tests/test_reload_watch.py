@@ -1,0 +1,127 @@
+"""Hot reload through watchfiles with real file writes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from console.engine.events import ReloadEvent, TaskState
+from console.engine.run import Run, RunOptions
+from console.model.loader import load_workflow
+from console.reload import watch
+from tests.fakes import ScriptedWorld
+
+S = TaskState
+
+BASE = """\
+[workflow]
+name = "live"
+
+[steps.long]
+run = "hold long"
+"""
+
+ADDED = BASE + """
+[steps.extra]
+run = "echo extra"
+"""
+
+BROKEN = BASE + """
+[steps.bad]
+run = "echo"
+needs = ["nope"]
+"""
+
+
+class Live:
+    def __init__(self, path: Path) -> None:
+        self.world = ScriptedWorld()
+        self.run = Run(load_workflow(path), RunOptions(keep_alive=True),
+                       executor_for=self.world.factory())
+        self.reloads: list[ReloadEvent] = []
+        self.path = path
+
+    async def __aenter__(self) -> Live:
+        self.runner = asyncio.create_task(self.run.execute())
+        self.stop = asyncio.Event()
+        self.watcher = asyncio.create_task(
+            watch(self.run, self.path, on_reload=self.reloads.append, stop_event=self.stop))
+        await asyncio.sleep(0.3)  # let the watcher start
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.stop.set()
+        self.world.release("long")
+        self.run.close()
+        await asyncio.wait_for(self.runner, 5)
+        await asyncio.wait_for(self.watcher, 5)
+
+    async def until(self, predicate, timeout: float = 5) -> None:
+        async def poll():
+            while not predicate():
+                await asyncio.sleep(0.02)
+        await asyncio.wait_for(poll(), timeout)
+
+
+async def test_in_place_write_adds_a_step_that_runs(tmp_path):
+    path = tmp_path / "wf.toml"
+    path.write_text(BASE)
+    async with Live(path) as live:
+        path.write_text(ADDED)
+        await live.until(lambda: live.reloads)
+        assert live.reloads[0].added == ["extra"]
+        await live.until(lambda: live.run.tasks.get(("extra", "local")) is not None
+                         and live.run.tasks[("extra", "local")].state is S.SUCCEEDED)
+        assert live.run.tasks[("long", "local")].state is S.RUNNING  # nothing lost
+
+
+async def test_rename_style_save_is_caught(tmp_path):
+    path = tmp_path / "wf.toml"
+    path.write_text(BASE)
+    async with Live(path) as live:
+        tmp = tmp_path / ".wf.toml.swp"
+        tmp.write_text(ADDED)
+        os.replace(tmp, path)
+        await live.until(lambda: live.reloads)
+        assert live.reloads[0].added == ["extra"]
+
+
+async def test_burst_of_saves_gives_one_reload(tmp_path):
+    path = tmp_path / "wf.toml"
+    path.write_text(BASE)
+    async with Live(path) as live:
+        for i in range(8):
+            path.write_text(ADDED + f"\n# save {i}\n")
+            await asyncio.sleep(0.01)
+        await live.until(lambda: live.reloads)
+        await asyncio.sleep(0.5)
+        assert len(live.reloads) == 1
+
+
+async def test_invalid_then_fixed_file(tmp_path):
+    path = tmp_path / "wf.toml"
+    path.write_text(BASE)
+    async with Live(path) as live:
+        path.write_text(BROKEN)
+        await live.until(lambda: live.reloads)
+        error = live.reloads[0].error
+        assert error is not None and error.startswith(f"{path}:")
+        assert "unknown" in error and "nope" in error
+        assert live.run.workflow.steps.keys() == {"long"}
+        path.write_text(ADDED)
+        await live.until(lambda: len(live.reloads) == 2)
+        assert live.reloads[1].error is None and live.reloads[1].added == ["extra"]
+
+
+async def test_delete_and_recreate(tmp_path):
+    path = tmp_path / "wf.toml"
+    path.write_text(BASE)
+    async with Live(path) as live:
+        path.unlink()
+        await live.until(lambda: live.reloads)
+        assert "file deleted" in live.reloads[0].error
+        assert live.run.tasks[("long", "local")].state is S.RUNNING
+        path.write_text(ADDED)
+        await live.until(lambda: len(live.reloads) == 2)
+        assert live.reloads[1].added == ["extra"]
