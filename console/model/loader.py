@@ -188,7 +188,7 @@ class Reader:
     def string(self, table: Mapping[str, Any], path: KeyPath, key: str,
                default: str | None = None, *, non_empty: bool = False) -> str | None:
         value = self.get(table, path, key, "string", default)
-        if non_empty and key in table and isinstance(value, str) and not value.strip():
+        if non_empty and isinstance(table.get(key), str) and not table[key].strip():
             self.error((*path, key), "must not be empty")
             return default
         return value
@@ -475,7 +475,7 @@ class _Builder:
             ptype = ptype or "string"
         if ptype == "choice" and not choices and "choices" not in table:
             r.error(path, 'type = "choice" needs a choices list')
-        elif ptype == "choice" and not choices:
+        elif ptype == "choice" and table["choices"] == []:
             r.error((*path, "choices"), "must list at least one choice")
         elif ptype != "choice" and "choices" in table:
             r.error((*path, "choices"), f'choices needs type = "choice", not "{ptype}"')
