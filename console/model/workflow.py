@@ -151,7 +151,10 @@ class Workflow:
         groups = self.groups()
         names: list[str] = []
         for target in on:
-            members = (target,) if target == LOCAL or target in self.hosts else groups.get(target, ())
+            if target == LOCAL or target in self.hosts:
+                members: tuple[str, ...] = (target,)
+            else:
+                members = groups.get(target, ())
             for name in members:
                 if name not in names:
                     names.append(name)
