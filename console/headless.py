@@ -33,8 +33,9 @@ class Prompter:
     unanswered prompt never keeps the process alive after Ctrl-C.
     """
 
-    def __init__(self, run: Run, stdin_fd: int, err: IO[str]) -> None:
+    def __init__(self, run: Run, stdin_fd: int, err: IO[str], *, echo_reason: bool = False) -> None:
         self._run = run
+        self._echo_reason = echo_reason
         self._fd = stdin_fd
         self._err = err
         self._queue: deque[tuple[str, str]] = deque()
@@ -77,7 +78,7 @@ class Prompter:
     async def _ask(self, step: str, host: str, state: TaskState, reason: str | None) -> None:
         on = "" if host == LOCAL else f" on {host}"
         definition = self._run.workflow.steps[step]
-        if reason:
+        if reason and self._echo_reason:  # the human printer already showed it
             self._say(f"{task_label(step, host)}: {reason}")
         if state is TaskState.AWAITING_OPERATOR:
             answer = await self._read(f"Mark '{step}'{on} done? [y/N] ")
@@ -188,7 +189,7 @@ async def execute_headless(
     run.subscribe(printer)
     prompter = None
     if interactive:
-        prompter = Prompter(run, stdin_fd, err)
+        prompter = Prompter(run, stdin_fd, err, echo_reason=json_mode)
         run.subscribe(prompter)
         prompter.start()
 

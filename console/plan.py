@@ -9,14 +9,14 @@ cannot be known before the run, so its template text is shown instead, marked as
 from __future__ import annotations
 
 import fnmatch
-import getpass
-import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from console.engine.rollout import RolloutPlan
 from console.model.templating import MASK, TemplateError, render_command
-from console.model.workflow import LOCAL, BatchSize, Host, Step, Workflow
+from console.model.workflow import LOCAL, Host, Step, Workflow
 
 
 @dataclass(frozen=True)
@@ -88,31 +88,6 @@ def limited_hosts(workflow: Workflow, step: Step, limit: Iterable[str]) -> tuple
     return tuple(name for name in targets if name in allowed)
 
 
-def batch_sizes(serial: Iterable[BatchSize], total: int) -> list[int]:
-    """Ansible's ``serial``: ints or "N%" of ``total``; the last size repeats to the end."""
-    sizes: list[int] = []
-    for item in serial:
-        if isinstance(item, str) and item.strip().endswith("%"):
-            size = math.floor(total * float(item.strip()[:-1]) / 100)
-        else:
-            size = int(item)
-        sizes.append(max(1, size))
-    return sizes or [max(1, total)]
-
-
-def rollout_batches(hosts: tuple[str, ...], serial: Iterable[BatchSize]) -> list[tuple[str, ...]]:
-    sizes = batch_sizes(serial, len(hosts))
-    batches: list[tuple[str, ...]] = []
-    start = 0
-    index = 0
-    while start < len(hosts):
-        size = sizes[min(index, len(sizes) - 1)]
-        batches.append(hosts[start : start + size])
-        start += size
-        index += 1
-    return batches
-
-
 # --- layers and commands ---------------------------------------------------------------
 
 
@@ -125,17 +100,11 @@ def layers(workflow: Workflow) -> dict[str, int]:
 
 
 def host_context(workflow: Workflow, host: Host) -> dict[str, Any]:
-    if host.is_local:
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
-            user = ""
-    else:
-        user = host.user or workflow.ssh.user or ""
+    """The ``host`` template value, built as the run builds it."""
     return {
         "name": host.name,
         "address": host.address,
-        "user": user,
+        "user": host.user or workflow.ssh.user or os.environ.get("USER", ""),
         "groups": list(host.groups),
         "vars": dict(host.vars),
     }
@@ -204,16 +173,12 @@ def build_plan(
     hosts_of = {s.id: s.hosts for s in steps}
     rollouts = []
     for rollout in workflow.rollouts.values():
-        members: list[str] = []
-        for step_id in rollout.steps:
-            for name in hosts_of.get(step_id, ()):
-                if name not in members:
-                    members.append(name)
+        batches = RolloutPlan.build(workflow, rollout, hosts_of).batches  # as the run will
         rollouts.append(
             PlannedRollout(
                 name=rollout.name,
                 steps=rollout.steps,
-                batches=tuple(rollout_batches(tuple(members), rollout.serial)),
+                batches=batches,
                 max_fail=rollout.max_fail,
                 pause_between=rollout.pause_between,
             )

@@ -476,3 +476,34 @@ def test_prompt_on_a_tty_approves_and_denies(tmp_path: Path) -> None:
     assert "second ran" not in stdout
     assert "denied" in stdout
     assert proc.returncode == 1
+
+
+def test_plan_model_marks_manual_dangerous_and_limits_hosts(tmp_path: Path) -> None:
+    from console.model.loader import load_workflow
+    from console.plan import build_plan
+
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "Model"
+        [hosts.db1]
+        groups = ["db"]
+        [hosts.db2]
+        groups = ["db"]
+        [steps.look]
+        description = "Check the graphs."
+        [steps.drop]
+        needs = ["look"]
+        on = "db"
+        dangerous = true
+        when = "host.name != 'db9'"
+        run = "drop --host {{ host.address }}"
+    """)
+    plan = build_plan(load_workflow(path), {}, limit=["db2"])
+    look, drop = plan.steps
+    assert (look.layer, look.markers, look.commands, look.hosts) == (1, ("manual",), (), ("local",))
+    assert drop.layer == 2
+    assert drop.markers == ("gate", "dangerous", "conditional")
+    assert drop.hosts == ("db2",)
+    assert [(c.hosts, c.text, c.rendered) for c in drop.commands] == [
+        (("db2",), "drop --host db2", True)
+    ]
