@@ -1,0 +1,48 @@
+"""Durable run history: SQLite (WAL) plus per-attempt log files under ``$BATON_HOME``.
+
+Public API::
+
+    store = Store.open(home=None)            # StoreError: unwritable/full home, corrupt file
+    recorder = store.record(run)             # subscribes to run events, takes the run lock
+    recorder.flush(); recorder.close()       # close() when the run is over (releases lock)
+    store.runs(workflow=None, status=None, since=None, limit=None) -> list[RunSummary]
+    store.load(run_id_or_prefix) -> StoredRun   # run, tasks+outputs, attempts, actions,
+                                                # events, definition texts
+    store.resolve(prefix) -> str             # unique id prefix -> id, else StoreError
+    store.mark_interrupted(run_id) -> list[(step, host)]
+    store.prune(older_than_seconds) -> int   # deletes runs and their logs (not live ones)
+    store.log_path(run_id, step, host, attempt) / store.read_log(...)
+    store.acquire_run_lock(run_id) -> RunLock   # LiveRunError "run X is live in process …"
+
+``console.store.timeline`` renders a StoredRun (table, JSON, Markdown incident timeline).
+When each write becomes durable is documented in :mod:`console.store.recorder`.
+"""
+
+from console.store.history import (
+    ActionRecord,
+    AttemptRecord,
+    EventRecord,
+    RunRecord,
+    RunSummary,
+    Store,
+    StoredRun,
+    TaskRecord,
+)
+from console.store.logs import LiveRunError, RunLock, StoreError, acquire_run_lock
+from console.store.recorder import Recorder
+
+__all__ = [
+    "ActionRecord",
+    "AttemptRecord",
+    "EventRecord",
+    "LiveRunError",
+    "Recorder",
+    "RunLock",
+    "RunRecord",
+    "RunSummary",
+    "Store",
+    "StoreError",
+    "StoredRun",
+    "TaskRecord",
+    "acquire_run_lock",
+]

@@ -1,0 +1,441 @@
+"""The run history: one SQLite file (WAL) under ``$BATON_HOME`` plus per-attempt log files.
+
+``Store.open()`` creates or migrates the file and turns every bad condition (unwritable or
+full home, a file that is not a baton database, a newer schema) into a one-line
+:class:`StoreError` naming the path. Reads return plain dataclasses; writes during a run
+go through :class:`console.store.recorder.Recorder` (``Store.record(run)``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from console.engine.events import RunState, TaskState
+from console.store import logs, migrations
+from console.store.logs import LiveRunError, StoreError
+
+if TYPE_CHECKING:
+    from console.engine.run import Run
+    from console.store.recorder import Recorder
+
+DB_NAME = "history.sqlite"
+
+
+# ---------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    id: str
+    workflow: str
+    path: str | None
+    state: str
+    user: str
+    started: float | None
+    ended: float | None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return self.ended - self.started
+
+
+@dataclass(frozen=True)
+class RunRecord(RunSummary):
+    digest: str | None
+    params: dict[str, Any]
+    """Secrets masked."""
+    machine: str | None
+    pid: int | None
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    step: str
+    host: str
+    state: str
+    attempt: int
+    exit_code: int | None
+    reason: str | None
+    started: float | None
+    ended: float | None
+    outputs: dict[str, Any] | None
+    """``{"status", "exit_code", "stdout"}`` (stdout: last 64 KiB), or None if none yet."""
+
+    @property
+    def label(self) -> str:
+        return self.step if self.host == "local" else f"{self.step}@{self.host}"
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return self.ended - self.started
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    step: str
+    host: str
+    number: int
+    started: float | None
+    ended: float | None
+    exit_code: int | None
+    signal: int | None
+    state: str | None
+    reason: str | None
+    command: str | None
+    """Secrets masked."""
+    digest: str | None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return self.ended - self.started
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    time: float
+    user: str
+    action: str
+    step: str | None
+    host: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    seq: int
+    time: float
+    type: str
+    payload: dict[str, Any]
+
+
+@dataclass
+class StoredRun:
+    """Everything the store knows about one run: enough to show it and to resume it."""
+
+    run: RunRecord
+    tasks: list[TaskRecord]
+    """In run order (dependency order, then host order)."""
+    attempts: list[AttemptRecord]
+    actions: list[ActionRecord]
+    events: list[EventRecord]
+    definitions: dict[str, str] = field(default_factory=dict)
+    """Workflow text by digest, for every definition version the run used."""
+
+    @property
+    def id(self) -> str:
+        return self.run.id
+
+    @property
+    def definition(self) -> str | None:
+        """The text of the workflow the run started with."""
+        return self.definitions.get(self.run.digest or "")
+
+    def attempts_of(self, step: str, host: str) -> list[AttemptRecord]:
+        return [a for a in self.attempts if a.step == step and a.host == host]
+
+    @property
+    def notes(self) -> list[ActionRecord]:
+        return [a for a in self.actions if a.action == "note"]
+
+
+# ---------------------------------------------------------------------------- store
+
+
+class Store:
+    """The history of every run under one baton home. Open with :meth:`Store.open`."""
+
+    def __init__(self, home: Path, db: sqlite3.Connection) -> None:
+        self.home = home
+        self.db_path = home / DB_NAME
+        self._db = db
+        self.machine = socket.gethostname()
+        """Recorded with each run as the machine it ran on."""
+
+    # ------------------------------------------------------------------ open / close
+
+    @classmethod
+    def open(cls, home: Path | None = None) -> Store:
+        """Open (creating or migrating) the store under ``home`` (default ``$BATON_HOME``)."""
+        home = logs.resolve_home(home)
+        try:
+            logs.ensure_dir(home)
+            _probe(home)
+        except OSError as exc:
+            raise StoreError(f"cannot write to baton home {home}: {exc.strerror or exc}") from None
+        path = home / DB_NAME
+        db = None
+        try:
+            logs.create_private(path)
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            migrations.migrate(db)
+        except (sqlite3.Error, migrations.SchemaError, OSError) as exc:
+            if db is not None:
+                db.close()
+            raise _open_error(path, exc) from None
+        for suffix in ("-wal", "-shm"):
+            extra = Path(f"{path}{suffix}")
+            if extra.exists():
+                os.chmod(extra, logs.FILE_MODE)
+        return cls(home, db)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _guard(self) -> Iterator[sqlite3.Connection]:
+        """Turn SQLite failures into a one-line StoreError naming the file."""
+        try:
+            yield self._db
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise _open_error(self.db_path, exc) from None
+
+    # ------------------------------------------------------------------ writing
+
+    def record(self, run: Run, on_error: Any = None) -> Recorder:
+        """Store ``run`` and every event it emits from now on; locks the run.
+
+        If this process already holds the run's lock (``acquire_run_lock``), it is reused
+        and stays held after the recorder closes; otherwise the recorder takes the lock
+        and releases it on ``close()``.
+        """
+        from console.store.recorder import Recorder
+
+        return Recorder(self, run, on_error=on_error)
+
+    def acquire_run_lock(self, run_id: str) -> logs.RunLock:
+        """Lock a run for this process; :class:`LiveRunError` if another process has it."""
+        return logs.acquire_run_lock(run_id, self.home)
+
+    def is_live(self, run_id: str) -> bool:
+        return logs.is_live(run_id, self.home)
+
+    def mark_interrupted(self, run_id: str, reason: str = "the console stopped while it ran",
+                         now: float | None = None) -> list[tuple[str, str]]:
+        """After a crash: running/retrying tasks (and their open attempts) become
+        ``interrupted``, and the run too. Returns the (step, host) of those tasks.
+
+        Refused while another process holds the run's lock."""
+        run_id = self.resolve(run_id)
+        if logs.held_here(run_id, self.home) is None and self.is_live(run_id):
+            raise LiveRunError(f"run {run_id} is live in another process; cannot mark it "
+                               f"interrupted")
+        now = time.time() if now is None else now
+        with self._guard() as db:
+            db.execute("BEGIN IMMEDIATE")
+            hit = db.execute(
+                "SELECT step, host, attempt FROM tasks WHERE run_id = ? AND state IN (?, ?) "
+                "ORDER BY position", (run_id, TaskState.RUNNING, TaskState.RETRYING)).fetchall()
+            seq = self._next_seq(run_id)
+            for step, host, attempt in hit:
+                db.execute("UPDATE tasks SET state = ?, reason = ?, ended = ? WHERE run_id = ? "
+                           "AND step = ? AND host = ?",
+                           (TaskState.INTERRUPTED, reason, now, run_id, step, host))
+                db.execute("UPDATE attempts SET state = ?, reason = ?, ended = ? WHERE run_id = ?"
+                           " AND step = ? AND host = ? AND ended IS NULL",
+                           (TaskState.INTERRUPTED, reason, now, run_id, step, host))
+                payload = {"type": "task", "step": step, "host": host,
+                           "state": str(TaskState.INTERRUPTED), "attempt": attempt,
+                           "exit_code": None, "reason": reason, "time": now}
+                db.execute("INSERT INTO events VALUES (?, ?, ?, 'task', ?)",
+                           (run_id, seq, now, json.dumps(payload)))
+                seq += 1
+            state = db.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+            if hit or not RunState(state).finished:
+                db.execute("UPDATE runs SET state = ?, ended = ? WHERE id = ?",
+                           (RunState.INTERRUPTED, now, run_id))
+                payload = {"type": "run", "run_id": run_id,
+                           "state": str(RunState.INTERRUPTED), "time": now}
+                db.execute("INSERT INTO events VALUES (?, ?, ?, 'run', ?)",
+                           (run_id, seq, now, json.dumps(payload)))
+            db.execute("COMMIT")
+        return [(step, host) for step, host, _ in hit]
+
+    def _next_seq(self, run_id: str) -> int:
+        row = self._db.execute("SELECT max(seq) FROM events WHERE run_id = ?",
+                               (run_id,)).fetchone()
+        return 1 if row[0] is None else row[0] + 1
+
+    def prune(self, older_than: float, now: float | None = None) -> int:
+        """Delete runs that started more than ``older_than`` seconds ago, with their logs.
+
+        Live runs are kept. Returns how many runs were deleted."""
+        cutoff = (time.time() if now is None else now) - older_than
+        with self._guard() as db:
+            ids = [row[0] for row in db.execute(
+                "SELECT id FROM runs WHERE coalesce(started, 0) < ?", (cutoff,))]
+            ids = [run_id for run_id in ids if not self.is_live(run_id)]
+            db.execute("BEGIN IMMEDIATE")
+            for table, column in _RUN_TABLES:
+                db.executemany(f"DELETE FROM {table} WHERE {column} = ?",
+                               [(run_id,) for run_id in ids])
+            db.execute("DELETE FROM definitions WHERE digest NOT IN "
+                       "(SELECT digest FROM runs WHERE digest IS NOT NULL "
+                       "UNION SELECT digest FROM attempts WHERE digest IS NOT NULL)")
+            db.execute("COMMIT")
+        for run_id in ids:
+            shutil.rmtree(self.home / "logs" / run_id, ignore_errors=True)
+            logs.lock_path(self.home, run_id).unlink(missing_ok=True)
+        return len(ids)
+
+    # ------------------------------------------------------------------ reading
+
+    def runs(self, workflow: str | None = None, status: str | None = None,
+             since: float | None = None, limit: int | None = None) -> list[RunSummary]:
+        """Past runs, newest first. ``workflow`` matches the name or the file path;
+        ``status`` is a run state; ``since`` a start time (epoch seconds)."""
+        where, args = [], []
+        if workflow is not None:
+            where.append("(workflow = ? OR path = ?)")
+            args += [workflow, workflow]
+        if status is not None:
+            if status not in RunState._value2member_map_:
+                known = ", ".join(s.value for s in RunState)
+                raise ValueError(f"unknown status '{status}' (one of: {known})")
+            where.append("state = ?")
+            args.append(status)
+        if since is not None:
+            where.append("started >= ?")
+            args.append(since)
+        sql = f"SELECT {_SUMMARY} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        with self._guard() as db:
+            return [RunSummary(*row) for row in db.execute(sql, args)]
+
+    def resolve(self, prefix: str) -> str:
+        """The full id of the run whose id starts with ``prefix`` (unique), else StoreError."""
+        prefix = prefix.strip()
+        if not prefix:
+            raise StoreError("no run id given")
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._guard() as db:
+            ids = [row[0] for row in db.execute(
+                "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 6",
+                (pattern,))]
+        if prefix in ids:
+            return prefix
+        if not ids:
+            raise StoreError(f"no run '{prefix}' in {self.db_path}")
+        if len(ids) > 1:
+            shown = ", ".join(ids[:5]) + (", …" if len(ids) > 5 else "")
+            raise StoreError(f"run id '{prefix}' is ambiguous: {shown}")
+        return ids[0]
+
+    def load(self, run_id: str) -> StoredRun:
+        """One run with its tasks, attempts, actions, events and definitions (id prefix ok)."""
+        run_id = self.resolve(run_id)
+        with self._guard() as db:
+            row = db.execute(f"SELECT {_SUMMARY}, digest, params, host, pid, options "
+                             "FROM runs WHERE id = ?", (run_id,)).fetchone()
+            run = RunRecord(*row[:7], row[7], _json(row[8]) or {}, row[9], row[10],
+                            _json(row[11]) or {})
+            tasks = [TaskRecord(*r[:8], _json(r[8], None)) for r in db.execute(
+                "SELECT step, host, state, attempt, exit_code, reason, started, ended, outputs "
+                "FROM tasks WHERE run_id = ? ORDER BY position, step, host", (run_id,))]
+            order = {(t.step, t.host): i for i, t in enumerate(tasks)}
+            attempts = sorted(
+                (AttemptRecord(*r) for r in db.execute(
+                    "SELECT step, host, number, started, ended, exit_code, signal, state, reason,"
+                    " command, digest FROM attempts WHERE run_id = ?", (run_id,))),
+                key=lambda a: (order.get((a.step, a.host), len(order)), a.number))
+            actions = [ActionRecord(*r) for r in db.execute(
+                "SELECT time, user, action, step, host, reason FROM actions WHERE run_id = ? "
+                "ORDER BY time, id", (run_id,))]
+            events = [EventRecord(seq, t, kind, _json(payload)) for seq, t, kind, payload in
+                      db.execute("SELECT seq, time, type, payload FROM events WHERE run_id = ? "
+                                 "ORDER BY seq", (run_id,))]
+            digests = {run.digest} | {a.digest for a in attempts}
+            digests.discard(None)
+            definitions = {}
+            for digest in sorted(d for d in digests if d):
+                text = db.execute("SELECT text FROM definitions WHERE digest = ?",
+                                  (digest,)).fetchone()
+                if text is not None:
+                    definitions[digest] = text[0]
+        return StoredRun(run, tasks, attempts, actions, events, definitions)
+
+    def definition(self, digest: str) -> str | None:
+        with self._guard() as db:
+            row = db.execute("SELECT text FROM definitions WHERE digest = ?",
+                             (digest,)).fetchone()
+        return None if row is None else row[0]
+
+    def log_path(self, run_id: str, step: str, host: str, attempt: int) -> Path:
+        return logs.log_path(self.home, run_id, step, host, attempt)
+
+    def read_log(self, run_id: str, step: str, host: str, attempt: int) -> str:
+        """The output of one attempt ("" when it printed nothing)."""
+        try:
+            return self.log_path(run_id, step, host, attempt).read_text(encoding="utf-8",
+                                                                        errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+_SUMMARY = "id, workflow, path, state, user, started, ended"
+_RUN_TABLES = (("runs", "id"), ("tasks", "run_id"), ("attempts", "run_id"),
+               ("events", "run_id"), ("actions", "run_id"))
+
+
+def _json(text: str | None, default: Any = None) -> Any:
+    if text is None:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        return default
+
+
+def _probe(home: Path) -> None:
+    """Fail early, with the OS's words, when the home cannot take a write."""
+    probe = home / f".write-test-{os.getpid()}"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, logs.FILE_MODE)
+    try:
+        os.write(fd, b"\0" * 4096)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        probe.unlink(missing_ok=True)
+
+
+def _open_error(path: Path, exc: BaseException) -> StoreError:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, OSError):
+        return StoreError(f"cannot write {path}: {exc.strerror or text}")
+    if isinstance(exc, migrations.SchemaError) and "newer" in text:
+        return StoreError(f"{path} was {text}; upgrade baton")
+    if isinstance(exc, migrations.SchemaError) or any(
+            word in text for word in ("not a database", "malformed", "corrupt")):
+        return StoreError(f"{path} is not a valid baton database ({text}); move it aside")
+    return StoreError(f"cannot use {path}: {text}")

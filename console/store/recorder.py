@@ -1,0 +1,298 @@
+"""The subscriber that writes a Run's events into the store as they happen.
+
+Writes are buffered in memory and committed once per event-loop pass (a flush is scheduled
+with ``loop.call_soon`` on the first buffered write), so a 1,000-step graph or a flood of
+output costs one transaction per pass, not one per event. Log chunks go to the attempt's
+log file through a buffered file object, pushed to the OS at the same points.
+
+Some events are committed synchronously, before the engine's ``_emit`` returns:
+
+- an :class:`ActionEvent`: an operator action is durable before the console shows it done;
+- a task entering ``running``: the engine emits it before it launches the command, so a
+  crash can never leave a started side effect the store does not know about (on resume
+  that task is ``interrupted``, never silently re-run);
+- a task reaching a finished state: durable before any dependent starts;
+- every :class:`RunEvent` (few, and they carry the run's final state).
+
+So the engine needs no extra call; :meth:`Recorder.flush` is public for callers that want a
+barrier of their own (e.g. before exit). A failed write (disk full …) does not raise into
+the engine: it is kept in :attr:`Recorder.error`, passed to ``on_error`` once, and the
+buffered rows are retried at the next flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from console.engine.events import ActionEvent, Event, RunEvent, TaskEvent, TaskState
+from console.store import logs
+from console.store.logs import StoreError
+
+if TYPE_CHECKING:
+    from console.engine.run import Run
+    from console.engine.task import Task
+    from console.model.workflow import Workflow
+    from console.store.history import Store
+
+_TASK_UPSERT = (
+    "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, step, host) DO UPDATE SET position = excluded.position, "
+    "state = excluded.state, attempt = excluded.attempt, exit_code = excluded.exit_code, "
+    "reason = excluded.reason, started = excluded.started, ended = excluded.ended, "
+    "outputs = coalesce(excluded.outputs, tasks.outputs)"
+)
+_TASK_INSERT = "INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ATTEMPT_UPSERT = "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_RUN_UPSERT = (
+    "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, ended = NULL, "
+    "host = excluded.host, pid = excluded.pid"
+)
+_SYNC_TASK_STATES = frozenset(s for s in TaskState if s.finished) | {TaskState.RUNNING}
+
+
+class Recorder:
+    """Stores one run. Created by ``Store.record(run)``; ``close()`` when the run is over."""
+
+    def __init__(self, store: Store, run: Run,
+                 on_error: Callable[[StoreError], None] | None = None) -> None:
+        self.store = store
+        self.run = run
+        self.run_id = run.id
+        self.on_error = on_error
+        self.error: StoreError | None = None
+        self._db = store._db
+        lock = logs.held_here(run.id, store.home)
+        self._own_lock = lock is None
+        self._lock = lock or logs.acquire_run_lock(run.id, store.home)
+        self._logs = logs.LogFiles(store.home, run.id)
+        self._events: list[tuple[Any, ...]] = []
+        self._tasks: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._attempts: dict[tuple[str, str, int], tuple[Any, ...]] = {}
+        self._actions: list[tuple[Any, ...]] = []
+        self._definitions: list[tuple[str, str, str | None]] = []
+        self._run_update: tuple[Any, ...] | None = None
+        self._scheduled = False
+        self._closed = False
+        self._digest: str | None = None
+        try:
+            with store._guard():
+                self._seq = store._next_seq(run.id)
+                self._start()
+        except BaseException:
+            self._release()
+            raise
+        self._unsubscribe = run.subscribe(self._on_event)
+
+    def _start(self) -> None:
+        run = self.run
+        wf = run.workflow
+        self._note_definition(wf)
+        masker = run.masker
+        params = {k: masker.mask(v) if isinstance(v, str) else v
+                  for k, v in run.options.params.items()}
+        opts = run.options
+        options = {"limit": list(opts.limit), "approval": opts.approval,
+                   "step_mode": opts.step_mode, "start_at": opts.start_at,
+                   "dry_run": opts.dry_run, "keep_alive": opts.keep_alive,
+                   "secrets": sorted(opts.secrets)}
+        path = str(wf.path) if wf.path is not None else None
+        started = run.started if run.started is not None else run.clock()
+        row = (run.id, wf.name, path, wf.digest or None, str(run.state), run.user,
+               json.dumps(params, default=str), started, run.ended, self.store.machine,
+               os.getpid(), json.dumps(options, default=str))
+        self._positions = {t.key: i for i, t in enumerate(run.tasks_in_order())}
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(_RUN_UPSERT, row)
+        db.executemany(_TASK_INSERT, [self._task_row(t, t.state, t.attempt, t.exit_code,
+                                                     t.reason) for t in run.tasks_in_order()])
+        db.executemany("INSERT OR IGNORE INTO definitions VALUES (?, ?, ?)", self._definitions)
+        db.execute("COMMIT")
+        self._definitions.clear()
+
+    # ------------------------------------------------------------------ events
+
+    def _on_event(self, event: Event) -> None:
+        try:
+            kind = event.type
+            if kind == "log":
+                self._logs.write(event.step, event.host, event.attempt,  # type: ignore[union-attr]
+                                 event.text + "\n")  # type: ignore[union-attr]
+                self._schedule()
+            elif kind == "task":
+                self._on_task(event)  # type: ignore[arg-type]
+            elif kind == "action":
+                self._on_action(event)  # type: ignore[arg-type]
+            else:
+                self._on_run(event)  # type: ignore[arg-type]
+        except Exception as exc:  # never break the engine; report once
+            self._fail(exc)
+
+    def _event_row(self, event: Event) -> None:
+        self._events.append((self.run_id, self._seq, event.time, event.type,
+                             json.dumps(event.to_dicts()[0])))
+        self._seq += 1
+
+    def _on_task(self, event: TaskEvent) -> None:
+        key = (event.step, event.host)
+        task = self.run.tasks.get(key)
+        self._tasks[key] = self._task_row(task, event.state, event.attempt, event.exit_code,
+                                          event.reason, key)
+        if task is not None and task.attempts:
+            a = task.attempts[-1]
+            state = a.state if a.state is not None else event.state
+            self._attempts[(*key, a.number)] = (
+                self.run_id, event.step, event.host, a.number, a.started, a.ended, a.exit_code,
+                a.signal, str(state), a.reason, a.command, a.digest or None)
+            if a.digest != self._digest:
+                self._note_definition(self.run.workflow)
+        self._event_row(event)
+        if event.state is not TaskState.RUNNING:
+            self._logs.close_task(event.step, event.host)
+        if event.state in _SYNC_TASK_STATES:
+            self.flush()
+        else:
+            self._schedule()
+
+    def _task_row(self, task: Task | None, state: TaskState, attempt: int,
+                  exit_code: int | None, reason: str | None,
+                  key: tuple[str, str] | None = None) -> tuple[Any, ...]:
+        if key is None:
+            assert task is not None
+            key = task.key
+        position = self._positions.get(key)
+        if position is None:
+            position = self._positions[key] = len(self._positions)
+        outputs = started = ended = None
+        if task is not None:
+            started, ended = task.started, task.ended
+            if task.outputs.status is not None and (state.finished
+                                                    or state is TaskState.RETRYING):
+                outputs = json.dumps(task.outputs.as_dict())
+        return (self.run_id, key[0], key[1], position, str(state), attempt, exit_code, reason,
+                started, ended, outputs)
+
+    def _on_action(self, event: ActionEvent) -> None:
+        self._actions.append((self.run_id, event.time, event.user, event.action, event.step,
+                              event.host, event.reason))
+        self._event_row(event)
+        self.flush()
+
+    def _on_run(self, event: RunEvent) -> None:
+        run = self.run
+        self._run_update = (str(event.state), run.started, run.ended if event.state.finished
+                            else None, self.run_id)
+        self._event_row(event)
+        self.flush()
+
+    def _note_definition(self, wf: Workflow) -> None:
+        self._digest = wf.digest
+        if wf.digest:
+            path = str(wf.path) if wf.path is not None else None
+            self._definitions.append((wf.digest, wf.source, path))
+
+    # ------------------------------------------------------------------ writing
+
+    def _schedule(self) -> None:
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._scheduled = True
+        loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._scheduled = False
+        try:
+            self.flush()
+        except Exception as exc:
+            self._fail(exc)
+
+    def flush(self) -> None:
+        """Push buffered log output to the OS and commit buffered rows."""
+        if self._logs.dirty:
+            try:
+                self._logs.flush()
+            except OSError as exc:
+                self._fail(exc)
+        if not (self._events or self._tasks or self._attempts or self._actions
+                or self._run_update or self._definitions):
+            return
+        db = self._db
+        try:
+            db.execute("BEGIN")
+            if self._definitions:
+                db.executemany("INSERT OR IGNORE INTO definitions VALUES (?, ?, ?)",
+                               self._definitions)
+            if self._run_update is not None:
+                db.execute("UPDATE runs SET state = ?, started = coalesce(started, ?), "
+                           "ended = ? WHERE id = ?", self._run_update)
+            if self._tasks:
+                db.executemany(_TASK_UPSERT, self._tasks.values())
+            if self._attempts:
+                db.executemany(_ATTEMPT_UPSERT, self._attempts.values())
+            if self._actions:
+                db.executemany("INSERT INTO actions (run_id, time, user, action, step, host, "
+                               "reason) VALUES (?, ?, ?, ?, ?, ?, ?)", self._actions)
+            if self._events:
+                db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", self._events)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._fail(exc)
+            return
+        self._definitions.clear()
+        self._run_update = None
+        self._tasks.clear()
+        self._attempts.clear()
+        self._actions.clear()
+        self._events.clear()
+
+    def _fail(self, exc: BaseException) -> None:
+        first = self.error is None
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self.error = exc if isinstance(exc, StoreError) else StoreError(
+            f"cannot record run {self.run_id} in {self.store.db_path}: {text}")
+        if not first:
+            return
+        if self.on_error is not None:
+            self.on_error(self.error)
+        else:
+            print(f"baton: {self.error}", file=sys.stderr)
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        """Stop listening, write what is buffered, close the log files, release the lock."""
+        if self._closed:
+            return
+        self._closed = True
+        self._unsubscribe()
+        try:
+            self.flush()
+            self._logs.close()
+        except OSError as exc:
+            self._fail(exc)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._own_lock:
+            self._lock.release()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,240 @@
+"""One stored run, three ways: a human table, JSON, and a Markdown incident timeline.
+
+Output is deterministic for a given run (times in UTC, ISO 8601, to the second), so the
+Markdown can be checked in and compared.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from typing import Any
+
+from console.store.history import ActionRecord, AttemptRecord, EventRecord, StoredRun
+
+
+def iso(t: float | None) -> str:
+    if t is None:
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    return f"{minutes}m {secs:02d}s"
+
+
+def _label(step: str | None, host: str | None) -> str:
+    if step is None:
+        return "run" if host is None else host
+    return step if host in (None, "local") else f"{step}@{host}"
+
+
+def _value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _code(text: str) -> str:
+    return "`" + text.replace("`", "'") + "`" if text else ""
+
+
+def _cell(text: Any) -> str:
+    if text is None:
+        return ""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _command(command: str | None, width: int = 80) -> str:
+    if not command:
+        return ""
+    first, _, more = command.strip().partition("\n")
+    if more or len(first) > width:
+        first = first[: width - 1] + "…"
+    return first
+
+
+# ---------------------------------------------------------------------------- JSON
+
+
+def to_json(stored: StoredRun) -> dict[str, Any]:
+    """Everything about the run as plain JSON values; attempts nested in their task."""
+    run = asdict(stored.run)
+    run["duration"] = stored.run.duration
+    tasks = []
+    for task in stored.tasks:
+        item = asdict(task)
+        item["duration"] = task.duration
+        item["attempts"] = [{**asdict(a), "duration": a.duration}
+                            for a in stored.attempts_of(task.step, task.host)]
+        tasks.append(item)
+    return {
+        "run": run,
+        "tasks": tasks,
+        "actions": [asdict(a) for a in stored.actions],
+        "events": [{"seq": e.seq, **e.payload} for e in stored.events],
+        "definitions": dict(stored.definitions),
+    }
+
+
+# ---------------------------------------------------------------------------- table
+
+
+def _columns(rows: list[list[str]], indent: str = "") -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
+
+
+def render_table(stored: StoredRun) -> str:
+    """The human view of ``baton show``."""
+    run = stored.run
+    lines = [f"run {run.id}  {run.workflow}  {run.state}"]
+    facts = [
+        ["workflow", run.path or "-"],
+        ["started", f"{iso(run.started)} by {run.user} on {run.machine or '?'} "
+                    f"(pid {run.pid or '?'})"],
+        ["ended", f"{iso(run.ended)} ({duration(run.duration)})"],
+    ]
+    if run.params:
+        facts.append(["params", ", ".join(f"{k}={_value(v)}" for k, v in run.params.items())])
+    lines += _columns(facts, "  ")
+    rows = [["STEP", "HOST", "STATE", "ATTEMPTS", "DURATION", "EXIT", "REASON"]]
+    for task in stored.tasks:
+        rows.append([task.step, task.host, task.state, str(task.attempt),
+                     duration(task.duration),
+                     "" if task.exit_code is None else str(task.exit_code),
+                     (task.reason or "").replace("\n", " ")])
+    lines += ["", *_columns(rows)]
+    if stored.actions:
+        rows = [["TIME", "USER", "ACTION", "TARGET", "REASON"]]
+        for a in stored.actions:
+            target = "" if a.step is None and a.host is None else _label(a.step, a.host)
+            rows.append([iso(a.time), a.user, a.action, target,
+                         (a.reason or "").replace("\n", " ")])
+        lines += ["", *_columns(rows)]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- markdown
+
+
+def render_markdown(stored: StoredRun) -> str:
+    """An incident timeline: what ran, who did what and why, in order."""
+    run = stored.run
+    out = [f"# Incident timeline: {run.workflow}", ""]
+    out += ["| | |", "|---|---|"]
+    workflow = run.workflow + (f" ({_code(run.path)})" if run.path else "")
+    for key, value in [
+        ("Run", _code(run.id)),
+        ("Workflow", workflow),
+        ("Definition", _code((run.digest or "")[:12]) or "-"),
+        ("State", f"**{run.state}**"),
+        ("Started by", f"{run.user} on {run.machine or '?'}"),
+        ("Started", iso(run.started)),
+        ("Ended", iso(run.ended)),
+        ("Duration", duration(run.duration)),
+    ]:
+        out.append(f"| {key} | {_cell(value)} |")
+    out += ["", "## Parameters", ""]
+    if run.params:
+        out += ["| name | value |", "|---|---|"]
+        out += [f"| {_cell(k)} | {_cell(_code(_value(v)))} |" for k, v in run.params.items()]
+    else:
+        out.append("None.")
+    out += ["", "## Steps", "",
+            "| step | host | state | attempts | duration | exit code | reason |",
+            "|---|---|---|---|---|---|---|"]
+    for t in stored.tasks:
+        exit_code = "" if t.exit_code is None else str(t.exit_code)
+        out.append(f"| {_cell(t.step)} | {_cell(t.host)} | {t.state} | {t.attempt} | "
+                   f"{duration(t.duration)} | {exit_code} | {_cell(t.reason)} |")
+    out += ["", "## Attempts", ""]
+    out += _attempts(stored.attempts, run.digest)
+    out += ["", "## Operator actions", ""]
+    out += _actions([a for a in stored.actions if a.action not in ("note", "reload")])
+    out += ["", "## Notes", ""]
+    notes = stored.notes
+    out += [f"- {iso(n.time)} {n.user}{_on(n)}: {n.reason or ''}" for n in notes] or ["None."]
+    out += ["", "## Reloads", ""]
+    out += _reloads(stored)
+    out += ["", "## Timeline", ""]
+    out += [f"- {iso(e.time)} {_describe(e)}" for e in stored.events]
+    return "\n".join(out) + "\n"
+
+
+def _on(action: ActionRecord) -> str:
+    if action.step is None and action.host is None:
+        return ""
+    return f" on {_code(_label(action.step, action.host))}"
+
+
+def _attempts(attempts: list[AttemptRecord], run_digest: str | None) -> list[str]:
+    if not attempts:
+        return ["None."]
+    out = ["| task | # | started | duration | exit code | state | definition | command |",
+           "|---|---|---|---|---|---|---|---|"]
+    for a in attempts:
+        exit_code = "" if a.exit_code is None else str(a.exit_code)
+        if a.signal:
+            exit_code = f"signal {a.signal}"
+        digest = (a.digest or "")[:12]
+        if digest and a.digest != run_digest:
+            digest += " (reloaded)"
+        out.append(f"| {_cell(_label(a.step, a.host))} | {a.number} | {iso(a.started)} | "
+                   f"{duration(a.duration)} | {exit_code} | {a.state or ''} | "
+                   f"{_cell(_code(digest))} | {_cell(_code(_command(a.command)))} |")
+    return out
+
+
+def _actions(actions: list[ActionRecord]) -> list[str]:
+    if not actions:
+        return ["None."]
+    out = ["| time | user | action | target | reason |", "|---|---|---|---|---|"]
+    for a in actions:
+        target = "" if a.step is None and a.host is None else _label(a.step, a.host)
+        out.append(f"| {iso(a.time)} | {_cell(a.user)} | {a.action} | {_cell(target)} | "
+                   f"{_cell(a.reason)} |")
+    return out
+
+
+def _reloads(stored: StoredRun) -> list[str]:
+    out = [f"- {iso(a.time)} {a.user} reloaded the workflow" + (f": {a.reason}" if a.reason
+                                                               else "")
+           for a in stored.actions if a.action == "reload"]
+    seen = {stored.run.digest}
+    for a in stored.attempts:
+        if a.digest and a.digest not in seen:
+            seen.add(a.digest)
+            out.append(f"- {iso(a.started)} {_code(_label(a.step, a.host))} attempt {a.number} "
+                       f"ran definition {_code(a.digest[:12])}")
+    return out or ["None."]
+
+
+def _describe(event: EventRecord) -> str:
+    p = event.payload
+    if event.type == "run":
+        return f"run **{p.get('state')}**"
+    if event.type == "action":
+        target = "" if p.get("step") is None and p.get("host") is None else \
+            " " + _code(_label(p.get("step"), p.get("host")))
+        reason = f": {p['reason']}" if p.get("reason") else ""
+        return f"{p.get('user')} **{p.get('action')}**{target}{reason}"
+    text = f"{_code(_label(p.get('step'), p.get('host')))} {p.get('state')}"
+    if p.get("attempt"):
+        text += f" (attempt {p['attempt']})"
+    if p.get("exit_code") is not None:
+        text += f", exit {p['exit_code']}"
+    if p.get("reason"):
+        text += f": {p['reason']}"
+    return text
