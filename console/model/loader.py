@@ -376,6 +376,7 @@ class _Builder:
     def __init__(self, reader: Reader, path: Path | None) -> None:
         self.r = reader
         self.path = path
+        self._upstream_cache: dict[str, set[str]] = {}
         self.params: dict[str, Param] = {}
         self.secrets: dict[str, Secret] = {}
         self.hosts: dict[str, Host] = {}
@@ -659,9 +660,8 @@ class _Builder:
                                     "(no [hosts] defined)")
         self.check_cycles()
         for step_id in self.steps:
-            upstream = self._upstream(step_id)
             for template in self.templates.get(step_id, []):
-                self.check_template(step_id, template, upstream)
+                self.check_template(step_id, template)
 
     def check_cycles(self) -> None:
         graph = {sid: [n for n in s.needs if n in self.steps] for sid, s in self.steps.items()}
@@ -676,6 +676,10 @@ class _Builder:
                           f"dependency cycle: {' -> '.join([*cycle, cycle[0]])}")
 
     def _upstream(self, step_id: str) -> set[str]:
+        """Computed only for steps whose templates read ``steps.*``: O(edges) each."""
+        cached = self._upstream_cache.get(step_id)
+        if cached is not None:
+            return cached
         seen: set[str] = set()
         stack = list(self.steps[step_id].needs)
         while stack:
@@ -684,9 +688,10 @@ class _Builder:
                 continue
             seen.add(current)
             stack.extend(self.steps[current].needs)
+        self._upstream_cache[step_id] = seen
         return seen
 
-    def check_template(self, step_id: str, template: _Template, upstream: set[str]) -> None:
+    def check_template(self, step_id: str, template: _Template) -> None:
         r = self.r
         label = dotted(template.path)
         try:
@@ -720,7 +725,7 @@ class _Builder:
             elif name == step_id:
                 at(name, f"steps.{name} is read by step '{step_id}' itself; a step can only "
                          "read the outputs of steps it needs")
-            elif name not in upstream:
+            elif name not in self._upstream(step_id):
                 at(name, f"steps.{name} is read but '{name}' is not upstream of "
                          f"'{step_id}' (add it to needs)")
 

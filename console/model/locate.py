@@ -25,18 +25,37 @@ _SCALAR_END = ",]}#\n"
 
 
 class Locator:
-    """Positions of keys and values in one TOML document."""
+    """Positions of keys and values in one TOML document.
+
+    The text is scanned on first use: a valid workflow never needs positions, and scanning
+    a 1,000-step file costs a third of a second.
+    """
 
     def __init__(self, text: str) -> None:
-        self.keys: dict[KeyPath, Position] = {}
-        self.values: dict[KeyPath, Position] = {}
-        """Where each value starts; for a multi-line string, where its content starts
-        (after the newline that TOML trims right after an opening triple quote)."""
-        scanner = _Scanner(text, self)
+        self._text: str | None = text
+        self._keys: dict[KeyPath, Position] = {}
+        self._values: dict[KeyPath, Position] = {}
+
+    def _scan(self) -> None:
+        text, self._text = self._text, None
+        if text is None:
+            return
         try:
-            scanner.document()
+            _Scanner(text, self).document()
         except Exception:  # best effort: positions are a nicety, never an error
             pass
+
+    @property
+    def keys(self) -> dict[KeyPath, Position]:
+        self._scan()
+        return self._keys
+
+    @property
+    def values(self) -> dict[KeyPath, Position]:
+        """Where each value starts; for a multi-line string, where its content starts
+        (after the newline that TOML trims right after an opening triple quote)."""
+        self._scan()
+        return self._values
 
     def find(self, path: KeyPath) -> tuple[int | None, int | None]:
         """(line, col) of the key at ``path`` (or the value, for array elements).
@@ -165,8 +184,8 @@ class _Scanner:
             j += 2 if quote == '"' and self.text[j] == "\\" else 1
         raw = self.text[self.i : j + 1]
         self.i = j + 1
-        if quote == "'":
-            return raw[1:-1]
+        if quote == "'" or "\\" not in raw:
+            return raw[1:-1]  # no escapes: the text between the quotes is the value
         try:
             return tomllib.loads(f"k = {raw}")["k"]
         except tomllib.TOMLDecodeError:

@@ -228,12 +228,17 @@ def _parse_expression(source: str) -> nodes.Template:
     return tree
 
 
+_NO_REFS = TemplateRefs(frozenset(), frozenset(), frozenset(), frozenset())
+
+
 def analyze(source: str, *, expression: bool = False) -> TemplateRefs:
     """Parse ``source`` (a template, or a bare expression) and list what it references.
 
     Raises :class:`TemplateError` with the template line on a syntax error. Only literal
     keys are seen: ``params[name]`` with a variable ``name`` is not reported.
     """
+    if not expression and not needs_render(source):
+        return _NO_REFS  # plain text: nothing to parse (most commands of a large graph)
     try:
         tree = _parse_expression(_strip_braces(source)) if expression else _value_env.parse(source)
     except TemplateSyntaxError as exc:
