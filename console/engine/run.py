@@ -164,6 +164,7 @@ class Run(RunActions):
         self._status: dict[str, str] = {}
         self._dirty_steps: set[str] = set(workflow.steps)
         self._candidates: dict[tuple[str, str], Task] = dict(self.tasks)
+        self._unfinished = sum(1 for t in self.tasks.values() if not t.state.finished)
         self._ready = {key: task for key, task in self._ready.items() if key in self.tasks}
         self._base_context = None
 
@@ -187,7 +188,7 @@ class Run(RunActions):
     @property
     def settled(self) -> bool:
         """Nothing runs, waits for an operator, or can still start."""
-        return all(t.state.finished for t in self.tasks.values())
+        return self._unfinished == 0
 
     # ------------------------------------------------------------------ events
 
@@ -198,6 +199,8 @@ class Run(RunActions):
     def _set(self, task: Task, state: TaskState, reason: str | None = None) -> None:
         if reason is not None and self.masker:
             reason = self.masker.mask(reason)
+        if task.state.finished != state.finished:
+            self._unfinished += 1 if task.state.finished else -1
         task.state = state
         task.reason = reason
         if state.finished and state is not S.BLOCKED and task.started is not None:
@@ -275,9 +278,9 @@ class Run(RunActions):
         try:
             while True:
                 self._pass()
-                if self._closing and not self._running and not self._any_active():
+                if self._closing and not self._running:
                     break
-                if self.settled and not self._any_active():
+                if self.settled and not self._running:
                     final = self._final_state()
                     if not self.options.keep_alive:
                         self._set_run_state(final)
@@ -294,9 +297,6 @@ class Run(RunActions):
         elif not self.state.finished:
             self._set_run_state(self._final_state())
         return self.state
-
-    def _any_active(self) -> bool:
-        return any(t.runner is not None for t in self.tasks.values())
 
     def _final_state(self) -> RunState:
         if self._interrupted:
