@@ -1,0 +1,404 @@
+"""Run tasks on remote hosts over SSH (asyncssh).
+
+- **One connection per host per run**, opened lazily by the first task, reused by every
+  later one, kept alive, and reopened by the next task after it was lost. Connection
+  setup is bounded (:data:`MAX_PARALLEL_SETUP` handshakes at once per event loop).
+- **One persistent remote shell per session** (:mod:`console.executors.ssh_shell`): the
+  login shell's start-up cost is paid once per host, not once per task, while each task
+  still starts from the login environment, in its own process group, with its script fed
+  through a pipe (never on a command line) and stdout/stderr kept apart.
+- **Host keys are always checked** (:mod:`console.executors.ssh_hostkeys`): the host's
+  ``known_hosts``, else ``[ssh]``'s, else ``~/.ssh/known_hosts``. Unknown keys fail unless
+  ``accept_new_host_keys`` (then they are recorded); changed keys always fail, loudly.
+- **No prompts**: public-key authentication only (keys, agent), no password or
+  keyboard-interactive; agent forwarding only where the host asks for it.
+- ``~/.ssh/config`` is honoured (aliases, users, ports, identity files, ProxyJump) unless
+  ``ssh_config=[]``; values from the workflow win over it.
+
+Every failure is an :class:`ExitStatus` whose ``error`` is one line naming the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncssh
+
+from console.executors.base import GRACE_SECONDS, CommandRequest, ExitStatus, OutputCallback
+from console.executors.ssh_hostkeys import HostKeyPolicy, KnownHosts, Verdict, describe
+from console.executors.ssh_shell import (
+    BOOT_COMMAND,
+    ControlSession,
+    RemoteTask,
+    TaskSetupError,
+    task_command,
+)
+from console.model.workflow import Host, SSHOptions, Workflow
+
+__all__ = ["SSHContext", "SSHError", "SSHExecution", "SSHExecutor", "ssh_executor_factory"]
+
+MAX_PARALLEL_SETUP = 32
+"""SSH handshakes in flight at once (per event loop): key exchange is CPU-bound."""
+MAX_SESSIONS = 8
+"""Persistent shells per connection; OpenSSH allows 10 sessions (MaxSessions)."""
+KEEPALIVE_INTERVAL = 15.0
+KEEPALIVE_COUNT_MAX = 3
+
+_setup_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary())
+
+
+def _setup_limit() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    limit = _setup_limits.get(loop)
+    if limit is None:
+        limit = _setup_limits[loop] = asyncio.Semaphore(MAX_PARALLEL_SETUP)
+    return limit
+
+
+class SSHError(Exception):
+    """A connection problem; ``str()`` is the one-line reason, naming the host."""
+
+
+@dataclass
+class SSHContext:
+    """What every SSH connection of one run shares.
+
+    ``ssh_config``: ``()`` reads ``~/.ssh/config`` (the default), ``[]`` reads nothing, a
+    path or list of paths reads those files.
+    """
+
+    defaults: SSHOptions = field(default_factory=SSHOptions)
+    hosts: Mapping[str, Host] = field(default_factory=dict)
+    accept_new_host_keys: bool = False
+    ssh_config: str | Sequence[str] = ()
+    connect_timeout: float | None = None
+    """Overrides ``defaults.connect_timeout`` when set."""
+    keepalive_interval: float = KEEPALIVE_INTERVAL
+    max_sessions: int = MAX_SESSIONS
+    policy: HostKeyPolicy = field(init=False)
+    connectors: dict[str, Connector] = field(init=False, default_factory=dict)
+    users: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.policy = HostKeyPolicy(self.accept_new_host_keys)
+
+    def connector(self, host: Host) -> Connector:
+        found = self.connectors.get(host.name)
+        if found is None:
+            found = self.connectors[host.name] = Connector(self, host)
+        return found
+
+    async def close(self) -> None:
+        connectors, self.connectors = list(self.connectors.values()), {}
+        # targets first: a jump connection carries the connections tunnelled through it
+        connectors.sort(key=lambda c: c.host.name in {x.host.jump for x in connectors})
+        for connector in connectors:
+            await connector.close()
+
+
+class _Client(asyncssh.SSHClient):
+    """Judges host keys asyncssh does not trust and notices a lost connection."""
+
+    def __init__(self, connector: Connector, known_hosts: KnownHosts) -> None:
+        self._connector = connector
+        self._known_hosts = known_hosts
+        self.verdict: Verdict | None = None
+        self.lost = False
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
+        verdict = self._known_hosts.judge(host, addr, port, key)
+        if verdict.kind == "unknown" and self._connector.context.policy.accept_new:
+            self._known_hosts.record(host, port, key)
+            return True
+        self.verdict = verdict
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self._connector.lost(self)
+
+
+class Connector:
+    """The connection to one host and its pool of persistent shells."""
+
+    def __init__(self, context: SSHContext, host: Host) -> None:
+        self.context = context
+        self.host = host
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._client: _Client | None = None
+        self._lock = asyncio.Lock()
+        self._idle: list[ControlSession] = []
+        self._slots = asyncio.Semaphore(context.max_sessions)
+        self._closed = False
+
+    # -- the connection
+
+    def _settings(self) -> dict[str, Any]:
+        host, defaults = self.host, self.context.defaults
+        port = host.port or (defaults.port if defaults.port != 22 else None)
+        user = host.user or defaults.user
+        identity = host.identity or defaults.identity
+        options: dict[str, Any] = {
+            "config": self.context.ssh_config,
+            "connect_timeout": self.timeout,
+            "keepalive_interval": self.context.keepalive_interval,
+            "keepalive_count_max": KEEPALIVE_COUNT_MAX,
+            "agent_forwarding": host.forward_agent,
+            "password_auth": False,
+            "kbdint_auth": False,
+            "gss_auth": False,
+            "host_based_auth": False,
+        }
+        if port:
+            options["port"] = port
+        if user:
+            options["username"] = user
+        if identity:
+            path = os.path.expanduser(identity)
+            if not os.path.isfile(path):
+                raise SSHError(f"{host.name}: identity file {identity} not found")
+            options["client_keys"] = [path]
+        return options
+
+    @property
+    def timeout(self) -> float:
+        return self.context.connect_timeout or self.context.defaults.connect_timeout
+
+    @property
+    def label(self) -> str:
+        port = self.host.port or self.context.defaults.port
+        return f"{self.host.address}:{port}"
+
+    async def connection(self) -> asyncssh.SSHClientConnection:
+        async with self._lock:
+            if self._conn is not None and self._client is not None and not self._client.lost:
+                return self._conn
+            if self._closed:
+                raise SSHError(f"{self.host.name}: the run's SSH connections are closed")
+            tunnel: Any = ()
+            if self.host.jump:
+                tunnel = await self._jump()
+            async with _setup_limit():
+                self._conn = await self._open(tunnel)
+            return self._conn
+
+    async def _jump(self) -> asyncssh.SSHClientConnection:
+        jump = self.host.jump or ""
+        jump_host = self.context.hosts.get(jump)
+        if jump_host is None:
+            raise SSHError(f"{self.host.name}: jump host '{jump}' is not a declared host")
+        if jump_host.name == self.host.name:
+            raise SSHError(f"{self.host.name}: a host cannot be its own jump host")
+        try:
+            return await self.context.connector(jump_host).connection()
+        except SSHError as exc:
+            raise SSHError(f"{self.host.name}: via jump host {exc}") from None
+
+    async def _open(self, tunnel: Any) -> asyncssh.SSHClientConnection:
+        settings = self._settings()
+        known_hosts = self.context.policy.file(self.host.known_hosts
+                                               or self.context.defaults.known_hosts)
+        client = _Client(self, known_hosts)
+        try:
+            conn = await asyncssh.connect(
+                self.host.address, tunnel=tunnel, known_hosts=known_hosts.lookup,
+                client_factory=lambda: client, **settings)
+        except Exception as exc:  # every failure becomes one line naming the host
+            raise SSHError(self._reason(exc, client, known_hosts)) from None
+        self._client = client
+        return conn
+
+    def _reason(self, exc: Exception, client: _Client, known_hosts: KnownHosts) -> str:
+        name, label = self.host.name, self.label
+        if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+            if client.verdict is not None:
+                return describe(client.verdict, known_hosts, name)
+            return f"{name}: host key of {label} refused: {exc.reason}"
+        if isinstance(exc, asyncssh.PermissionDenied):
+            return (f"{name}: authentication failed at {label} (public key only; "
+                    "password prompts are disabled)")
+        if isinstance(exc, ConnectionRefusedError):
+            return f"{name}: connection refused by {label}"
+        if isinstance(exc, TimeoutError):
+            return f"{name}: connection to {label} timed out after {self.timeout:g}s"
+        if isinstance(exc, asyncssh.ConnectionLost):
+            return f"{name}: connection to {label} lost during setup ({exc.reason})"
+        if isinstance(exc, asyncssh.DisconnectError):
+            return f"{name}: {label} closed the connection: {exc.reason}"
+        if isinstance(exc, OSError):
+            return f"{name}: cannot connect to {label}: {exc.strerror or exc}"
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        return f"{name}: ssh to {label} failed: {detail}"
+
+    def lost(self, client: _Client) -> None:
+        if client is self._client:
+            self._conn = None
+            self._client = None
+            self._idle.clear()
+
+    # -- the shells
+
+    async def acquire(self) -> ControlSession:
+        """A free persistent shell on this host, opening the connection if needed."""
+        await self._slots.acquire()
+        try:
+            conn = await self.connection()
+            while self._idle:
+                session = self._idle.pop()
+                if not session.closed:
+                    return session
+            try:
+                _, session = await conn.create_session(
+                    lambda: ControlSession(self.host.name, self._dropped), BOOT_COMMAND,
+                    encoding=None)
+            except (asyncssh.Error, OSError) as exc:
+                reason = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
+                raise SSHError(f"{self.host.name}: cannot open a session on {self.label}: "
+                               f"{reason}") from None
+            session.start()
+            return session
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, session: ControlSession) -> None:
+        if session.closed or session.busy or self._closed:
+            session.close()
+        else:
+            self._idle.append(session)
+        self._slots.release()
+
+    def _dropped(self, session: ControlSession) -> None:
+        if session in self._idle:
+            self._idle.remove(session)
+
+    async def close(self) -> None:
+        self._closed = True
+        for session in self._idle:
+            session.close()
+        self._idle.clear()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.wait_closed(), 5)
+
+
+class SSHExecution:
+    """One attempt on a remote host: connect (lazily), run, report."""
+
+    def __init__(self, connector: Connector, request: CommandRequest,
+                 on_output: OutputCallback) -> None:
+        self._connector = connector
+        self._request = request
+        self._on_output = on_output
+        self._remote: RemoteTask | None = None
+        self._session: ControlSession | None = None
+        self._killing: asyncio.Future[None] | None = None
+        self._job = asyncio.ensure_future(self._run())
+
+    @property
+    def name(self) -> str:
+        return self._connector.host.name
+
+    async def _run(self) -> ExitStatus:
+        request = self._request
+        try:
+            command = task_command(request.shell, request.script, request.env, request.cwd)
+        except TaskSetupError as exc:
+            return ExitStatus(None, error=f"{self.name}: {exc}")
+        try:
+            session = await self._connector.acquire()
+        except SSHError as exc:
+            return ExitStatus(None, error=str(exc))
+        self._session = session
+        try:
+            self._remote = session.run(command, self._on_output, request.cwd)
+            return await asyncio.shield(self._remote.done)
+        finally:
+            self._connector.release(session)
+
+    async def wait(self) -> ExitStatus:
+        try:
+            return await asyncio.shield(self._job)
+        except asyncio.CancelledError:
+            if self._job.cancelled():
+                return ExitStatus(None, error=f"{self.name}: cancelled before it started")
+            raise
+
+    async def terminate(self, grace: float = GRACE_SECONDS) -> None:
+        """TERM the remote process group, KILL it after ``grace`` s. Idempotent."""
+        if self._job.done():
+            return
+        if self._killing is None:
+            self._killing = asyncio.ensure_future(self._kill(grace))
+        await asyncio.shield(self._killing)
+
+    async def _kill(self, grace: float) -> None:
+        remote, session = self._remote, self._session
+        if remote is None or session is None:
+            self._job.cancel()  # still connecting: stop that
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._job
+            return
+        try:
+            pgid = await asyncio.wait_for(asyncio.shield(remote.started), grace)
+        except (TimeoutError, asyncio.CancelledError):
+            pgid = 0
+        for signal in ("TERM", "KILL"):
+            if remote.done.done():
+                return
+            if pgid:
+                session.signal(pgid, signal)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(remote.done), grace)
+        if not remote.done.done():
+            session.close()  # the remote shell's EXIT trap kills what is left
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(remote.done), grace)
+
+
+class SSHExecutor:
+    """Executor for one remote host; executors built on one :class:`SSHContext` share
+    jump-host connections and known_hosts handling (see :func:`ssh_executor_factory`)."""
+
+    def __init__(self, host: Host, *, context: SSHContext | None = None,
+                 **options: Any) -> None:
+        if context is not None and options:
+            raise TypeError("pass either context or options, not both")
+        self.host = host
+        self.context = context or SSHContext(**options)
+        self.context.users += 1
+        self._connector = self.context.connector(host)
+        self._closed = False
+
+    async def start(self, request: CommandRequest, on_output: OutputCallback) -> SSHExecution:
+        return SSHExecution(self._connector, request, on_output)
+
+    async def close(self) -> None:
+        """Closes the connections once every executor of the context is closed."""
+        if self._closed:
+            return
+        self._closed = True
+        self.context.users -= 1
+        if self.context.users <= 0:
+            await self.context.close()
+
+
+def ssh_executor_factory(workflow: Workflow, *, accept_new_host_keys: bool = False,
+                         **options: Any) -> Callable[[Host], SSHExecutor]:
+    """``executor_for`` for the remote hosts of one run (one shared :class:`SSHContext`)."""
+    context = SSHContext(defaults=workflow.ssh, hosts=workflow.hosts,
+                         accept_new_host_keys=accept_new_host_keys, **options)
+
+    def make(host: Host) -> SSHExecutor:
+        return SSHExecutor(host, context=context)
+
+    return make

@@ -1,0 +1,319 @@
+"""The persistent remote shell: one SSH session that runs task after task.
+
+A new SSH session costs a fork in sshd plus the user's login shell reading its rc files
+(tens to hundreds of milliseconds). A :class:`ControlSession` pays that once: it starts
+``/bin/sh`` through the login shell, sends it :data:`PRELUDE` on stdin, then one line of
+shell code per task. For each task the remote side
+
+- forks a *watcher* subshell, so the control shell stays free to read the next command
+  (a ``kill`` for cancel/timeout, or end of file);
+- starts the task with ``setsid`` (its own session and process group, so the whole tree
+  can be signalled with ``kill -s SIG -- -PGID``), stdin ``/dev/null``, and the script
+  fed through a pipe read as ``/dev/fd/3`` -- the script never appears on a command line;
+- exports the step's env in the task's subshell only: the control shell sets no exported
+  variable, so every task starts from the login environment of the session (as a fresh
+  ``ssh host cmd`` would), and signals ignored by background jobs are reset where
+  ``env --default-signal`` exists;
+- relays the task's stdout and stderr through two FIFOs with ``cat``, so the task is over
+  when it exited AND every process holding its output has closed it (like ``ssh``), and
+  stdout and stderr stay separate channel streams;
+- frames the task with a random per-session marker: ``M S pgid`` before its stdout,
+  ``M E status`` after it, and ``M`` alone after its stderr. Task output without a final
+  newline is kept: the marker is found wherever it starts.
+
+When the client goes away (stdin reaches end of file, or the session is hung up) the
+control shell's EXIT trap kills the running task's process group itself.
+
+One session runs one task at a time; the executor keeps a small pool per connection
+(below OpenSSH's ``MaxSessions`` of 10) for tasks that overlap on one host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncssh
+
+from console.executors.base import ExitStatus, OutputCallback
+from console.executors.lines import LineSplitter
+
+BOOT_COMMAND = "exec /bin/sh"
+"""The only text on the exec line; everything else goes through stdin."""
+
+PRELUDE = r"""
+__baton_d=$(mktemp -d "${TMPDIR:-/tmp}/baton.XXXXXXXXXX") || exit 111
+mkfifo -m 600 "$__baton_d/o" "$__baton_d/e" || exit 112
+: > "$__baton_d/p"
+__baton_sig=
+env --default-signal=INT,QUIT true 2>/dev/null && __baton_sig='env --default-signal=INT,QUIT'
+__baton_clean() {
+  __baton_g=$(cat "$__baton_d/p" 2>/dev/null)
+  if [ -n "$__baton_g" ] && kill -s TERM -- "-$__baton_g" 2>/dev/null; then
+    sleep 1; kill -s KILL -- "-$__baton_g" 2>/dev/null
+  fi
+  rm -rf "$__baton_d"
+}
+trap __baton_clean EXIT
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
+__baton_run() {
+  (
+    if [ -n "$2" ] && ! cd -- "$2" 2>/dev/null; then
+      printf '%s\n' "$__baton_m" >&2
+      printf '%s F cwd\n' "$__baton_m"
+      exit 0
+    fi
+    printf '%s' "$4" | ( eval "$3" || exit 125
+      exec setsid $__baton_sig "$1" /dev/fd/3 3<&0 </dev/null ) >"$__baton_d/o" 2>"$__baton_d/e" &
+    __baton_p=$!
+    echo "$__baton_p" > "$__baton_d/p"
+    printf '%s S %s\n' "$__baton_m" "$__baton_p"
+    cat "$__baton_d/o" &
+    cat "$__baton_d/e" >&2
+    wait "$__baton_p"
+    __baton_rc=$?
+    wait
+    : > "$__baton_d/p"
+    printf '%s\n' "$__baton_m" >&2
+    printf '%s E %s\n' "$__baton_m" "$__baton_rc"
+  ) &
+}
+printf '%s R\n' "$__baton_m" >&2
+printf '%s R\n' "$__baton_m"
+"""
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class TaskSetupError(ValueError):
+    """The request cannot be expressed remotely (bad env name, NUL byte …)."""
+
+
+def task_command(shell: str, script: str, env: dict[str, str], cwd: str | None) -> bytes:
+    """The line of shell code that makes the control shell run one task."""
+    exports = []
+    for name, value in env.items():
+        if not _ENV_NAME.match(name):
+            raise TaskSetupError(f"invalid environment variable name {name!r}")
+        exports.append(f"export {name}={shlex.quote(value)}")
+    if cwd in ("~", "~/"):
+        cwd = "."
+    elif cwd and cwd.startswith("~/"):
+        cwd = cwd[2:]  # relative to the login directory, which is $HOME
+    parts = [shell or "/bin/sh", cwd or "", "\n".join(exports) or ":", script]
+    if any("\0" in part for part in parts):
+        raise TaskSetupError("NUL byte in the command, env or cwd")
+    line = "__baton_run " + " ".join(shlex.quote(part) for part in parts) + "\n"
+    return line.encode("utf-8", "surrogateescape")
+
+
+@dataclass
+class RemoteTask:
+    """The client side of one task on a control session."""
+
+    on_output: OutputCallback
+    done: asyncio.Future[ExitStatus]
+    cwd: str | None = None
+    started: asyncio.Future[int] = field(default_factory=lambda: asyncio.get_running_loop()
+                                         .create_future())
+    out: LineSplitter = field(default_factory=LineSplitter)
+    err: LineSplitter = field(default_factory=LineSplitter)
+    stdout_end: str | None = None
+    stderr_ended: bool = False
+
+    def emit(self, stream: str, data: bytes) -> None:
+        splitter = self.out if stream == "stdout" else self.err
+        text = splitter.feed(data)
+        if text is not None:
+            self.on_output(stream, text)  # type: ignore[arg-type]
+
+    def flush(self) -> None:
+        for stream, splitter in (("stdout", self.out), ("stderr", self.err)):
+            text = splitter.flush()
+            if text is not None:
+                self.on_output(stream, text)  # type: ignore[arg-type]
+
+
+def _keep(buffer: bytes | bytearray, marker: bytes) -> int:
+    """How many trailing bytes of ``buffer`` could be the start of ``marker``."""
+    for size in range(min(len(marker) - 1, len(buffer)), 0, -1):
+        if buffer.endswith(marker[:size]):
+            return size
+    return 0
+
+
+class ControlSession(asyncssh.SSHClientSession[bytes]):
+    """One persistent remote shell (see the module docstring)."""
+
+    def __init__(self, name: str, on_closed: Callable[[ControlSession], None]) -> None:
+        self.name = name
+        self.marker = f"baton-{secrets.token_hex(16)}".encode()
+        self._on_closed = on_closed
+        self._chan: asyncssh.SSHClientChannel[bytes] | None = None
+        self._out = bytearray()
+        self._err = bytearray()
+        self._out_ready = False
+        self._err_ready = False
+        self._task: RemoteTask | None = None
+        self.closed = False
+        self.close_reason = "session closed"
+
+    # -- asyncssh callbacks
+
+    def connection_made(self, chan: asyncssh.SSHClientChannel[bytes]) -> None:  # type: ignore[override]
+        self._chan = chan
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if datatype == asyncssh.EXTENDED_DATA_STDERR:
+            self._err += data
+            self._parse_err()
+        else:
+            self._out += data
+            self._parse_out()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if exc is not None:
+            self.close_reason = str(exc) or type(exc).__name__
+        task, self._task = self._task, None
+        if task is not None:
+            task.flush()
+            if not task.done.done():
+                task.done.set_result(ExitStatus(
+                    None, error=f"{self.name}: connection lost mid-step ({self.close_reason})"))
+            if not task.started.done():
+                task.started.cancel()
+        self._on_closed(self)
+
+    # -- client API
+
+    def start(self) -> None:
+        assert self._chan is not None
+        prelude = f"__baton_m={self.marker.decode()}\n{PRELUDE}"
+        self._chan.write(prelude.encode())
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None
+
+    def run(self, command: bytes, on_output: OutputCallback, cwd: str | None = None) -> RemoteTask:
+        assert self._chan is not None and self._task is None
+        task = RemoteTask(on_output, asyncio.get_running_loop().create_future(), cwd)
+        self._task = task
+        self._chan.write(command)
+        return task
+
+    def signal(self, pgid: int, name: str) -> None:
+        """Signal a task's process group from the remote side (works on any sshd)."""
+        if self._chan is not None and not self.closed:
+            self._chan.write(f"kill -s {name} -- -{pgid} 2>/dev/null\n".encode())
+
+    def close(self) -> None:
+        """End of file on the shell's stdin: it cleans up and exits."""
+        if self._chan is not None and not self.closed:
+            try:
+                self._chan.write_eof()
+            except (OSError, asyncssh.Error):
+                pass
+            self._chan.close()
+
+    # -- framing
+
+    def _parse_out(self) -> None:
+        buf, marker = self._out, self.marker
+        while buf:
+            if not self._out_ready or self._task is None or not self._task.started.done():
+                end = buf.find(b"\n")
+                if end < 0:
+                    return
+                line = bytes(buf[:end])
+                del buf[: end + 1]
+                self._control_line(line)
+                continue
+            task = self._task
+            at = buf.find(marker)
+            if at < 0:
+                keep = _keep(buf, marker)
+                if len(buf) > keep:
+                    task.emit("stdout", bytes(buf[: len(buf) - keep]))
+                    del buf[: len(buf) - keep]
+                return
+            end = buf.find(b"\n", at)
+            if at:
+                task.emit("stdout", bytes(buf[:at]))
+                del buf[:at]
+                end -= at
+            if end < 0:
+                return
+            line = bytes(buf[:end])
+            del buf[: end + 1]
+            self._control_line(line)
+
+    def _control_line(self, line: bytes) -> None:
+        at = line.find(self.marker + b" ")
+        if at < 0:
+            return  # rc-file chatter before the prelude, or stray output between tasks
+        line = line[at:]
+        kind, _, value = line[len(self.marker) + 1 :].decode("ascii", "replace").partition(" ")
+        task = self._task
+        if kind == "R":
+            self._out_ready = True
+        elif task is None:
+            return
+        elif kind == "S" and not task.started.done():
+            task.started.set_result(int(value))
+        elif kind in ("E", "F"):
+            task.stdout_end = line[len(self.marker) + 1 :].decode("ascii", "replace")
+            if not task.started.done():
+                task.started.set_result(0)
+            self._maybe_finish()
+
+    def _parse_err(self) -> None:
+        buf, marker = self._err, self.marker
+        if not self._err_ready:
+            at = buf.find(marker + b" R\n")
+            if at < 0:
+                return
+            del buf[: at + len(marker) + 3]
+            self._err_ready = True
+        task = self._task
+        if task is None or task.stderr_ended:
+            buf.clear()  # nothing may write here between tasks; drop strays
+            return
+        at = buf.find(marker + b"\n")
+        if at < 0:
+            keep = _keep(buf, marker + b"\n")
+            if len(buf) > keep:
+                task.emit("stderr", bytes(buf[: len(buf) - keep]))
+                del buf[: len(buf) - keep]
+            return
+        if at:
+            task.emit("stderr", bytes(buf[:at]))
+        del buf[: at + len(marker) + 1]
+        task.stderr_ended = True
+        self._maybe_finish()
+
+    def _maybe_finish(self) -> None:
+        task = self._task
+        if task is None or task.stdout_end is None or not task.stderr_ended:
+            return
+        self._task = None
+        task.flush()
+        kind, _, value = task.stdout_end.partition(" ")
+        if kind == "F":
+            status = ExitStatus(None, error=f"{self.name}: cannot change to cwd {task.cwd}: "
+                                             "no such directory or permission denied")
+        else:
+            code = int(value) if value.isdigit() else 255
+            status = (ExitStatus(None, signal=code - 128) if 128 < code < 128 + 65
+                      else ExitStatus(code))
+        if not task.done.done():
+            task.done.set_result(status)
+        if self._err:
+            self._parse_err()

@@ -1,0 +1,235 @@
+"""Real OpenSSH ``sshd`` processes on loopback for the SSH tests and the fan-out bench.
+
+Each :class:`SSHServer` listens on its own 127.0.0.x address and a free non-standard port,
+with a throwaway ed25519 host key, its own ``sshd_config`` (no PAM, root allowed, keys
+from a temporary ``authorized_keys``) and runs in the foreground (``-D -e``) as a child
+of the test process. :class:`Fleet` starts several of them, plus the client key and a
+``known_hosts`` file that trusts them all.
+
+The fixtures never skip: when ``sshd`` is missing they fail with a message saying how to
+install it (``.ci/run`` does ``apt-get install openssh-server``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+SSHD = "/usr/sbin/sshd"
+SSH_KEYGEN = "ssh-keygen"
+
+
+class SSHDMissing(RuntimeError):
+    pass
+
+
+def require_sshd() -> str:
+    """The sshd binary, or an error saying how to get it."""
+    path = SSHD if os.access(SSHD, os.X_OK) else shutil.which("sshd")
+    if not path:
+        raise SSHDMissing("OpenSSH sshd not found: install it with "
+                          "`apt-get install -y openssh-server` (.ci/run does this)")
+    if not shutil.which(SSH_KEYGEN):
+        raise SSHDMissing("ssh-keygen not found: install openssh-client")
+    # sshd refuses to start without its privilege separation directory
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    return path
+
+
+def keygen(path: Path, comment: str = "baton-test") -> Path:
+    """A new ed25519 key pair at ``path`` / ``path.pub``; returns ``path``."""
+    subprocess.run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+                   check=True, stdin=subprocess.DEVNULL)
+    return path
+
+
+def free_port(address: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]
+
+
+def wait_listening(address: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((address, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+@dataclass
+class SSHServer:
+    """One sshd on ``address:port``; ``stop``/``start`` keep the same address and key."""
+
+    address: str
+    folder: Path
+    authorized_keys: Path
+    port: int = 0
+    host_key: Path = field(init=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.host_key = self.folder / "host_ed25519"
+        if not self.host_key.exists():
+            keygen(self.host_key, f"host-{self.address}")
+        if not self.port:
+            self.port = free_port(self.address)
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "sshd_config"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "sshd.log"
+
+    def host_key_line(self, hashed: bool = False) -> str:
+        """This server's ``known_hosts`` line (OpenSSH format, ``[addr]:port`` form)."""
+        kind, blob = (self.host_key.with_suffix(".pub")).read_text().split()[:2]
+        name = f"[{self.address}]:{self.port}"
+        if hashed:
+            import base64
+            import hashlib
+            import hmac
+
+            salt = os.urandom(20)
+            digest = hmac.new(salt, name.encode(), hashlib.sha1).digest()
+            name = f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
+        return f"{name} {kind} {blob}\n"
+
+    def write_config(self) -> None:
+        self.config.write_text(
+            f"ListenAddress {self.address}:{self.port}\n"
+            f"HostKey {self.host_key}\n"
+            f"PidFile {self.folder / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {self.authorized_keys}\n"
+            "UsePAM no\n"
+            "PermitRootLogin yes\n"
+            "StrictModes no\n"
+            "PubkeyAuthentication yes\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "AllowTcpForwarding yes\n"
+            "PrintMotd no\n"
+            "PrintLastLog no\n"
+            "MaxStartups 200:30:400\n"
+            "LogLevel VERBOSE\n"
+        )
+
+    def start(self) -> None:
+        sshd = require_sshd()
+        self.write_config()
+        log = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.process = subprocess.Popen([sshd, "-D", "-e", "-f", str(self.config)],
+                                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        finally:
+            log.close()
+        try:
+            wait_listening(self.address, self.port)
+        except OSError:
+            self.stop()
+            raise RuntimeError(f"sshd on {self.address}:{self.port} did not start: "
+                               f"{self.log.read_text()[-2000:]}") from None
+
+    def stop(self) -> None:
+        """Kill the listener AND every session it serves: the host goes away."""
+        if self.process is None:
+            return
+        try:
+            children = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
+        self.process.kill()
+        self.process.wait()
+        for child in children:
+            try:
+                if child.name() == "sshd":
+                    child.kill()
+            except psutil.NoSuchProcess:
+                pass
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class Fleet:
+    """``count`` sshd servers on 127.0.0.2 … plus a client key and a known_hosts file."""
+
+    def __init__(self, folder: Path, count: int, first: int = 2) -> None:
+        require_sshd()
+        self.folder = folder
+        self.client_key = keygen(folder / "client_ed25519", "baton-client")
+        self.authorized_keys = folder / "authorized_keys"
+        self.authorized_keys.write_text(self.client_key.with_suffix(".pub").read_text())
+        self.known_hosts = folder / "known_hosts"
+        self.servers: list[SSHServer] = []
+        for index in range(count):
+            self.add(f"127.0.0.{first + index}")
+        self.start()
+
+    def add(self, address: str) -> SSHServer:
+        server = SSHServer(address, self.folder / address, self.authorized_keys)
+        self.servers.append(server)
+        return server
+
+    def start(self) -> None:
+        for server in self.servers:
+            if not server.running:
+                server.write_config()
+                server.start()
+        self.write_known_hosts()
+
+    def write_known_hosts(self) -> None:
+        self.known_hosts.write_text("".join(s.host_key_line() for s in self.servers))
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def __len__(self) -> int:
+        return len(self.servers)
+
+
+@pytest.fixture(scope="session")
+def sshd_fleet() -> Iterator[Fleet]:
+    """12 real sshd processes on 127.0.0.2-13 (the session shares them)."""
+    with tempfile.TemporaryDirectory(prefix="baton-sshd-") as tmp:
+        fleet = Fleet(Path(tmp), 12)
+        try:
+            yield fleet
+        finally:
+            fleet.stop()
+
+
+@pytest.fixture
+def lone_sshd(tmp_path: Path, sshd_fleet: Fleet) -> Iterator[SSHServer]:
+    """A private sshd on 127.0.0.40 that a test may kill, restart or re-key; it trusts the
+    fleet's client key but is NOT in the fleet's known_hosts."""
+    server = SSHServer("127.0.0.40", tmp_path / "lone", sshd_fleet.authorized_keys)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

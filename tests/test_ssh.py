@@ -1,0 +1,437 @@
+"""The SSH executor against real OpenSSH sshd processes on loopback (tests/sshd.py).
+
+Remote processes are local processes here, so the tests inspect them with psutil.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from console.engine.events import TaskState
+from console.engine.run import Run, RunOptions
+from console.executors.base import CommandRequest, ExitStatus
+from console.executors.ssh import SSHContext, SSHExecutor, ssh_executor_factory
+from console.model.workflow import Host, SSHOptions, Step, Workflow
+from tests import sshd
+from tests.sshd import Fleet, SSHServer, free_port, keygen
+
+sshd_fleet = sshd.sshd_fleet  # fixtures: session-wide fleet, a private killable sshd
+lone_sshd = sshd.lone_sshd
+
+pytestmark = pytest.mark.timeout(60)
+
+TEST_OPTIONS: dict[str, Any] = {"ssh_config": [], "connect_timeout": 5.0}
+
+
+def host_of(fleet: Fleet, server: SSHServer, name: str | None = None, **fields: Any) -> Host:
+    values: dict[str, Any] = {
+        "name": name or server.address, "address": server.address, "port": server.port,
+        "user": "root", "identity": str(fleet.client_key),
+        "known_hosts": str(fleet.known_hosts),
+    }
+    values.update(fields)
+    return Host(**values)
+
+
+class Collected:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def __call__(self, stream: str, text: str) -> None:
+        self.lines.extend((stream, line) for line in text.split("\n"))
+
+    def of(self, stream: str) -> list[str]:
+        return [line for s, line in self.lines if s == stream]
+
+
+async def run_one(executor: SSHExecutor, script: str,
+                  **fields: Any) -> tuple[ExitStatus, Collected]:
+    out = Collected()
+    execution = await executor.start(CommandRequest("s", executor.host, script, **fields), out)
+    return await execution.wait(), out
+
+
+def processes_with(marker: str) -> list[psutil.Process]:
+    """Live processes whose environment holds ``marker`` (every task process inherits it)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if marker in "".join(proc.environ().values()):
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+async def wait_gone(marker: str, timeout: float = 5.0) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = processes_with(marker)
+        if not left or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(0.1)
+
+
+def workflow(fleet: Fleet, servers: list[SSHServer], steps: dict[str, Step],
+             **fields: Any) -> Workflow:
+    hosts = {f"h{i:02d}": host_of(fleet, s, f"h{i:02d}", groups=("web",))
+             for i, s in enumerate(servers)}
+    return Workflow(name="ssh test", hosts=hosts, steps=steps, **fields)
+
+
+async def run_workflow(wf: Workflow, **options: Any) -> Run:
+    run = Run(wf, RunOptions(approval="auto"),
+              executor_for=ssh_executor_factory(wf, **{**TEST_OPTIONS, **options}))
+    await asyncio.wait_for(run.execute(), 45)
+    return run
+
+
+@pytest.fixture
+def fleet(sshd_fleet: Fleet) -> Fleet:
+    return sshd_fleet
+
+
+@pytest.fixture
+async def executor(fleet: Fleet) -> AsyncIterator[SSHExecutor]:
+    ex = SSHExecutor(host_of(fleet, fleet.servers[0], "web1"), **TEST_OPTIONS)
+    yield ex
+    await ex.close()
+
+
+# --------------------------------------------------------------------- execution
+
+
+async def test_streams_exit_codes_signals_and_one_connection(executor: SSHExecutor) -> None:
+    status, out = await run_one(executor, "echo one; echo two >&2; echo three; printf tail")
+    assert status == ExitStatus(0)
+    assert out.of("stdout") == ["one", "three", "tail"]
+    assert out.of("stderr") == ["two"]
+    conn = executor._connector._conn
+    status, out = await run_one(executor, "printf 'err-no-newline' >&2; exit 3")
+    assert status == ExitStatus(3) and out.of("stderr") == ["err-no-newline"]
+    status, _ = await run_one(executor, "kill -s KILL $$")
+    assert status.signal == 9 and status.exit_code is None and status.error is None
+    # output that looks like framing, a long line, many lines
+    status, out = await run_one(
+        executor, "echo baton-; printf 'baton-%s\\n' x; head -c 300000 /dev/zero | tr '\\0' a; "
+                  "echo; seq 1 5000")
+    assert status.ok
+    stdout = out.of("stdout")
+    assert stdout[:2] == ["baton-", "baton-x"] and len(stdout[2]) == 300000
+    assert stdout[3:] == [str(i) for i in range(1, 5001)]
+    assert executor._connector._conn is conn  # every task reused the first connection
+    await executor.close()
+
+
+async def test_env_cwd_and_clean_login_environment(fleet: Fleet, executor: SSHExecutor,
+                                                   tmp_path: Path) -> None:
+    status, out = await run_one(executor, 'pwd; echo "$GREETING"; echo "$SSH_CONNECTION"',
+                                env={"GREETING": "it's  $HOME `x`"}, cwd=str(tmp_path))
+    assert status.ok, status
+    stdout = out.of("stdout")
+    assert stdout[:2] == [str(tmp_path), "it's  $HOME `x`"]
+    assert stdout[2].split()[2:] == [fleet.servers[0].address, str(fleet.servers[0].port)]
+    status, out = await run_one(executor, "pwd")
+    assert out.of("stdout") == ["/root"]  # a task's cd or env never leaks into the next
+    _, out = await run_one(executor, "env", env={"ONLY_HERE": "1"})
+    task_env = dict(line.split("=", 1) for line in out.of("stdout") if "=" in line)
+    assert task_env.pop("ONLY_HERE") == "1"
+    _, out = await run_one(executor, "env")
+    assert "ONLY_HERE" not in "".join(out.of("stdout"))
+    # the login environment of a plain `ssh host env` session
+    import asyncssh
+
+    server = fleet.servers[0]
+    async with asyncssh.connect(server.address, port=server.port, username="root",
+                                client_keys=[str(fleet.client_key)], config=[],
+                                known_hosts=str(fleet.known_hosts)) as conn:
+        plain = (await conn.run("env", check=True)).stdout or ""
+    plain_env = dict(line.split("=", 1) for line in str(plain).splitlines() if "=" in line)
+    ignore = {"SSH_CLIENT", "SSH_CONNECTION", "_", "SHLVL", "OLDPWD", "PWD"}
+    assert set(task_env) - ignore == set(plain_env) - ignore
+    assert task_env["HOME"] == plain_env["HOME"] and task_env["PATH"] == plain_env["PATH"]
+    status, _ = await run_one(executor, "true", cwd="/does/not/exist")
+    assert status.error == ("web1: cannot change to cwd /does/not/exist: no such directory "
+                            "or permission denied")
+    status, _ = await run_one(executor, "true", env={"BAD-NAME": "x"})
+    assert status.error is not None and "BAD-NAME" in status.error
+    await executor.close()
+
+
+async def test_tasks_overlapping_on_one_host_use_several_shells(executor: SSHExecutor) -> None:
+    # more at once than OpenSSH's MaxSessions: the pool queues the rest
+    results = await asyncio.gather(*(run_one(executor, f"sleep 0.3; echo {i}")
+                                     for i in range(12)))
+    assert [out.of("stdout") for _, out in results] == [[str(i)] for i in range(12)]
+    assert all(status.ok for status, _ in results)
+    await executor.close()
+
+
+# --------------------------------------------------------------------- fan-out
+
+
+async def test_fan_out_respects_serial(fleet: Fleet, tmp_path: Path) -> None:
+    log = tmp_path / "serial.log"
+    script = (f'echo "S $(date +%s.%N)" >> {log}; sleep 0.3; echo "E $(date +%s.%N)" >> {log}; '
+              "echo {{ host.name }}")
+    steps = {"roll": Step("roll", "roll", run=script, on=("web",), serial=3)}
+    run = await run_workflow(workflow(fleet, fleet.servers, steps))
+    tasks = run.tasks_of("roll")
+    assert len(tasks) == len(fleet.servers) >= 10
+    assert all(t.state is TaskState.SUCCEEDED for t in tasks), [t.reason for t in tasks]
+    assert all(t.outputs.stdout.strip() == t.host for t in tasks)
+    events = sorted((float(t), 1 if kind == "S" else -1)
+                    for kind, t in (line.split() for line in log.read_text().splitlines()))
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 3
+
+
+async def test_max_fail_stops_launching(fleet: Fleet, tmp_path: Path) -> None:
+    log = tmp_path / "started.log"
+    script = f'echo {{{{ host.name }}}} >> {log}; test {{{{ host.name }}}} != h01'
+    steps = {"s": Step("s", "s", run=script, on=("all",), serial=1, max_fail=0)}
+    run = await run_workflow(workflow(fleet, fleet.servers[:6], steps))
+    states = {t.host: t.state for t in run.tasks_of("s")}
+    assert states["h00"] is TaskState.SUCCEEDED and states["h01"] is TaskState.FAILED
+    assert {states[h] for h in ("h02", "h03", "h04", "h05")} == {TaskState.BLOCKED}
+    assert log.read_text().split() == ["h00", "h01"]
+
+
+# --------------------------------------------------------------------- failures
+
+
+async def test_host_keys_unknown_accepted_changed(fleet: Fleet, lone_sshd: SSHServer,
+                                                  tmp_path: Path) -> None:
+    known = tmp_path / "kh" / "known_hosts"
+    host = host_of(fleet, lone_sshd, "lone", known_hosts=str(known))
+    status, _ = await run_one(ex := SSHExecutor(host, **TEST_OPTIONS), "true")
+    await ex.close()
+    assert status.error is not None
+    assert status.error.startswith(f"lone: host key unknown for [{lone_sshd.address}]:"
+                                   f"{lone_sshd.port} (SHA256:")
+    assert "--accept-new-host-keys" in status.error and not known.exists()
+
+    ex = SSHExecutor(host, accept_new_host_keys=True, **TEST_OPTIONS)
+    status, out = await run_one(ex, "echo hello")
+    await ex.close()
+    assert status.ok and out.of("stdout") == ["hello"]
+    assert known.read_text() == lone_sshd.host_key_line()  # recorded, OpenSSH format
+    assert oct(known.stat().st_mode & 0o777) == "0o600"
+    status, _ = await run_one(ex := SSHExecutor(host, **TEST_OPTIONS), "true")
+    await ex.close()
+    assert status.ok  # trusted from now on, without the flag
+
+    # the same address now presents another key: refused, loudly, even with accept-new
+    other = fleet.servers[0].host_key_line().split(" ", 1)[1]
+    known.write_text(f"[{lone_sshd.address}]:{lone_sshd.port} {other}")
+    status, _ = await run_one(ex := SSHExecutor(host, accept_new_host_keys=True,
+                                                **TEST_OPTIONS), "true")
+    await ex.close()
+    assert status.error is not None and status.error.startswith("lone: HOST KEY CHANGED for ")
+    assert "man-in-the-middle" in status.error and "\n" not in status.error
+    assert known.read_text().count("\n") == 1  # nothing recorded
+
+    # a port-less entry does not vouch for another port (OpenSSH rules), hashed ones do
+    known.write_text(lone_sshd.host_key_line().replace(f"[{lone_sshd.address}]:"
+                                                       f"{lone_sshd.port}", lone_sshd.address))
+    status, _ = await run_one(ex := SSHExecutor(host, **TEST_OPTIONS), "true")
+    await ex.close()
+    assert status.error is not None and "host key unknown" in status.error
+    known.write_text(lone_sshd.host_key_line(hashed=True))
+    status, _ = await run_one(ex := SSHExecutor(host, **TEST_OPTIONS), "true")
+    await ex.close()
+    assert status.ok, status
+
+
+async def test_refused_timed_out_and_auth_failures(fleet: Fleet, tmp_path: Path) -> None:
+    port = free_port("127.0.0.41")
+    refused = Host("db1", "127.0.0.41", port=port, user="root", known_hosts=str(fleet.known_hosts))
+    status, _ = await run_one(ex := SSHExecutor(refused, **TEST_OPTIONS), "true")
+    await ex.close()
+    assert status.error == f"db1: connection refused by 127.0.0.41:{port}"
+
+    with socket.socket() as silent:  # accepts (kernel backlog) but never speaks
+        silent.bind(("127.0.0.42", 0))
+        silent.listen(5)
+        mute = Host("db2", "127.0.0.42", port=silent.getsockname()[1], user="root",
+                    known_hosts=str(fleet.known_hosts))
+        started = time.monotonic()
+        ex = SSHExecutor(mute, ssh_config=[], connect_timeout=0.5)
+        status, _ = await run_one(ex, "true")
+        await ex.close()
+        assert time.monotonic() - started < 3
+    assert status.error == f"db2: connection to 127.0.0.42:{mute.port} timed out after 0.5s"
+
+    stranger = keygen(tmp_path / "stranger")
+    host = host_of(fleet, fleet.servers[1], "web2", identity=str(stranger))
+    status, _ = await run_one(ex := SSHExecutor(host, **TEST_OPTIONS), "true")
+    await ex.close()
+    assert status.error is not None
+    assert status.error.startswith("web2: authentication failed at ")
+
+    host = host_of(fleet, fleet.servers[1], "web2", identity=str(tmp_path / "missing"))
+    status, _ = await run_one(ex := SSHExecutor(host, **TEST_OPTIONS), "true")
+    await ex.close()
+    assert status.error == f"web2: identity file {tmp_path / 'missing'} not found"
+
+
+async def test_sshd_killed_mid_step_then_retry_reconnects(fleet: Fleet,
+                                                          lone_sshd: SSHServer) -> None:
+    fleet.known_hosts.write_text(fleet.known_hosts.read_text() + lone_sshd.host_key_line())
+    try:
+        lone = SSHExecutor(host_of(fleet, lone_sshd, "lone"), **TEST_OPTIONS)
+        other = SSHExecutor(host_of(fleet, fleet.servers[2], "web3"), **TEST_OPTIONS)
+        doomed = await lone.start(CommandRequest("s", lone.host, "echo up; sleep 30"),
+                                  Collected())
+        survivor = await other.start(CommandRequest("s", other.host, "sleep 1; echo fine"),
+                                     out := Collected())
+        await asyncio.sleep(0.7)
+        lone_sshd.stop()
+        status = await asyncio.wait_for(doomed.wait(), 10)
+        assert status.error is not None
+        assert status.error.startswith("lone: connection lost mid-step")
+        assert (await survivor.wait()).ok and out.of("stdout") == ["fine"]
+
+        status, _ = await run_one(lone, "true")  # host down: a clear reason, no hang
+        assert status.error == f"lone: connection refused by {lone_sshd.address}:{lone_sshd.port}"
+        lone_sshd.start()
+        status, out = await run_one(lone, "echo back")
+        assert status.ok and out.of("stdout") == ["back"]
+        await lone.close()
+        await other.close()
+    finally:
+        fleet.write_known_hosts()
+
+
+async def test_jump_host(fleet: Fleet) -> None:
+    bastion_server, target_server = fleet.servers[10], fleet.servers[11]
+    bastion = host_of(fleet, bastion_server, "bastion")
+    target = host_of(fleet, target_server, "inner", jump="bastion")
+    context = SSHContext(hosts={"bastion": bastion, "inner": target}, **TEST_OPTIONS)
+    ex = SSHExecutor(target, context=context)
+    execution = await ex.start(CommandRequest("s", target, "echo $SSH_CONNECTION; sleep 1"),
+                               out := Collected())
+    await asyncio.sleep(0.6)
+    me = psutil.Process()
+    direct = [c for c in me.net_connections("tcp")
+              if c.raddr and c.raddr[:2] == (target_server.address, target_server.port)]
+    via = [c for p in psutil.Process(bastion_server.process.pid).children(recursive=True)  # type: ignore[union-attr]
+           for c in p.net_connections("tcp")
+           if c.raddr and c.raddr[:2] == (target_server.address, target_server.port)]
+    status = await execution.wait()
+    await ex.close()
+    assert status.ok, status
+    assert out.of("stdout")[0].split()[2:] == [target_server.address, str(target_server.port)]
+    assert direct == [] and len(via) == 1
+
+    lost = SSHExecutor(host_of(fleet, target_server, "inner", jump="nowhere"), **TEST_OPTIONS)
+    status, _ = await run_one(lost, "true")
+    await lost.close()
+    assert status.error == "inner: jump host 'nowhere' is not a declared host"
+
+
+async def test_ssh_config_aliases_are_honoured(fleet: Fleet, tmp_path: Path) -> None:
+    server = fleet.servers[3]
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host web-alias\n  HostName {server.address}\n  Port {server.port}\n"
+                      f"  User root\n  IdentityFile {fleet.client_key}\n")
+    host = Host("web", "web-alias", known_hosts=str(fleet.known_hosts))
+    ex = SSHExecutor(host, ssh_config=[str(config)], connect_timeout=5.0)
+    status, out = await run_one(ex, "echo $SSH_CONNECTION")
+    await ex.close()
+    assert status.ok, status
+    assert out.of("stdout")[0].split()[2:] == [server.address, str(server.port)]
+
+
+# --------------------------------------------------------------------- process trees, secrets
+
+
+async def test_remote_timeout_leaves_no_process_behind(fleet: Fleet) -> None:
+    marker = f"baton-mark-{secrets.token_hex(6)}"
+    script = "sh -c 'sleep 300' & sh -c 'sleep 301' & sleep 302"
+    steps = {"slow": Step("slow", "slow", run=script, on=("h00",), timeout=0.5,
+                          env={"MARK": marker})}
+    started = time.monotonic()
+    run = await run_workflow(workflow(fleet, fleet.servers[:1], steps))
+    (task,) = run.tasks_of("slow")
+    assert task.state is TaskState.FAILED and task.reason == "timed out after 0.5s"
+    assert time.monotonic() - started < 10
+    assert await wait_gone(marker, 1.0) == []
+
+
+async def test_cancel_kills_term_ignoring_tree(executor: SSHExecutor) -> None:
+    marker = f"baton-mark-{secrets.token_hex(6)}"
+    execution = await executor.start(
+        CommandRequest("s", executor.host, "sh -c 'trap \"\" TERM; sleep 300' & sleep 300",
+                       env={"MARK": marker}), Collected())
+    await asyncio.sleep(0.5)
+    assert len(processes_with(marker)) >= 3
+    await execution.terminate(grace=0.5)
+    status = await execution.wait()
+    assert status.signal == 15 or status.signal == 9
+    assert await wait_gone(marker, 2.0) == []
+    status, out = await run_one(executor, "echo still usable")
+    assert status.ok and out.of("stdout") == ["still usable"]
+    await executor.close()
+
+
+async def test_client_going_away_kills_remote_tasks(executor: SSHExecutor) -> None:
+    marker = f"baton-mark-{secrets.token_hex(6)}"
+    await executor.start(CommandRequest("s", executor.host, "sleep 300",
+                                        env={"MARK": marker}), Collected())
+    await asyncio.sleep(0.5)
+    assert processes_with(marker)
+    await executor.close()  # connection closed under a running task: stdin EOF remotely
+    assert await wait_gone(marker, 5.0) == []
+
+
+async def test_secret_absent_from_every_process_list(fleet: Fleet) -> None:
+    secret = f"s3cr3t-{secrets.token_hex(8)}"
+    marker = f"baton-mark-{secrets.token_hex(6)}"
+    steps = {"use": Step("use", "use", on=("h00",), env={"TOKEN": secret, "MARK": marker},
+                         run=f"test \"$TOKEN\" = '{secret}' && echo ok; sleep 1.5")}
+    wf = workflow(fleet, fleet.servers[:1], steps)
+    run = Run(wf, RunOptions(approval="auto", secrets={"t": secret}),
+              executor_for=ssh_executor_factory(wf, **TEST_OPTIONS))
+    job = asyncio.ensure_future(run.execute())
+    seen: list[str] = []
+    checked = 0
+    while not job.done():
+        if processes_with(marker):
+            checked += 1
+            for pid in os.listdir("/proc"):
+                if pid.isdigit():
+                    try:
+                        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    except OSError:
+                        continue
+                    if secret.encode() in cmdline:
+                        seen.append(cmdline.decode(errors="replace"))
+        await asyncio.sleep(0.1)
+    await job
+    assert run.tasks_of("use")[0].state is TaskState.SUCCEEDED
+    assert checked >= 5 and seen == []
+
+
+async def test_ssh_options_defaults_apply(fleet: Fleet) -> None:
+    server = fleet.servers[4]
+    host = Host("web5", server.address)
+    defaults = SSHOptions(user="root", port=server.port, identity=str(fleet.client_key),
+                          known_hosts=str(fleet.known_hosts))
+    ex = SSHExecutor(host, context=SSHContext(defaults=defaults, ssh_config=[]))
+    status, out = await run_one(ex, "id -un")
+    await ex.close()
+    assert status.ok and out.of("stdout") == ["root"]
