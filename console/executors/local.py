@@ -27,7 +27,6 @@ from console.executors.base import (
 )
 from console.executors.child_watcher import install_child_watcher
 from console.executors.lines import LineSplitter
-from console.executors.proctree import kill_tree
 
 DEFAULT_SHELL = "/bin/sh"
 
@@ -117,7 +116,7 @@ class LocalExecution:
             # Once the shell has exited its pid may be reused: only its group (still
             # holding our pipes open, or `done` would be set) is signalled then.
             root = pid if self._transport.get_returncode() is None else None
-            self._killing = asyncio.ensure_future(kill_tree(root, pid, grace))
+            self._killing = asyncio.ensure_future(_kill_tree(root, pid, grace))
         await asyncio.shield(self._killing)
 
 
@@ -192,3 +191,10 @@ def _script_fd(script: str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+async def _kill_tree(pid: int | None, pgid: int | None, grace: float) -> None:
+    """psutil is imported only when something must be killed (it costs 40 ms at start-up)."""
+    from console.executors.proctree import kill_tree
+
+    await kill_tree(pid, pgid, grace)
