@@ -1,0 +1,259 @@
+"""The Baton console: a Textual app on the engine's public Run API.
+
+``run_console`` is the entry point the CLI calls. The app opens a workflow file (params
+form first when a required param has no value) or a folder of them, builds the Run with
+``keep_alive`` so the operator can still act after every task has finished, and runs
+``Run.execute()`` as a worker in the app's own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from console import themes
+from console.engine.events import RunState
+from console.engine.run import Run, RunOptions
+from console.executors.base import Executor
+from console.model.loader import WorkflowError, load_workflow
+from console.model.params import ParamError, missing_required, resolve_params
+from console.model.secrets import SecretError, resolve_secrets
+from console.model.workflow import Host, Workflow
+from console.ui.screens.folder import FolderScreen
+from console.ui.screens.help import KeyHelp
+from console.ui.screens.params_form import ParamsForm
+from console.ui.screens.run_screen import RunScreen
+from console.ui.system import Clock, Sampler, psutil_sampler
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+@dataclass
+class LaunchOptions:
+    """What the command line asked for (``baton [PATH]`` / ``baton run FILE``)."""
+
+    params: dict[str, str] = field(default_factory=dict)
+    """Raw ``--param NAME=VALUE`` values, coerced against the workflow's params."""
+    limit: tuple[str, ...] = ()
+    step_mode: bool = False
+    start_at: str | None = None
+    read_only: bool = False
+    start: bool = False
+    """Start the run as soon as the workflow is open (``baton run``)."""
+    run_id: str | None = None
+    user: str | None = None
+
+
+def exit_code_for(state: RunState | None) -> int:
+    if state is None or state is RunState.SUCCEEDED:
+        return EXIT_OK
+    return EXIT_FAILED
+
+
+class BatonApp(App[int]):
+    CSS_PATH = "baton.tcss"
+    TITLE = "Baton"
+
+    def __init__(
+        self,
+        path: Path | str,
+        launch: LaunchOptions | None = None,
+        *,
+        theme: str | None = None,
+        executor_for: Callable[[Host], Executor] | None = None,
+        clock: Clock = time.time,
+        sampler: Sampler | None = None,
+        config_file: Path | None = None,
+        theme_folders: Iterable[Path] | None = None,
+        blink: bool = True,
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.launch = launch or LaunchOptions()
+        self.executor_for = executor_for
+        self.clock = clock
+        self.sampler = sampler
+        self.blink = blink
+        self.config_file = config_file or themes.config_path()
+        self.keymap_overrides: dict[str, str] = {}
+        self.run_state: RunState | None = None
+        found, self.theme_errors = themes.discover_themes(theme_folders)
+        for item in found.values():
+            self.register_theme(item)
+        wanted = theme or themes.remembered_theme(self.config_file) or themes.DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self.theme_errors.append(f"unknown theme '{wanted}' "
+                                     f"(known: {', '.join(sorted(found))})")
+            wanted = themes.DEFAULT_THEME if themes.DEFAULT_THEME in found else self.theme
+        self.theme = wanted
+
+    # ------------------------------------------------------------------ startup
+
+    def on_mount(self) -> None:
+        for error in self.theme_errors:
+            self.notify(error, severity="warning")
+        keys = themes.read_config(self.config_file).get("keys")
+        if isinstance(keys, dict):
+            self.keymap_overrides = {str(k): str(v) for k, v in keys.items()}
+            self.set_keymap(self.keymap_overrides)
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
+        if self.path.is_dir():
+            self.push_screen(FolderScreen(self.path))
+        else:
+            self.open_workflow(self.path, from_folder=False)
+
+    def _remember_theme(self, theme: Any) -> None:
+        try:
+            themes.remember_theme(self.config_file, theme.name)
+        except OSError as exc:
+            self.notify(f"cannot remember the theme: {exc}", severity="warning")
+
+    def _fail(self, message: str, *, from_folder: bool) -> None:
+        """A workflow that cannot be opened: a notification in the folder view, else exit 2."""
+        if from_folder:
+            self.notify(message, severity="error", timeout=10)
+        else:
+            self.exit(EXIT_USAGE, return_code=EXIT_USAGE, message=f"baton: {message}")
+
+    @work(exclusive=True, group="open")
+    async def open_workflow(self, path: Path, *, from_folder: bool) -> None:
+        """Load, ask for missing params, resolve secrets, show the run screen."""
+        try:
+            workflow = await asyncio.to_thread(load_workflow, path)
+        except WorkflowError as exc:
+            first = str(exc.problems[0]) if exc.problems else str(exc)
+            count = len(exc.problems)
+            more = f" (and {count - 1} more)" if count > 1 else ""
+            self._fail(f"invalid workflow: {first}{more}", from_folder=from_folder)
+            return
+        params = await self._params(workflow, from_folder=from_folder)
+        if params is None:
+            return
+        try:
+            base = workflow.path.parent if workflow.path else Path.cwd()
+            secrets = await asyncio.to_thread(resolve_secrets, workflow.secrets,
+                                              base_dir=base, environ=dict(os.environ))
+        except SecretError as exc:
+            self._fail(str(exc), from_folder=from_folder)
+            return
+        launch = self.launch
+        options = RunOptions(params=params, secrets=secrets, limit=launch.limit,
+                             step_mode=launch.step_mode, start_at=launch.start_at,
+                             run_id=launch.run_id, user=launch.user, keep_alive=True)
+        try:
+            run = Run(workflow, options, executor_for=self.executor_for, clock=self.clock)
+        except ValueError as exc:
+            self._fail(str(exc), from_folder=from_folder)
+            return
+        screen = RunScreen(run, clock=self.clock,
+                           sampler=self.sampler if self.sampler is not None else psutil_sampler(),
+                           read_only=launch.read_only, start=launch.start or from_folder)
+        await self.push_screen(screen)
+
+    async def _params(self, workflow: Workflow, *, from_folder: bool) -> dict[str, Any] | None:
+        given = dict(self.launch.params)
+        unknown = [name for name in given if name not in workflow.params]
+        if not missing_required(workflow.params, given) or unknown:
+            try:
+                return resolve_params(workflow.params, given)
+            except ParamError as exc:
+                self._fail(str(exc), from_folder=from_folder)
+                return None
+        values = await self.push_screen_wait(ParamsForm(workflow, given))
+        if values is None:
+            self._fail("cancelled: required params have no value", from_folder=from_folder)
+            return None
+        try:
+            return resolve_params(workflow.params, values)
+        except ParamError as exc:  # the form validated already; keep the message if not
+            self._fail(str(exc), from_folder=from_folder)
+            return None
+
+    # ------------------------------------------------------------------ exit
+
+    def finish(self, run: Run | None) -> None:
+        """Leave the console; the exit code follows the run's final state."""
+        self.run_state = None if run is None else run.state
+        code = exit_code_for(self.run_state)
+        self.exit(code, return_code=code)
+
+    async def action_quit(self) -> None:
+        """ctrl+q and the palette's Quit ask the run screen first (tasks may be running)."""
+        screen = self._run_screen()
+        if screen is not None:
+            screen.action_quit()
+        else:
+            self.finish(None)
+
+    def _run_screen(self) -> RunScreen | None:
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, RunScreen):
+                return screen
+        return None
+
+    # ------------------------------------------------------------------ keys & palette
+
+    def describe_keys(self, screen: Screen[Any]) -> list[KeyHelp]:
+        """(key, description, help) of every binding of ``screen``, remapped keys applied."""
+        out: list[KeyHelp] = []
+        for binding in screen.BINDINGS:
+            if isinstance(binding, tuple):
+                continue
+            key = self.keymap_overrides.get(binding.id or "", binding.key)
+            shown = ", ".join(self.get_key_display(Binding(k.strip(), binding.action))
+                              for k in key.split(","))
+            out.append((shown, binding.description, binding.tooltip))
+        return out
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if not isinstance(screen, RunScreen):
+            return
+        for binding in screen.BINDINGS:
+            if isinstance(binding, tuple) or binding.action in ("quit", "help"):
+                continue
+            if screen.check_action(binding.action, ()) is not True:
+                continue
+            action = binding.action
+            yield SystemCommand(binding.description, binding.tooltip,
+                                lambda action=action: screen.run_action(action))
+
+
+def run_console(
+    path: Path | str,
+    *,
+    params: dict[str, str] | None = None,
+    limit: tuple[str, ...] = (),
+    step_mode: bool = False,
+    start_at: str | None = None,
+    theme: str | None = None,
+    read_only: bool = False,
+    start: bool = False,
+) -> int:
+    """Open the console on a workflow file or folder; returns the process exit code.
+
+    ``start=True`` (``baton run FILE``) starts the run at once; otherwise ``g`` starts it.
+    Invalid workflows and params end with a one-line message on stderr and exit code 2.
+    """
+    target = Path(path)
+    if not target.exists():
+        sys.stderr.write(f"baton: {target}: no such file or folder\n")
+        return EXIT_USAGE
+    launch = LaunchOptions(params=dict(params or {}), limit=tuple(limit), step_mode=step_mode,
+                           start_at=start_at, read_only=read_only, start=start)
+    app = BatonApp(target, launch, theme=theme)
+    app.run()
+    return app.return_code if app.return_code is not None else EXIT_OK

@@ -1,0 +1,372 @@
+"""The run screen: header, dependency tree, detail pane, log pane and every operator key.
+
+Keys are BINDINGS with ids (remappable through the user config's ``[keys]``); whether an
+action applies to the selection is decided in :meth:`RunScreen.check_action`, so the
+footer, the command palette and the keys agree. Actions call the Run's public methods;
+an :class:`ActionError` becomes a notification and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Tree
+from textual.worker import Worker
+
+from console.engine.events import RunState, TaskState
+from console.engine.run import ActionError, Run
+from console.engine.task import Task
+from console.ui.preview import command_for
+from console.ui.screens.actions import APPLIES, OPERATOR_ACTIONS
+from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
+from console.ui.session import LogBuffer, RunSession
+from console.ui.system import Clock, Sampler
+from console.ui.widgets.dag_tree import DagTree, Selection, is_fan_out
+from console.ui.widgets.header import RunHeader
+from console.ui.widgets.log_pane import LogPane
+from console.ui.widgets.step_detail import StepDetail
+
+if TYPE_CHECKING:
+    from console.ui.app import BatonApp
+
+FRAME = 1 / 30
+"""Seconds between repaints of what changed: log floods are coalesced per frame."""
+
+
+def _b(key: str, action: str, description: str, tooltip: str, *, show: bool = True) -> Binding:
+    return Binding(key, action, description, show=show, tooltip=tooltip, id=f"baton.{action}")
+
+
+class RunScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        _b("g", "start", "Start", "Start the run"),
+        _b("p", "pause", "Pause/resume", "Pause the run (nothing new starts) or resume it"),
+        _b("a", "approve", "Approve", "Approve the selected gate (shows command and hosts)"),
+        _b("D", "deny", "Deny", "Deny the selected gate: its tasks fail"),
+        _b("d", "done", "Done", "Mark the selected manual step done"),
+        _b("r", "retry", "Retry", "Retry the selected failed or cancelled task(s)"),
+        _b("R", "retry_downstream", "Retry+down",
+           "Retry the selection and reset everything downstream of it"),
+        _b("s", "skip", "Skip", "Skip the selection (optional reason)"),
+        _b("S", "mark_succeeded", "Mark ok", "Mark the selection succeeded (with a reason)"),
+        _b("F", "mark_failed", "Mark failed", "Mark the selection failed (with a reason)"),
+        _b("c", "cancel_task", "Cancel", "Cancel the selected task(s): TERM, then KILL"),
+        _b("b", "breakpoint", "Break", "Toggle a breakpoint: hold the step before it starts"),
+        _b("t", "step_mode", "Step mode", "Toggle step mode: every task needs approval"),
+        _b("n", "note", "Note", "Add a note to the timeline"),
+        _b("slash", "filter", "Filter", "Filter the log pane", show=False),
+        _b("f", "follow", "Follow", "Follow the end of the log (toggle)", show=False),
+        _b("T", "timestamps", "Timestamps", "Show timestamps in the log (toggle)", show=False),
+        _b("l", "timeline", "Timeline", "Every event, action and note with time and user"),
+        _b("question_mark", "help", "Help", "The keys and what they do"),
+        _b("q", "quit", "Quit", "Quit (asks first while tasks run)"),
+    ]
+
+    def __init__(self, run: Run, *, clock: Clock, sampler: Sampler | None,
+                 read_only: bool = False, start: bool = True) -> None:
+        super().__init__()
+        self.run = run
+        self.clock = clock
+        self.sampler = sampler
+        self.read_only = read_only
+        self.autostart = start
+        self.session = RunSession(run)
+        self.executing: Worker[None] | None = None
+        self._selection: Selection | None = None
+
+    @property
+    def baton(self) -> BatonApp:
+        return self.app  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield RunHeader(self.run, self.clock, started=False, read_only=self.read_only,
+                        id="header")
+        with Horizontal(id="main"):
+            yield DagTree(self.run, self.clock, id="tree")
+            with Vertical(id="right"):
+                yield StepDetail(self.run, id="detail")
+                yield LogPane(id="log-pane")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        tree = self.query_one(DagTree)
+        tree.border_title = "steps"
+        self.query_one(StepDetail).border_title = "detail"
+        tree.focus()
+        self.set_interval(FRAME, self._frame, name="frame")
+        self.set_interval(1.0, self._second, name="second")
+        self._second()
+        if self.autostart:
+            self.start_run()
+
+    # ------------------------------------------------------------------ refresh
+
+    def _frame(self) -> None:
+        changes = self.session.take_changes()
+        if not changes:
+            return
+        tree = self.query_one(DagTree)
+        selection = self._selection
+        if changes.steps:
+            tree.update_steps(changes.steps)
+        if changes.run or changes.steps:
+            self.query_one(RunHeader).refresh()
+            if selection is not None and (changes.run or selection.step in changes.steps):
+                self.query_one(StepDetail).update_facts()
+            self.refresh_bindings()
+        if selection is not None and selection.step in changes.logs:
+            self.query_one(LogPane).sync()
+
+    def _second(self) -> None:
+        header = self.query_one(RunHeader)
+        if self.sampler is not None:
+            header.update_stats(self.sampler())
+        header.refresh()
+        tree = self.query_one(DagTree)
+        active = tree.active_steps()
+        if active:
+            tree.update_steps(active)
+            if self._selection is not None and self._selection.step in active:
+                self.query_one(StepDetail).update_facts()
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[Selection]) -> None:
+        selection = event.node.data
+        if selection is None or selection == self._selection:
+            return
+        self._selection = selection
+        self.query_one(StepDetail).show(selection)
+        subject, buffer, multi = self._log_for(selection)
+        self.query_one(LogPane).show(subject, buffer, multi_host=multi)
+        self.refresh_bindings()
+
+    def _log_for(self, selection: Selection) -> tuple[str, LogBuffer, bool]:
+        if selection.host is not None:
+            task = self.run.tasks[(selection.step, selection.host)]
+            return task.label, self.session.task_log(selection.step, selection.host), False
+        tasks = self.run.tasks_of(selection.step)
+        if is_fan_out(tasks):
+            return f"{selection.step} (all hosts)", self.session.step_log(selection.step), True
+        return selection.step, self.session.step_log(selection.step), False
+
+    # ------------------------------------------------------------------ the run
+
+    @property
+    def started(self) -> bool:
+        return self.executing is not None
+
+    def start_run(self) -> None:
+        if self.executing is not None:
+            return
+        self.query_one(RunHeader).started = True
+        self.executing = self.run_worker(self._execute(), name="run", group="run",
+                                         exit_on_error=False)
+        self.refresh_bindings()
+
+    async def _execute(self) -> None:
+        try:
+            await self.run.execute()
+        except Exception as exc:  # an engine bug must not take the console down silently
+            self.notify(f"the run stopped: {exc}", severity="error", timeout=30)
+
+    def running_tasks(self) -> list[Task]:
+        return [t for t in self.run.tasks_in_order() if t.state.active]
+
+    # ------------------------------------------------------------------ selection
+
+    def selected_tasks(self) -> list[Task]:
+        selection = self._selection
+        if selection is None:
+            return []
+        tasks = self.run.tasks_of(selection.step)
+        if selection.host is not None:
+            tasks = [t for t in tasks if t.host == selection.host]
+        return tasks
+
+    def _target(self) -> tuple[str, str | None]:
+        selection = self._selection
+        assert selection is not None
+        return selection.step, selection.host
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.read_only and action in OPERATOR_ACTIONS:
+            return False
+        if action == "start":
+            return not self.started
+        if action == "pause":
+            return self.started and not self.run.state.finished
+        if action in ("breakpoint", "note"):
+            return self._selection is not None or action == "note"
+        states = APPLIES.get(action)
+        if states is not None:
+            if not self.started:
+                return False
+            return any(t.state in states for t in self.selected_tasks())
+        return True
+
+    def _act(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+        """Call a Run action; an ActionError becomes a notification."""
+        try:
+            result = fn(*args, **kwargs)
+        except ActionError as exc:
+            self.notify(str(exc), severity="error")
+            return False
+        self._after_action()
+        if isinstance(result, bool):
+            return result
+        return True
+
+    def _after_action(self) -> None:
+        self._frame()
+        self.query_one(RunHeader).refresh()
+        self.query_one(StepDetail).update_facts()
+        self.refresh_bindings()
+
+    # ------------------------------------------------------------------ actions
+
+    def action_start(self) -> None:
+        self.start_run()
+
+    def action_pause(self) -> None:
+        if self.run.state is RunState.PAUSED:
+            self._act(self.run.resume)
+        else:
+            self._act(self.run.pause)
+
+    def action_approve(self) -> None:
+        step_id, host = self._target()
+        step = self.run.workflow.steps[step_id]
+        waiting = [t for t in self.selected_tasks() if t.state is TaskState.AWAITING_APPROVAL]
+        if not waiting:
+            self._act(self.run.approve, step_id, host)  # reports why it does not apply
+            return
+        hosts = [t.host for t in waiting]
+        command = command_for(self.run, step_id, hosts[0]) if not step.manual else ""
+        title = f"Approve '{step.name}'" + (f" on {host}" if host else "")
+
+        def answered(choice: object) -> None:
+            if choice == "approve":
+                self._act(self.run.approve, step_id, host)
+            elif choice == "deny":
+                self._act(self.run.deny, step_id, host, "denied at the gate")
+
+        if step.dangerous:
+            self.app.push_screen(DangerousModal(step_id, title, command, hosts), answered)
+        else:
+            prompt = waiting[0].reason or step.confirm or "Approve?"
+            self.app.push_screen(GateModal(title, prompt, command, hosts), answered)
+
+    def _ask(self, title: str, placeholder: str, required: bool,
+             then: Callable[[str], None]) -> None:
+        def answered(text: object) -> None:
+            if isinstance(text, str):
+                then(text)
+
+        self.app.push_screen(TextPrompt(title, placeholder, required=required), answered)
+
+    def action_deny(self) -> None:
+        step, host = self._target()
+        self._ask(f"Deny '{step}'", "reason", False,
+                  lambda reason: self._act(self.run.deny, step, host, reason or None))
+
+    def action_done(self) -> None:
+        self._act(self.run.done, *self._target())
+
+    def action_retry(self) -> None:
+        self._act(self.run.retry, *self._target())
+
+    def action_retry_downstream(self) -> None:
+        self._act(self.run.retry_downstream, *self._target())
+
+    def action_skip(self) -> None:
+        step, host = self._target()
+        self._ask(f"Skip '{step}'", "reason", False,
+                  lambda reason: self._act(self.run.skip, step, host, reason or None))
+
+    def action_mark_succeeded(self) -> None:
+        step, host = self._target()
+        self._ask(f"Mark '{step}' succeeded", "reason", True,
+                  lambda reason: self._act(self.run.mark_succeeded, step, host, reason))
+
+    def action_mark_failed(self) -> None:
+        step, host = self._target()
+        self._ask(f"Mark '{step}' failed", "reason", True,
+                  lambda reason: self._act(self.run.mark_failed, step, host, reason))
+
+    def action_cancel_task(self) -> None:
+        self._act(self.run.cancel, *self._target())
+
+    def action_breakpoint(self) -> None:
+        step, _ = self._target()
+        try:
+            on = self.run.toggle_breakpoint(step)
+        except ActionError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.query_one(DagTree).update_steps({step})
+        self._after_action()
+        self.notify(f"breakpoint {'set on' if on else 'removed from'} '{step}'")
+
+    def action_step_mode(self) -> None:
+        on = self.run.toggle_step_mode()
+        self._after_action()
+        self.notify(f"step mode {'on: every task needs approval' if on else 'off'}")
+
+    def action_note(self) -> None:
+        selection = self._selection
+        step = selection.step if selection else None
+        host = selection.host if selection else None
+        title = f"Note on '{step}'" if step else "Note"
+        self._ask(title, "what happened", True,
+                  lambda text: self._act(self.run.note, text, step, host))
+
+    def action_filter(self) -> None:
+        self.query_one(LogPane).open_filter()
+
+    def action_follow(self) -> None:
+        pane = self.query_one(LogPane)
+        pane.view.follow = not pane.view.follow
+        pane.update_title()
+
+    def action_timestamps(self) -> None:
+        pane = self.query_one(LogPane)
+        pane.view.show_time = not pane.view.show_time
+        pane.update_title()
+
+    def action_timeline(self) -> None:
+        from console.ui.screens.timeline import TimelineScreen
+
+        self.app.push_screen(TimelineScreen(self.session))
+
+    def action_help(self) -> None:
+        from console.ui.screens.help import HelpScreen
+
+        self.app.push_screen(HelpScreen(self.baton.describe_keys(self)))
+
+    def action_quit(self) -> None:
+        running = self.running_tasks()
+        if not running:
+            self.shutdown()
+            return
+
+        def answered(choice: object) -> None:
+            if choice is True:
+                self.shutdown()
+
+        self.app.push_screen(QuitModal([t.label for t in running]), answered)
+
+    @work(exclusive=True, group="shutdown")
+    async def shutdown(self) -> None:
+        """Close the run (cancelling what runs or waits), wait for it, then exit."""
+        if self.executing is not None:
+            self.run.close()
+            await self.executing.wait()
+        self.session.close()
+        self.baton.finish(self.run if self.started else None)

@@ -1,0 +1,394 @@
+"""Console keys drive the engine as SPEC section 3 says; keys that do not apply do nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.engine.events import ActionEvent, RunState, TaskState
+from console.ui.screens.help import HelpScreen
+from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
+from console.ui.screens.params_form import ParamsForm
+from console.ui.screens.run_screen import RunScreen
+from console.ui.screens.timeline import TimelineScreen
+from console.ui.widgets.log_pane import LogPane
+from tests.ui_helpers import SIZE, make_app, run_screen, select, settle, state, until
+
+S = TaskState
+
+
+@pytest.fixture(autouse=True)
+def _token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BATON_TEST_TOKEN", "s3cr3t-value")
+
+
+def actions(screen: RunScreen) -> list[tuple[str, str | None, str | None]]:
+    return [(e.text.split(" ")[0], e.step, e.user) for e in screen.session.timeline
+            if e.kind in ("action", "note")]
+
+
+async def started(pilot, app):
+    screen = await run_screen(app)
+    await settle(app, screen)
+    return screen
+
+
+async def test_run_starts_and_reaches_gates(tmp_path):
+    app, world = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        assert state(screen, "preflight") is S.SUCCEEDED
+        assert state(screen, "migrate") is S.FAILED
+        assert state(screen, "cleanup") is S.BLOCKED
+        assert world.starts("drain") == []
+
+
+async def test_gate_approval_shows_command_and_hosts_then_approves(tmp_path):
+    app, _world = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await select(pilot, screen, "drain")
+        await pilot.press("a")
+        assert isinstance(app.screen, GateModal)
+        assert app.screen.hosts == ["web1", "web2", "web3"]
+        assert app.screen.command == "echo draining web1"
+        assert app.screen.prompt == "Drain the web hosts?"
+        await pilot.press("a")
+        await until(lambda: state(screen, "drain", "web3") is S.SUCCEEDED)
+        assert ("approve", "drain", "alice") in actions(screen)
+        # the next gate is dangerous: the id must be typed
+        await until(lambda: state(screen, "deploy", "web1") is S.AWAITING_APPROVAL)
+
+
+async def test_gate_modal_deny_and_escape(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await select(pilot, screen, "drain", "web2")
+        await pilot.press("a", "escape")
+        assert isinstance(app.screen, RunScreen)
+        assert state(screen, "drain", "web2") is S.AWAITING_APPROVAL
+        await pilot.press("a", "D")
+        await until(lambda: state(screen, "drain", "web2") is S.FAILED)
+        assert state(screen, "drain", "web1") is S.AWAITING_APPROVAL
+
+
+async def test_deny_key_asks_for_an_optional_reason(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await select(pilot, screen, "drain")
+        await pilot.press("D")
+        assert isinstance(app.screen, TextPrompt)
+        await pilot.press(*"not today", "enter")
+        await until(lambda: state(screen, "drain", "web1") is S.FAILED)
+        assert screen.run.tasks[("drain", "web1")].reason == "denied by alice: not today"
+
+
+async def test_dangerous_step_requires_typing_its_id(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        screen.run.approve("drain")
+        await until(lambda: state(screen, "deploy", "web1") is S.AWAITING_APPROVAL)
+        await select(pilot, screen, "deploy")
+        await pilot.press("a")
+        assert isinstance(app.screen, DangerousModal)
+        await pilot.press(*"deplo", "enter")
+        assert isinstance(app.screen, DangerousModal)  # wrong id: still asking
+        assert state(screen, "deploy", "web1") is S.AWAITING_APPROVAL
+        await pilot.press("y", "enter")
+        await until(lambda: state(screen, "deploy", "web3") is S.SUCCEEDED)
+        # the rendered command masks the secret
+        attempt = screen.run.tasks[("deploy", "web1")].attempts[-1]
+        assert attempt.command == "echo deploy 2024.11.3 --token ***"
+
+
+async def test_done_marks_manual_step(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        screen.run.approve("drain")
+        await until(lambda: state(screen, "deploy", "web1") is S.AWAITING_APPROVAL)
+        screen.run.approve("deploy")
+        await until(lambda: state(screen, "verify") is S.AWAITING_OPERATOR)
+        await select(pilot, screen, "verify")
+        await pilot.press("d")
+        await until(lambda: state(screen, "verify") is S.SUCCEEDED)
+        assert ("done", "verify", "alice") in actions(screen)
+
+
+async def test_retry_and_retry_downstream(tmp_path):
+    app, world = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await select(pilot, screen, "migrate")
+        await pilot.press("r")
+        await until(lambda: len(world.starts("migrate")) == 2
+                    and state(screen, "migrate") is S.FAILED)
+        assert screen.run.tasks[("migrate", "local")].attempt == 2
+        await select(pilot, screen, "preflight")
+        await pilot.press("R")
+        await until(lambda: len(world.starts("preflight")) == 2)
+        assert [a for a, *_ in actions(screen)] == ["retry", "retry"]
+        assert "retry_downstream" in [e.text.split(":")[0].replace(" ", "_")
+                                      for e in screen.session.timeline if e.kind == "action"][1]
+
+
+async def test_skip_with_reason_unblocks_dependents(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await select(pilot, screen, "migrate")
+        await pilot.press("s")
+        assert isinstance(app.screen, TextPrompt)
+        await pilot.press(*"known lock", "enter")
+        await until(lambda: state(screen, "cleanup") is S.SUCCEEDED)
+        assert state(screen, "migrate") is S.SKIPPED
+        assert screen.run.tasks[("migrate", "local")].reason == "skipped by alice: known lock"
+
+
+async def test_mark_succeeded_requires_a_reason(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await select(pilot, screen, "migrate")
+        await pilot.press("S", "enter")
+        assert isinstance(app.screen, TextPrompt)  # empty reason refused
+        assert state(screen, "migrate") is S.FAILED
+        await pilot.press(*"fixed by hand", "enter")
+        await until(lambda: state(screen, "cleanup") is S.SUCCEEDED)
+        assert state(screen, "migrate") is S.SUCCEEDED
+
+
+async def test_mark_failed(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await select(pilot, screen, "preflight")
+        await pilot.press("F", *"disk too full", "enter")
+        await until(lambda: state(screen, "preflight") is S.FAILED)
+        reason = screen.run.tasks[("preflight", "local")].reason
+        assert reason == "marked failed by alice: disk too full"
+
+
+async def test_cancel_running_task(tmp_path):
+    app, world = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await select(pilot, screen, "notify")
+        await pilot.press("c")
+        await until(lambda: state(screen, "notify") is S.CANCELLED)
+        assert world.terminated == ["notify"]
+
+
+async def test_pause_and_resume(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await pilot.press("p")
+        assert screen.run.state is RunState.PAUSED
+        screen.run.approve("drain")
+        await pilot.pause(0.05)
+        assert state(screen, "drain", "web1") is S.PENDING  # nothing starts while paused
+        await pilot.press("p")
+        assert screen.run.state is RunState.RUNNING
+        await until(lambda: state(screen, "drain", "web1") is S.SUCCEEDED)
+
+
+async def test_breakpoint_and_step_mode(tmp_path):
+    app, _ = make_app(tmp_path, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await select(pilot, screen, "migrate")
+        await pilot.press("b")
+        assert screen.run.breakpoints == {"migrate"}
+        await pilot.press("t")
+        assert screen.run.step_mode is True
+        await pilot.press("t")
+        assert screen.run.step_mode is False
+        await pilot.press("g")
+        await until(lambda: state(screen, "migrate") is S.AWAITING_APPROVAL)
+        assert screen.run.tasks[("migrate", "local")].reason == "breakpoint"
+        await pilot.press("b")
+        assert screen.run.breakpoints == set()
+
+
+async def test_note_is_recorded(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await select(pilot, screen, "migrate")
+        await pilot.press("n", *"paged the DBA", "enter")
+        notes = [e for e in screen.session.timeline if e.kind == "note"]
+        assert [(n.text, n.step, n.user) for n in notes] == [("paged the DBA", "migrate", "alice")]
+
+
+@pytest.mark.parametrize(("step", "keys"), [
+    ("preflight", "adrsSc"),   # succeeded: nothing to approve, do, retry, skip, cancel
+    ("notify", "adrRSF"),      # running
+    ("drain", "drRSF"),        # awaiting approval (approve/deny/skip/cancel apply)
+])
+async def test_keys_that_do_not_apply_do_nothing(tmp_path, step, keys):
+    app, _world = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        seen: list[ActionEvent] = []
+        screen.run.subscribe(lambda e: seen.append(e) if isinstance(e, ActionEvent) else None)
+        before = {k: t.state for k, t in screen.run.tasks.items()}
+        await select(pilot, screen, step)
+        for key in keys:
+            await pilot.press(key)
+            assert isinstance(app.screen, RunScreen), key
+        await pilot.pause(0.05)
+        assert seen == []
+        assert {k: t.state for k, t in screen.run.tasks.items()} == before
+
+
+async def test_read_only_allows_no_action(tmp_path):
+    app, _ = make_app(tmp_path, start=True, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        seen: list[ActionEvent] = []
+        screen.run.subscribe(lambda e: seen.append(e) if isinstance(e, ActionEvent) else None)
+        for step in ("drain", "migrate", "notify"):
+            await select(pilot, screen, step)
+            for key in "paDdrRsSFcbtn":
+                await pilot.press(key)
+                assert isinstance(app.screen, RunScreen), key
+        assert seen == []
+        assert screen.run.step_mode is False and not screen.run.breakpoints
+        await pilot.press("l")  # watching is allowed
+        assert isinstance(app.screen, TimelineScreen)
+
+
+async def test_quit_while_tasks_run_asks_then_cancels(tmp_path):
+    app, _world = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitModal)
+        assert app.screen.running == ["notify"]
+        await pilot.press("n")
+        assert isinstance(app.screen, RunScreen)
+        await pilot.press("q", "y")
+        await until(lambda: app.return_code is not None)
+    assert state(screen, "notify") is S.CANCELLED
+    assert screen.run.state in (RunState.FAILED, RunState.CANCELLED)
+    assert app.return_code == 1
+
+
+async def test_quit_before_start_exits_zero(tmp_path):
+    app, world = make_app(tmp_path, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await run_screen(app)
+        await pilot.press("q")
+        await until(lambda: app.return_code is not None)
+    assert app.return_code == 0 and world.records == []
+
+
+async def test_log_pane_filter_follow_and_timestamps(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await select(pilot, screen, "preflight")
+        pane = screen.query_one(LogPane)
+        assert [line.text for line in pane.view.lines] == [
+            "checking disk", "warning: disk 81% full", "preflight ok"]
+        assert [line.stream for line in pane.view.lines][1] == "stderr"
+        await pilot.press("slash", *"disk", "enter")
+        assert pane.view.filter_text == "disk" and pane.view.line_count == 2
+        assert "filter 'disk'" in str(pane.border_title)
+        await pilot.press("f")
+        assert pane.view.follow is False
+        await pilot.press("T")
+        assert pane.view.show_time is True
+        pane.open_filter()
+        await pilot.press("escape")
+        assert pane.view.filter_text == "" and pane.view.line_count == 3
+
+
+async def test_timeline_and_help(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await pilot.press("p", "p", "l")
+        assert isinstance(app.screen, TimelineScreen)
+        texts = [e.text for e in screen.session.timeline]
+        assert "pause" in texts and "resume" in texts and "run running" in texts
+        await pilot.press("escape", "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = {key for key, *_ in app.screen.keys}
+        assert {"p", "a", "D", "d", "r", "R", "s", "S", "F", "c", "b", "t", "n", "/", "f",
+                "l", "?", "q"} <= keys
+
+
+async def test_palette_offers_only_applicable_actions(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await select(pilot, screen, "migrate")
+        titles = {c.title for c in app.get_system_commands(screen)}
+        assert {"Retry", "Skip", "Mark ok", "Note", "Pause/resume"} <= titles
+        assert "Approve" not in titles and "Done" not in titles and "Cancel" not in titles
+
+
+async def test_required_param_opens_form_with_inline_validation(tmp_path):
+    text = '''
+[workflow]
+name = "p"
+[params]
+ticket = { type = "string", required = true }
+count = { type = "int", default = 2 }
+[steps.a]
+run = "echo {{ params.ticket }} {{ params.count }}"
+'''
+    app, world = make_app(tmp_path, text, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: isinstance(app.screen, ParamsForm))
+        form = app.screen
+        assert form.query_one("#param-count").value == "2"
+        form.query_one("#param-count").value = "two"
+        await pilot.pause()
+        assert "expected an int" in str(form.query_one("#error-count").render())
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, ParamsForm)
+        form.query_one("#param-count").value = "5"
+        form.query_one("#param-ticket").value = "INC-42"
+        await pilot.press("ctrl+s")
+        screen = await run_screen(app)
+        await until(lambda: state(screen, "a") is S.SUCCEEDED)
+        assert world.starts("a")[0].script == "echo INC-42 5"
+
+
+async def test_invalid_workflow_exits_with_usage_code(tmp_path):
+    app, _ = make_app(tmp_path, "[workflow]\nname = 3\n", start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.return_code is not None)
+        await pilot.pause()
+    assert app.return_code == 2
+
+
+async def test_folder_view_lists_broken_files_and_opens_one(tmp_path):
+    from console.ui.app import BatonApp
+    from console.ui.screens.folder import FolderScreen
+
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "a-good.toml").write_text('[workflow]\nname = "Good one"\ndescription = "Does '
+                                        'good things"\n[steps.x]\nrun = "echo hi"\n')
+    (folder / "b-broken.toml").write_text('[workflow]\nname = "Broken"\n[steps.x]\n'
+                                          'needs = ["nope"]\n')
+    from tests.fakes import ScriptedWorld
+
+    world = ScriptedWorld()
+    app = BatonApp(folder, executor_for=world.factory(), config_file=tmp_path / "c.toml")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: isinstance(app.screen, FolderScreen))
+        entries = app.screen.entries
+        assert [e.name for e in entries] == ["Good one", "b-broken"]
+        assert entries[1].error and "nope" in entries[1].error
+        await pilot.press("down", "enter")  # the broken one: stays
+        assert isinstance(app.screen, FolderScreen)
+        await pilot.press("up", "enter")
+        screen = await run_screen(app)
+        await until(lambda: state(screen, "x") is S.SUCCEEDED)
