@@ -503,3 +503,37 @@ async def test_mark_interrupted_is_refused_while_another_process_records(tmp_pat
             holder.send_signal(signal.SIGKILL)
             holder.wait()
         assert store.mark_interrupted(run_id) == []
+
+
+async def test_reloads_are_recorded_with_their_definition(store: Store):
+    from console.model.loader import load_text
+
+    v1 = "[workflow]\nname = 'live'\n[steps.long]\nrun = 'hold long'\n"
+    v2 = v1 + "[steps.extra]\nrun = 'echo extra'\n"
+    world = ScriptedWorld()
+    run = Run(load_text(v1, "/srv/live.toml"), RunOptions(user="carol", keep_alive=True),
+              executor_for=world.factory())
+    recorder = store.record(run)
+    task = asyncio.get_running_loop().create_task(run.execute())
+    await until(lambda: run.tasks[("long", "local")].state is TaskState.RUNNING)
+    run.reload_failed("/srv/live.toml:3: steps.bad.needs: unknown step 'nope'")
+    new = load_text(v2, "/srv/live.toml")
+    run.reload(new)
+    await until(lambda: run.tasks[("extra", "local")].state is TaskState.SUCCEEDED)
+    world.release("long")
+    await until(lambda: run.state == "succeeded")
+    run.close()
+    await asyncio.wait_for(task, 5)
+    recorder.close()
+
+    stored = store.load(run.id)
+    reloads = [(a.action, a.user, a.reason) for a in stored.actions if a.action == "reload"]
+    assert reloads == [
+        ("reload", "carol", "refused: /srv/live.toml:3: steps.bad.needs: unknown step 'nope'"),
+        ("reload", "carol", f"+extra (definition {new.digest[:12]})"),
+    ]
+    assert stored.definitions[new.digest] == v2
+    assert [e.payload for e in stored.events if e.type == "reload"][-1] == {
+        "type": "reload", "added": ["extra"], "changed": [], "removed": []}
+    markdown = timeline.render_markdown(stored)
+    assert f"carol reloaded the workflow: +extra (definition {new.digest[:12]})" in markdown

@@ -30,7 +30,15 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from console.engine.events import ActionEvent, Event, RunEvent, TaskEvent, TaskState
+from console.engine.events import (
+    ActionEvent,
+    Event,
+    ReloadEvent,
+    RunEvent,
+    TaskEvent,
+    TaskState,
+)
+from console.engine.reload import StepDiff
 from console.store import logs
 from console.store.logs import StoreError
 
@@ -130,6 +138,8 @@ class Recorder:
                 self._on_task(event)  # type: ignore[arg-type]
             elif kind == "action":
                 self._on_action(event)  # type: ignore[arg-type]
+            elif kind == "reload":
+                self._on_reload(event)  # type: ignore[arg-type]
             else:
                 self._on_run(event)  # type: ignore[arg-type]
         except Exception as exc:  # never break the engine; report once
@@ -182,6 +192,20 @@ class Recorder:
     def _on_action(self, event: ActionEvent) -> None:
         self._actions.append((self.run_id, event.time, event.user, event.action, event.step,
                               event.host, event.reason))
+        self._event_row(event)
+        self.flush()
+
+    def _on_reload(self, event: ReloadEvent) -> None:
+        """A reload is kept as a ``reload`` action (who, when, the diff or the error) plus
+        the new definition text, so the timeline can show what each attempt ran."""
+        if event.error is not None:
+            reason = f"refused: {event.error}"
+        else:
+            diff = StepDiff(tuple(event.added), tuple(event.changed), tuple(event.removed))
+            reason = f"{diff.summary()} (definition {(event.digest or '')[:12]})"
+            self._note_definition(self.run.workflow)
+        self._actions.append((self.run_id, event.time, self.run.user, "reload", None, None,
+                              reason))
         self._event_row(event)
         self.flush()
 
