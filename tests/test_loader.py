@@ -465,9 +465,51 @@ def test_inventory_missing_and_ansible(tmp_path: Path) -> None:
     (problem,) = problems_of(HEAD + 'inventory = "nope.toml"\n', str(tmp_path / "wf.toml"))
     assert (problem.line, problem.message) == (
         3, "workflow.inventory: cannot read inventory 'nope.toml': no such file")
-    (problem,) = problems_of(HEAD + 'inventory = "ansible:hosts.ini"\n')
-    assert (problem.line, problem.message) == (
-        3, "workflow.inventory: ansible inventories are not supported yet")
+    (problem,) = problems_of(HEAD + 'inventory = "ansible:hosts.ini"\n',
+                             str(tmp_path / "wf.toml"))
+    assert problem.line == 3 and problem.message.startswith(
+        "workflow.inventory: cannot import inventory 'ansible:hosts.ini': ")
+    assert "hosts.ini: cannot read" in problem.message
+
+
+def test_ansible_inventory_is_imported(tmp_path: Path) -> None:
+    write(tmp_path / "hosts.ini", """
+        [web]
+        web1 ansible_host=127.0.0.2 ansible_port=2222 ansible_user=deploy
+        web2 ansible_host=127.0.0.3
+
+        [db]
+        db1 ansible_host=127.0.0.4
+        """)
+    wf_path = write(tmp_path / "wf.toml", """
+        [workflow]
+        name = "fleet"
+        inventory = "ansible:hosts.ini"
+
+        [steps.restart]
+        run = "true"
+        on = "web"
+        """)
+    wf = load_workflow(wf_path)
+    assert wf.resolve_targets(("web",)) == ("web1", "web2")
+    web1 = wf.hosts["web1"]
+    assert (web1.address, web1.port, web1.user, web1.groups) == ("127.0.0.2", 2222, "deploy",
+                                                                  ("web",))
+
+
+def test_ansible_inventory_errors_point_into_the_inventory(tmp_path: Path) -> None:
+    inv = write(tmp_path / "hosts.ini", """
+        [web]
+        web1 ansible_port=notaport
+        """)
+    wf_path = write(tmp_path / "wf.toml", """
+        [workflow]
+        name = "fleet"
+        inventory = "ansible:hosts.ini"
+        """)
+    (problem,) = problems_of(wf_path.read_text(), str(wf_path))
+    assert (problem.file, problem.line) == (str(inv), 2)
+    assert "ansible_port" in problem.message
 
 
 def test_load_inventory_alone(tmp_path: Path) -> None:

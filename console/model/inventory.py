@@ -1,8 +1,8 @@
 """Hosts and SSH defaults: the ``[ssh]`` and ``[hosts.*]`` tables of a workflow, or of a
 separate TOML inventory file that a workflow names with ``inventory = "..."``.
 
-Ansible inventories (``inventory = "ansible:hosts.ini"``) are not supported yet; the
-loader reports them as a problem.
+Ansible inventories (``inventory = "ansible:hosts.ini"``) are imported by
+:mod:`console.model.ansible`.
 """
 
 from __future__ import annotations

@@ -539,7 +539,11 @@ class _Builder:
         if inventory:
             where = ("workflow", "inventory")
             if inventory.startswith("ansible:"):
-                r.error(where, "ansible inventories are not supported yet")
+                hosts = self.ansible_hosts(inventory, where)
+                readers.update(dict.fromkeys(hosts, r))
+                for name in own:
+                    if name in hosts:
+                        r.error(("hosts", name), f"host '{name}' is also defined in {inventory}")
             else:
                 folder = self.path.parent if self.path else Path.cwd()
                 found = inv.read_inventory(folder / Path(inventory).expanduser(), r.problems)
@@ -557,6 +561,22 @@ class _Builder:
         hosts.update(own)
         inv.check_hosts(hosts, readers)
         return SSHOptions(**{**base.__dict__, **ssh_fields}), hosts
+
+    def ansible_hosts(self, inventory: str, where: KeyPath) -> dict[str, Host]:
+        """Hosts of ``ansible:FILE``; its problems are located in that file."""
+        from console.model.ansible import AnsibleInventoryError, load_ansible_inventory
+
+        folder = self.path.parent if self.path else Path.cwd()
+        target = folder / Path(inventory.removeprefix("ansible:")).expanduser()
+        try:
+            return load_ansible_inventory(target)
+        except AnsibleInventoryError as exc:
+            match = re.match(r"^(.*?):(\d+): (.*)$", str(exc))
+            if match:
+                self.r.problems.append(Problem(match[1], int(match[2]), None, match[3]))
+            else:
+                self.r.error(where, f"cannot import inventory '{inventory}': {exc}")
+            return {}
 
     # -- [steps] ------------------------------------------------------------------
     def step(self, step_id: str, value: Any) -> Step | None:
