@@ -67,6 +67,8 @@ class RunOptions:
     run_id: str | None = None
     user: str | None = None
     keep_alive: bool = False
+    accept_new_host_keys: bool = False
+    """Trust and record unknown SSH host keys (a changed key is always refused)."""
     """Stay alive after every task has finished, so an operator can retry (the console)."""
 
 
@@ -79,18 +81,6 @@ def new_run_id(now: float | None = None) -> str:
         millis, rem = divmod(millis, 36)
         out = digits[rem] + out
     return out.rjust(9, "0") + "".join(_random.choice(digits) for _ in range(4))
-
-
-def _default_executor(host: Host) -> Executor:
-    if host.is_local:
-        from console.executors.local import LocalExecutor
-
-        return LocalExecutor()
-    try:
-        from console.executors.ssh import SSHExecutor  # type: ignore[import-not-found]
-    except ImportError:
-        raise RuntimeError(f"host {host.name}: SSH execution is not available") from None
-    return SSHExecutor(host)  # pragma: no cover - arrives with the SSH executor
 
 
 class Run(RunActions):
@@ -112,7 +102,8 @@ class Run(RunActions):
         self.step_mode = self.options.step_mode
         self.breakpoints: set[str] = set()
         self.masker = templating.Masker(self.options.secrets.values())
-        self._executor_for = executor_for or _default_executor
+        self._executor_for = executor_for or self._default_executor
+        self._ssh_factory: Callable[[Host], Executor] | None = None
         self._executors: dict[str, Executor] = {}
         self._subscribers: list[Callable[[Event], None]] = []
         self._wake = asyncio.Event()
@@ -699,6 +690,20 @@ class Run(RunActions):
         task.outputs = Outputs(str(state), task.exit_code, tail)
         self._set(task, state, reason)
         return None
+
+    def _default_executor(self, host: Host) -> Executor:
+        """Local tasks run here; remote hosts share one SSH context (asyncssh is imported
+        only when a workflow has remote steps: it costs 0.2 s)."""
+        if host.is_local:
+            from console.executors.local import LocalExecutor
+
+            return LocalExecutor()
+        if self._ssh_factory is None:
+            from console.executors.ssh import ssh_executor_factory
+
+            self._ssh_factory = ssh_executor_factory(
+                self.workflow, accept_new_host_keys=self.options.accept_new_host_keys)
+        return self._ssh_factory(host)
 
     def _executor(self, host: str) -> Executor:
         executor = self._executors.get(host)
