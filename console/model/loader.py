@@ -34,6 +34,7 @@ from console.model.workflow import (
     SSHOptions,
     Step,
     Workflow,
+    upstream_of,
 )
 
 __all__ = ["Problem", "Reader", "WorkflowError", "load_text", "load_workflow"]
@@ -700,15 +701,7 @@ class _Builder:
         cached = self._upstream_cache.get(step_id)
         if cached is not None:
             return cached
-        seen: set[str] = set()
-        stack = list(self.steps[step_id].needs)
-        while stack:
-            current = stack.pop()
-            if current in seen or current not in self.steps:
-                continue
-            seen.add(current)
-            stack.extend(self.steps[current].needs)
-        self._upstream_cache[step_id] = seen
+        seen = self._upstream_cache[step_id] = upstream_of(self.steps, step_id)
         return seen
 
     def check_template(self, step_id: str, template: _Template) -> None:

@@ -5,6 +5,7 @@ Nothing here does I/O. Mappings are plain dicts for convenience; treat them as r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -105,6 +106,19 @@ class Step:
         return self.confirm is not None or self.dangerous
 
 
+def upstream_of(steps: Mapping[str, Step], step_id: str) -> set[str]:
+    """Every step that ``step_id`` transitively needs (unknown ids are ignored)."""
+    seen: set[str] = set()
+    stack = list(steps[step_id].needs)
+    while stack:
+        current = stack.pop()
+        if current in seen or current not in steps:
+            continue
+        seen.add(current)
+        stack.extend(steps[current].needs)
+    return seen
+
+
 BatchSize = int | str
 """A rollout batch size: a host count or a percentage string like "50%"."""
 
@@ -171,15 +185,7 @@ class Workflow:
 
     def upstream(self, step_id: str) -> set[str]:
         """Every step that ``step_id`` transitively needs."""
-        seen: set[str] = set()
-        stack = list(self.steps[step_id].needs)
-        while stack:
-            current = stack.pop()
-            if current in seen or current not in self.steps:
-                continue
-            seen.add(current)
-            stack.extend(self.steps[current].needs)
-        return seen
+        return upstream_of(self.steps, step_id)
 
     def downstream(self, step_id: str) -> set[str]:
         """Every step that transitively needs ``step_id``."""
