@@ -54,7 +54,10 @@ name = "Deploy release"
 needs = ["drain"]
 on = "web"
 dangerous = true
-run = "echo deploy {{ params.release }} --token {{ secrets.token }}"
+max_fail = 1
+run = """echo deploy {{ params.release }} --token {{ secrets.token }}
+{% if host.name == "web2" %}err deploy failed: port 8080 in use
+exit 4{% endif %}"""
 
 [steps.verify]
 name = "Verify by hand"
@@ -70,6 +73,18 @@ name = "Migrate database"
 run = """echo migrating
 err ERROR: relation "users" is locked
 exit 3"""
+
+[steps.cache]
+name = "Warm caches"
+when = "params.release == 'never'"
+run = "echo warm"
+
+[steps.flaky]
+name = "Flaky probe"
+run = """err probe failed: timeout
+exit 1"""
+retries = 2
+retry_delay = "1h"
 
 [steps.cleanup]
 name = "Clean up"
@@ -125,7 +140,9 @@ async def settle(app: BatonApp, screen: RunScreen) -> None:
     run = screen.run
     await until(lambda: run.tasks[("drain", "web1")].state is TaskState.AWAITING_APPROVAL
                 and run.tasks[("cleanup", "local")].state is TaskState.BLOCKED
-                and run.tasks[("notify", "local")].state is TaskState.RUNNING)
+                and run.tasks[("notify", "local")].state is TaskState.RUNNING
+                and run.tasks[("flaky", "local")].state is TaskState.RETRYING
+                and run.tasks[("cache", "local")].state is TaskState.SKIPPED)
     await until(lambda: not screen.session.dirty)
 
 

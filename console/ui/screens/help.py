@@ -36,7 +36,7 @@ class HelpScreen(ModalScreen[None]):
             yield Label("Keys", classes="dialog-title")
             yield Static(table)
             yield Label("Esc closes · remap keys in config.toml [keys] by binding id",
-                        classes="dialog-hint")
+                        classes="dialog-hint", markup=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

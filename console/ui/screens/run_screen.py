@@ -102,8 +102,8 @@ class RunScreen(Screen[None]):
         self.query_one(StepDetail).border_title = "detail"
         tree.focus()
         self.set_interval(FRAME, self._frame, name="frame")
-        self.set_interval(1.0, self._second, name="second")
-        self._second()
+        self.set_interval(1.0, self.refresh_second, name="second")
+        self.refresh_second()
         if self.autostart:
             self.start_run()
 
@@ -125,7 +125,7 @@ class RunScreen(Screen[None]):
         if selection is not None and selection.step in changes.logs:
             self.query_one(LogPane).sync()
 
-    def _second(self) -> None:
+    def refresh_second(self) -> None:
         header = self.query_one(RunHeader)
         if self.sampler is not None:
             header.update_stats(self.sampler())

@@ -23,7 +23,10 @@ class RunHeader(Widget):
     """Two lines; :meth:`update_stats` and :meth:`refresh` are driven by the screen."""
 
     DEFAULT_CSS = """
-    RunHeader { height: 2; background: $panel; color: $foreground; padding: 0 1; }
+    RunHeader {
+        height: 2; background: $panel; color: $foreground; padding: 0 1;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
     """
 
     def __init__(self, run: Run, clock: Clock, *, started: bool, read_only: bool,
@@ -61,16 +64,15 @@ class RunHeader(Widget):
                        style=pal.style("marker-breakpoint"))
         if self.read_only:
             top.append("  READ-ONLY", style=pal.style("marker-gate", bold=True))
+        if self.stats is not None:
+            width = self.content_size.width or 118
+            stats = self.stats.describe()
+            top.append(" " * max(2, width - top.cell_len - len(stats)))
+            top.append(stats, style=pal.style("dim-text"))
         bottom = Text(no_wrap=True, overflow="ellipsis")
         counts = Counter(task.state for task in run.tasks.values())
         for state in _COUNT_ORDER:
             if counts[state]:
                 bottom.append(f"{fmt.ICONS[state]} {counts[state]} {fmt.label(state)}  ",
                               style=pal.state(state))
-        if self.stats is not None:
-            width = self.content_size.width or 120
-            stats = self.stats.describe()
-            gap = width - bottom.cell_len - len(stats)
-            bottom.append(" " * max(2, gap))
-            bottom.append(stats, style=pal.style("dim-text"))
         return Text("\n").join([top, bottom])
