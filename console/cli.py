@@ -5,10 +5,14 @@ the work; every expected failure is one line on stderr and an exit code (SPEC se
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
+import json
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,7 +24,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 CONSOLE_NOT_BUILT = "baton: the console is not built yet; use `baton run FILE --headless`"
-HISTORY_NOT_BUILT = "baton: run history is not built yet"
 
 COMMANDS = ("run", "check", "plan", "runs", "show", "resume", "new")
 
@@ -91,48 +94,104 @@ def _start_at(workflow: Any, step: str | None) -> str | None:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    _err(CONSOLE_NOT_BUILT)
-    return EXIT_USAGE
+    run_console = _console_entry()
+    if run_console is None:
+        _err(CONSOLE_NOT_BUILT)
+        return EXIT_USAGE
+    return run_console(args.path, theme=args.theme, read_only=args.read_only)
+
+
+def _console_entry() -> Any:
+    """``console.ui.app.run_console``, or None when the console is not installed."""
+    try:
+        from console.ui.app import run_console
+    except ImportError:
+        return None
+    return run_console
+
+
+def _console_run(args: argparse.Namespace) -> int:
+    run_console = _console_entry()
+    if run_console is None:
+        _err(CONSOLE_NOT_BUILT)
+        return EXIT_USAGE
+    from console.model.params import ParamError, parse_assignments
+
+    ignored = [flag for flag, on in (("--yes", args.yes), ("--dry-run", args.dry_run),
+                                     ("--watch", args.watch)) if on]
+    if ignored:
+        _err(f"baton: {', '.join(ignored)} only apply with --headless; ignored in the console")
+    try:
+        params = parse_assignments(args.param)
+    except ParamError as exc:
+        raise UsageError(str(exc)) from None
+    limit = tuple(p.strip() for item in args.limit for p in item.split(",") if p.strip())
+    return run_console(args.file, params=params, limit=limit, step_mode=args.step,
+                       start_at=args.start_at, theme=args.theme, read_only=args.read_only,
+                       start=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    headless = args.headless or args.json
-    if not headless:
-        _err(CONSOLE_NOT_BUILT)
-        return EXIT_USAGE
+    if not (args.headless or args.json):
+        return _console_run(args)
     workflow = _load(args.file)
+    if workflow.path is not None and not workflow.path.is_absolute():
+        # stored with the run: `baton resume` and `runs --workflow` work from any folder
+        workflow = dataclasses.replace(workflow, path=workflow.path.resolve())
     params = _params(workflow, args.param)
     start_at = _start_at(workflow, args.start_at)
     limit = _limit(workflow, args.limit)
-    console_only = [flag for flag, on in (("--theme", args.theme), ("--read-only", args.read_only),
-                                          ("--watch", args.watch)) if on]
-    if console_only:
-        flags = ", ".join(console_only)
-        _err(f"baton: {flags} only apply to the console; ignored in headless mode")
+    _ignore_console_flags(args)
+    secrets = _secrets(workflow)
+    options = _options(args, params=params, secrets=secrets, limit=limit, start_at=start_at,
+                       step_mode=args.step, dry_run=args.dry_run)
+    from console.engine.run import Run
 
-    from console.engine.run import RunOptions
-    from console.headless import run_headless
+    store = None if args.dry_run else _open_store()  # a dry run is not history
+    try:
+        run = Run(workflow, options)
+        return _headless(run, args, store, watch=Path(args.file) if args.watch else None)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _ignore_console_flags(args: argparse.Namespace) -> None:
+    flags = [flag for flag, on in (("--theme", args.theme), ("--read-only", args.read_only))
+             if on]
+    if flags:
+        _err(f"baton: {', '.join(flags)} only apply to the console; ignored in headless mode")
+
+
+def _secrets(workflow: Any) -> dict[str, str]:
     from console.model.secrets import SecretError, resolve_secrets
 
     try:
         base_dir = workflow.path.parent if workflow.path else Path.cwd()
-        secrets = resolve_secrets(workflow.secrets, base_dir=base_dir, environ=os.environ)
+        return resolve_secrets(workflow.secrets, base_dir=base_dir, environ=os.environ)
     except SecretError as exc:
         raise UsageError(str(exc)) from None
-    interactive = not args.yes and _stdin_is_tty()
-    approval = "auto" if args.yes else ("wait" if interactive else "fail")
-    options = RunOptions(
-        params=params,
-        secrets=secrets,
-        limit=limit,
-        approval=approval,
-        step_mode=args.step,
-        start_at=start_at,
-        dry_run=args.dry_run,
-    )
+
+
+def _options(args: argparse.Namespace, **values: Any) -> Any:
+    """RunOptions with the approval policy of SPEC section 2: --yes approves, a terminal
+    asks, anything else fails the gate."""
+    from console.engine.run import RunOptions
+
+    approval = "auto" if args.yes else ("wait" if _stdin_is_tty() else "fail")
+    options = RunOptions(approval=approval, **values)
     if args.accept_new_host_keys and hasattr(options, "accept_new_host_keys"):
         options.accept_new_host_keys = True
-    return run_headless(workflow, options, json_mode=args.json, interactive=interactive)
+    return options
+
+
+def _headless(run: Any, args: argparse.Namespace, store: Any, *, watch: Path | None = None,
+              resumed: bool = False) -> int:
+    from console.headless import run_headless
+
+    with _store_errors():
+        return run_headless(run, json_mode=args.json, interactive=run.options.approval == "wait",
+                            store=store, watch=watch, resumed=resumed)
 
 
 def _stdin_is_tty() -> bool:
@@ -185,9 +244,190 @@ def cmd_new(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_history(args: argparse.Namespace) -> int:
-    _err(HISTORY_NOT_BUILT)
-    return EXIT_USAGE
+# --- history ---------------------------------------------------------------------------
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """A store failure (unwritable home, corrupt file, live run) is a usage error: exit 2."""
+    from console.store import StoreError
+
+    try:
+        yield
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _open_store() -> Any:
+    from console.store import Store
+
+    with _store_errors():
+        return Store.open()
+
+
+def _age(text: str, flag: str) -> float:
+    from console.model.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise UsageError(f"{flag}: expected an age like '2h' or '30d', got {text!r}") from None
+
+
+def _since(text: str | None) -> float | None:
+    """``--since 2h`` / ``7d`` (an age) or ``2024-11-03`` / ``2024-11-03T10:00`` (local time
+    unless the ISO text names a zone) -> epoch seconds."""
+    if text is None:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        pass
+    try:
+        return time.time() - _age(text, "--since")
+    except UsageError:
+        raise UsageError(f"--since: expected an age like '2h' or '7d', or an ISO date like "
+                         f"2024-11-03, got {text!r}") from None
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    if args.prune or args.older_than is not None:
+        if not args.prune:
+            raise UsageError("--older-than only applies with --prune")
+        if args.older_than is None:
+            raise UsageError("--prune needs --older-than AGE (e.g. --older-than 30d)")
+        age = _age(args.older_than, "--older-than")
+        store = _open_store()
+        with store, _store_errors():
+            count = store.prune(age)
+        print(f"pruned {count} run{'s' * (count != 1)} older than {args.older_than}")
+        return EXIT_OK
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    since = _since(args.since)
+    workflow = args.workflow
+    if workflow is not None and Path(workflow).is_file():
+        workflow = str(Path(workflow).resolve())
+    store = _open_store()
+    with store, _store_errors():
+        try:
+            runs = store.runs(workflow=workflow, status=args.status, since=since,
+                              limit=args.limit)
+        except ValueError as exc:
+            raise UsageError(f"--status: {exc}") from None
+        home = store.home
+    if args.json:
+        for run in runs:
+            print(json.dumps({**dataclasses.asdict(run), "duration": run.duration}))
+        return EXIT_OK
+    if not runs:
+        _err(f"no runs recorded in {home}" if not (args.workflow or args.status or args.since)
+             else "no run matches")
+        return EXIT_OK
+    from console.printers import format_runs
+
+    sys.stdout.write(format_runs(runs))
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    if args.json and args.markdown:
+        raise UsageError("choose one of --json and --markdown")
+    from console.store import timeline
+
+    store = _open_store()
+    with store, _store_errors():
+        stored = store.load(args.run)
+    if args.json:
+        sys.stdout.write(json.dumps(timeline.to_json(stored), indent=2) + "\n")
+    elif args.markdown:
+        sys.stdout.write(timeline.render_markdown(stored))
+    else:
+        sys.stdout.write(timeline.render_table(stored))
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    for flag, given in (("--param", args.param), ("--limit", args.limit),
+                        ("--start-at", args.start_at), ("--dry-run", args.dry_run)):
+        if given:
+            raise UsageError(f"{flag} cannot change a run being resumed: it keeps the values "
+                             f"it started with")
+    if not (args.headless or args.json):
+        return _console_resume(args)
+    _ignore_console_flags(args)
+    store = _open_store()
+    with store, _store_errors():
+        run_id = store.resolve(args.run)
+        with store.acquire_run_lock(run_id):  # before anything: refuse a live run
+            if store.load(run_id).run.state == "succeeded":
+                _err(f"baton: run {run_id} already succeeded; nothing to resume")
+                return EXIT_OK
+            store.mark_interrupted(run_id)
+            run, watch = _rebuild(store.load(run_id), args)
+            return _headless(run, args, store, watch=watch, resumed=True)
+
+
+def _rebuild(stored: Any, args: argparse.Namespace) -> tuple[Any, Path | None]:
+    """The Run of a stored run, from the definition it last ran with (not the file on
+    disk, which may have changed since), its params and options, and its task states."""
+    from console.engine.run import Run
+    from console.model.loader import WorkflowError, load_text
+
+    digest, text = _last_definition(stored)
+    if text is None:
+        raise UsageError(f"run {stored.id}: its workflow definition is not in the store; "
+                         f"cannot resume it")
+    path = Path(stored.run.path) if stored.run.path else None
+    try:
+        workflow = load_text(text, path or "<string>")
+    except WorkflowError as exc:
+        for problem in exc.problems:
+            _err(str(problem))
+        raise UsageError(f"run {stored.id}: its stored definition no longer loads") from None
+    if path is not None and path.is_file() and load_digest(path) != digest:
+        _err(f"baton: note: {path} changed since run {stored.id} ran; resuming with the "
+             f"definition the run used (`baton show {stored.id} --json` has its text)")
+    saved = stored.run.options
+    options = _options(args, params=dict(stored.run.params), secrets=_secrets(workflow),
+                       limit=tuple(saved.get("limit") or ()),
+                       step_mode=bool(args.step or saved.get("step_mode")),
+                       start_at=saved.get("start_at"), run_id=stored.id)
+    run = Run(workflow, options)
+    run.restore(stored.tasks)
+    watch = path if args.watch and path is not None else None
+    return run, watch
+
+
+def _last_definition(stored: Any) -> tuple[str | None, str | None]:
+    """(digest, text) of the definition the run last ran an attempt with (a hot reload
+    may have replaced the one it started with), else the one it started with."""
+    attempts = [a for a in stored.attempts if a.digest in stored.definitions and a.started]
+    digest = max(attempts, key=lambda a: a.started).digest if attempts else stored.run.digest
+    return digest, stored.definitions.get(digest or "")
+
+
+def load_digest(path: Path) -> str | None:
+    """The definition hash of the file on disk now (None when it does not load)."""
+    from console.model.loader import WorkflowError, load_workflow
+
+    try:
+        return load_workflow(path).digest
+    except WorkflowError:
+        return None
+
+
+def _console_resume(args: argparse.Namespace) -> int:
+    import inspect
+
+    run_console = _console_entry()
+    if run_console is None or "resume" not in inspect.signature(run_console).parameters:
+        _err("baton: resuming in the console is not available yet; use "
+             f"`baton resume {args.run} --headless` (add --yes to re-run interrupted tasks)")
+        return EXIT_USAGE
+    return run_console(None, resume=args.run, theme=args.theme, read_only=args.read_only)
 
 
 # --- parser ----------------------------------------------------------------------------
@@ -212,7 +452,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--theme", metavar="NAME", help="console theme")
     parser.add_argument("--read-only", action="store_true", help="console: watch only")
     parser.add_argument("--watch", action="store_true",
-                        help="console: reload the workflow when the file changes")
+                        help="headless: apply changes of the workflow file to the live run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,17 +480,27 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--limit", action="append", default=[], metavar="PATTERN")
     plan.set_defaults(func=cmd_plan)
 
-    runs = sub.add_parser("runs", help="past runs (not built yet)")
-    runs.set_defaults(func=cmd_history)
-    show = sub.add_parser("show", help="one past run (not built yet)")
-    show.add_argument("run", metavar="RUN")
-    show.add_argument("--json", action="store_true")
-    show.add_argument("--markdown", action="store_true")
-    show.set_defaults(func=cmd_history)
-    resume = sub.add_parser("resume", help="continue an interrupted run (not built yet)")
-    resume.add_argument("run", metavar="RUN")
+    runs = sub.add_parser("runs", help="past runs, newest first")
+    runs.add_argument("--workflow", metavar="NAME|FILE", help="runs of this workflow")
+    runs.add_argument("--status", metavar="STATE",
+                      help="only runs in this state (succeeded, failed, interrupted, …)")
+    runs.add_argument("--since", metavar="AGE|DATE",
+                      help="started in the last AGE (2h, 7d) or since an ISO date")
+    runs.add_argument("--limit", type=int, metavar="N", help="at most N runs")
+    runs.add_argument("--json", action="store_true", help="one JSON object per run")
+    runs.add_argument("--prune", action="store_true",
+                      help="delete runs (and their logs) older than --older-than")
+    runs.add_argument("--older-than", metavar="AGE", help="with --prune: e.g. 30d")
+    runs.set_defaults(func=cmd_runs)
+    show = sub.add_parser("show", help="one past run: steps, hosts, attempts, actions")
+    show.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
+    show.add_argument("--json", action="store_true", help="everything, as JSON")
+    show.add_argument("--markdown", action="store_true", help="an incident timeline")
+    show.set_defaults(func=cmd_show)
+    resume = sub.add_parser("resume", help="continue an interrupted run")
+    resume.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
     _run_options(resume)
-    resume.set_defaults(func=cmd_history)
+    resume.set_defaults(func=cmd_resume)
 
     new = sub.add_parser("new", help="write a commented starter workflow NAME.toml")
     new.add_argument("name", metavar="NAME")

@@ -1,8 +1,10 @@
-"""`baton run FILE --headless`: drive a Run without the console.
+"""`baton run FILE --headless` and `baton resume RUN --headless`: drive a Run without
+the console.
 
-Builds the :class:`Run`, subscribes a printer (human or JSON), answers gates and manual
-steps on a terminal (one prompt at a time), turns Ctrl-C into :meth:`Run.interrupt` and
-maps the final run state to the exit code of SPEC section 2.
+Records the run in the store, subscribes a printer (human or JSON), answers gates and
+manual steps on a terminal (one prompt at a time), applies file changes with ``--watch``,
+turns Ctrl-C into :meth:`Run.interrupt` and maps the final run state to the exit code of
+SPEC section 2.
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ import os
 import signal
 import sys
 from collections import deque
-from typing import IO, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from console.engine.events import Event, RunState, TaskEvent, TaskState
-from console.engine.run import ActionError, Run, RunOptions
-from console.model.workflow import LOCAL, Workflow
+from console.engine.run import ActionError, Run
+from console.model.workflow import LOCAL
 from console.printers import HumanPrinter, JsonPrinter, format_summary, task_label, use_color
+
+if TYPE_CHECKING:
+    from console.store import Store
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -102,6 +108,17 @@ class Prompter:
                 else:
                     self._run.deny(step, host, "denied at the prompt")
 
+    async def ask_interrupted(self) -> None:
+        """After a resume: ask, task by task, whether to re-run what was interrupted."""
+        for task in self._run.tasks_in_order():
+            if task.state is not TaskState.INTERRUPTED:
+                continue
+            on = "" if task.host == LOCAL else f" on {task.host}"
+            answer = await self._read(
+                f"'{task.step}'{on} was running when baton stopped; run it again? [y/N] ")
+            if _yes(answer) and task.state is TaskState.INTERRUPTED:
+                self._run.retry(task.step, task.host)
+
     def _current(self, step: str, host: str, state: TaskState) -> bool:
         task = self._run.tasks.get((step, host))
         return task is not None and task.state is state
@@ -159,16 +176,24 @@ def _binary(stream: Any) -> IO[bytes]:
 
 
 async def execute_headless(
-    workflow: Workflow,
-    options: RunOptions,
+    run: Run,
     *,
     json_mode: bool = False,
     interactive: bool = False,
     out: Any = None,
     err: IO[str] | None = None,
     stdin_fd: int = 0,
+    store: Store | None = None,
+    watch: Path | None = None,
+    resumed: bool = False,
 ) -> int:
-    """Run ``workflow`` to the end, printing events; returns the exit code."""
+    """Run ``run`` to the end, printing events; returns the exit code.
+
+    ``store``: record the run (the recorder subscribes before the printer, so whatever
+    the printer reports as finished is already durable). ``watch``: apply changes of
+    that workflow file to the live run. ``resumed``: the run was rebuilt with
+    :meth:`Run.restore`; on a terminal the operator is asked about interrupted tasks.
+    """
     from console.executors.child_watcher import install_child_watcher
 
     install_child_watcher()
@@ -176,7 +201,19 @@ async def execute_headless(
     err = err if err is not None else sys.stderr
     binary = _binary(out)
     tty = use_color(out)
-    run = Run(workflow, options)
+    recorder = store.record(run) if store is not None else None
+    try:
+        return await _drive(run, recorder is not None, json_mode=json_mode,
+                            interactive=interactive, binary=binary, tty=tty, err=err,
+                            stdin_fd=stdin_fd, watch=watch, resumed=resumed)
+    finally:
+        if recorder is not None:
+            recorder.close()
+
+
+async def _drive(run: Run, recorded: bool, *, json_mode: bool, interactive: bool,
+                 binary: IO[bytes], tty: bool, err: IO[str], stdin_fd: int,
+                 watch: Path | None, resumed: bool) -> int:
     if json_mode:
         printer: HumanPrinter | JsonPrinter = JsonPrinter(
             binary, flush_each=tty, mask=run.masker.mask
@@ -186,12 +223,17 @@ async def execute_headless(
         printer = HumanPrinter(
             binary, color=tty, flush_each=tty, width=width, mask=run.masker.mask
         )
+        if recorded:
+            verb = "resuming run" if resumed else "run"
+            _say(err, f"{verb} {run.id} (baton show {run.id})")
     run.subscribe(printer)
     prompter = None
     if interactive:
         prompter = Prompter(run, stdin_fd, err, echo_reason=json_mode)
         run.subscribe(prompter)
         prompter.start()
+        if resumed and run.options.approval != "auto":
+            await prompter.ask_interrupted()
 
     loop = asyncio.get_running_loop()
     signals: list[int] = []
@@ -199,17 +241,20 @@ async def execute_headless(
     def on_signal(signum: int) -> None:
         signals.append(signum)
         if len(signals) == 1:
-            err.write("\nbaton: interrupted, stopping every running task…\n")
-            err.flush()
+            _say(err, "\nbaton: interrupted, stopping every running task…")
         run.interrupt()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
+    watcher = loop.create_task(_watch(run, watch, err)) if watch is not None else None
     try:
         state = await run.execute()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
         if prompter is not None:
             await prompter.close()
 
@@ -223,11 +268,35 @@ async def execute_headless(
         printer.text(format_summary(run.tasks_in_order(), state, total,
                                     color=tty, mask=run.masker.mask).rstrip("\n"))
         printer.flush()
+    left = [t for t in run.tasks_in_order() if t.state is TaskState.INTERRUPTED]
+    if resumed and left:
+        noun = "task was" if len(left) == 1 else "tasks were"
+        _say(err, f"baton: {len(left)} interrupted {noun} not re-run ("
+             f"{', '.join(t.label for t in left)}); use --yes to retry interrupted tasks: "
+             f"baton resume {run.id} --headless --yes")
     if signals:
         return 128 + signals[0] if signals[0] != signal.SIGINT else EXIT_INTERRUPTED
     return EXIT_OK if state is RunState.SUCCEEDED else EXIT_FAILED
 
 
-def run_headless(workflow: Workflow, options: RunOptions, **kwargs: Any) -> int:
+async def _watch(run: Run, path: Path, err: IO[str]) -> None:
+    """Hot reload for ``--watch``; the printers show each reload (a ReloadEvent)."""
+    from console.reload import watch
+
+    try:
+        await watch(run, path)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a broken watcher must not end the run
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        _say(err, f"baton: --watch stopped: {text}")
+
+
+def _say(err: IO[str], text: str) -> None:
+    err.write(text + "\n")
+    err.flush()
+
+
+def run_headless(run: Run, **kwargs: Any) -> int:
     """Synchronous entry point for the CLI (owns the event loop)."""
-    return asyncio.run(execute_headless(workflow, options, **kwargs))
+    return asyncio.run(execute_headless(run, **kwargs))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring
 from typing import IO, Any, Protocol
@@ -23,6 +24,7 @@ from console.engine.events import (
     ActionEvent,
     Event,
     LogEvent,
+    ReloadEvent,
     RunEvent,
     RunState,
     TaskEvent,
@@ -180,6 +182,8 @@ class HumanPrinter:
             self.run(event)
         elif type(event) is ActionEvent:
             self.action(event)
+        elif type(event) is ReloadEvent:
+            self.reload(event)
 
     def log(self, event: LogEvent) -> None:
         key = (event.step, event.host, event.stream)
@@ -234,12 +238,24 @@ class HumanPrinter:
             text += f": {self._mask(event.reason)}"
         self._w.write(text + "\n", flush=True)
 
+    def reload(self, event: ReloadEvent) -> None:
+        self._w.write(format_reload(event) + "\n", flush=True)
+
     def text(self, text: str) -> None:
         """Any other human line (a notice from the runner)."""
         self._w.write(text + "\n", flush=True)
 
     def flush(self) -> None:
         self._w.flush()
+
+
+def format_reload(event: ReloadEvent) -> str:
+    """``reload: +added ~changed -removed``, or the reason the new text was refused."""
+    if event.error is not None:
+        return f"reload: {event.error} (the run keeps the previous definition)"
+    parts = [f"+{s}" for s in event.added] + [f"~{s}" for s in event.changed]
+    parts += [f"-{s}" for s in event.removed]
+    return "reload: " + (" ".join(parts) or "no step changed")
 
 
 # --- summary ---------------------------------------------------------------------------
@@ -326,7 +342,7 @@ class JsonPrinter:
                 event.time,
             )
         else:
-            flush = type(event) is RunEvent
+            flush = type(event) is RunEvent or type(event) is ReloadEvent
         self._w.write("".join(_dumps(d) + "\n" for d in event.to_dicts()), flush=flush)
 
     def log(self, event: LogEvent) -> None:
@@ -350,3 +366,34 @@ class JsonPrinter:
     def flush(self) -> None:
         self._w.flush()
 
+
+
+# --- history ---------------------------------------------------------------------------
+
+
+class RunLike(Protocol):
+    id: str
+    workflow: str
+    state: str
+    user: str
+    started: float | None
+
+    @property
+    def duration(self) -> float | None: ...
+
+
+def format_time(t: float | None) -> str:
+    """UTC, ISO 8601 to the second (as ``baton show`` prints times)."""
+    if t is None:
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def format_runs(runs: Iterable[RunLike]) -> str:
+    """The ``baton runs`` table: id, workflow, started, duration, status, user."""
+    header = ("ID", "WORKFLOW", "STARTED", "DURATION", "STATUS", "USER")
+    rows = [(r.id, r.workflow, format_time(r.started), format_duration(r.duration),
+             str(r.state), r.user) for r in runs]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                   + "\n" for row in [header, *rows])

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ def write_workflow(tmp_path: Path, text: str, name: str = "workflow.toml") -> Pa
 
 def baton_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a `baton` subprocess: the working tree first on the path, no
-    colour, state in a throw-away home unless the caller sets BATON_HOME."""
+    colour, state in the test's throw-away $BATON_HOME (see ``_private_baton_home``)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env["NO_COLOR"] = "1"
@@ -52,6 +52,18 @@ def baton(
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_baton_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No test (nor the `baton` subprocesses it starts) ever writes to the real baton home:
+    the whole session shares one throw-away $BATON_HOME; tests that need an empty one use
+    the ``baton_home`` fixture."""
+    home = tmp_path_factory.mktemp("session-baton-home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("BATON_HOME", str(home))
+    yield home
+    patch.undo()
 
 
 @pytest.fixture

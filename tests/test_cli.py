@@ -97,14 +97,17 @@ def test_usage_errors_exit_2_without_traceback() -> None:
     assert "unrecognized arguments" in result.stderr
 
 
-def test_placeholders_say_what_is_not_built(tmp_path: Path) -> None:
-    result = baton(cwd=tmp_path)
+def test_console_on_a_missing_path_exits_2(tmp_path: Path) -> None:
+    result = baton(cwd=tmp_path)  # default ./workflows does not exist here
     assert result.returncode == 2
-    assert "console is not built yet" in result.stderr
-    for args in (["runs"], ["show", "abc"], ["resume", "abc"]):
-        result = baton(*args)
-        assert result.returncode == 2
-        assert "run history is not built yet" in result.stderr
+    assert result.stderr == "baton: workflows: no such file or folder\n"
+
+
+def test_resume_in_the_console_says_what_is_not_built() -> None:
+    result = baton("resume", "abc")
+    assert result.returncode == 2
+    assert "resuming in the console is not available yet" in result.stderr
+    assert "baton resume abc --headless" in result.stderr
 
 
 # --- new -------------------------------------------------------------------------------
