@@ -21,6 +21,9 @@ shell code per task. For each task the remote side
   ``M E status`` after it, and ``M`` alone after its stderr. Task output without a final
   newline is kept: the marker is found wherever it starts.
 
+The remote shell cannot tell ``exit 143`` from death by SIGTERM: a status above 128 is
+reported as the signal ``status - 128``, as shells do.
+
 When the client goes away (stdin reaches end of file, or the session is hung up) the
 control shell's EXIT trap kills the running task's process group itself.
 
