@@ -9,9 +9,11 @@ repaint per frame, not one per line. Nothing here imports Textual.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import NamedTuple
 
 from console.engine.events import ActionEvent, Event, LogEvent, RunEvent, TaskEvent, TaskState
@@ -29,22 +31,91 @@ class LogLine(NamedTuple):
     text: str
 
 
-class LogBuffer:
-    """The last ``limit`` lines of a task or step; ``total`` counts every line ever added."""
+class LogMeta(NamedTuple):
+    """What the lines of one output chunk share."""
 
-    __slots__ = ("lines", "total")
+    time: float
+    host: str
+    stream: str
+
+
+class LogBuffer:
+    """The last ``limit`` lines of a task or step; ``total`` counts every line ever added.
+
+    Output is kept as the chunks it arrived in (one chunk = one :class:`LogEvent`), each
+    with its line count: taking in a chunk of any size costs a ``count("\\n")`` and two
+    appends, never a Python step per line. Lines are split out only when they are shown
+    (a few chunks at a time, cached). Whole chunks are dropped from the front once the
+    rest still holds ``limit`` lines; the view skips the surplus lines of the first one.
+    """
+
+    __slots__ = ("_cache", "_size", "_starts", "chunks", "limit", "total")
 
     def __init__(self, limit: int = MAX_LOG_LINES) -> None:
-        self.lines: deque[LogLine] = deque(maxlen=limit)
+        self.limit = limit
+        self.chunks: deque[tuple[LogMeta, str]] = deque()
+        self._starts: deque[int] = deque()
+        """Absolute number of each chunk's first line."""
+        self._size = 0
         self.total = 0
+        self._cache: dict[int, list[str]] = {}
 
-    def extend(self, lines: list[LogLine]) -> None:
-        self.lines.extend(lines)
-        self.total += len(lines)
+    def add(self, meta: LogMeta, text: str) -> None:
+        """Add one chunk: lines joined by "\\n", without a trailing newline."""
+        count = text.count("\n") + 1
+        self.chunks.append((meta, text))
+        self._starts.append(self.total)
+        self.total += count
+        self._size += count
+        starts = self._starts
+        while len(starts) > 1 and self.total - starts[1] >= self.limit:
+            self._size = self.total - starts[1]
+            self._cache.pop(starts.popleft(), None)
+            self.chunks.popleft()
+
+    def __len__(self) -> int:
+        return min(self._size, self.limit)
+
+    @property
+    def first(self) -> int:
+        """Absolute number of the first line shown."""
+        return self.total - len(self)
 
     @property
     def dropped(self) -> int:
-        return self.total - len(self.lines)
+        return self.first
+
+    def _lines_of(self, position: int) -> list[str]:
+        start = self._starts[position]
+        lines = self._cache.get(start)
+        if lines is None:
+            if len(self._cache) >= 8:
+                self._cache.pop(next(iter(self._cache)))
+            lines = self._cache[start] = self.chunks[position][1].split("\n")
+        return lines
+
+    def line(self, index: int) -> LogLine:
+        """Line ``index`` (0 = the oldest line kept)."""
+        absolute = self.first + index
+        position = bisect_right(self._starts, absolute) - 1
+        meta = self.chunks[position][0]
+        text = self._lines_of(position)[absolute - self._starts[position]]
+        return LogLine(meta.time, meta.host, meta.stream, text)
+
+    def lines_from(self, index: int) -> Iterator[LogLine]:
+        """Lines ``index`` .. the end, chunk by chunk."""
+        absolute = self.first + max(0, index)
+        if absolute >= self.total:
+            return
+        position = bisect_right(self._starts, absolute) - 1
+        for pos in range(position, len(self.chunks)):
+            meta, _ = self.chunks[pos]
+            skip = max(0, absolute - self._starts[pos])
+            for text in islice(self._lines_of(pos), skip, None):
+                yield LogLine(meta.time, meta.host, meta.stream, text)
+
+    def lines(self) -> list[LogLine]:
+        return list(self.lines_from(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +170,15 @@ class RunSession:
         return buffer
 
     def step_log(self, step: str) -> LogBuffer:
+        """Every host's lines of ``step``; the task's own buffer for a single-task step."""
         buffer = self.step_logs.get(step)
         if buffer is None:
-            buffer = self.step_logs[step] = LogBuffer(self.max_lines)
+            tasks = self.run.tasks_of(step)
+            if len(tasks) == 1:
+                buffer = self.task_log(step, tasks[0].host)
+            else:
+                buffer = LogBuffer(self.max_lines)
+            self.step_logs[step] = buffer
         return buffer
 
     @property
@@ -130,13 +207,15 @@ class RunSession:
             self._on_change()
 
     def _on_log(self, event: LogEvent) -> None:
-        time, host, stream = event.time, event.host, event.stream
-        lines = [LogLine(time, host, stream, text) for text in event.text.split("\n")]
-        self._append(event.step, host, lines)
+        meta = LogMeta(event.time, event.host, event.stream)
+        self._append(event.step, meta, event.text)
 
-    def _append(self, step: str, host: str, lines: list[LogLine]) -> None:
-        self.task_log(step, host).extend(lines)
-        self.step_log(step).extend(lines)
+    def _append(self, step: str, meta: LogMeta, text: str) -> None:
+        task_log = self.task_log(step, meta.host)
+        task_log.add(meta, text)
+        step_log = self.step_log(step)
+        if step_log is not task_log:
+            step_log.add(meta, text)
         self._changes.logs.add(step)
 
     def _on_task(self, event: TaskEvent) -> None:
@@ -147,9 +226,8 @@ class RunSession:
         if event.state is TaskState.RUNNING and event.attempt:
             text += f" (attempt {event.attempt})"
             if event.attempt > 1:
-                marker = LogLine(event.time, event.host, "meta",
-                                 f"── attempt {event.attempt} ──")
-                self._append(event.step, event.host, [marker])
+                meta = LogMeta(event.time, event.host, "meta")
+                self._append(event.step, meta, f"── attempt {event.attempt} ──")
         if event.reason:
             text += f": {event.reason}"
         self._add(TimelineEntry(event.time, "task", "", text, event.step, event.host))

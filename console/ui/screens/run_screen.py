@@ -8,6 +8,7 @@ an :class:`ActionError` becomes a notification and changes nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 
 FRAME = 1 / 30
 """Seconds between repaints of what changed: log floods are coalesced per frame."""
+LOG_FRAME = 1 / 15
+"""The log pane repaints at most this often while lines keep arriving: each repaint of
+it costs the event loop time that the pipes of running tasks are then not read."""
 
 
 def _b(key: str, action: str, description: str, tooltip: str, *, show: bool = True) -> Binding:
@@ -79,6 +83,9 @@ class RunScreen(Screen[None]):
         self.session = RunSession(run)
         self.executing: Worker[None] | None = None
         self._selection: Selection | None = None
+        self._log_pending = False
+        self._log_synced = 0.0
+        self._monotonic = time.monotonic
 
     @property
     def baton(self) -> BatonApp:
@@ -111,7 +118,7 @@ class RunScreen(Screen[None]):
 
     def _frame(self) -> None:
         changes = self.session.take_changes()
-        if not changes:
+        if not changes and not self._log_pending:
             return
         tree = self.query_one(DagTree)
         selection = self._selection
@@ -123,6 +130,11 @@ class RunScreen(Screen[None]):
                 self.query_one(StepDetail).update_facts()
             self.refresh_bindings()
         if selection is not None and selection.step in changes.logs:
+            self._log_pending = True
+        now = self._monotonic()
+        if self._log_pending and now - self._log_synced >= LOG_FRAME:
+            self._log_pending = False
+            self._log_synced = now
             self.query_one(LogPane).sync()
 
     def refresh_second(self) -> None:
@@ -130,6 +142,7 @@ class RunScreen(Screen[None]):
         if self.sampler is not None:
             header.update_stats(self.sampler())
         header.refresh()
+        self.query_one(LogPane).update_title()
         tree = self.query_one(DagTree)
         active = tree.active_steps()
         if active:

@@ -49,8 +49,9 @@ class LogPane(Vertical):
         self.update_title()
 
     def sync(self) -> None:
+        """Take in new lines. The title (with line counts) is left to the 1 s tick:
+        changing a border title restyles the pane, too costly to do every frame."""
         self.view.sync()
-        self.update_title()
 
     def update_title(self) -> None:
         view = self.view
@@ -60,10 +61,12 @@ class LogPane(Vertical):
             parts.append(f"filter '{view.filter_text}': {view.line_count} lines")
         buffer = view.buffer
         if buffer is not None and buffer.dropped:
-            parts.append(f"last {len(buffer.lines):,} of {buffer.total:,} lines")
+            parts.append(f"last {len(buffer):,} of {buffer.total:,} lines")
         if view.show_time:
             parts.append("timestamps")
-        self.border_title = " · ".join(parts)
+        title = " · ".join(parts)
+        if title != self.border_title:
+            self.border_title = title
 
     # ------------------------------------------------------------------ filter
 

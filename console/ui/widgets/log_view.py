@@ -1,9 +1,10 @@
-"""The log pane: a virtual view over a bounded :class:`LogBuffer`.
+"""The log pane's view: a virtual view over a bounded :class:`LogBuffer`.
 
 Only the visible lines are rendered (Line API), so the cost of a frame does not depend on
 how many lines arrived since the last one. The screen calls :meth:`LogView.sync` at most
 ~30 times a second; a flood of output therefore costs one size update and one repaint
-per frame.
+per frame. A filter keeps its own bounded list of matching lines, extended with the new
+lines of each frame.
 """
 
 from __future__ import annotations
@@ -25,12 +26,18 @@ from console.ui.palette import palette
 from console.ui.session import LogBuffer, LogLine
 
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
+GROW_STEP = 2_048
+"""Lines by which the scrollable height grows past its first screenful."""
+MAX_WIDTH = 2_000
+"""Lines are cut here for horizontal scrolling (the full text stays in the buffer)."""
 
 
 def clean(text: str) -> str:
     """Drop terminal escape sequences and control characters; expand tabs."""
-    if "\x1b" in text or "\t" in text or not text.isprintable():
-        text = _CONTROL.sub("", text.expandtabs(4))
+    if "\t" in text:
+        text = text.expandtabs(4)
+    if not text.isprintable():
+        text = _CONTROL.sub("", text)
     return text
 
 
@@ -66,14 +73,20 @@ class LogView(ScrollView, can_focus=True):
         self.sync()
 
     @property
-    def lines(self) -> deque[LogLine] | tuple[()]:
-        if self._matches is not None:
-            return self._matches
-        return () if self.buffer is None else self.buffer.lines
-
-    @property
     def line_count(self) -> int:
-        return len(self.lines)
+        if self._matches is not None:
+            return len(self._matches)
+        return 0 if self.buffer is None else len(self.buffer)
+
+    def line_at(self, index: int) -> LogLine:
+        if self._matches is not None:
+            return self._matches[index]
+        assert self.buffer is not None
+        return self.buffer.line(index)
+
+    def shown_lines(self) -> list[LogLine]:
+        """Every line the view can scroll to (after the filter)."""
+        return [self.line_at(i) for i in range(self.line_count)]
 
     def sync(self) -> None:
         """Take in the lines that arrived since the last call and repaint."""
@@ -82,41 +95,46 @@ class LogView(ScrollView, can_focus=True):
             self.virtual_size = Size(0, 0)
             self.refresh()
             return
-        new = min(buffer.total - self._seen, len(buffer.lines))
+        new = min(buffer.total - self._seen, len(buffer))
         dropped_lines = buffer.dropped - self._dropped
         self._dropped = buffer.dropped
-        if new:
-            fresh = list(islice(reversed(buffer.lines), new))
-            if self.filter_text:
-                if self._matches is None:
-                    self._matches = self._scan(buffer.lines)
-                else:
-                    needle = self.filter_text.lower()
-                    self._matches.extend(
-                        line for line in reversed(fresh) if needle in line.text.lower()
-                    )
-            width = max((len(line.text) for line in fresh), default=0)
-            self._width = max(self._width, width + self._prefix_width())
-            self._seen = buffer.total
-        elif self.filter_text and self._matches is None:
-            self._matches = self._scan(buffer.lines)
-        self.virtual_size = Size(self._width, self.line_count)
+        self._seen = buffer.total
+        if self.filter_text and self._matches is None:
+            self._matches = self._scan(0, len(buffer))
+        elif new and self._matches is not None:
+            self._matches.extend(self._scan(len(buffer) - new, len(buffer)))
+        size = self._virtual_size()
+        if size != self.virtual_size:
+            self.virtual_size = size
         if self.follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self.scroll_to(y=self._end_y(), animate=False, immediate=True)
         elif dropped_lines and self._matches is None and self.scroll_y:
             self.scroll_to(y=max(0, self.scroll_y - dropped_lines), animate=False)
         self.refresh()
 
-    def _scan(self, lines: deque[LogLine]) -> deque[LogLine]:
-        needle = self.filter_text.lower()
-        return deque((line for line in lines if needle in line.text.lower()),
-                     maxlen=lines.maxlen)
+    def _virtual_size(self) -> Size:
+        """The scrollable size, grown in steps: every change of it makes Textual lay out
+        the whole screen, which a flood would otherwise cause on every frame."""
+        lines = self.line_count
+        height = lines if lines <= GROW_STEP else -(-lines // GROW_STEP) * GROW_STEP
+        width = self._width
+        if width > self.scrollable_content_region.width:
+            width = -(-width // 64) * 64
+        return Size(width, height)
 
-    def _prefix_width(self) -> int:
-        width = 9 if self.show_time else 0
-        if self.multi_host:
-            width += 12
-        return width
+    def _end_y(self) -> int:
+        """The scroll position that shows the last line at the bottom."""
+        return max(0, self.line_count - self.scrollable_content_region.height)
+
+    def _scan(self, start: int, end: int) -> deque[LogLine]:
+        """Matching lines among buffer lines ``start:end``."""
+        assert self.buffer is not None
+        needle = self.filter_text.lower()
+        found: deque[LogLine] = deque(maxlen=self.buffer.limit)
+        for line in islice(self.buffer.lines_from(start), end - start):
+            if needle in line.text.lower():
+                found.append(line)
+        return found
 
     # ------------------------------------------------------------------ reactives
 
@@ -126,12 +144,11 @@ class LogView(ScrollView, can_focus=True):
 
     def watch_show_time(self) -> None:
         self._width = 0
-        self._seen = 0
         self.sync()
 
     def watch_follow(self, follow: bool) -> None:
         if follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self.scroll_to(y=self._end_y(), animate=False, immediate=True)
 
     # ------------------------------------------------------------------ rendering
 
@@ -140,10 +157,9 @@ class LogView(ScrollView, can_focus=True):
         index = scroll_y + y
         width = self.size.width
         base = self.rich_style
-        lines = self.lines
-        if index >= len(lines):
+        if index >= self.line_count:
             return Strip.blank(width, base)
-        line = lines[index]
+        line = self.line_at(index)
         pal = palette(self.app)
         segments: list[Segment] = []
         if self.show_time:
@@ -152,7 +168,7 @@ class LogView(ScrollView, can_focus=True):
         if self.multi_host:
             host = line.host[:11].ljust(12)
             segments.append(Segment(host, base + pal.style("dim-text")))
-        text = clean(line.text)
+        text = clean(line.text[:MAX_WIDTH])
         if line.stream == "stderr":
             style: Style = base + pal.style("log-stderr")
         elif line.stream == "meta":
@@ -161,5 +177,8 @@ class LogView(ScrollView, can_focus=True):
             style = base
         segments.append(Segment(text, style))
         length = sum(cell_len(s.text) for s in segments)
+        if length > self._width:  # the horizontal extent grows as wider lines are shown
+            self._width = min(MAX_WIDTH, length)
+            self.call_after_refresh(self.sync)
         strip = Strip(segments, length)
         return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, index)
