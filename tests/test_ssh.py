@@ -182,7 +182,8 @@ async def test_tasks_overlapping_on_one_host_use_several_shells(executor: SSHExe
 
 async def test_fan_out_respects_serial(fleet: Fleet, tmp_path: Path) -> None:
     log = tmp_path / "serial.log"
-    script = (f'echo "S $(date +%s.%N)" >> {log}; sleep 0.3; echo "E $(date +%s.%N)" >> {log}; '
+    # long enough that three tasks overlap even when session setup is slow on a busy machine
+    script = (f'echo "S $(date +%s.%N)" >> {log}; sleep 0.8; echo "E $(date +%s.%N)" >> {log}; '
               "echo {{ host.name }}")
     steps = {"roll": Step("roll", "roll", run=script, on=("web",), serial=3)}
     run = await run_workflow(workflow(fleet, fleet.servers, steps))
@@ -208,6 +209,28 @@ async def test_max_fail_stops_launching(fleet: Fleet, tmp_path: Path) -> None:
     assert states["h00"] is TaskState.SUCCEEDED and states["h01"] is TaskState.FAILED
     assert {states[h] for h in ("h02", "h03", "h04", "h05")} == {TaskState.BLOCKED}
     assert log.read_text().split() == ["h00", "h01"]
+
+
+async def test_rollout_canary_finishes_before_any_other_host_starts(fleet: Fleet,
+                                                                     tmp_path: Path) -> None:
+    from console.model.workflow import Rollout
+
+    log = tmp_path / "rollout.log"
+    line = f'echo "{{{{ host.name }}}} $(date +%s.%N)" >> {log}'
+    steps = {
+        "drain": Step("drain", "drain", run=f"{line}; sleep 0.2", on=("web",)),
+        "deploy": Step("deploy", "deploy", run=f"{line}; sleep 0.2", on=("web",),
+                       needs=("drain",)),
+    }
+    rollouts = {"web": Rollout("web", ("drain", "deploy"), (1, "100%"))}
+    run = await run_workflow(workflow(fleet, fleet.servers, steps, rollouts=rollouts))
+    assert all(t.state is TaskState.SUCCEEDED for t in run.tasks.values())
+    records = [(float(stamp), host) for host, stamp in
+               (entry.split() for entry in log.read_text().splitlines())]
+    canary = [t for t, host in records if host == "h00"]
+    others = [t for t, host in records if host != "h00"]
+    assert len(canary) == 2 and len(others) == 2 * (len(fleet.servers) - 1)
+    assert min(others) > max(canary) + 0.2  # the canary's deploy slept 0.2 s after logging
 
 
 # --------------------------------------------------------------------- failures
