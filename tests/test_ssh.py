@@ -458,3 +458,40 @@ async def test_ssh_options_defaults_apply(fleet: Fleet) -> None:
     status, out = await run_one(ex, "id -un")
     await ex.close()
     assert status.ok and out.of("stdout") == ["root"]
+
+
+def test_baton_run_headless_over_ssh_end_to_end(fleet: Fleet, tmp_path: Path) -> None:
+    """The whole path: TOML hosts and [ssh] -> loader -> engine -> SSH -> JSON events."""
+    import json
+
+    from tests.conftest import baton, write_workflow
+
+    servers = fleet.servers[:3]
+    hosts = "\n".join(f'[hosts.web{i}]\naddress = "{s.address}"\nport = {s.port}\n'
+                      f'groups = ["web"]\n' for i, s in enumerate(servers))
+    path = write_workflow(tmp_path, f"""
+        [workflow]
+        name = "remote"
+
+        [ssh]
+        user = "root"
+        identity = "{fleet.client_key}"
+        known_hosts = "{fleet.known_hosts}"
+        connect_timeout = "5s"
+
+        [steps.hello]
+        run = "echo hello from {{{{ host.name }}}}; echo oops >&2"
+        on = "web"
+
+        [steps.after]
+        run = "echo done"
+        needs = ["hello"]
+        """ + "\n" + hosts.replace("\n[", "\n\n["))
+    proc = baton("run", path, "--headless", "--json", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    logs = {(e["host"], e["stream"], e["line"]) for e in events if e["type"] == "log"}
+    for i in range(3):
+        assert (f"web{i}", "stdout", f"hello from web{i}") in logs
+        assert (f"web{i}", "stderr", "oops") in logs
+    assert events[-1]["type"] == "run" and events[-1]["state"] == "succeeded"
