@@ -626,3 +626,21 @@ async def test_restore_with_yes_retries_interrupted_tasks():
     assert await h.finish() is RunState.SUCCEEDED
     assert [(a.action, a.step, a.reason) for a in h.actions()] == [("retry", "a", "--yes")]
     assert h.world.order() == ["a", "b"]
+
+
+async def test_allowed_and_preview_command():
+    h = Harness(workflow(step("a", run="echo {{ secrets.tok }} {{ params.n }}"),
+                         step("b", run="echo {{ steps.a.stdout }}", needs=("a",), confirm="go?")),
+                secrets={"tok": "hunter2"}, params={"n": 3}, keep_alive=True)
+    assert h.run.preview_command("a", "local") == "echo *** 3"
+    assert h.run.preview_command("b", "local") == "echo {{ steps.a.stdout }}\n# rendered once a ran"
+    h.start()
+    await h.state_of("b", S.AWAITING_APPROVAL)
+    assert h.run.allowed("approve", "b") and h.run.allowed("skip", "b")
+    assert not h.run.allowed("retry", "b") and not h.run.allowed("approve", "nope")
+    assert h.run.preview_command("b", "local") == "echo '*** 3\n'"
+    h.run.approve("b")
+    await h.until(lambda: h.run.state is RunState.SUCCEEDED)
+    assert h.run.preview_command("a", "local") == "echo *** 3"  # the attempt's own command
+    h.run.close()
+    await h.finish()

@@ -8,7 +8,6 @@ An action that does not apply raises :class:`ActionError` and changes nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from console.engine.events import RunState, TaskState
@@ -48,8 +47,15 @@ class RunActions:
                     reason: str | None = None) -> None: ...
         def _sort_key(self, task: Task) -> int: ...
 
-    def _targets(self, action: str, step: str, host: str | None,
-                 allowed: Iterable[TaskState]) -> list[Task]:
+    def allowed(self, action: str, step: str, host: str | None = None) -> bool:
+        """Whether the task action would apply now (what a console offers the operator)."""
+        try:
+            self._targets(action, step, host)
+        except ActionError:
+            return False
+        return True
+
+    def _targets(self, action: str, step: str, host: str | None) -> list[Task]:
         if self.state.finished and not self.options.keep_alive:
             raise ActionError(f"cannot {_verb(action)}: the run has ended")
         if step not in self.workflow.steps:
@@ -60,7 +66,7 @@ class RunActions:
             if not tasks:
                 raise ActionError(f"cannot {_verb(action)}: step '{step}' has no task on "
                                   f"host '{host}'")
-        allowed = frozenset(allowed)
+        allowed = APPLIES[action]
         chosen = [t for t in tasks if t.state in allowed]
         if not chosen:
             states = ", ".join(sorted({str(t.state) for t in tasks})) or "no tasks"
@@ -82,7 +88,7 @@ class RunActions:
         self._wake.set()
 
     def approve(self, step: str, host: str | None = None) -> None:
-        tasks = self._targets("approve", step, host, {S.AWAITING_APPROVAL})
+        tasks = self._targets("approve", step, host)
         self._record("approve", step, host)
         for task in tasks:
             task.approved = True
@@ -90,26 +96,26 @@ class RunActions:
             self._ready[task.key] = task
 
     def deny(self, step: str, host: str | None = None, reason: str | None = None) -> None:
-        tasks = self._targets("deny", step, host, {S.AWAITING_APPROVAL})
+        tasks = self._targets("deny", step, host)
         self._record("deny", step, host, reason)
         for task in tasks:
             self._set(task, S.FAILED, self._by("denied", reason))
 
     def done(self, step: str, host: str | None = None) -> None:
-        tasks = self._targets("done", step, host, {S.AWAITING_OPERATOR})
+        tasks = self._targets("done", step, host)
         self._record("done", step, host)
         for task in tasks:
             task.outputs = Outputs("succeeded", None, "")
             self._set(task, S.SUCCEEDED, f"marked done by {self.user}")
 
     def retry(self, step: str, host: str | None = None) -> None:
-        tasks = self._targets("retry", step, host, _RETRYABLE)
+        tasks = self._targets("retry", step, host)
         self._record("retry", step, host)
         for task in tasks:
             self._reset(task)
 
     def retry_downstream(self, step: str, host: str | None = None) -> None:
-        tasks = self._targets("retry_downstream", step, host, _RETRYABLE | {S.SUCCEEDED, S.SKIPPED})
+        tasks = self._targets("retry_downstream", step, host)
         downstream = [t for sid in self.workflow.downstream(step) for t in self._by_step[sid]]
         busy = [t for t in downstream if t.state in (S.RUNNING, S.RETRYING)]
         if busy:
@@ -133,7 +139,7 @@ class RunActions:
         self._set(task, S.PENDING, None)
 
     def skip(self, step: str, host: str | None = None, reason: str | None = None) -> None:
-        tasks = self._targets("skip", step, host, _SKIPPABLE)
+        tasks = self._targets("skip", step, host)
         self._record("skip", step, host, reason)
         for task in tasks:
             if task.state is S.RETRYING and task.runner is not None:
@@ -143,7 +149,7 @@ class RunActions:
             self._set(task, S.SKIPPED, self._by("skipped", reason))
 
     def mark_succeeded(self, step: str, host: str | None = None, reason: str | None = None) -> None:
-        tasks = self._targets("mark_succeeded", step, host, _MARKABLE_SUCCEEDED)
+        tasks = self._targets("mark_succeeded", step, host)
         self._record("mark_succeeded", step, host, reason)
         for task in tasks:
             task.blocked_by_max_fail = False
@@ -152,7 +158,7 @@ class RunActions:
                       self._by("marked succeeded", reason))
 
     def mark_failed(self, step: str, host: str | None = None, reason: str | None = None) -> None:
-        tasks = self._targets("mark_failed", step, host, _MARKABLE_FAILED)
+        tasks = self._targets("mark_failed", step, host)
         self._record("mark_failed", step, host, reason)
         for task in tasks:
             task.outputs = Outputs("failed", task.exit_code, task.outputs.stdout)
@@ -160,7 +166,7 @@ class RunActions:
                       self._by("marked failed", reason))
 
     def cancel(self, step: str, host: str | None = None) -> None:
-        tasks = self._targets("cancel", step, host, _CANCELLABLE)
+        tasks = self._targets("cancel", step, host)
         self._record("cancel", step, host)
         for task in tasks:
             self._cancel_task(task, "cancelled by operator")
@@ -206,13 +212,21 @@ class RunActions:
         self._record("note", step, host, text.strip())
 
 
-_RETRYABLE = frozenset({S.FAILED, S.CANCELLED, S.INTERRUPTED})
-_SKIPPABLE = frozenset({S.PENDING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR, S.BLOCKED,
-                        S.FAILED, S.CANCELLED, S.INTERRUPTED, S.RETRYING})
-_MARKABLE_SUCCEEDED = frozenset({S.FAILED, S.CANCELLED, S.INTERRUPTED, S.BLOCKED,
-                                 S.AWAITING_OPERATOR})
-_MARKABLE_FAILED = frozenset({S.SUCCEEDED, S.SKIPPED, S.INTERRUPTED, S.AWAITING_OPERATOR})
-_CANCELLABLE = frozenset({S.RUNNING, S.RETRYING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR})
+APPLIES: dict[str, frozenset[TaskState]] = {
+    "approve": frozenset({S.AWAITING_APPROVAL}),
+    "deny": frozenset({S.AWAITING_APPROVAL}),
+    "done": frozenset({S.AWAITING_OPERATOR}),
+    "retry": frozenset({S.FAILED, S.CANCELLED, S.INTERRUPTED}),
+    "retry_downstream": frozenset({S.FAILED, S.CANCELLED, S.INTERRUPTED, S.SUCCEEDED,
+                                   S.SKIPPED}),
+    "skip": frozenset({S.PENDING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR, S.BLOCKED,
+                       S.FAILED, S.CANCELLED, S.INTERRUPTED, S.RETRYING}),
+    "mark_succeeded": frozenset({S.FAILED, S.CANCELLED, S.INTERRUPTED, S.BLOCKED,
+                                 S.AWAITING_OPERATOR}),
+    "mark_failed": frozenset({S.SUCCEEDED, S.SKIPPED, S.INTERRUPTED, S.AWAITING_OPERATOR}),
+    "cancel": frozenset({S.RUNNING, S.RETRYING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR}),
+}
+"""Task action -> the task states it applies to (at least one target must be in them)."""
 
 
 def _verb(action: str) -> str:

@@ -747,6 +747,29 @@ class Run(RunActions):
         shell = step.shell
         return CommandRequest(task.step, self.workflow.host(task.host), command, shell, env, cwd)
 
+    def preview_command(self, step: str, host: str) -> str:
+        """The command of ``step`` on ``host`` with secrets masked: the last attempt's, else
+        rendered now. A template that reads outputs not produced yet shows its source and
+        why it is not rendered yet."""
+        task = self.tasks.get((step, host)) or Task(step, host)
+        if task.attempts and task.attempts[-1].command:
+            return task.attempts[-1].command
+        definition = self.workflow.steps[step]
+        source = definition.run or ""
+        if templating.needs_render(source):
+            try:
+                reads = templating.analyze(source).steps
+            except templating.TemplateError:
+                reads = frozenset()
+            waiting = sorted(sid for sid in reads
+                             if all(t.outputs.status is None for t in self._by_step.get(sid, ())))
+            if waiting:
+                return self.masker.mask(f"{source}\n# rendered once {', '.join(waiting)} ran")
+        try:
+            return self.masker.mask(self._render(task, definition))
+        except templating.TemplateError as exc:
+            return self.masker.mask(f"{definition.run or ''}\n# not rendered yet: {exc}")
+
     def _render(self, task: Task, step: Step) -> str:
         source = step.run or ""
         if not templating.needs_render(source):
