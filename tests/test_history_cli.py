@@ -349,17 +349,6 @@ def test_an_unwritable_home_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through any permission bits")
-def test_a_read_only_home_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir(mode=0o500)
-    result = baton("run", write_workflow(tmp_path, OK), "--headless", "--yes",
-                   env={"BATON_HOME": str(home)})
-    assert result.returncode == 2
-    assert result.stderr.startswith(f"baton: cannot write to baton home {home}")
-    assert len(result.stderr.splitlines()) == 1
-
-
 def test_a_corrupt_database_is_named_and_exit_2(tmp_path: Path, baton_home: Path) -> None:
     baton_home.mkdir(mode=0o700)
     db = baton_home / "history.sqlite"
