@@ -3,7 +3,8 @@
 50 layers x 20 steps; every step needs the whole previous layer; concurrency 16. The
 same graph is written as a workflow TOML and as a Makefile. Baton is timed in-process
 (``Run.execute`` with no printer: the engine and executor alone) and as the
-`baton run --headless` command (start-up, loading and printing included).
+`baton run --headless` command (start-up, loading and printing included), each with the
+run history store off and on ($BATON_HOME in a temporary folder).
 
     python bench/local_dag.py [--layers 50] [--width 20] [--repeat 3]
 
@@ -24,6 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench._common import baton_env  # noqa: E402
 
 CONCURRENCY = 16
 TARGET_RATIO = 3.0
@@ -72,25 +74,31 @@ def run_make(folder: Path) -> None:
                    check=True, cwd=folder, stdout=subprocess.DEVNULL)
 
 
-def run_command(path: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO),
-                                                                    os.environ.get("PYTHONPATH")])))
-    result = subprocess.run([sys.executable, "-m", "console.cli", "run", str(path), "--headless"],
+def run_command(path: Path, *extra: str) -> None:
+    env = baton_env()
+    result = subprocess.run([sys.executable, "-m", "console.cli", "run", str(path), "--headless",
+                             *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                             stdin=subprocess.DEVNULL, check=False)
     if result.returncode != 0:
         sys.exit(f"baton run failed ({result.returncode}): {result.stderr.decode()[-500:]}")
 
 
-def run_in_process(workflow) -> None:  # type: ignore[no-untyped-def]
-    """Only ``Run.execute``: loading is timed separately."""
+def run_in_process(workflow, store=None) -> None:  # type: ignore[no-untyped-def]
+    """Only ``Run.execute`` (recorded in ``store`` when given): loading is timed separately."""
     from console.engine.events import RunState
     from console.engine.run import Run, RunOptions
     from console.executors.child_watcher import install_child_watcher
 
     async def go() -> RunState:
         install_child_watcher()
-        return await Run(workflow, RunOptions(approval="auto")).execute()
+        run = Run(workflow, RunOptions(approval="auto"))
+        recorder = store.record(run) if store is not None else None
+        try:
+            return await run.execute()
+        finally:
+            if recorder is not None:
+                recorder.close()
 
     state = asyncio.run(go())
     if state is not RunState.SUCCEEDED:
@@ -115,15 +123,23 @@ def main() -> int:
         start = time.perf_counter()
         workflow = load_workflow(path)
         load = time.perf_counter() - start
+        from console.store import Store
+
+        os.environ["BATON_HOME"] = str(folder / "home")  # history of these runs: thrown away
         in_process = best_of(args.repeat, lambda: run_in_process(workflow))
+        with Store.open() as store:
+            stored = best_of(args.repeat, lambda: run_in_process(workflow, store))
+        command_bare = best_of(args.repeat, lambda: run_command(path, "--no-history"))
         command = best_of(args.repeat, lambda: run_command(path))
 
     print(f"local DAG: {args.layers} layers x {args.width} steps = {steps} steps of `true`, "
           f"each needs the whole previous layer, concurrency {CONCURRENCY}, best of {args.repeat}")
     print(f"(loading the workflow file takes {load:.3f}s; it is in the command's time only)")
     print(f"{'':34}{'seconds':>9}{'steps/s':>10}{'x make':>9}  target <= {TARGET_RATIO:g}x")
-    rows = [("make -j16", make), ("baton in-process (Run.execute)", in_process),
-            ("baton run --headless (command)", command)]
+    rows = [("make -j16", make), ("baton in-process, no store", in_process),
+            ("baton in-process, store on", stored),
+            ("baton run --headless --no-history", command_bare),
+            ("baton run --headless (store on)", command)]
     for label, seconds in rows:
         if seconds is None:
             print(f"{label:34}{'make not installed':>28}")

@@ -8,7 +8,8 @@ Measures lines/s of the human printer and of `--json`, against the shell baselin
 "end to end" includes interpreter start-up and workflow loading (timed separately with a
 one-step `true` workflow and subtracted for the "in run" column). Targets (SPEC'd by the
 project): >= 2,000,000 lines/s human, >= 1,000,000 lines/s JSON, <= 100 MB peak RSS.
-Always exits 0 unless baton itself fails; read the table.
+Each baton row is measured with the run history store on (the default) and with
+``--no-history``. Always exits 0 unless baton itself fails; read the table.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from bench._common import baton_env  # noqa: E402
+
 HUMAN_TARGET = 2_000_000
 JSON_TARGET = 1_000_000
 RSS_TARGET_MB = 100
@@ -29,8 +33,7 @@ RSS_TARGET_MB = 100
 
 def timed(argv: list[str], *, shell: bool = False) -> tuple[float, float]:
     """Run a command with stdout to /dev/null; returns (seconds, peak RSS in MB)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO),
-                                                                    os.environ.get("PYTHONPATH")])))
+    env = baton_env()
     with open(os.devnull, "wb") as devnull:
         start = time.perf_counter()
         proc = subprocess.Popen(argv if not shell else argv[0], shell=shell, stdout=devnull,
@@ -64,7 +67,7 @@ def sanity_check(flood: Path, lines: int) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "console.cli", "run", str(flood), "--headless"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        text=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+        text=True, cwd=REPO, env=baton_env(),
     )
     assert proc.stdout is not None
     count, last = 0, ""
@@ -85,11 +88,15 @@ def main() -> int:
     n = args.lines
     baton = [sys.executable, "-m", "console.cli", "run"]
     with tempfile.TemporaryDirectory(prefix="baton-bench-") as tmp:
+        os.environ["BATON_HOME"] = str(Path(tmp) / "home")  # the runs' history: thrown away
         flood, empty = write_workflows(Path(tmp), n)
         baseline, _ = best([f"seq 1 {n} | cat > /dev/null"], args.repeat, shell=True)
         startup, _ = best([*baton, str(empty), "--headless"], args.repeat + 2)
         human, human_rss = best([*baton, str(flood), "--headless"], args.repeat)
         js, json_rss = best([*baton, str(flood), "--headless", "--json"], args.repeat)
+        bare = [str(flood), "--headless", "--no-history"]
+        human_bare, human_bare_rss = best([*baton, *bare], args.repeat)
+        js_bare, json_bare_rss = best([*baton, *bare, "--json"], args.repeat)
         sanity_check(flood, n)
 
     def rate(seconds: float) -> float:
@@ -102,7 +109,11 @@ def main() -> int:
     rows = [
         ("shell: seq | cat", baseline, rate(baseline), None, None, None),
         ("baton --headless", human, rate(human), in_run(human), human_rss, HUMAN_TARGET),
+        ("  (--no-history)", human_bare, rate(human_bare), in_run(human_bare), human_bare_rss,
+         HUMAN_TARGET),
         ("baton --headless --json", js, rate(js), in_run(js), json_rss, JSON_TARGET),
+        ("  (--no-history)", js_bare, rate(js_bare), in_run(js_bare), json_bare_rss,
+         JSON_TARGET),
     ]
     print(f"log flood: seq 1 {n} -> /dev/null, best of {args.repeat}; "
           f"baton start-up (one `true` step) {startup:.3f}s")

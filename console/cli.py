@@ -147,7 +147,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        step_mode=args.step, dry_run=args.dry_run)
     from console.engine.run import Run
 
-    store = None if args.dry_run else _open_store()  # a dry run is not history
+    # a dry run is not history; --no-history is for throw-away runs (and the benchmarks)
+    store = None if args.dry_run or getattr(args, "no_history", False) else _open_store()
     try:
         run = Run(workflow, options)
         return _headless(run, args, store, watch=Path(args.file) if args.watch else None)
@@ -453,6 +454,8 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--read-only", action="store_true", help="console: watch only")
     parser.add_argument("--watch", action="store_true",
                         help="headless: apply changes of the workflow file to the live run")
+    parser.add_argument("--no-history", action="store_true",
+                        help="headless: do not record this run in the history")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ many lines costs a few ``str`` operations, never a Python loop per line:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -72,24 +73,41 @@ def format_duration(seconds: float | None) -> str:
 class _Writer:
     """Writes encoded text, turning a closed pipe (``baton run | head``) into silence."""
 
-    __slots__ = ("_out", "broken", "flush_each")
+    __slots__ = ("_out", "_pending", "broken", "flush_each")
 
     def __init__(self, out: IO[bytes], flush_each: bool) -> None:
         self._out = out
         self.flush_each = flush_each
         self.broken = False
+        self._pending = False
 
     def write(self, text: str, flush: bool = False) -> None:
         if self.broken:
             return
         try:
             self._out.write(text.encode("utf-8", "backslashreplace"))
-            if flush or self.flush_each:
+            if self.flush_each:
                 self._out.flush()
+            elif flush:
+                self._flush_soon()
         except BrokenPipeError:
             self.broken = True
 
+    def _flush_soon(self) -> None:
+        """One flush per event-loop pass: a reader of the pipe sees state changes at once,
+        without a write system call for each of a thousand tasks finishing together."""
+        if self._pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._pending = True
+        loop.call_soon(self.flush)
+
     def flush(self) -> None:
+        self._pending = False
         if self.broken:
             return
         try:

@@ -108,6 +108,15 @@ def test_a_dry_run_is_not_history(tmp_path: Path, baton_home: Path) -> None:
     assert runs_json() == []
 
 
+def test_no_history_runs_are_not_recorded(tmp_path: Path, baton_home: Path) -> None:
+    path = write_workflow(tmp_path, OK)
+    result = baton("run", path, "--headless", "--yes", "--no-history")
+    assert result.returncode == 0, result.stderr
+    assert runs_json() == []
+    assert baton("run", path, "--headless", "--yes").returncode == 0
+    assert len(runs_json()) == 1
+
+
 # --- runs ----------------------------------------------------------------------------
 
 
