@@ -37,6 +37,8 @@ STATE_VARIABLES: dict[str, str] = {
     "marker-gate": "#ffb454",
     "marker-breakpoint": "#e0a3ff",
     "marker-manual": "#5fd3d3",
+    "marker-changed": "#d7c96b",
+    "marker-removed": "#7b8494",
     "dim-text": "#7b8494",
 }
 """Every console variable with a fallback, so a user theme may omit some of them."""

@@ -306,3 +306,79 @@ def test_theme(snap_compare, tmp_path, theme):
         await frame(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+# --- hot reload (the same calls the file watcher makes: load, then Run.reload or
+# Run.reload_failed, then RunScreen.show_reload; no file write, so no watcher timing) ---
+
+BROKEN_DEMO = "\n".join(["[steps.bad]", 'run = "echo bad"', 'needs = ["nope"]'])
+EDITED_DEMO = '''
+[steps.rollback]
+name = "Roll back"
+needs = ["deploy"]
+run = "echo rolling back"
+'''
+
+
+def reload_text(screen: RunScreen, text: str) -> None:
+    """What the watcher does with a saved file, from the text instead of the file."""
+    from console.model.loader import WorkflowError, load_text
+    from console.reload import first_problem
+
+    try:
+        workflow = load_text(text, "demo.toml")
+    except WorkflowError as exc:
+        screen.show_reload(screen.run.reload_failed(first_problem(exc)))
+        return
+    screen.show_reload(screen.run.reload(workflow))
+
+
+def edited_demo() -> str:
+    from tests.ui_helpers import DEMO
+
+    text = DEMO.replace('run = "hold notify"', 'run = "echo notified"')
+    text = text.replace('exit 3"""', 'echo unlocked"""')  # migrate: failed, fixed on disk
+    text = text.replace('run = "echo cleanup"', 'run = "echo cleanup --all"')
+    start = text.index("[steps.cache]")
+    text = text[:start] + text[text.index("[steps.flaky]"):]  # cache (skipped) goes
+    return text + EDITED_DEMO
+
+
+def test_reload_error_banner(snap_compare, tmp_path):
+    app, clock = demo(tmp_path, start=True)
+
+    async def before(pilot):
+        from tests.ui_helpers import DEMO
+
+        screen = await settled(pilot, clock)
+        await select(pilot, screen, "migrate")
+        reload_text(screen, DEMO + "\n" + BROKEN_DEMO + "\n")
+        await frame(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_reload_diff_notice(snap_compare, tmp_path):
+    app, clock = demo(tmp_path, start=True)
+
+    async def before(pilot):
+        screen = await settled(pilot, clock)
+        await select(pilot, screen, "cleanup")
+        reload_text(screen, edited_demo())
+        await frame(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_reload_changed_on_disk(snap_compare, tmp_path):
+    app, clock = demo(tmp_path, start=True)
+
+    async def before(pilot):
+        screen = await settled(pilot, clock)
+        await select(pilot, screen, "notify")
+        reload_text(screen, edited_demo())
+        await pilot.pause()
+        app.clear_notifications()  # the notice has its own scene
+        await frame(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)

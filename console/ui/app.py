@@ -30,6 +30,7 @@ from console.model.loader import WorkflowError, load_workflow
 from console.model.params import ParamError, missing_required, resolve_params
 from console.model.secrets import SecretError, resolve_secrets
 from console.model.workflow import Host, Workflow
+from console.ui import reloading
 from console.ui.screens.folder import FolderScreen
 from console.ui.screens.help import KeyHelp
 from console.ui.screens.params_form import ParamsForm
@@ -90,7 +91,11 @@ class BatonApp(App[int]):
         self.config_file = config_file or themes.config_path()
         self.keymap_overrides: dict[str, str] = {}
         self.run_state: RunState | None = None
-        found, self.theme_errors = themes.discover_themes(theme_folders)
+        self.theme_folders = list(theme_folders) if theme_folders is not None else None
+        found, self.theme_errors = themes.discover_themes(self.theme_folders)
+        self.watchers = reloading.Watchers()
+        self.theme_watch = reloading.ThemeWatch(
+            self, self.theme_folders or themes.theme_folders(), self.theme_errors)
         for item in found.values():
             self.register_theme(item)
         wanted = theme or themes.remembered_theme(self.config_file) or themes.DEFAULT_THEME
@@ -110,10 +115,16 @@ class BatonApp(App[int]):
             self.keymap_overrides = {str(k): str(v) for k, v in keys.items()}
             self.set_keymap(self.keymap_overrides)
         self.theme_changed_signal.subscribe(self, self._remember_theme)
+        self.theme_watch.start(self.watchers)
         if self.path.is_dir():
-            self.push_screen(FolderScreen(self.path))
+            folder_screen = FolderScreen(self.path)
+            self.push_screen(folder_screen)
+            reloading.watch_folder(folder_screen, self.watchers)
         else:
             self.open_workflow(self.path, from_folder=False)
+
+    def on_unmount(self) -> None:
+        self.watchers.stop()
 
     def _remember_theme(self, theme: Any) -> None:
         try:

@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import NamedTuple
 
-from console.engine.events import ActionEvent, Event, LogEvent, RunEvent, TaskEvent, TaskState
+from console.engine.events import (
+    ActionEvent,
+    Event,
+    LogEvent,
+    ReloadEvent,
+    RunEvent,
+    TaskEvent,
+    TaskState,
+)
+from console.engine.reload import StepDiff
 from console.engine.run import Run
 
 MAX_LOG_LINES = 10_000
@@ -122,7 +131,7 @@ class LogBuffer:
 class TimelineEntry:
     time: float
     kind: str
-    """``run``, ``task``, ``action`` or ``note``."""
+    """``run``, ``task``, ``action``, ``note`` or ``reload``."""
     user: str
     text: str
     step: str | None = None
@@ -203,6 +212,8 @@ class RunSession:
         elif kind is RunEvent:
             self._changes.run = True
             self._add(TimelineEntry(event.time, "run", "", f"run {event.state}"))
+        elif kind is ReloadEvent:
+            self._on_reload(event)  # type: ignore[arg-type]
         if self._on_change is not None:
             self._on_change()
 
@@ -249,6 +260,20 @@ class RunSession:
                 text += f": {event.reason}"
             kind = "action"
         self._add(TimelineEntry(event.time, kind, event.user, text, event.step, event.host))
+
+    def _on_reload(self, event: ReloadEvent) -> None:
+        self._changes.run = True
+        for step in event.changed:  # its hosts may differ now: cache a new step log
+            buffer = self.step_logs.get(step)
+            if buffer is not None and buffer.total == 0:
+                del self.step_logs[step]
+        self._changes.steps.update(event.added, event.changed, event.removed)
+        if event.error is not None:
+            text = f"reload refused: {event.error}"
+        else:
+            diff = StepDiff(tuple(event.added), tuple(event.changed), tuple(event.removed))
+            text = f"reload {diff.summary()} (definition {(event.digest or '')[:12]})"
+        self._add(TimelineEntry(event.time, "reload", self.run.user, text))
 
     def _add(self, entry: TimelineEntry) -> None:
         self.timeline.append(entry)

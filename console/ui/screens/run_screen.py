@@ -20,14 +20,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Tree
 from textual.worker import Worker
 
-from console.engine.events import RunState, TaskState
+from console.engine.events import ReloadEvent, RunState, TaskState
 from console.engine.run import ActionError, Run
 from console.engine.task import Task
+from console.ui import reloading
 from console.ui.preview import command_for
 from console.ui.screens.actions import APPLIES, OPERATOR_ACTIONS
 from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
 from console.ui.session import LogBuffer, RunSession
 from console.ui.system import Clock, Sampler
+from console.ui.widgets.banner import ReloadBanner
 from console.ui.widgets.dag_tree import DagTree, Selection, is_fan_out
 from console.ui.widgets.header import RunHeader
 from console.ui.widgets.log_pane import LogPane
@@ -96,6 +98,7 @@ class RunScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield RunHeader(self.run, self.clock, started=False, read_only=self.read_only,
                         id="header")
+        yield ReloadBanner(id="reload-banner")
         with Horizontal(id="main"):
             yield DagTree(self.run, self.clock, id="tree")
             with Vertical(id="right"):
@@ -113,6 +116,28 @@ class RunScreen(Screen[None]):
         self.refresh_second()
         if self.autostart:
             self.start_run()
+        self._watchers = reloading.watch_workflow(self)
+
+    def on_unmount(self) -> None:
+        self._watchers.stop()
+
+    # ------------------------------------------------------------------ hot reload
+
+    def show_reload(self, event: ReloadEvent) -> None:
+        """A reload of the workflow file (the watcher's callback): the error banner, or the
+        diff as a notice and the tree and detail rebuilt from the run's new definition."""
+        reloading.announce(self, event)
+        if event.error is not None:
+            return
+        tree = self.query_one(DagTree)
+        tree.rebuild()
+        old, self._selection = self._selection, tree.selection
+        self.query_one(StepDetail).show(self._selection)
+        if self._selection is not None and (self._selection != old
+                                            or self._selection.step in event.changed):
+            subject, buffer, multi = self._log_for(self._selection)
+            self.query_one(LogPane).show(subject, buffer, multi_host=multi)
+        self._after_action()
 
     # ------------------------------------------------------------------ refresh
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.style import Style
 from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
@@ -81,6 +82,36 @@ class DagTree(Tree[Selection]):
         self.root.expand()
         self.cursor_line = 0
 
+    def rebuild(self) -> None:
+        """Rebuild the nodes from the run's definition after a reload, keeping the
+        highlighted step (or its neighbour, if it left the run), collapsed fan-outs and
+        the scroll position. Posts no NodeHighlighted: the caller shows the selection."""
+        selection = self.selection
+        before = list(self._step_nodes)
+        collapsed = {sid for sid, node in self._step_nodes.items()
+                     if node.allow_expand and not node.is_expanded}
+        scroll_y = self.scroll_y
+        with self.prevent(Tree.NodeHighlighted):
+            self.cursor_line = -1
+            self.clear()
+            self._step_nodes, self._host_nodes = {}, {}
+            self.build()
+            for sid in collapsed & self._step_nodes.keys():
+                self._step_nodes[sid].collapse()
+            _ = self.last_line  # lay the new lines out so that nodes know their line
+            self.scroll_to(y=scroll_y, animate=False, immediate=True)
+            if selection is not None:
+                self.move_cursor(self._reselect(selection, before))
+
+    def _reselect(self, old: Selection, before: list[str]) -> TreeNode[Selection] | None:
+        if old.host is not None and (old.step, old.host) in self._host_nodes:
+            return self._host_nodes[(old.step, old.host)]
+        if old.step in self._step_nodes:
+            return self._step_nodes[old.step]
+        steps = list(self._step_nodes.values())
+        index = before.index(old.step) if old.step in before else 0
+        return steps[min(index, len(steps) - 1)] if steps else None
+
     @property
     def selection(self) -> Selection | None:
         node = self.cursor_node
@@ -121,7 +152,11 @@ class DagTree(Tree[Selection]):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{fmt.ICONS[state]} ", style=pal.state(state, bold=True))
         name = step.name if len(step.name) <= NAME_WIDTH else step.name[: NAME_WIDTH - 1] + "…"
-        text.append(name.ljust(NAME_WIDTH), style=pal.state(state))
+        if sid in run.removed_steps:  # gone from the file, kept because it had started
+            text.append(name, style=pal.style("marker-removed") + Style(strike=True))
+            text.append(" " * (NAME_WIDTH - len(name)))
+        else:
+            text.append(name.ljust(NAME_WIDTH), style=pal.state(state))
         text.append(fmt.duration(span(tasks, now)).rjust(7))
         attempt = max((t.attempt for t in tasks), default=0)
         text.append(f" #{attempt}" if attempt else "   ", style=pal.style("dim-text"))
@@ -139,6 +174,10 @@ class DagTree(Tree[Selection]):
 
     def _markers(self, text: Text, sid: str, pal: Palette) -> None:
         step = self.run.workflow.steps[sid]
+        if sid in self.run.removed_steps:
+            text.append(" removed from file", style=pal.style("marker-removed", bold=True))
+        elif sid in self.run.changed_steps:
+            text.append(" changed on disk", style=pal.style("marker-changed", bold=True))
         if step.dangerous:
             text.append(" danger", style=pal.style("marker-danger", bold=True))
         elif step.confirm is not None:

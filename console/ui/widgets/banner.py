@@ -1,0 +1,51 @@
+"""The reload banner: why the workflow file on disk was not applied to the run.
+
+Hidden while the file is good. It stays up (it is not a toast that times out) until a
+later save of the file is valid again, because until then the run is not what the file
+says.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+def relative_paths(text: str) -> str:
+    """``text`` with files under the current directory named relative to it (the watcher
+    resolves paths; the operator thinks of ``deploy.toml``, not its absolute path)."""
+    return text.replace(f"{Path.cwd()}{os.sep}", "")
+
+
+class ReloadBanner(Static):
+    DEFAULT_CSS = """
+    ReloadBanner {
+        display: none;
+        height: auto;
+        padding: 0 1;
+        background: $error 25%;
+        color: $foreground;
+        border-left: thick $error;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.error: str | None = None
+
+    def show_error(self, error: str) -> None:
+        """Show ``FILE:LINE: message``; the run keeps the last good definition."""
+        self.error = error
+        text = Text()
+        text.append("✘ not reloaded  ", style="bold")
+        text.append(relative_paths(error))
+        text.append("  · the run keeps the last good definition", style="italic")
+        self.update(text)
+        self.display = True
+
+    def clear(self) -> None:
+        self.error = None
+        self.display = False
