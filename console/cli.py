@@ -421,12 +421,9 @@ def load_digest(path: Path) -> str | None:
 
 
 def _console_resume(args: argparse.Namespace) -> int:
-    import inspect
-
     run_console = _console_entry()
-    if run_console is None or "resume" not in inspect.signature(run_console).parameters:
-        _err("baton: resuming in the console is not available yet; use "
-             f"`baton resume {args.run} --headless` (add --yes to re-run interrupted tasks)")
+    if run_console is None:
+        _err(CONSOLE_NOT_BUILT)
         return EXIT_USAGE
     return run_console(None, resume=args.run, theme=args.theme, read_only=args.read_only)
 

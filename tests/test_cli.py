@@ -103,11 +103,11 @@ def test_console_on_a_missing_path_exits_2(tmp_path: Path) -> None:
     assert result.stderr == "baton: workflows: no such file or folder\n"
 
 
-def test_resume_in_the_console_says_what_is_not_built() -> None:
-    result = baton("resume", "abc")
+def test_resume_in_the_console_of_an_unknown_run_is_one_line(baton_home: Path) -> None:
+    result = baton("resume", "abc")  # the console resumes runs; this one does not exist
     assert result.returncode == 2
-    assert "resuming in the console is not available yet" in result.stderr
-    assert "baton resume abc --headless" in result.stderr
+    assert result.stderr.startswith("baton: no run 'abc' in ")
+    assert result.stderr.count("\n") == 1
 
 
 # --- new -------------------------------------------------------------------------------

@@ -245,18 +245,19 @@ async def test_keys_that_do_not_apply_do_nothing(tmp_path, step, keys):
         assert {k: t.state for k, t in screen.run.tasks.items()} == before
 
 
-async def test_read_only_allows_no_action(tmp_path):
-    app, _ = make_app(tmp_path, start=True, read_only=True)
+async def test_read_only_allows_no_action_and_never_starts(tmp_path):
+    app, world = make_app(tmp_path, start=True, read_only=True)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await started(pilot, app)
+        screen = await run_screen(app)
         seen: list[ActionEvent] = []
         screen.run.subscribe(lambda e: seen.append(e) if isinstance(e, ActionEvent) else None)
         for step in ("drain", "migrate", "notify"):
             await select(pilot, screen, step)
-            for key in "paDdrRsSFcbtn":
+            for key in "gpaDdrRsSFcbtn":
                 await pilot.press(key)
                 assert isinstance(app.screen, RunScreen), key
-        assert seen == []
+        await pilot.pause(0.05)
+        assert seen == [] and world.records == [] and not screen.started
         assert screen.run.step_mode is False and not screen.run.breakpoints
         await pilot.press("l")  # watching is allowed
         assert isinstance(app.screen, TimelineScreen)

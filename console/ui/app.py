@@ -9,6 +9,7 @@ form first when a required param has no value) or a folder of them, builds the R
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 import time
@@ -30,7 +31,10 @@ from console.model.loader import WorkflowError, load_workflow
 from console.model.params import ParamError, missing_required, resolve_params
 from console.model.secrets import SecretError, resolve_secrets
 from console.model.workflow import Host, Workflow
+from console.store import LiveRunError, Store, StoreError
 from console.ui import reloading
+from console.ui.history import History
+from console.ui.history_actions import HistoryActions
 from console.ui.screens.folder import FolderScreen
 from console.ui.screens.help import KeyHelp
 from console.ui.screens.params_form import ParamsForm
@@ -56,6 +60,8 @@ class LaunchOptions:
     """Start the run as soon as the workflow is open (``baton run``)."""
     run_id: str | None = None
     user: str | None = None
+    resume: str | None = None
+    """``baton resume RUN``: continue that stored run (with --read-only: show it)."""
 
 
 def exit_code_for(state: RunState | None) -> int:
@@ -64,7 +70,7 @@ def exit_code_for(state: RunState | None) -> int:
     return EXIT_FAILED
 
 
-class BatonApp(App[int]):
+class BatonApp(HistoryActions, App[int]):
     CSS_PATH = "baton.tcss"
     TITLE = "Baton"
 
@@ -80,6 +86,7 @@ class BatonApp(App[int]):
         config_file: Path | None = None,
         theme_folders: Iterable[Path] | None = None,
         blink: bool = True,
+        store: Store | None = None,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -91,6 +98,8 @@ class BatonApp(App[int]):
         self.config_file = config_file or themes.config_path()
         self.keymap_overrides: dict[str, str] = {}
         self.run_state: RunState | None = None
+        self.history = History(store) if store is not None else None
+        """Run history (None: runs are not recorded); ``run_console`` opens the store."""
         self.theme_folders = list(theme_folders) if theme_folders is not None else None
         found, self.theme_errors = themes.discover_themes(self.theme_folders)
         self.watchers = reloading.Watchers()
@@ -116,7 +125,10 @@ class BatonApp(App[int]):
             self.set_keymap(self.keymap_overrides)
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.theme_watch.start(self.watchers)
-        if self.path.is_dir():
+        if self.launch.resume is not None:
+            opener = self.open_stored if self.launch.read_only else self.resume_run
+            opener(self.launch.resume, from_cli=True)
+        elif self.path.is_dir():
             folder_screen = FolderScreen(self.path)
             self.push_screen(folder_screen)
             reloading.watch_folder(folder_screen, self.watchers)
@@ -150,17 +162,20 @@ class BatonApp(App[int]):
             more = f" (and {count - 1} more)" if count > 1 else ""
             self._fail(f"invalid workflow: {first}{more}", from_folder=from_folder)
             return
+        if workflow.path is not None and not workflow.path.is_absolute():
+            # stored with the run: history and resume work from any folder
+            workflow = dataclasses.replace(workflow, path=workflow.path.resolve())
         params = await self._params(workflow, from_folder=from_folder)
         if params is None:
             return
+        launch = self.launch
         try:
             base = workflow.path.parent if workflow.path else Path.cwd()
-            secrets = await asyncio.to_thread(resolve_secrets, workflow.secrets,
-                                              base_dir=base, environ=dict(os.environ))
+            secrets = {} if launch.read_only else await asyncio.to_thread(
+                resolve_secrets, workflow.secrets, base_dir=base, environ=dict(os.environ))
         except SecretError as exc:
             self._fail(str(exc), from_folder=from_folder)
             return
-        launch = self.launch
         options = RunOptions(params=params, secrets=secrets, limit=launch.limit,
                              step_mode=launch.step_mode, start_at=launch.start_at,
                              run_id=launch.run_id, user=launch.user, keep_alive=True)
@@ -171,8 +186,10 @@ class BatonApp(App[int]):
             return
         screen = RunScreen(run, clock=self.clock,
                            sampler=self.sampler if self.sampler is not None else psutil_sampler(),
-                           read_only=launch.read_only, start=launch.start or from_folder)
+                           read_only=launch.read_only,
+                           start=(launch.start or from_folder) and not launch.read_only)
         await self.push_screen(screen)
+        self.check_interrupted(workflow.path)
 
     async def _params(self, workflow: Workflow, *, from_folder: bool) -> dict[str, Any] | None:
         given = dict(self.launch.params)
@@ -198,6 +215,8 @@ class BatonApp(App[int]):
     def finish(self, run: Run | None) -> None:
         """Leave the console; the exit code follows the run's final state."""
         self.run_state = None if run is None else run.state
+        if self.history is not None:
+            self.history.close()
         code = exit_code_for(self.run_state)
         self.exit(code, return_code=code)
 
@@ -253,18 +272,40 @@ def run_console(
     theme: str | None = None,
     read_only: bool = False,
     start: bool = False,
+    resume: str | None = None,
 ) -> int:
     """Open the console on a workflow file or folder; returns the process exit code.
 
     ``start=True`` (``baton run FILE``) starts the run at once; otherwise ``g`` starts it.
-    Invalid workflows and params end with a one-line message on stderr and exit code 2.
+    ``resume``: a stored run's id (a unique prefix is enough) to continue, or with
+    ``read_only`` to look at; ``path`` is then ignored. Invalid workflows and params, an
+    unusable store, an unknown or live run end with a one-line message on stderr and exit
+    code 2, before the console starts.
     """
-    target = Path(path)
-    if not target.exists():
+    target = Path(path) if path is not None else Path.cwd()
+    if resume is None and not target.exists():
         sys.stderr.write(f"baton: {target}: no such file or folder\n")
+        return EXIT_USAGE
+    try:
+        store = Store.open()
+    except StoreError as exc:
+        sys.stderr.write(f"baton: {exc}\n")
         return EXIT_USAGE
     launch = LaunchOptions(params=dict(params or {}), limit=tuple(limit), step_mode=step_mode,
                            start_at=start_at, read_only=read_only, start=start)
-    app = BatonApp(target, launch, theme=theme)
-    app.run()
+    app = BatonApp(target, launch, theme=theme, store=store)
+    try:
+        if resume is not None:
+            launch.resume = store.resolve(resume)
+            if not read_only:  # refuse a live run before the console starts
+                assert app.history is not None
+                app.history.lock(launch.resume)
+        app.run()
+    except (LiveRunError, StoreError) as exc:
+        sys.stderr.write(f"baton: {exc}\n")
+        return EXIT_USAGE
+    finally:
+        if app.history is not None:
+            app.history.close()
+        store.close()
     return app.return_code if app.return_code is not None else EXIT_OK

@@ -170,6 +170,12 @@ class RunSession:
     def close(self) -> None:
         self._unsubscribe()
 
+    def subscribe_again(self) -> None:
+        """Move this subscription behind those added since: the store's recorder hears
+        every event first, so an action is durable before the console shows it."""
+        self._unsubscribe()
+        self._unsubscribe = self.run.subscribe(self.on_event)
+
     # ------------------------------------------------------------------ buffers
 
     def task_log(self, step: str, host: str) -> LogBuffer:

@@ -1,28 +1,21 @@
-"""Which operator actions apply to which task states (mirrors the engine's validation,
-so the footer and palette only offer what the Run would accept)."""
+"""Which console actions change the run. Whether a task action applies to the selection
+is the engine's answer (:meth:`console.engine.run.Run.allowed`), so the footer, the
+palette and the Run never disagree."""
 
 from __future__ import annotations
 
-from console.engine.events import TaskState
-
-S = TaskState
-
-APPLIES: dict[str, frozenset[TaskState]] = {
-    "approve": frozenset({S.AWAITING_APPROVAL}),
-    "deny": frozenset({S.AWAITING_APPROVAL}),
-    "done": frozenset({S.AWAITING_OPERATOR}),
-    "retry": frozenset({S.FAILED, S.CANCELLED, S.INTERRUPTED}),
-    "retry_downstream": frozenset({S.FAILED, S.CANCELLED, S.INTERRUPTED, S.SUCCEEDED,
-                                   S.SKIPPED}),
-    "skip": frozenset({S.PENDING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR, S.BLOCKED,
-                       S.FAILED, S.CANCELLED, S.INTERRUPTED, S.RETRYING}),
-    "mark_succeeded": frozenset({S.FAILED, S.CANCELLED, S.INTERRUPTED, S.BLOCKED,
-                                 S.AWAITING_OPERATOR}),
-    "mark_failed": frozenset({S.SUCCEEDED, S.SKIPPED, S.INTERRUPTED, S.AWAITING_OPERATOR}),
-    "cancel_task": frozenset({S.RUNNING, S.RETRYING, S.AWAITING_APPROVAL,
-                              S.AWAITING_OPERATOR}),
+TASK_ACTIONS: dict[str, str] = {
+    "approve": "approve",
+    "deny": "deny",
+    "done": "done",
+    "retry": "retry",
+    "retry_downstream": "retry_downstream",
+    "skip": "skip",
+    "mark_succeeded": "mark_succeeded",
+    "mark_failed": "mark_failed",
+    "cancel_task": "cancel",
 }
-"""Action -> the task states it applies to (at least one selected task must be in them)."""
+"""Console action -> the engine's name of that task action."""
 
-OPERATOR_ACTIONS = frozenset({*APPLIES, "pause", "breakpoint", "step_mode", "note", "start"})
+OPERATOR_ACTIONS = frozenset({*TASK_ACTIONS, "pause", "breakpoint", "step_mode", "note", "start"})
 """Actions that change the run: none of them is allowed with --read-only."""

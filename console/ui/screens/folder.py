@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
 from console.model.loader import WorkflowError, load_workflow
+from console.store import StoreError
+from console.ui.history import ago, last_runs
 from console.ui.palette import palette
 
 if TYPE_CHECKING:
@@ -49,6 +52,8 @@ def scan_folder(folder: Path) -> list[Entry]:
 class FolderScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open", id="folder.open"),
+        Binding("h", "history", "History", id="folder.history",
+                tooltip="Past runs of the highlighted workflow"),
         Binding("question_mark", "help", "Help", id="folder.help", show=False),
         Binding("q", "quit", "Quit", id="folder.quit"),
     ]
@@ -66,8 +71,8 @@ class FolderScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_column("file", width=22)
-        table.add_column("name", width=30)
-        table.add_column("last run", width=9)
+        table.add_column("name", width=24)
+        table.add_column("last run", width=20, key="last")
         table.add_column("description / problem")
         self.load()
         table.focus()
@@ -81,11 +86,37 @@ class FolderScreen(Screen[None]):
             if entry.error is not None:
                 bad = pal.style("state-failed")
                 table.add_row(entry.path.name, Text(entry.name, style=bad), NO_HISTORY,
-                              Text(f"✘ {entry.error}", style=bad))
+                              Text(f"✘ {entry.error}", style=bad), key=str(entry.path))
             else:
-                table.add_row(entry.path.name, entry.name, NO_HISTORY, entry.description)
+                table.add_row(entry.path.name, entry.name, NO_HISTORY, entry.description,
+                              key=str(entry.path))
         if not self.entries:
             self.notify(f"no *.toml workflow in {self.folder}", severity="warning")
+        self.load_last_runs()
+
+    @work(exclusive=True, group="last-runs")
+    async def load_last_runs(self) -> None:
+        """Fill the "last run" column from the store (in a worker thread)."""
+        from console.ui.screens.history import run_state_text
+
+        app: BatonApp = self.app  # type: ignore[assignment]
+        if app.history is None:
+            return
+        paths = [e.path.resolve() for e in self.entries if e.error is None]
+        try:
+            found = await app.history.read(lambda store: last_runs(store, paths))
+        except StoreError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        table = self.query_one(DataTable)
+        now = app.clock()
+        for entry in self.entries:
+            summary = found.get(entry.path.resolve())
+            if summary is None or str(entry.path) not in table.rows:
+                continue
+            cell = run_state_text(summary.state, app)
+            cell.append(f" {ago(summary.started, now)}", style=palette(app).style("dim-text"))
+            table.update_cell(str(entry.path), "last", cell)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -102,8 +133,15 @@ class FolderScreen(Screen[None]):
         app: BatonApp = self.app  # type: ignore[assignment]
         app.open_workflow(entry.path, from_folder=True)
 
+    def action_history(self) -> None:
+        if not self.entries:
+            return
+        entry = self.entries[self.query_one(DataTable).cursor_row]
+        app: BatonApp = self.app  # type: ignore[assignment]
+        app.open_history(entry.path.resolve(), entry.name)
+
     def action_help(self) -> None:
-        self.notify("Enter opens the highlighted workflow; q quits.")
+        self.notify("Enter opens the highlighted workflow; h shows its past runs; q quits.")
 
     def action_quit(self) -> None:
         app: BatonApp = self.app  # type: ignore[assignment]

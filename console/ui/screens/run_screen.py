@@ -24,8 +24,7 @@ from console.engine.events import ReloadEvent, RunState, TaskState
 from console.engine.run import ActionError, Run
 from console.engine.task import Task
 from console.ui import reloading
-from console.ui.preview import command_for
-from console.ui.screens.actions import APPLIES, OPERATOR_ACTIONS
+from console.ui.screens.actions import OPERATOR_ACTIONS, TASK_ACTIONS
 from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
 from console.ui.session import LogBuffer, RunSession
 from console.ui.system import Clock, Sampler
@@ -70,20 +69,27 @@ class RunScreen(Screen[None]):
         _b("f", "follow", "Follow", "Follow the end of the log (toggle)", show=False),
         _b("T", "timestamps", "Timestamps", "Show timestamps in the log (toggle)", show=False),
         _b("l", "timeline", "Timeline", "Every event, action and note with time and user"),
+        _b("h", "history", "History", "Past runs of this workflow: open one, resume one",
+           show=False),
+        _b("o", "open_log", "Full log", "Open the selected task's full log in $PAGER",
+           show=False),
         _b("question_mark", "help", "Help", "The keys and what they do"),
         _b("q", "quit", "Quit", "Quit (asks first while tasks run)"),
     ]
 
     def __init__(self, run: Run, *, clock: Clock, sampler: Sampler | None,
-                 read_only: bool = False, start: bool = True) -> None:
+                 read_only: bool = False, start: bool = True, stored: bool = False) -> None:
         super().__init__()
         self.run = run
         self.clock = clock
         self.sampler = sampler
-        self.read_only = read_only
-        self.autostart = start
+        self.read_only = read_only or stored
+        self.stored = stored
+        """A past run rebuilt from the store, shown as it was and never executed."""
+        self.autostart = start and not stored
         self.session = RunSession(run)
         self.executing: Worker[None] | None = None
+        self._run_closed = False
         self._selection: Selection | None = None
         self._log_pending = False
         self._log_synced = 0.0
@@ -96,7 +102,7 @@ class RunScreen(Screen[None]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield RunHeader(self.run, self.clock, started=False, read_only=self.read_only,
+        yield RunHeader(self.run, self.clock, started=self.stored, read_only=self.read_only,
                         id="header")
         yield ReloadBanner(id="reload-banner")
         with Horizontal(id="main"):
@@ -116,7 +122,7 @@ class RunScreen(Screen[None]):
         self.refresh_second()
         if self.autostart:
             self.start_run()
-        self._watchers = reloading.watch_workflow(self)
+        self._watchers = reloading.Watchers() if self.stored else reloading.watch_workflow(self)
 
     def on_unmount(self) -> None:
         self._watchers.stop()
@@ -201,7 +207,9 @@ class RunScreen(Screen[None]):
         return self.executing is not None
 
     def start_run(self) -> None:
-        if self.executing is not None:
+        if self.executing is not None or self.stored:
+            return
+        if not self.baton.record_run(self.run, self.session):
             return
         self.query_one(RunHeader).started = True
         self.executing = self.run_worker(self._execute(), name="run", group="run",
@@ -242,11 +250,13 @@ class RunScreen(Screen[None]):
             return self.started and not self.run.state.finished
         if action in ("breakpoint", "note"):
             return self._selection is not None or action == "note"
-        states = APPLIES.get(action)
-        if states is not None:
-            if not self.started:
+        task_action = TASK_ACTIONS.get(action)
+        if task_action is not None:
+            if not self.started or self._selection is None:
                 return False
-            return any(t.state in states for t in self.selected_tasks())
+            return self.run.allowed(task_action, *self._target())
+        if action == "open_log":
+            return self.baton.history is not None and len(self.selected_tasks()) == 1
         return True
 
     def _act(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
@@ -286,7 +296,7 @@ class RunScreen(Screen[None]):
             self._act(self.run.approve, step_id, host)  # reports why it does not apply
             return
         hosts = [t.host for t in waiting]
-        command = command_for(self.run, step_id, hosts[0]) if not step.manual else ""
+        command = self.run.preview_command(step_id, hosts[0]) if not step.manual else ""
         title = f"Approve '{step.name}'" + (f" on {host}" if host else "")
 
         def answered(choice: object) -> None:
@@ -388,7 +398,20 @@ class RunScreen(Screen[None]):
 
         self.app.push_screen(HelpScreen(self.baton.describe_keys(self)))
 
+    def action_history(self) -> None:
+        self.baton.open_history(self.run.workflow.path, self.run.workflow.name)
+
+    def action_open_log(self) -> None:
+        tasks = self.selected_tasks()
+        if len(tasks) != 1:
+            self.notify("select one host of the step to open its log", severity="warning")
+            return
+        self.baton.page_log(self.run, tasks[0].step, tasks[0].host)
+
     def action_quit(self) -> None:
+        if self.stored and len(self.app.screen_stack) > 2:
+            self.app.pop_screen()  # back to the history view
+            return
         running = self.running_tasks()
         if not running:
             self.shutdown()
@@ -403,8 +426,16 @@ class RunScreen(Screen[None]):
     @work(exclusive=True, group="shutdown")
     async def shutdown(self) -> None:
         """Close the run (cancelling what runs or waits), wait for it, then exit."""
+        await self.close_run()
+        self.baton.finish(self.run if self.started else None)
+
+    async def close_run(self) -> None:
+        """Close the run, wait for it, and let its recorder write the rest (once)."""
         if self.executing is not None:
             self.run.close()
             await self.executing.wait()
-        self.session.close()
-        self.baton.finish(self.run if self.started else None)
+        if not self._run_closed:
+            self._run_closed = True
+            self.session.close()
+            if not self.stored:
+                self.baton.run_over(self.run)

@@ -14,7 +14,6 @@ from console.engine.events import TaskState
 from console.engine.run import Run
 from console.ui import format as fmt
 from console.ui.palette import Palette, palette
-from console.ui.preview import command_for
 from console.ui.widgets.dag_tree import Selection
 
 S = TaskState
@@ -79,7 +78,7 @@ class StepDetail(VerticalScroll):
         hosts = ", ".join(t.host for t in tasks) or "none (excluded by --limit)"
         parts.append(Text(f"hosts: {hosts}"))
         if tasks:
-            command = command_for(run, step.id, tasks[0].host) if not step.manual else ""
+            command = run.preview_command(step.id, tasks[0].host) if not step.manual else ""
             if command:
                 parts.append(Text("command:", style="bold"))
                 parts.append(Text("  " + command.rstrip("\n").replace("\n", "\n  "),
@@ -88,6 +87,12 @@ class StepDetail(VerticalScroll):
                 parts.append(Text("manual step: press d when it is done",
                                   style=pal.style("marker-manual")))
         parts.append(self._attempts(tasks, pal))
+        if len(tasks) == 1:
+            log = getattr(self.app, "log_file", None)
+            path = log(run, tasks[0].step, tasks[0].host) if log is not None else None
+            if path is not None:
+                parts.append(Text(f"log: {path}  (o opens it)", style=pal.style("dim-text"),
+                                  no_wrap=True, overflow="ellipsis"))
         return Group(*parts)
 
     def _attempts(self, tasks: list, pal: Palette) -> Table | Text:

@@ -1,0 +1,347 @@
+"""The console's side of the run history (nothing here imports Textual).
+
+:class:`History` wraps the store for one console: recorders and run locks live on the UI
+thread (a recorder commits an operator action before the engine call returns); reads and
+maintenance (``runs``, ``load``, ``mark_interrupted``) run one at a time in a worker
+thread on a second connection, so the UI loop never waits on SQLite and never shares a
+transaction with a recorder.
+
+:func:`rebuild` turns a :class:`StoredRun` back into a :class:`Run`: to resume it (like
+``baton resume``) or to show it as it was, never executed (:func:`as_recorded`).
+:func:`replay` feeds a stored run's events and log files into a console session, so the
+timeline and log panes show its past.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from console.engine.events import (
+    ActionEvent,
+    Event,
+    LogEvent,
+    RunEvent,
+    RunState,
+    TaskEvent,
+    TaskState,
+)
+from console.engine.run import Run, RunOptions
+from console.engine.task import Attempt
+from console.executors.base import Executor
+from console.model.loader import WorkflowError, load_text
+from console.model.secrets import SecretError, resolve_secrets
+from console.model.workflow import Host
+from console.store import LiveRunError, Recorder, RunLock, RunSummary, Store, StoredRun, StoreError
+
+T = TypeVar("T")
+
+LOG_TAIL_BYTES = 4 * 1024 * 1024
+"""At most this much of each stored attempt log is loaded into the console (the pane keeps
+a bounded buffer anyway); the whole file opens in $PAGER."""
+
+
+class HistoryError(Exception):
+    """A stored run cannot be opened or resumed; the message is one line."""
+
+
+# ---------------------------------------------------------------------------- the store
+
+
+class History:
+    """One console's access to the store (see the module docstring)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.recorders: dict[str, Recorder] = {}
+        self.locks: dict[str, RunLock] = {}
+        self._reader: Store | None = None
+        self._turn: asyncio.Lock | None = None
+
+    async def read(self, fn: Callable[[Store], T]) -> T:
+        """``fn(store)`` in a worker thread, on the reading connection, one call at a time."""
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:
+            return await asyncio.to_thread(self._call, fn)
+
+    def _call(self, fn: Callable[[Store], T]) -> T:
+        if self._reader is None:
+            self._reader = Store.open(self.store.home)
+        return fn(self._reader)
+
+    def log_path(self, run_id: str, step: str, host: str, attempt: int) -> Path:
+        return self.store.log_path(run_id, step, host, attempt)
+
+    def lock(self, run_id: str) -> RunLock:
+        """Lock ``run_id`` for this console (:class:`LiveRunError` if another has it)."""
+        lock = self.locks.get(run_id)
+        if lock is None or not lock.held:
+            lock = self.locks[run_id] = self.store.acquire_run_lock(run_id)
+        return lock
+
+    def record(self, run: Run, on_error: Callable[[StoreError], None] | None = None) -> Recorder:
+        recorder = self.recorders.get(run.id)
+        if recorder is None:
+            recorder = self.recorders[run.id] = self.store.record(run, on_error=on_error)
+        return recorder
+
+    def flush(self, run_id: str) -> None:
+        """Push what the recorder of ``run_id`` buffered (log output) to the files."""
+        recorder = self.recorders.get(run_id)
+        if recorder is not None:
+            recorder.flush()
+
+    def release(self, run_id: str) -> None:
+        """The run is over in this console: close its recorder, release its lock."""
+        recorder = self.recorders.pop(run_id, None)
+        if recorder is not None:
+            recorder.close()
+        lock = self.locks.pop(run_id, None)
+        if lock is not None:
+            lock.release()
+
+    def close(self) -> None:
+        for run_id in list(self.recorders) + list(self.locks):
+            self.release(run_id)
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+# ---------------------------------------------------------------------------- queries
+
+
+@dataclass(frozen=True)
+class PastRun:
+    """A row of the history view: the stored summary and whether a process still runs it."""
+
+    summary: RunSummary
+    live: bool
+
+    @property
+    def id(self) -> str:
+        return self.summary.id
+
+    @property
+    def state(self) -> str:
+        """The stored state, except that a ``running`` run nobody holds is ``interrupted``."""
+        if self.summary.state in (RunState.RUNNING, RunState.PAUSED) and not self.live:
+            return str(RunState.INTERRUPTED)
+        return self.summary.state
+
+    @property
+    def resumable(self) -> bool:
+        return not self.live and self.state != RunState.SUCCEEDED
+
+
+def past_runs(store: Store, path: Path, *, limit: int | None = 200,
+              mark: bool = True) -> list[PastRun]:
+    """Runs of the workflow file ``path``, newest first. ``mark``: a ``running`` run whose
+    lock is free (its console died) is marked ``interrupted`` in the store, at the time of
+    its last recorded event."""
+    rows = store.runs(workflow=str(path), limit=limit)
+    out: list[PastRun] = []
+    for row in rows:
+        live = row.state in (RunState.RUNNING, RunState.PAUSED) and store.is_live(row.id)
+        if mark and row.state in (RunState.RUNNING, RunState.PAUSED) and not live:
+            row = _mark(store, row)
+        out.append(PastRun(row, live))
+    return out
+
+
+def _mark(store: Store, row: RunSummary) -> RunSummary:
+    stored = store.load(row.id)
+    last = max((e.time for e in stored.events), default=row.started)
+    try:
+        store.mark_interrupted(row.id, now=last)
+    except LiveRunError:  # resumed by someone else in the meantime
+        return row
+    return RunSummary(row.id, row.workflow, row.path, str(RunState.INTERRUPTED), row.user,
+                      row.started, last)
+
+
+def last_runs(store: Store, paths: list[Path]) -> dict[Path, RunSummary]:
+    """The newest run of each workflow file that has one."""
+    out: dict[Path, RunSummary] = {}
+    for path in paths:
+        rows = store.runs(workflow=str(path), limit=1)
+        if rows:
+            out[path] = rows[0]
+    return out
+
+
+def interrupted_notice(runs: list[PastRun]) -> str | None:
+    """The notice shown when a workflow opens with interrupted runs (newest named)."""
+    hit = [r for r in runs if r.state == RunState.INTERRUPTED]
+    if not hit:
+        return None
+    newest = hit[0]
+    when = newest.summary.ended or newest.summary.started
+    text = f"run {newest.id} was interrupted at {local_time(when)} — press h to see it / resume it"
+    if len(hit) > 1:
+        text += f" ({len(hit) - 1} more interrupted)"
+    return text
+
+
+def local_time(when: float | None) -> str:
+    if when is None:
+        return "?"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+
+
+def ago(when: float | None, now: float) -> str:
+    """``just now``, ``5m ago``, ``3h ago``, ``2d ago``."""
+    if when is None:
+        return ""
+    seconds = max(0, int(now - when))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return "just now"
+
+
+# ---------------------------------------------------------------------------- rebuild
+
+
+def last_definition(stored: StoredRun) -> tuple[str | None, str | None]:
+    """(digest, text) of the definition the run last ran an attempt with (a hot reload may
+    have replaced the one it started with), else the one it started with."""
+    attempts = [a for a in stored.attempts if a.digest in stored.definitions and a.started]
+    digest = max(attempts, key=lambda a: a.started or 0).digest if attempts else stored.run.digest
+    return digest, stored.definitions.get(digest or "")
+
+
+def rebuild(stored: StoredRun, *, secrets: bool, executor_for: Callable[[Host], Executor] | None,
+            clock: Callable[[], float], user: str | None = None) -> Run:
+    """The :class:`Run` of a stored run, from its last definition, params and options, with
+    its task states restored. ``secrets``: resolve them (to resume); a run only looked at
+    needs none. Raises :class:`HistoryError`."""
+    _, text = last_definition(stored)
+    if text is None:
+        raise HistoryError(f"run {stored.id}: its workflow definition is not in the store")
+    path = Path(stored.run.path) if stored.run.path else None
+    try:
+        workflow = load_text(text, path or "<string>")
+    except WorkflowError as exc:
+        first = str(exc.problems[0]) if exc.problems else str(exc)
+        raise HistoryError(f"run {stored.id}: its stored definition no longer loads: "
+                           f"{first}") from None
+    values: dict[str, str] = {}
+    if secrets:
+        try:
+            base = workflow.path.parent if workflow.path else Path.cwd()
+            values = resolve_secrets(workflow.secrets, base_dir=base, environ=dict(os.environ))
+        except SecretError as exc:
+            raise HistoryError(str(exc)) from None
+    saved = stored.run.options
+    options = RunOptions(params=dict(stored.run.params), secrets=values,
+                         limit=tuple(saved.get("limit") or ()),
+                         step_mode=bool(saved.get("step_mode")),
+                         start_at=saved.get("start_at"), run_id=stored.id, user=user,
+                         keep_alive=True)
+    try:
+        run = Run(workflow, options, executor_for=executor_for, clock=clock)
+    except ValueError as exc:
+        raise HistoryError(f"run {stored.id}: {exc}") from None
+    run.restore(stored.tasks)
+    return run
+
+
+def as_recorded(run: Run, stored: StoredRun) -> Run:
+    """Make a rebuilt (never executed) run look exactly as stored: task states and reasons
+    (``restore`` would turn running tasks into interrupted ones), attempts, run state."""
+    for record in stored.tasks:
+        task = run.tasks.get((record.step, record.host))
+        if task is None:
+            continue
+        task.state, task.reason = TaskState(record.state), record.reason
+        task.attempts = [
+            Attempt(a.number, a.started or 0.0, a.digest or "", a.command or "", a.ended,
+                    a.exit_code, a.signal, TaskState(a.state) if a.state else None, a.reason)
+            for a in stored.attempts_of(record.step, record.host)]
+    run.state = RunState(stored.run.state)
+    run.started, run.ended = stored.run.started, stored.run.ended
+    return run
+
+
+# ---------------------------------------------------------------------------- replay
+
+
+def read_logs(store: Store, stored: StoredRun) -> dict[tuple[str, str, int], str]:
+    """The stored output of every attempt (the last :data:`LOG_TAIL_BYTES` of each)."""
+    out: dict[tuple[str, str, int], str] = {}
+    for task in stored.tasks:
+        for number in range(1, task.attempt + 1):
+            text = _tail(store.log_path(stored.id, task.step, task.host, number))
+            if text:
+                out[(task.step, task.host, number)] = text
+    return out
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            skipped = max(0, size - LOG_TAIL_BYTES)
+            handle.seek(skipped)
+            data = handle.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    if skipped:
+        text = text.partition("\n")[2]
+        text = f"… {skipped:,} earlier bytes in {path} (o opens the whole log)\n" + text
+    return text.rstrip("\n")
+
+
+def stored_events(stored: StoredRun,
+                  logs: dict[tuple[str, str, int], str]) -> Iterator[Event]:
+    """The run's events in order, each attempt's output right after it started."""
+    pending = dict(logs)
+    reloads = {a.time: a.reason for a in stored.actions if a.action == "reload"}
+    for record in stored.events:
+        payload = record.payload or {}
+        kind = record.type
+        if kind == "run":
+            yield RunEvent(stored.id, RunState(payload.get("state", "running")), record.time)
+        elif kind == "task":
+            state = TaskState(payload.get("state", "pending"))
+            attempt = int(payload.get("attempt") or 0)
+            step, host = str(payload.get("step")), str(payload.get("host"))
+            yield TaskEvent(step, host, state, attempt, payload.get("exit_code"),
+                            payload.get("reason"), record.time)
+            text = pending.pop((step, host, attempt), None) if state is TaskState.RUNNING \
+                else None
+            if text:
+                yield LogEvent(step, host, "stdout", text, record.time, attempt)
+        elif kind == "action":
+            yield _action(payload, record.time)
+        elif kind == "reload":
+            reason = reloads.get(record.time) or payload.get("error") \
+                or _reload_summary(payload)
+            yield ActionEvent("reload", None, None, stored.run.user, reason, record.time)
+    for (step, host, attempt), text in pending.items():  # output whose start was not stored
+        yield LogEvent(step, host, "stdout", text, stored.run.ended or 0.0, attempt)
+
+
+def _action(payload: dict[str, Any], when: float) -> ActionEvent:
+    return ActionEvent(str(payload.get("action")), payload.get("step"), payload.get("host"),
+                       str(payload.get("user") or ""), payload.get("reason"), when)
+
+
+def _reload_summary(payload: dict[str, Any]) -> str:
+    parts = [f"{word} {', '.join(payload.get(word) or [])}"
+             for word in ("added", "changed", "removed") if payload.get(word)]
+    return "; ".join(parts) or "no step changed"
+
+
+def replay(on_event: Callable[[Event], None], events: Iterator[Event]) -> None:
+    """Feed past events to a console session (``RunSession.on_event``)."""
+    for event in events:
+        on_event(event)
