@@ -240,6 +240,29 @@ async def until_resumed(app: BatonApp, run_id: str) -> RunScreen:
     return app.screen
 
 
+async def test_resume_is_refused_while_this_consoles_run_has_running_tasks(tmp_path, store):
+    path = flow_file(tmp_path)
+    await record_run(store, path, "r0000fff1", started=T0 - 60, stop_at="ship")
+    app, world = history_app(path, store, start=True)
+    shown = notices(app)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen_of(app)
+        await until(lambda: screen.run.tasks[("ship", "local")].state is S.AWAITING_APPROVAL)
+        screen.run.approve("ship")
+        await until(lambda: screen.run.tasks[("ship", "local")].state is S.RUNNING)
+        await pilot.press("h")
+        history = app.screen
+        assert isinstance(history, HistoryScreen)
+        await until(lambda: len(history.runs) == 2)  # this console's run, live, and the other
+        assert [(r.id, r.live) for r in history.runs] == [
+            ("r7k2m9x1", True), ("r0000fff1", False)]
+        await pilot.press("down", "r")
+        await until(lambda: any("has running tasks" in text for text in shown))
+        assert app.screen is history and screen.run.tasks[("ship", "local")].state is S.RUNNING
+        world.release("ship")
+    assert store.load("r0000fff1").run.state == "interrupted"
+
+
 async def test_resume_of_a_run_killed_with_sigkill(tmp_path, store):
     """A real headless runner, SIGKILLed while a step runs; the console resumes it."""
     side = tmp_path / "side.txt"

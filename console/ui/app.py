@@ -230,7 +230,7 @@ class BatonApp(HistoryActions, App[int]):
 
     def _run_screen(self) -> RunScreen | None:
         for screen in reversed(self.screen_stack):
-            if isinstance(screen, RunScreen):
+            if isinstance(screen, RunScreen) and not screen.stored:
                 return screen
         return None
 

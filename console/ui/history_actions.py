@@ -126,9 +126,12 @@ class HistoryActions:
         history = self.history
         if history is None:
             return
-        live = self._run_screen()
-        if live is not None and live.started and live.running_tasks():
-            self.notify(f"run {live.run.id} has running tasks; quit it before resuming "
+        from console.ui.screens.run_screen import RunScreen
+
+        busy = [s for s in self.screen_stack
+                if isinstance(s, RunScreen) and s.started and s.running_tasks()]
+        if busy:
+            self.notify(f"run {busy[0].run.id} has running tasks; quit it before resuming "
                         f"another run", severity="error", timeout=10)
             return
         try:
