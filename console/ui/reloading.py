@@ -59,7 +59,11 @@ def _start(owner: DOMNode, what: str, job: Callable[[], Awaitable[None]]) -> Non
             owner.app.notify(f"stopped watching {what}: {exc}", severity="warning",
                              timeout=10)
 
-    owner.run_worker(guarded(), name=f"watch {what}", group="reload", exit_on_error=False)
+    def start() -> None:  # after the first paint: starting a watcher takes a thread
+        owner.run_worker(guarded(), name=f"watch {what}", group="reload",
+                         exit_on_error=False)
+
+    owner.call_after_refresh(start)
 
 
 def _toml_only(_change: object, path: str) -> bool:
