@@ -59,7 +59,7 @@ async def run_screen_of(app: BatonApp, *, stored: bool = False) -> RunScreen:
         return next((s for s in reversed(app.screen_stack)
                      if isinstance(s, RunScreen) and s.stored is stored), None)
 
-    await until(find)
+    await until(find, timeout=15)  # rebuilt from the store in worker threads
     screen = find()
     assert screen is not None
     return screen
@@ -235,7 +235,7 @@ async def test_resume_from_history_finishes_without_rerunning_finished_work(tmp_
 
 async def until_resumed(app: BatonApp, run_id: str) -> RunScreen:
     await until(lambda: isinstance(app.screen, RunScreen) and app.screen.run.id == run_id
-                and app.screen.started)
+                and app.screen.started, timeout=15)
     assert isinstance(app.screen, RunScreen)
     return app.screen
 
