@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.color import Color
 
 from console.engine.events import TaskState
+from console.store import Store
 from console.ui import app as app_module
 from console.ui.app import BatonApp, LaunchOptions
 from console.ui.palette import palette
@@ -74,7 +75,8 @@ class RecordingApp(BatonApp):
 
 def console(tmp_path: Path, text: str = BASE, *, start: bool = True,
             theme: str | None = None, theme_folders: list[Path] | None = None,
-            target: Path | None = None) -> tuple[RecordingApp, ScriptedWorld, Path]:
+            target: Path | None = None, store: Store | None = None,
+            ) -> tuple[RecordingApp, ScriptedWorld, Path]:
     path = tmp_path / "live.toml"
     path.write_text(text, encoding="utf-8")
     world = ScriptedWorld()
@@ -82,8 +84,7 @@ def console(tmp_path: Path, text: str = BASE, *, start: bool = True,
                        executor_for=world.factory(), clock=FrozenClock(),
                        sampler=fixed_sampler(SystemStats(1.0, 2.0, (0.1, 0.1, 0.1))),
                        config_file=tmp_path / "config.toml", theme=theme,
-                       theme_folders=theme_folders,
-                       blink=False)
+                       theme_folders=theme_folders, blink=False, store=store)
     return app, world, path
 
 
@@ -186,6 +187,27 @@ run = "echo extra"
         await until(lambda: state(screen, "later") is S.SUCCEEDED)
         assert [r.script for r in world.starts("later")] == ["echo later, changed"]
 
+
+
+async def test_the_store_records_each_reload_with_the_definition_hash(tmp_path):
+    with Store.open(tmp_path / "home") as store:
+        app, world, path = console(tmp_path, store=store)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await running(app)
+            banner = screen.query_one(ReloadBanner)
+            await save(path, BROKEN, lambda: banner.display)
+            text = BASE + '\n[steps.extra]\nrun = "echo extra"\n'
+            await save(path, text, lambda: "extra" in tree_steps(screen))
+            digest = screen.run.workflow.digest
+            world.release("long")
+            await until(lambda: state(screen, "extra") is S.SUCCEEDED)
+            await pilot.press("q")
+            await until(lambda: app.return_code is not None)
+        stored = store.load("r1")
+    reloads = [a.reason for a in stored.actions if a.action == "reload"]
+    where = f"{path.resolve()}:{BROKEN_LINE}: steps.bad.needs: unknown step 'nope'"
+    assert reloads == [f"refused: {where}", f"+extra (definition {digest[:12]})"]
+    assert stored.definitions[digest] == text
 
 async def test_a_step_changed_on_disk_after_it_started_is_marked_and_a_retry_uses_it(tmp_path):
     failing = BASE.replace('run = "hold long"', 'run = """hold long\nexit 1"""')
