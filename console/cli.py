@@ -377,7 +377,7 @@ def _rebuild(stored: Any, args: argparse.Namespace) -> tuple[Any, Path | None]:
     from console.engine.run import Run
     from console.model.loader import WorkflowError, load_text
 
-    digest, text = _last_definition(stored)
+    digest, text = stored.last_definition()
     if text is None:
         raise UsageError(f"run {stored.id}: its workflow definition is not in the store; "
                          f"cannot resume it")
@@ -400,14 +400,6 @@ def _rebuild(stored: Any, args: argparse.Namespace) -> tuple[Any, Path | None]:
     run.restore(stored.tasks)
     watch = path if args.watch and path is not None else None
     return run, watch
-
-
-def _last_definition(stored: Any) -> tuple[str | None, str | None]:
-    """(digest, text) of the definition the run last ran an attempt with (a hot reload
-    may have replaced the one it started with), else the one it started with."""
-    attempts = [a for a in stored.attempts if a.digest in stored.definitions and a.started]
-    digest = max(attempts, key=lambda a: a.started).digest if attempts else stored.run.digest
-    return digest, stored.definitions.get(digest or "")
 
 
 def load_digest(path: Path) -> str | None:

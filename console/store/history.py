@@ -147,6 +147,13 @@ class StoredRun:
         """The text of the workflow the run started with."""
         return self.definitions.get(self.run.digest or "")
 
+    def last_definition(self) -> tuple[str | None, str | None]:
+        """(digest, text) of the definition the run last ran an attempt with (a hot reload
+        may have replaced the one it started with), else the one it started with."""
+        ran = [a for a in self.attempts if a.digest in self.definitions and a.started]
+        digest = max(ran, key=lambda a: a.started or 0).digest if ran else self.run.digest
+        return digest, self.definitions.get(digest or "")
+
     def attempts_of(self, step: str, host: str) -> list[AttemptRecord]:
         return [a for a in self.attempts if a.step == step and a.host == host]
 

@@ -209,20 +209,12 @@ def ago(when: float | None, now: float) -> str:
 # ---------------------------------------------------------------------------- rebuild
 
 
-def last_definition(stored: StoredRun) -> tuple[str | None, str | None]:
-    """(digest, text) of the definition the run last ran an attempt with (a hot reload may
-    have replaced the one it started with), else the one it started with."""
-    attempts = [a for a in stored.attempts if a.digest in stored.definitions and a.started]
-    digest = max(attempts, key=lambda a: a.started or 0).digest if attempts else stored.run.digest
-    return digest, stored.definitions.get(digest or "")
-
-
 def rebuild(stored: StoredRun, *, secrets: bool, executor_for: Callable[[Host], Executor] | None,
             clock: Callable[[], float], user: str | None = None) -> Run:
     """The :class:`Run` of a stored run, from its last definition, params and options, with
     its task states restored. ``secrets``: resolve them (to resume); a run only looked at
     needs none. Raises :class:`HistoryError`."""
-    _, text = last_definition(stored)
+    _, text = stored.last_definition()
     if text is None:
         raise HistoryError(f"run {stored.id}: its workflow definition is not in the store")
     path = Path(stored.run.path) if stored.run.path else None
