@@ -207,17 +207,32 @@ async def test_actions_and_task_states_are_committed_before_the_event_returns(st
     world = ScriptedWorld()
     wf = make_workflow("t", Step("a", "a", run="echo x"), Step("m", "m", run=None),
                        Step("b", "b", run="hold b", needs=("a",)))
-    run = Run(wf, RunOptions(user="carol"), executor_for=world.factory())
-    recorder = store.record(run)
     reader = sqlite3.connect(store.db_path)
     seen: list[tuple] = []
+    scripted = world.factory()
+
+    def stored_state(step: str) -> str:
+        return reader.execute("SELECT state FROM tasks WHERE step = ?", (step,)).fetchone()[0]
+
+    class CheckingExecutor:
+        """Looks at the store the moment a command is launched: `running` is committed."""
+
+        def __init__(self, host) -> None:
+            self.inner = scripted(host)
+
+        async def start(self, request, on_output):
+            seen.append((request.step, "launched", stored_state(request.step)))
+            return await self.inner.start(request, on_output)
+
+        async def close(self) -> None:
+            await self.inner.close()
+
+    run = Run(wf, RunOptions(user="carol"), executor_for=CheckingExecutor)
+    recorder = store.record(run)
 
     def check(event) -> None:  # subscribed after the recorder: sees what it committed
-        if isinstance(event, TaskEvent) and (event.state.finished
-                                             or event.state is TaskState.RUNNING):
-            row = reader.execute("SELECT state FROM tasks WHERE step = ?",
-                                 (event.step,)).fetchone()
-            seen.append((event.step, str(event.state), row[0]))
+        if isinstance(event, TaskEvent) and event.state.finished:
+            seen.append((event.step, str(event.state), stored_state(event.step)))
 
     run.subscribe(check)
     execution = asyncio.get_running_loop().create_task(run.execute())
@@ -231,8 +246,10 @@ async def test_actions_and_task_states_are_committed_before_the_event_returns(st
     world.release("b")
     await asyncio.wait_for(execution, 5)
     recorder.close()
-    assert ("a", "succeeded", "succeeded") in seen and ("b", "running", "running") in seen
-    assert all(state == stored for _, state, stored in seen)
+    assert ("a", "succeeded", "succeeded") in seen
+    assert ("a", "launched", "running") in seen and ("b", "launched", "running") in seen
+    assert all(stored == ("running" if state == "launched" else state)
+               for _, state, stored in seen)
     reader.close()
 
 

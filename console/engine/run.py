@@ -627,6 +627,9 @@ class Run(RunActions):
         attempt.command = self.masker.mask(command)
         self._set(task, S.RUNNING, None)
         task.stdout_tail = TailBuffer()
+        # One loop pass before launching: what subscribers scheduled for the end of this
+        # pass (the store's commit of ``running``) happens before the side effect starts.
+        await asyncio.sleep(0)
         try:
             executor = self._executor(task.host)
             execution = await executor.start(request, self._output_sink(task))

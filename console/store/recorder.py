@@ -8,10 +8,14 @@ log file through a buffered file object, pushed to the OS at the same points.
 Some events are committed synchronously, before the engine's ``_emit`` returns:
 
 - an :class:`ActionEvent`: an operator action is durable before the console shows it done;
-- a task entering ``running``: the engine emits it before it launches the command, so a
-  crash can never leave a started side effect the store does not know about (on resume
-  that task is ``interrupted``, never silently re-run);
-- a task reaching a finished state: durable before any dependent starts;
+- a task reaching a finished state: durable before any dependent starts, and before any
+  later subscriber (the printer, the console) shows it.
+
+A task entering ``running`` is committed with the rest of its event-loop pass, still before
+its command starts: the engine yields once between emitting ``running`` and launching (see
+``Run._attempt``), and this flush was scheduled first. So a crash can never leave a started
+side effect the store does not know about (on resume that task is ``interrupted``, never
+silently re-run), at one commit per pass instead of one per task.
 - every :class:`RunEvent` (few, and they carry the run's final state).
 
 So the engine needs no extra call; :meth:`Recorder.flush` is public for callers that want a
@@ -62,7 +66,7 @@ _RUN_UPSERT = (
     "ON CONFLICT (id) DO UPDATE SET state = excluded.state, ended = NULL, "
     "host = excluded.host, pid = excluded.pid"
 )
-_SYNC_TASK_STATES = frozenset(s for s in TaskState if s.finished) | {TaskState.RUNNING}
+_SYNC_TASK_STATES = frozenset(s for s in TaskState if s.finished)
 
 
 class Recorder:
