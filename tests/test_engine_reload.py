@@ -139,3 +139,31 @@ def test_reload_json_shape_and_diff_summary():
     event = ReloadEvent(["c"], ["a"], ["b"], "h", None, 1.0)
     assert event.to_dicts() == [{"type": "reload", "added": ["c"], "changed": ["a"],
                                  "removed": ["b"]}]
+
+
+async def test_reload_adds_params_and_secrets(monkeypatch):
+    from console.model.workflow import Param, Secret
+
+    monkeypatch.setenv("NEW_TOKEN", "s3cr3t-value")
+    h = await _live("running")
+    wf = _with(h, added=step("added", run="echo {{ params.region }} {{ secrets.token }}"))
+    wf = dataclasses.replace(wf, params={"region": Param("region", default="eu-west")},
+                             secrets={"token": Secret("token", "env", "NEW_TOKEN")})
+    event = h.run.reload(wf)
+    assert event.error is None and event.added == ["added"]
+    await h.state_of("added", S.SUCCEEDED)
+    assert h.world.starts("added")[0].script == "echo eu-west s3cr3t-value"
+    assert h.run.preview_command("added", "local") == "echo eu-west ***"
+    await _close(h)
+
+
+async def test_reload_with_a_new_required_param_is_refused():
+    from console.model.workflow import Param
+
+    h = await _live("running")
+    wf = _with(h, added=step("added", run="echo {{ params.ticket }}"))
+    wf = dataclasses.replace(wf, params={"ticket": Param("ticket", required=True)})
+    event = h.run.reload(wf)
+    assert event.error is not None and "ticket" in event.error and "restart" in event.error
+    assert ("added", "local") not in h.run.tasks and h.run.workflow.digest == "d1"
+    await _close(h)

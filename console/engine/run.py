@@ -848,6 +848,9 @@ class Run(RunActions):
         steps: tasks that have not started take the new definition; started and finished
         ones keep what they ran with (the step is marked changed) and a retry uses the new.
         """
+        refused = self._adopt_inputs(workflow)
+        if refused is not None:
+            return self.reload_failed(refused)
         current = {sid: step for sid, step in self.workflow.steps.items()
                    if sid not in self.removed_steps}
         diff = diff_steps(dataclasses.replace(self.workflow, steps=current), workflow)
@@ -880,6 +883,28 @@ class Run(RunActions):
         self._emit(event)
         self._wake.set()
         return event
+
+    def _adopt_inputs(self, workflow: Workflow) -> str | None:
+        """Give params and secrets that a reload adds their values (defaults; secrets are
+        resolved now). Returns why the reload must be refused, or None."""
+        from console.model.params import ParamError, resolve_params
+        from console.model.secrets import SecretError, resolve_secrets
+
+        new_params = {n: p for n, p in workflow.params.items() if n not in self.options.params}
+        new_secrets = {n: v for n, v in workflow.secrets.items()
+                       if n not in self.options.secrets}
+        try:
+            params = resolve_params(new_params, {}) if new_params else {}
+            base_dir = workflow.path.parent if workflow.path else None
+            secrets = resolve_secrets(new_secrets, base_dir=base_dir) if new_secrets else {}
+        except (ParamError, SecretError) as exc:
+            where = workflow.path or "workflow"
+            return f"{where}: {exc} (restart the run to set it)"
+        self.options.params.update(params)
+        if secrets:
+            self.options.secrets.update(secrets)
+            self.masker = templating.Masker(self.options.secrets.values())
+        return None
 
     def reload_failed(self, error: str) -> ReloadEvent:
         """Record that the file changed but is invalid; the run keeps its definition."""
