@@ -147,5 +147,6 @@ async def settle(app: BatonApp, screen: RunScreen) -> None:
 
 
 async def select(pilot, screen: RunScreen, step: str, host: str | None = None) -> None:
-    screen.query_one(DagTree).select_step(step, host)
+    tree = screen.query_one(DagTree)
+    await until(lambda: tree.select_step(step, host))  # the tree may not be built yet
     await pilot.pause()

@@ -117,12 +117,16 @@ class DagTree(Tree[Selection]):
         node = self.cursor_node
         return None if node is None else node.data
 
-    def select_step(self, step: str, host: str | None = None) -> None:
+    def select_step(self, step: str, host: str | None = None) -> bool:
+        """Move the cursor to the step (or its task on ``host``); False if it has no node
+        (yet: the tree is built after the screen's first paint)."""
         node = self._host_nodes.get((step, host)) if host else self._step_nodes.get(step)
-        if node is not None:
-            if node.parent is not None and not node.parent.is_expanded:
-                node.parent.expand()
-            self.move_cursor(node)
+        if node is None:
+            return False
+        if node.parent is not None and not node.parent.is_expanded:
+            node.parent.expand()
+        self.move_cursor(node)
+        return True
 
     def update_steps(self, steps: set[str] | None = None) -> None:
         """Refresh the labels of ``steps`` (default: every step)."""
