@@ -139,6 +139,7 @@ class BatonApp(HistoryActions, App[int]):
         self.watchers.stop()
 
     def _remember_theme(self, theme: Any) -> None:
+        reloading.relabel(self)  # tree labels and details hold the old theme's colours
         try:
             themes.remember_theme(self.config_file, theme.name)
         except OSError as exc:

@@ -50,3 +50,8 @@ def palette(app: App[object]) -> Palette:
     made = Palette({**STATE_VARIABLES, **app.current_theme.variables})
     _cache[id(app)] = (app.theme, made)
     return made
+
+
+def forget(app: App[object]) -> None:
+    """Drop the cached palette of ``app`` (its theme's colours were edited in place)."""
+    _cache.pop(id(app), None)

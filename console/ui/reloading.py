@@ -188,7 +188,7 @@ class ThemeWatch:
 
 def restyle(app: App[Any]) -> None:
     """Re-apply the current theme: CSS variables and the console's own Rich colours."""
-    palette_module._cache.pop(id(app), None)  # palette() caches by theme *name*
+    palette_module.forget(app)  # palette() caches by theme *name*
     app.refresh_css(animate=False)
     relabel(app)
 

@@ -73,6 +73,12 @@ class StepDetail(VerticalScroll):
         reasons = sorted({t.reason for t in tasks if t.reason})
         for reason in reasons[:3]:
             parts.append(Text(f"reason: {reason}", style=pal.state(state)))
+        if step.id in run.removed_steps:
+            parts.append(Text("removed from the file: it stays because it had started",
+                              style=pal.style("marker-removed")))
+        elif step.id in run.changed_steps:
+            parts.append(Text("changed on disk after it started: shown is what ran; a retry "
+                              "uses the new definition", style=pal.style("marker-changed")))
         if step.needs:
             parts.append(Text(f"needs: {', '.join(step.needs)}", style=pal.style("dim-text")))
         hosts = ", ".join(t.host for t in tasks) or "none (excluded by --limit)"
