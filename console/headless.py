@@ -10,6 +10,8 @@ SPEC section 2.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import signal
 import sys
@@ -167,12 +169,19 @@ def _yes(answer: str) -> bool:
 
 
 def _binary(stream: Any) -> IO[bytes]:
-    """The binary side of a text stream (sys.stdout), or the stream itself."""
+    """The binary side of a text stream (sys.stdout), or the stream itself.
+
+    Under ``python -u`` / PYTHONUNBUFFERED that side is a raw file: every write would be a
+    system call and lines would leave before the printer decides to flush (after the
+    store's commit). A buffered writer on a duplicate of the descriptor restores both.
+    """
     buffer = getattr(stream, "buffer", None)
-    if buffer is not None:
-        stream.flush()
-        return buffer
-    return stream
+    if buffer is None:
+        return stream
+    stream.flush()
+    if isinstance(buffer, io.RawIOBase):
+        return open(os.dup(buffer.fileno()), "wb", buffering=1 << 16)
+    return buffer
 
 
 async def execute_headless(
@@ -209,6 +218,9 @@ async def execute_headless(
     finally:
         if recorder is not None:
             recorder.close()
+        if binary is not out and binary is not getattr(out, "buffer", None):
+            with contextlib.suppress(OSError):  # our own writer on a dup of stdout
+                binary.close()
 
 
 async def _drive(run: Run, recorded: bool, *, json_mode: bool, interactive: bool,

@@ -79,7 +79,7 @@ class _Writer:
         self._out = out
         self.flush_each = flush_each
         self.broken = False
-        self._pending = False
+        self._pending: asyncio.Handle | None = None
 
     def write(self, text: str, flush: bool = False) -> None:
         if self.broken:
@@ -95,24 +95,29 @@ class _Writer:
 
     def _flush_soon(self) -> None:
         """One flush per event-loop pass: a reader of the pipe sees state changes at once,
-        without a write system call for each of a thousand tasks finishing together."""
-        if self._pending:
-            return
+        without a write system call for each of a thousand tasks finishing together.
+
+        The flush is moved behind whatever was scheduled since the last write, so the
+        store's commit of an event (scheduled by the recorder, which hears events first)
+        always happens before the event's line leaves the process."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.flush()
             return
-        self._pending = True
-        loop.call_soon(self.flush)
+        if self._pending is not None:
+            self._pending.cancel()
+        self._pending = loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        self._pending = False
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         if self.broken:
             return
         try:
             self._out.flush()
-        except BrokenPipeError:
+        except (BrokenPipeError, ValueError):  # reader gone, or the writer closed at exit
             self.broken = True
 
 
@@ -209,7 +214,8 @@ class HumanPrinter:
         if parts is None:
             parts = self._prefixes[key] = self._log_parts(*key)
         head, tail = parts
-        self._w.write(head + event.text.replace("\n", tail + "\n" + head) + tail + "\n")
+        self._w.write(head + event.text.replace("\n", tail + "\n" + head) + tail + "\n",
+                      flush=True)
 
     def _log_parts(self, step: str, host: str, stream: str) -> tuple[str, str]:
         label = task_label(step, host).ljust(self._width)
@@ -347,7 +353,6 @@ class JsonPrinter:
         if type(event) is LogEvent:
             self.log(event)
             return
-        flush = True
         if type(event) is TaskEvent:
             if event.reason:
                 event = TaskEvent(
@@ -359,9 +364,8 @@ class JsonPrinter:
                 event.action, event.step, event.host, event.user, self._mask(event.reason),
                 event.time,
             )
-        else:
-            flush = type(event) is RunEvent or type(event) is ReloadEvent
-        self._w.write("".join(_dumps(d) + "\n" for d in event.to_dicts()), flush=flush)
+        # flushed once per loop pass, after the store's commit (see _Writer)
+        self._w.write("".join(_dumps(d) + "\n" for d in event.to_dicts()), flush=True)
 
     def log(self, event: LogEvent) -> None:
         key = (event.step, event.host, event.stream)
@@ -374,12 +378,13 @@ class JsonPrinter:
         text = event.text
         tail = f'","time":{_dumps(event.time)}}}\n'
         if _NEEDS_ESCAPE.search(text) is None:
-            self._w.write(head + text.replace("\n", tail + head) + tail)
+            self._w.write(head + text.replace("\n", tail + head) + tail, flush=True)
             return
         # Slow path: a line with quotes, backslashes or control characters.
         head = head[:-1]
         tail = tail[1:]
-        self._w.write("".join([head + encode_basestring(line) + tail for line in text.split("\n")]))
+        self._w.write("".join([head + encode_basestring(line) + tail
+                               for line in text.split("\n")]), flush=True)
 
     def flush(self) -> None:
         self._w.flush()

@@ -367,3 +367,45 @@ def test_a_corrupt_database_is_named_and_exit_2(tmp_path: Path, baton_home: Path
         assert result.returncode == 2
         assert str(db) in result.stderr and "not a valid baton database" in result.stderr
         assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_printed_event_is_already_in_the_store(tmp_path: Path, baton_home: Path,
+                                                 unbuffered: str) -> None:
+    """Whatever a reader of the output has seen is committed: the store's commit of an
+    event comes before its line leaves the process (also under PYTHONUNBUFFERED)."""
+    import sqlite3
+
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "order"
+        [steps.first]
+        run = "echo first"
+        [steps.slow]
+        needs = ["first"]
+        run = "sleep 5"
+        """)
+    env = baton_env()
+    env.pop("PYTHONUNBUFFERED", None)
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = unbuffered
+    for _ in range(3):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "console.cli", "run", str(path), "--headless", "--json"],
+            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True)
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            event = json.loads(line)
+            if event["type"] == "task":
+                seen.append((event["step"], event["state"]))
+            if seen and seen[-1] == ("slow", "running"):
+                break
+        proc.kill()
+        proc.wait()
+        db = sqlite3.connect(baton_home / "history.sqlite")
+        run_id = db.execute("SELECT id FROM runs ORDER BY started DESC LIMIT 1").fetchone()[0]
+        stored = dict(db.execute("SELECT step, state FROM tasks WHERE run_id = ?", (run_id,)))
+        db.close()
+        assert stored == {"first": "succeeded", "slow": "running"}
