@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -44,7 +45,8 @@ def hosts_of(fleet: Fleet) -> dict[str, Host]:
             for i, s in enumerate(fleet.servers)}
 
 
-async def baton(fleet: Fleet, steps: int) -> None:
+async def baton(fleet: Fleet, steps: int, store: Any = None) -> None:
+    """The engine with the SSH executor; recorded in ``store`` (the history) when given."""
     hosts = hosts_of(fleet)
     chain = {f"s{i}": Step(f"s{i}", f"s{i}", run=COMMAND, on=("all",),
                            needs=(f"s{i - 1}",) if i else ())
@@ -52,7 +54,12 @@ async def baton(fleet: Fleet, steps: int) -> None:
     wf = Workflow(name="bench", hosts=hosts, steps=chain, concurrency=len(hosts))
     run = Run(wf, RunOptions(approval="auto"),
               executor_for=ssh_executor_factory(wf, ssh_config=[]))
-    state = await run.execute()
+    recorder = store.record(run) if store is not None else None
+    try:
+        state = await run.execute()
+    finally:
+        if recorder is not None:
+            recorder.close()
     bad = [f"{t.label}: {t.reason}" for t in run.tasks.values() if t.state != "succeeded"]
     if str(state) != "succeeded" or bad:
         raise SystemExit(f"baton run {state}: {bad[:3]}")
@@ -123,10 +130,14 @@ def main() -> None:
     tool = os.environ.get("ANSIBLE_PLAYBOOK") or shutil.which("ansible-playbook")
     with tempfile.TemporaryDirectory(prefix="baton-bench-") as tmp:
         fleet = Fleet(Path(tmp), args.hosts)
+        from console.store import Store
+
+        store = Store.open(Path(tmp) / "home")
         try:
             rows: dict[str, tuple[float, float] | None] = {}
             for label, make in [
                 ("baton (engine + SSHExecutor)", lambda n: lambda: baton(fleet, n)),
+                ("baton, history store on", lambda n: lambda: baton(fleet, n, store)),
                 ("raw asyncssh (conn.run per step)", lambda n: lambda: raw_asyncssh(fleet, n)),
                 (f"OpenSSH ssh, xargs -P {args.hosts}", lambda n: lambda: openssh_xargs(fleet, n)),
                 ("ansible-playbook (raw, pipelining)",
@@ -138,6 +149,7 @@ def main() -> None:
                     continue
                 rows[label] = (best_of(args.rounds, make(1)), best_of(args.rounds, make(5)))
         finally:
+            store.close()
             fleet.stop()
     report(rows, args.hosts)
 
@@ -151,6 +163,7 @@ def report(rows: dict[str, tuple[float, float] | None], hosts: int) -> None:
         else:
             print(f"{label:38} {times[0]:8.3f} {times[1]:8.3f}")
     b1, b5 = rows["baton (engine + SSHExecutor)"] or (0, 0)
+    s1, s5 = rows["baton, history store on"] or (0, 0)
     r1, r5 = rows["raw asyncssh (conn.run per step)"] or (0, 0)
     ansible = next((v for k, v in rows.items() if k.startswith("ansible")), None)
     print()
@@ -158,6 +171,11 @@ def report(rows: dict[str, tuple[float, float] | None], hosts: int) -> None:
         ("1 step: baton / raw asyncssh", b1 / r1, "<= 1.2", b1 / r1 <= 1.2),
         ("5 steps: baton / baton 1 step", b5 / b1, "<= 1.5", b5 / b1 <= 1.5),
         ("5 steps: baton / raw asyncssh", b5 / r5, "<= 0.5", b5 / r5 <= 0.5),
+    ]
+    checks += [
+        ("store on: 1 step / raw asyncssh", s1 / r1, "<= 1.2", s1 / r1 <= 1.2),
+        ("store on: 5 steps / its 1 step", s5 / s1, "<= 1.5", s5 / s1 <= 1.5),
+        ("store on: 5 steps / raw asyncssh", s5 / r5, "<= 0.5", s5 / r5 <= 0.5),
     ]
     if ansible is not None:
         checks.append(("5 steps: ansible-playbook / baton", ansible[1] / b5, ">= 3",

@@ -125,3 +125,19 @@ async def test_delete_and_recreate(tmp_path):
         path.write_text(ADDED)
         await live.until(lambda: len(live.reloads) == 2)
         assert live.reloads[1].added == ["extra"]
+
+
+async def test_a_cycle_or_a_removed_needed_step_is_refused(tmp_path):
+    path = tmp_path / "wf.toml"
+    path.write_text(ADDED + '\n[steps.z]\nrun = "echo z"\nneeds = ["extra"]\n')
+    async with Live(path) as live:
+        # a new cycle: extra needs z, z needs extra
+        path.write_text(ADDED.replace('run = "echo extra"', 'run = "echo extra"\nneeds = ["z"]')
+                        + '\n[steps.z]\nrun = "echo z"\nneeds = ["extra"]\n')
+        await live.until(lambda: live.reloads)
+        assert "dependency cycle" in live.reloads[0].error
+        # removing a step that another still needs
+        path.write_text(BASE + '\n[steps.z]\nrun = "echo z"\nneeds = ["extra"]\n')
+        await live.until(lambda: len(live.reloads) == 2)
+        assert "unknown step 'extra'" in live.reloads[1].error
+        assert set(live.run.workflow.steps) == {"long", "extra", "z"}  # nothing applied
