@@ -31,7 +31,7 @@ from console.engine.events import (
     TaskEvent,
     TaskState,
 )
-from console.model.workflow import LOCAL
+from console.engine.task import task_label
 
 Mask = Callable[[str], str]
 
@@ -49,11 +49,6 @@ def use_color(stream: Any) -> bool:
         return bool(isatty and isatty())
     except (ValueError, OSError):
         return False
-
-
-def task_label(step: str, host: str) -> str:
-    """``step`` for a local task, ``step@host`` for a remote one."""
-    return step if host == LOCAL else f"{step}@{host}"
 
 
 def format_duration(seconds: float | None) -> str:

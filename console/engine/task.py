@@ -10,6 +10,11 @@ from console.engine.outputs import Outputs, TailBuffer
 from console.executors.base import Execution
 
 
+def task_label(step: str, host: str) -> str:
+    """``step`` for a local task, ``step@host`` for a remote one (logs, events, reports)."""
+    return step if host == "local" else f"{step}@{host}"
+
+
 @dataclass
 class Attempt:
     number: int
@@ -59,8 +64,7 @@ class Task:
 
     @property
     def label(self) -> str:
-        """``step`` for a local task, ``step@host`` for a remote one."""
-        return self.step if self.host == "local" else f"{self.step}@{self.host}"
+        return task_label(self.step, self.host)
 
     @property
     def duration(self) -> float | None:

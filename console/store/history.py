@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console.engine.events import RunState, TaskState
+from console.engine.task import task_label
 from console.store import logs, migrations
 from console.store.logs import LiveRunError, StoreError
 
@@ -76,7 +77,7 @@ class TaskRecord:
 
     @property
     def label(self) -> str:
-        return self.step if self.host == "local" else f"{self.step}@{self.host}"
+        return task_label(self.step, self.host)
 
     @property
     def duration(self) -> float | None:

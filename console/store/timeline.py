@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from console.engine.task import task_label
 from console.store.history import ActionRecord, AttemptRecord, EventRecord, StoredRun
 
 
@@ -38,7 +39,7 @@ def duration(seconds: float | None) -> str:
 def _label(step: str | None, host: str | None) -> str:
     if step is None:
         return "run" if host is None else host
-    return step if host in (None, "local") else f"{step}@{host}"
+    return step if host is None else task_label(step, host)
 
 
 def _value(value: Any) -> str:
