@@ -352,16 +352,12 @@ _TEMPLATE_NAMES = frozenset(
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+_PARAM_TYPES = {"boolean": "bool", "integer": "int", "float": "float", "string": "string"}
+"""TOML type name -> the param type a shorthand value of that type declares."""
+
+
 def _infer_type(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    return None
+    return _PARAM_TYPES.get(type_name(value))
 
 
 @dataclass

@@ -35,6 +35,11 @@ DB_NAME = "history.sqlite"
 # ---------------------------------------------------------------------------- records
 
 
+def _span(started: float | None, ended: float | None) -> float | None:
+    """Seconds between two stored times, None while either is missing."""
+    return None if started is None or ended is None else ended - started
+
+
 @dataclass(frozen=True)
 class RunSummary:
     id: str
@@ -47,9 +52,7 @@ class RunSummary:
 
     @property
     def duration(self) -> float | None:
-        if self.started is None or self.ended is None:
-            return None
-        return self.ended - self.started
+        return _span(self.started, self.ended)
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,7 @@ class TaskRecord:
 
     @property
     def duration(self) -> float | None:
-        if self.started is None or self.ended is None:
-            return None
-        return self.ended - self.started
+        return _span(self.started, self.ended)
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,7 @@ class AttemptRecord:
 
     @property
     def duration(self) -> float | None:
-        if self.started is None or self.ended is None:
-            return None
-        return self.ended - self.started
+        return _span(self.started, self.ended)
 
 
 @dataclass(frozen=True)
