@@ -23,7 +23,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-CONSOLE_NOT_BUILT = "baton: the console is not built yet; use `baton run FILE --headless`"
 
 COMMANDS = ("run", "check", "plan", "runs", "show", "resume", "new")
 
@@ -95,26 +94,21 @@ def _start_at(workflow: Any, step: str | None) -> str | None:
 
 def cmd_console(args: argparse.Namespace) -> int:
     run_console = _console_entry()
-    if run_console is None:
-        _err(CONSOLE_NOT_BUILT)
-        return EXIT_USAGE
     return run_console(args.path, theme=args.theme, read_only=args.read_only)
 
 
 def _console_entry() -> Any:
-    """``console.ui.app.run_console``, or None when the console is not installed."""
+    """``console.ui.app.run_console`` (Textual is imported only for the console)."""
     try:
         from console.ui.app import run_console
-    except ImportError:
-        return None
+    except ImportError as exc:  # a broken install: one line, and the headless way out
+        raise UsageError(f"cannot load the console ({exc}); `baton run FILE --headless` "
+                         "works without it") from None
     return run_console
 
 
 def _console_run(args: argparse.Namespace) -> int:
     run_console = _console_entry()
-    if run_console is None:
-        _err(CONSOLE_NOT_BUILT)
-        return EXIT_USAGE
     from console.model.params import ParamError, parse_assignments
 
     ignored = [flag for flag, on in (("--yes", args.yes), ("--dry-run", args.dry_run),
@@ -414,9 +408,6 @@ def load_digest(path: Path) -> str | None:
 
 def _console_resume(args: argparse.Namespace) -> int:
     run_console = _console_entry()
-    if run_console is None:
-        _err(CONSOLE_NOT_BUILT)
-        return EXIT_USAGE
     return run_console(None, resume=args.run, theme=args.theme, read_only=args.read_only)
 
 
