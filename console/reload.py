@@ -22,12 +22,10 @@ QUIET_MS = 200
 
 
 def watched_files(run: Run, path: Path) -> set[Path]:
-    """The workflow file and, when it names one, its TOML inventory file."""
+    """The workflow file and, when it names one, its inventory file."""
     files = {path.resolve()}
     inventory = run.workflow.inventory
-    if inventory and not inventory.startswith("ansible:"):
-        files.add((path.parent / inventory).resolve())
-    elif inventory:
+    if inventory:  # a TOML file, or "ansible:FILE"
         files.add((path.parent / inventory.removeprefix("ansible:")).resolve())
     return files
 
