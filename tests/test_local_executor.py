@@ -47,6 +47,13 @@ class Output:
 _started: list[LocalExecution] = []
 
 
+@pytest.fixture(autouse=True, params=["pidfd", "transports"])
+def spawn_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both paths: pidfd + raw pipes (Linux), asyncio's transports."""
+    monkeypatch.setattr(LocalExecutor, "use_pidfd", request.param == "pidfd")
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_processes() -> Iterator[None]:
     """Whatever a test leaves running (it failed half-way) is killed, group and all."""
@@ -354,3 +361,35 @@ def test_child_watcher_serves_one_loop_after_another() -> None:
     # The stock 3.11 PidfdChildWatcher is bound to one loop; ours is not.
     assert asyncio.run(spawn()) == 0
     assert asyncio.run(spawn()) == 0
+
+
+async def test_pidfd_path_uses_no_transport_and_no_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(LocalExecutor, "use_pidfd", True)
+    loop = asyncio.get_running_loop()
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the pidfd path must not create subprocess transports")
+
+    monkeypatch.setattr(loop, "subprocess_exec", refuse)
+    before = threading.active_count()
+    executions = [await start("sleep 0.3; echo done") for _ in range(8)]
+    assert threading.active_count() == before
+    assert [(await e.wait()).exit_code for e in executions] == [0] * 8
+    assert threading.active_count() == before
+
+
+async def test_transport_path_is_really_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(LocalExecutor, "use_pidfd", False)
+    loop = asyncio.get_running_loop()
+    calls = []
+    original = loop.subprocess_exec
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        calls.append(args[1:])
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "subprocess_exec", counted)
+    status, output = await run("echo one; echo two >&2; exit 3")
+    assert len(calls) == 1
+    assert status == ExitStatus(exit_code=3)
+    assert (output.stdout, output.stderr) == (["one"], ["two"])

@@ -52,7 +52,8 @@ class LoopPidfdChildWatcher(asyncio.PidfdChildWatcher):
 
 
 @functools.cache
-def _pidfd_works() -> bool:
+def pidfd_works() -> bool:
+    """Whether this kernel (and its seccomp rules) lets us watch a child through a pidfd."""
     if not hasattr(os, "pidfd_open"):
         return False
     try:
@@ -69,7 +70,7 @@ def install_child_watcher() -> bool:
     every spawn, from inside or outside a running loop. No-op on Python 3.12+ (already
     pidfd-based), off Linux, and with a non-default event loop policy (e.g. uvloop).
     """
-    if sys.version_info >= (3, 12) or not _pidfd_works():
+    if sys.version_info >= (3, 12) or not pidfd_works():
         return False
     policy = asyncio.get_event_loop_policy()
     if not isinstance(policy, asyncio.DefaultEventLoopPolicy):
