@@ -71,3 +71,46 @@ def test_random_dags_settle_in_order_within_concurrency(wf: Workflow):
         for t in run.tasks.values()
     ) else RunState.FAILED
     assert final is expected
+
+
+@st.composite
+def graphs(draw):
+    """Random needs maps, cycles, unknown and repeated needs allowed."""
+    n = draw(st.integers(min_value=0, max_value=14))
+    ids = [f"s{i}" for i in range(n)]
+    order = draw(st.permutations(ids))
+    needs = {}
+    for sid in order:
+        pool = [*ids, "gone"] if ids else ["gone"]
+        needs[sid] = draw(st.lists(st.sampled_from(pool), max_size=4))
+    return needs
+
+
+def _graphlib_order(needs):
+    from graphlib import TopologicalSorter
+
+    sorter = TopologicalSorter({s: [n for n in ns if n in needs] for s, ns in needs.items()})
+    sorter.prepare()
+    position = {sid: i for i, sid in enumerate(needs)}
+    out = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        out.extend(ready)
+        sorter.done(*ready)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(graphs())
+def test_dependency_order_matches_graphlib_and_detects_every_cycle(needs):
+    from graphlib import CycleError
+
+    from console.model.workflow import dependency_order
+
+    order = dependency_order(needs)
+    try:
+        expected = _graphlib_order(needs)
+    except CycleError:
+        assert len(order) < len(needs)
+        return
+    assert order == expected

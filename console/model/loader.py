@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import functools
 import hashlib
 import json
 import re
@@ -18,8 +19,6 @@ from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
-
-from jinja2.defaults import DEFAULT_NAMESPACE
 
 from console.model.durations import parse_duration, parse_percent
 from console.model.locate import KeyPath, Locator
@@ -34,6 +33,7 @@ from console.model.workflow import (
     SSHOptions,
     Step,
     Workflow,
+    dependency_order,
     upstream_of,
 )
 
@@ -345,10 +345,17 @@ STEP_KEYS = (
 )
 ROLLOUT_KEYS = ("steps", "serial", "max_fail", "pause_between")
 CONTEXT_NAMES = ("params", "secrets", "host", "steps", "run", "workflow")
-_TEMPLATE_NAMES = frozenset(
-    {*CONTEXT_NAMES, *DEFAULT_NAMESPACE, "loop", "true", "false", "none", "True", "False",
-     "None"}
-)
+
+
+@functools.cache
+def _template_names() -> frozenset[str]:
+    """Names a template may use freely (Jinja is imported only once a template needs it)."""
+    from jinja2.defaults import DEFAULT_NAMESPACE
+
+    return frozenset({*CONTEXT_NAMES, *DEFAULT_NAMESPACE, "loop", "true", "false", "none",
+                      "True", "False", "None"})
+
+
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -681,9 +688,12 @@ class _Builder:
                 self.check_template(step_id, template)
 
     def check_cycles(self) -> None:
-        graph = {sid: [n for n in s.needs if n in self.steps] for sid, s in self.steps.items()}
-        try:
-            TopologicalSorter(graph).prepare()
+        graph = {sid: s.needs for sid, s in self.steps.items()}
+        if len(dependency_order(graph)) == len(graph):
+            return
+        try:  # graphlib names the cycle
+            TopologicalSorter({sid: [n for n in needs if n in graph]
+                               for sid, needs in graph.items()}).prepare()
         except CycleError as exc:
             cycle = list(reversed(exc.args[1]))[:-1]  # "a -> b": a needs b
             order = list(self.steps)
@@ -716,7 +726,8 @@ class _Builder:
             line, col = self._template_position(template, _line_of(template.source, word))
             r.report(template.path, f"{label}: {message}", line=line, col=col)
 
-        for name in sorted(refs.names - _TEMPLATE_NAMES):
+        unknown = refs.names - _template_names() if refs.names else refs.names
+        for name in sorted(unknown):
             if name in self.params:
                 hint = f" (did you mean 'params.{name}'?)"
             elif name in self.secrets:

@@ -29,17 +29,16 @@ through the run's :class:`Masker` like any other output.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
-from jinja2 import TemplateError as JinjaTemplateError
-from jinja2.environment import Template, TemplateExpression
-from jinja2.parser import Parser
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+if TYPE_CHECKING:
+    from jinja2 import nodes
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = [
     "Masker",
@@ -84,6 +83,9 @@ def _shell_finalize(value: Any) -> Any:
 
 
 def _make_env(**kwargs: Any) -> ImmutableSandboxedEnvironment:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
     env = ImmutableSandboxedEnvironment(
         undefined=StrictUndefined,
         autoescape=False,
@@ -94,10 +96,18 @@ def _make_env(**kwargs: Any) -> ImmutableSandboxedEnvironment:
     return env
 
 
-_value_env = _make_env()
-_command_env = _make_env(finalize=_shell_finalize)
+@functools.cache
+def _value_env() -> ImmutableSandboxedEnvironment:
+    """Jinja is imported on first use (30 ms of start-up a plain-text workflow never pays)."""
+    return _make_env()
 
-_cache: dict[tuple[str, str], Template | TemplateExpression] = {}
+
+@functools.cache
+def _command_env() -> ImmutableSandboxedEnvironment:
+    return _make_env(finalize=_shell_finalize)
+
+
+_cache: dict[tuple[str, str], Any] = {}
 
 
 def needs_render(source: str) -> bool:
@@ -122,6 +132,9 @@ def _error_line(exc: BaseException) -> int | None:
 
 
 def _convert(exc: Exception) -> TemplateError:
+    from jinja2 import TemplateError as JinjaTemplateError
+    from jinja2 import TemplateSyntaxError, UndefinedError
+
     if isinstance(exc, TemplateSyntaxError):
         return TemplateError(exc.message or str(exc), exc.lineno)
     if isinstance(exc, JinjaTemplateError):
@@ -152,13 +165,16 @@ def _compile(source: str, mode: str) -> Any:
     compiled = _cache.get(key)
     if compiled is not None:
         return compiled
+    from jinja2 import TemplateSyntaxError
+
     try:
         if mode == "command":
-            compiled = _command_env.from_string(source)
+            compiled = _command_env().from_string(source)
         elif mode == "value":
-            compiled = _value_env.from_string(source)
+            compiled = _value_env().from_string(source)
         else:
-            compiled = _value_env.compile_expression(_strip_braces(source), undefined_to_none=False)
+            compiled = _value_env().compile_expression(_strip_braces(source),
+                                                       undefined_to_none=False)
     except TemplateSyntaxError as exc:
         raise _convert(exc) from None
     if len(_cache) >= _CACHE_LIMIT:
@@ -219,12 +235,16 @@ class TemplateRefs:
 
 
 def _parse_expression(source: str) -> nodes.Template:
-    parser = Parser(_value_env, source, state="variable")
+    from jinja2 import TemplateSyntaxError, nodes
+    from jinja2.parser import Parser
+
+    env = _value_env()
+    parser = Parser(env, source, state="variable")
     expr = parser.parse_expression()
     if not parser.stream.eos:
         raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno)
     tree = nodes.Template([nodes.Output([expr], lineno=1)], lineno=1)
-    tree.set_environment(_value_env)
+    tree.set_environment(env)
     return tree
 
 
@@ -239,8 +259,11 @@ def analyze(source: str, *, expression: bool = False) -> TemplateRefs:
     """
     if not expression and not needs_render(source):
         return _NO_REFS  # plain text: nothing to parse (most commands of a large graph)
+    from jinja2 import TemplateSyntaxError, meta, nodes
+
     try:
-        tree = _parse_expression(_strip_braces(source)) if expression else _value_env.parse(source)
+        tree = (_parse_expression(_strip_braces(source)) if expression
+                else _value_env().parse(source))
     except TemplateSyntaxError as exc:
         raise _convert(exc) from None
     names = frozenset(meta.find_undeclared_variables(tree))

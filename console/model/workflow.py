@@ -5,7 +5,7 @@ Nothing here does I/O. Mappings are plain dicts for convenience; treat them as r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -205,15 +205,33 @@ class Workflow:
 
     def order(self) -> list[str]:
         """Step ids in dependency order (stable: file order among ready steps)."""
-        from graphlib import TopologicalSorter
+        return dependency_order({s.id: s.needs for s in self.steps.values()})
 
-        sorter = TopologicalSorter({s.id: [n for n in s.needs if n in self.steps]
-                                    for s in self.steps.values()})
-        sorter.prepare()
-        position = {sid: i for i, sid in enumerate(self.steps)}
-        out: list[str] = []
-        while sorter.is_active():
-            ready = sorted(sorter.get_ready(), key=position.__getitem__)
-            out.extend(ready)
-            sorter.done(*ready)
-        return out
+
+def dependency_order(needs: Mapping[str, Iterable[str]]) -> list[str]:
+    """Ids in waves: those whose needs are all met, in mapping order, then the next wave.
+
+    Needs that are not keys of ``needs`` are ignored. Ids on or behind a cycle are left
+    out, so a result shorter than ``needs`` means there is a cycle. (graphlib gives the
+    same order, at several times the cost on a 1,000-step graph.)
+    """
+    position = {sid: i for i, sid in enumerate(needs)}
+    waiting = dict.fromkeys(needs, 0)
+    dependents: dict[str, list[str]] = {sid: [] for sid in needs}
+    for sid, wanted in needs.items():
+        for need in wanted:
+            if need in position:
+                waiting[sid] += 1
+                dependents[need].append(sid)
+    wave = [sid for sid, count in waiting.items() if not count]
+    out: list[str] = []
+    while wave:
+        out.extend(wave)
+        following = []
+        for sid in wave:
+            for dependent in dependents[sid]:
+                waiting[dependent] -= 1
+                if not waiting[dependent]:
+                    following.append(dependent)
+        wave = sorted(following, key=position.__getitem__)
+    return out
