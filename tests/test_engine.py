@@ -10,7 +10,12 @@ import pytest
 from console.engine.events import ActionEvent, LogEvent, RunState, TaskEvent, TaskState
 from console.engine.run import APPROVAL_REQUIRED, ActionError, Run, RunOptions, new_run_id
 from console.model.workflow import Host, Step, Workflow
-from tests.fakes import ScriptedWorld
+from tests.fakes import ScriptedWorld, check_need_counters
+
+
+@pytest.fixture(autouse=True)
+def _need_counters_agree_with_a_walk(monkeypatch):
+    check_need_counters(monkeypatch)
 
 S = TaskState
 

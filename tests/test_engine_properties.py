@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from console.engine.events import RunState, TaskState
 from console.engine.run import Run, RunOptions
 from console.model.workflow import Step, Workflow
-from tests.fakes import ScriptedWorld
+from tests.fakes import ScriptedWorld, check_need_counters
 
 S = TaskState
 
@@ -38,7 +39,9 @@ def dags(draw):
 def test_random_dags_settle_in_order_within_concurrency(wf: Workflow):
     world = ScriptedWorld()
     run = Run(wf, RunOptions(), executor_for=world.factory())
-    final = asyncio.run(asyncio.wait_for(run.execute(), 10))
+    with pytest.MonkeyPatch.context() as patch:
+        check_need_counters(patch)  # every O(1) answer is also checked against a walk
+        final = asyncio.run(asyncio.wait_for(run.execute(), 10))
 
     # every task reaches a terminal state
     assert all(t.state.finished for t in run.tasks.values())

@@ -8,7 +8,13 @@ import pytest
 
 from console.engine.events import ReloadEvent, RunState, TaskState
 from console.engine.reload import diff_steps
+from tests.fakes import check_need_counters
 from tests.test_engine import Harness, step, workflow
+
+
+@pytest.fixture(autouse=True)
+def _need_counters_agree_with_a_walk(monkeypatch):
+    check_need_counters(monkeypatch)
 
 S = TaskState
 
