@@ -393,3 +393,11 @@ async def test_transport_path_is_really_taken(monkeypatch: pytest.MonkeyPatch) -
     assert len(calls) == 1
     assert status == ExitStatus(exit_code=3)
     assert (output.stdout, output.stderr) == (["one"], ["two"])
+
+
+async def test_a_shell_that_closes_its_output_early_is_still_waited_for() -> None:
+    started = time.monotonic()
+    status, output = await run("echo before; exec >&- 2>&-; sleep 0.3; exit 7")
+    assert status == ExitStatus(exit_code=7)
+    assert output.stdout == ["before"]
+    assert time.monotonic() - started >= 0.3

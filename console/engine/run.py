@@ -665,17 +665,20 @@ class Run(RunActions):
         if task.cancel_requested:
             await execution.terminate()
         timed_out = False
-        waiter = asyncio.ensure_future(execution.wait())
         try:
-            done, _ = await asyncio.wait({waiter}, timeout=step.timeout)
-            if not done:
-                timed_out = True
-                await execution.terminate()
-            status = await waiter
+            if step.timeout is None:
+                status = await execution.wait()
+            else:
+                waiter = asyncio.ensure_future(execution.wait())
+                done, _ = await asyncio.wait({waiter}, timeout=step.timeout)
+                if not done:
+                    timed_out = True
+                    await execution.terminate()
+                status = await waiter
         except asyncio.CancelledError:
             # the whole run is being torn down: end the process tree, then stop
             await execution.terminate()
-            await asyncio.shield(waiter)
+            await asyncio.shield(asyncio.ensure_future(execution.wait()))
             raise
         reason = None
         if timed_out:

@@ -19,6 +19,7 @@ transports.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import subprocess
@@ -91,22 +92,30 @@ class LocalExecution:
 
 
 class _PidfdWatch:
-    """Reads both pipes and reaps the shell from event-loop callbacks (Linux pidfd)."""
+    """Reads both pipes and reaps the shell from event-loop callbacks (Linux).
 
-    __slots__ = ("_execution", "_loop", "_on_output", "_pending", "_process")
+    The shell is usually gone by the time both pipes are closed: then it is reaped at
+    once, and a pidfd is opened and watched only when it is still running (a background
+    child closed its output, or the shell closed both before exiting).
+    """
+
+    __slots__ = ("_add_reader", "_execution", "_on_output", "_pending", "_process",
+                 "_remove_reader")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, execution: LocalExecution,
-                 process: subprocess.Popen[bytes], pidfd: int, stdout: int, stderr: int,
+                 process: subprocess.Popen[bytes], stdout: int, stderr: int,
                  on_output: OutputCallback) -> None:
-        self._loop = loop
+        # The selector loop's own registration skips a per-call check that no transport
+        # owns the fd: these fds are ours alone. Other loops get the public API.
+        self._add_reader = getattr(loop, "_add_reader", loop.add_reader)
+        self._remove_reader = getattr(loop, "_remove_reader", loop.remove_reader)
         self._execution = execution
         self._process = process
         self._on_output = on_output
-        self._pending = 3
+        self._pending = 2
         for fd, stream in ((stdout, "stdout"), (stderr, "stderr")):
             os.set_blocking(fd, False)
-            loop.add_reader(fd, self._readable, fd, stream, LineSplitter())
-        loop.add_reader(pidfd, self._exited, pidfd)
+            self._add_reader(fd, self._readable, fd, stream, LineSplitter())
 
     def _readable(self, fd: int, stream: Stream, lines: LineSplitter) -> None:
         try:
@@ -120,33 +129,37 @@ class _PidfdWatch:
             if text is not None:
                 self._on_output(stream, text)
             return
-        self._loop.remove_reader(fd)
+        self._remove_reader(fd)
         os.close(fd)
         text = lines.flush()
         if text is not None:
             self._on_output(stream, text)
-        self._one_closed()
+        self._pending -= 1
+        if not self._pending:
+            self._reap(os.WNOHANG)
 
-    def _exited(self, pidfd: int) -> None:
-        self._loop.remove_reader(pidfd)
-        os.close(pidfd)
+    def _reap(self, flags: int) -> None:
+        pid = self._process.pid
         try:
-            _, status = os.waitpid(self._process.pid, 0)
+            reaped, status = os.waitpid(pid, flags)
         except ChildProcessError:
-            code = 255  # reaped elsewhere; asyncio's convention
-        else:
-            code = os.waitstatus_to_exitcode(status)
+            reaped, status = pid, -1  # reaped elsewhere
+        if not reaped:  # still running: nobody else reaps it, so its pid stays valid
+            pidfd = os.pidfd_open(pid)
+            self._add_reader(pidfd, self._exited, pidfd)
+            return
+        code = 255 if status == -1 else os.waitstatus_to_exitcode(status)  # 255: asyncio's
         # Popen must know: one it thinks is running would be reaped again by the
         # subprocess module's cleanup of lost children.
         self._process.returncode = self._execution.returncode = code
-        self._one_closed()
+        done = self._execution._done
+        if done is not None and not done.done():
+            done.set_result(None)
 
-    def _one_closed(self) -> None:
-        self._pending -= 1
-        if not self._pending:
-            done = self._execution._done
-            if done is not None and not done.done():
-                done.set_result(None)
+    def _exited(self, pidfd: int) -> None:
+        self._remove_reader(pidfd)
+        os.close(pidfd)
+        self._reap(0)
 
 
 class _OutputProtocol(asyncio.SubprocessProtocol):
@@ -237,7 +250,7 @@ async def _spawn_pidfd(argv: list[str], env: dict[str, str] | None, cwd: str | N
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_write,
+        process = subprocess.Popen(argv, stdin=_devnull(), stdout=out_write,
                                    stderr=err_write, env=env, cwd=cwd, pass_fds=(script_fd,),
                                    start_new_session=True)
     except BaseException:
@@ -247,10 +260,8 @@ async def _spawn_pidfd(argv: list[str], env: dict[str, str] | None, cwd: str | N
     finally:
         os.close(out_write)
         os.close(err_write)
-    # Nobody else reaps this child, so its pid stays valid (a zombie at worst) until then.
-    pidfd = os.pidfd_open(process.pid)
     execution = LocalExecution(process.pid, loop.create_future())
-    _PidfdWatch(loop, execution, process, pidfd, out_read, err_read, on_output)
+    _PidfdWatch(loop, execution, process, out_read, err_read, on_output)
     return execution
 
 
@@ -264,6 +275,12 @@ async def _spawn_transport(argv: list[str], env: dict[str, str] | None, cwd: str
         pass_fds=(script_fd,), start_new_session=True)
     execution._pid = transport.get_pid()
     return execution
+
+
+@functools.cache
+def _devnull() -> int:
+    """One read-only /dev/null for every attempt's stdin (Popen would open one each time)."""
+    return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
 
 def _script_fd(script: str) -> int:
