@@ -69,9 +69,11 @@ def _params(workflow: Any, assignments: Sequence[str]) -> dict[str, Any]:
 
 def _limit(workflow: Any, patterns: Sequence[str]) -> tuple[str, ...]:
     """``--limit web,db1 --limit 'app*'`` -> patterns; each must match a host or group."""
+    out = tuple(p.strip() for item in patterns for p in item.split(",") if p.strip())
+    if not out:
+        return out
     from console.plan import limit_matches
 
-    out = tuple(p.strip() for item in patterns for p in item.split(",") if p.strip())
     for pattern in out:
         if not limit_matches(workflow, pattern):
             names = [*workflow.hosts, *workflow.groups()]

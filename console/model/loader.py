@@ -13,12 +13,13 @@ import functools
 import hashlib
 import json
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
+
+import tomli
 
 from console.model.durations import parse_duration, parse_percent
 from console.model.locate import KeyPath, Locator
@@ -289,8 +290,8 @@ def read_text(path: Path) -> tuple[str | None, str | None]:
 def parse_toml(text: str, file: str, problems: list[Problem]) -> dict[str, Any] | None:
     """Parsed TOML, or None after recording the syntax error with its position."""
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        return tomli.loads(text)  # tomllib's parser, compiled with mypyc in tomli's wheels
+    except tomli.TOMLDecodeError as exc:
         message = str(exc)
         line = col = None
         match = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", message)
