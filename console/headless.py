@@ -26,6 +26,7 @@ from console.printers import HumanPrinter, JsonPrinter, format_summary, task_lab
 
 if TYPE_CHECKING:
     from console.store import Store
+    from console.store.recorder import Recorder
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -212,7 +213,7 @@ async def execute_headless(
     tty = use_color(out)
     recorder = store.record(run) if store is not None else None
     try:
-        return await _drive(run, recorder is not None, json_mode=json_mode,
+        return await _drive(run, recorder, json_mode=json_mode,
                             interactive=interactive, binary=binary, tty=tty, err=err,
                             stdin_fd=stdin_fd, watch=watch, resumed=resumed)
     finally:
@@ -223,19 +224,22 @@ async def execute_headless(
                 binary.close()
 
 
-async def _drive(run: Run, recorded: bool, *, json_mode: bool, interactive: bool,
+async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, interactive: bool,
                  binary: IO[bytes], tty: bool, err: IO[str], stdin_fd: int,
                  watch: Path | None, resumed: bool) -> int:
+    # Nothing is printed before the store holds it: the recorder commits first.
+    commit = recorder.flush if recorder is not None else None
     if json_mode:
         printer: HumanPrinter | JsonPrinter = JsonPrinter(
-            binary, flush_each=tty, mask=run.masker.mask
+            binary, flush_each=tty, mask=run.masker.mask, before_output=commit
         )
     else:
         width = min(_MAX_LABEL, max((len(task_label(*k)) for k in run.tasks), default=0))
         printer = HumanPrinter(
-            binary, color=tty, flush_each=tty, width=width, mask=run.masker.mask
+            binary, color=tty, flush_each=tty, width=width, mask=run.masker.mask,
+            before_output=commit,
         )
-        if recorded:
+        if recorder is not None:
             verb = "resuming run" if resumed else "run"
             _say(err, f"{verb} {run.id} (baton show {run.id})")
     run.subscribe(printer)

@@ -66,35 +66,46 @@ def format_duration(seconds: float | None) -> str:
 
 
 class _Writer:
-    """Writes encoded text, turning a closed pipe (``baton run | head``) into silence."""
+    """Buffers encoded text and hands it to the OS once per event-loop pass (at once with
+    ``flush_each``, early past ``LIMIT`` bytes); a closed pipe (``baton run | head``)
+    turns into silence.
 
-    __slots__ = ("_out", "_pending", "broken", "flush_each")
+    ``before_output`` runs before any byte leaves (headless passes the store's commit):
+    a line never reports a state the run's history does not hold yet, however the
+    output is buffered, and the store can commit once per pass instead of once per
+    finished task.
+    """
 
-    def __init__(self, out: IO[bytes], flush_each: bool) -> None:
+    LIMIT = 1 << 16
+
+    __slots__ = ("_out", "_parts", "_pending", "_size", "before_output", "broken",
+                 "flush_each")
+
+    def __init__(self, out: IO[bytes], flush_each: bool,
+                 before_output: Callable[[], None] | None = None) -> None:
         self._out = out
         self.flush_each = flush_each
+        self.before_output = before_output
         self.broken = False
+        self._parts: list[bytes] = []
+        self._size = 0
         self._pending: asyncio.Handle | None = None
 
     def write(self, text: str, flush: bool = False) -> None:
         if self.broken:
             return
-        try:
-            self._out.write(text.encode("utf-8", "backslashreplace"))
-            if self.flush_each:
-                self._out.flush()
-            elif flush:
-                self._flush_soon()
-        except BrokenPipeError:
-            self.broken = True
+        data = text.encode("utf-8", "backslashreplace")
+        self._parts.append(data)
+        self._size += len(data)
+        if self.flush_each or self._size >= self.LIMIT:
+            self.flush()
+        elif flush:
+            self._flush_soon()
 
     def _flush_soon(self) -> None:
         """One flush per event-loop pass: a reader of the pipe sees state changes at once,
         without a write system call for each of a thousand tasks finishing together.
-
-        The flush is moved behind whatever was scheduled since the last write, so the
-        store's commit of an event (scheduled by the recorder, which hears events first)
-        always happens before the event's line leaves the process."""
+        The flush is moved behind whatever was scheduled since the last write."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -108,9 +119,15 @@ class _Writer:
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
-        if self.broken:
+        if self.broken or not self._parts:
             return
+        if self.before_output is not None:
+            self.before_output()
+        data = b"".join(self._parts) if len(self._parts) > 1 else self._parts[0]
+        self._parts.clear()
+        self._size = 0
         try:
+            self._out.write(data)
             self._out.flush()
         except (BrokenPipeError, ValueError):  # reader gone, or the writer closed at exit
             self.broken = True
@@ -180,8 +197,9 @@ class HumanPrinter:
         flush_each: bool = False,
         width: int = 0,
         mask: Mask = _no_mask,
+        before_output: Callable[[], None] | None = None,
     ) -> None:
-        self._w = _Writer(out, flush_each)
+        self._w = _Writer(out, flush_each, before_output)
         self._color = color
         self._width = width
         self._mask = mask
@@ -339,8 +357,9 @@ def _dumps(obj: Any) -> str:
 class JsonPrinter:
     """One JSON object per line (SPEC section 4), compact, UTF-8, keys in SPEC order."""
 
-    def __init__(self, out: IO[bytes], *, flush_each: bool = False, mask: Mask = _no_mask) -> None:
-        self._w = _Writer(out, flush_each)
+    def __init__(self, out: IO[bytes], *, flush_each: bool = False, mask: Mask = _no_mask,
+                 before_output: Callable[[], None] | None = None) -> None:
+        self._w = _Writer(out, flush_each, before_output)
         self._mask = mask
         self._heads: dict[tuple[str, str, str], str] = {}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -203,7 +204,10 @@ async def test_show_in_three_formats(store: Store):
 # ---------------------------------------------------------------------------- durability
 
 
-async def test_actions_and_task_states_are_committed_before_the_event_returns(store: Store):
+async def test_actions_are_committed_at_once_and_task_states_before_what_follows(
+        store: Store):
+    """Actions are durable before the action returns; a task state before anything the
+    event sets in motion: a dependent's launch, any callback scheduled after it."""
     world = ScriptedWorld()
     wf = make_workflow("t", Step("a", "a", run="echo x"), Step("m", "m", run=None),
                        Step("b", "b", run="hold b", needs=("a",)))
@@ -222,6 +226,8 @@ async def test_actions_and_task_states_are_committed_before_the_event_returns(st
 
         async def start(self, request, on_output):
             seen.append((request.step, "launched", stored_state(request.step)))
+            for need in wf.steps[request.step].needs:
+                seen.append((need, "needed by a launch", stored_state(need)))
             return await self.inner.start(request, on_output)
 
         async def close(self) -> None:
@@ -230,9 +236,11 @@ async def test_actions_and_task_states_are_committed_before_the_event_returns(st
     run = Run(wf, RunOptions(user="carol"), executor_for=CheckingExecutor)
     recorder = store.record(run)
 
-    def check(event) -> None:  # subscribed after the recorder: sees what it committed
+    def check(event) -> None:
         if isinstance(event, TaskEvent) and event.state.finished:
-            seen.append((event.step, str(event.state), stored_state(event.step)))
+            state = str(event.state)
+            asyncio.get_running_loop().call_soon(
+                lambda: seen.append((event.step, state, stored_state(event.step))))
 
     run.subscribe(check)
     execution = asyncio.get_running_loop().create_task(run.execute())
@@ -247,10 +255,68 @@ async def test_actions_and_task_states_are_committed_before_the_event_returns(st
     await asyncio.wait_for(execution, 5)
     recorder.close()
     assert ("a", "succeeded", "succeeded") in seen
+    assert ("a", "needed by a launch", "succeeded") in seen
     assert ("a", "launched", "running") in seen and ("b", "launched", "running") in seen
-    assert all(stored == ("running" if state == "launched" else state)
-               for _, state, stored in seen)
+    expected = {"launched": "running", "needed by a launch": "succeeded"}
+    assert all(stored == expected.get(state, state) for _, state, stored in seen)
     reader.close()
+
+
+class _CheckedOutput:
+    """A binary stdout that, at every write, finds each task line's state in the store."""
+
+    def __init__(self, db_path: Path, json_mode: bool) -> None:
+        self.reader = sqlite3.connect(db_path)
+        self.json_mode = json_mode
+        self.writes = 0
+        self.checked = 0
+
+    def write(self, data: bytes) -> int:
+        self.writes += 1
+        for line in data.decode().splitlines():
+            if self.json_mode:
+                event = json.loads(line)
+                if event["type"] != "task":
+                    continue
+                step, state = event["step"], event["state"]
+            else:
+                words = line.split()  # "● a running (attempt 1)", "✓ a succeeded 0.00s"
+                if (len(words) < 3 or words[0].isalnum()
+                        or words[2] not in ("running", "succeeded", "failed")):
+                    continue
+                step, state = words[1], words[2]
+            stored = self.reader.execute("SELECT state FROM tasks WHERE step = ?",
+                                         (step,)).fetchone()
+            assert stored == (state,), f"printed {step} {state}, the store has {stored}"
+            self.checked += 1
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("json_mode", [False, True])
+async def test_no_printed_line_gets_ahead_of_the_store(store: Store, monkeypatch,
+                                                       json_mode: bool):
+    """The headless printer commits the store before any byte leaves, even when its buffer
+    overflows in the middle of a pass (a limit of one byte: every write is a flush)."""
+    from console.headless import execute_headless
+    from console.printers import _Writer
+
+    monkeypatch.setattr(_Writer, "LIMIT", 1)
+    world = ScriptedWorld()
+    layer = [Step(f"a{i}", f"a{i}", run="echo x") for i in range(6)]
+    after = [Step(f"b{i}", f"b{i}", run="exit 1" if i == 0 else "echo y",
+                  needs=tuple(s.id for s in layer)) for i in range(6)]
+    run = Run(make_workflow("t", *layer, *after), RunOptions(),
+              executor_for=world.factory())
+    out = _CheckedOutput(store.db_path, json_mode)
+    code = await asyncio.wait_for(
+        execute_headless(run, json_mode=json_mode, out=out, err=io.StringIO(), store=store),
+        10)
+    assert code == 1
+    assert out.checked == 24 and out.writes >= 24  # running + finished, 12 tasks
+    out.reader.close()
 
 
 async def test_a_failed_write_is_reported_once_and_the_run_goes_on(store: Store):

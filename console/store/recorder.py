@@ -8,15 +8,21 @@ log file through a buffered file object, pushed to the OS at the same points.
 Some events are committed synchronously, before the engine's ``_emit`` returns:
 
 - an :class:`ActionEvent`: an operator action is durable before the console shows it done;
-- a task reaching a finished state: durable before any dependent starts, and before any
-  later subscriber (the printer, the console) shows it.
+- every :class:`RunEvent` and reload (few, and a RunEvent carries the run's final state).
 
-A task entering ``running`` is committed with the rest of its event-loop pass, still before
-its command starts: the engine yields once between emitting ``running`` and launching (see
-``Run._attempt``), and this flush was scheduled first. So a crash can never leave a started
-side effect the store does not know about (on resume that task is ``interrupted``, never
-silently re-run), at one commit per pass instead of one per task.
-- every :class:`RunEvent` (few, and they carry the run's final state).
+Task states are committed with the rest of their event-loop pass, by a flush scheduled
+with the first of them, so it runs before anything the event itself sets in motion:
+
+- a task entering ``running`` is durable before its command starts: the engine yields
+  once between emitting ``running`` and launching (see ``Run._attempt``). A crash can
+  never leave a started side effect the store does not know about (on resume that task
+  is ``interrupted``, never silently re-run);
+- a finished task is durable before any dependent starts (the scheduler acts on it in a
+  later callback), and before the headless printer lets its line out: the printer calls
+  :meth:`Recorder.flush` before any byte leaves the process.
+
+That is one commit per pass instead of one per task (a 1,000-step graph finishes tasks
+by the dozen per pass).
 
 So the engine needs no extra call; :meth:`Recorder.flush` is public for callers that want a
 barrier of their own (e.g. before exit). A failed write (disk full …) does not raise into
@@ -66,7 +72,6 @@ _RUN_UPSERT = (
     "ON CONFLICT (id) DO UPDATE SET state = excluded.state, ended = NULL, "
     "host = excluded.host, pid = excluded.pid"
 )
-_SYNC_TASK_STATES = frozenset(s for s in TaskState if s.finished)
 
 
 class Recorder:
@@ -170,10 +175,7 @@ class Recorder:
         self._event_row(event)
         if event.state is not TaskState.RUNNING:
             self._logs.close_task(event.step, event.host)
-        if event.state in _SYNC_TASK_STATES:
-            self.flush()
-        else:
-            self._schedule()
+        self._schedule()
 
     def _task_row(self, task: Task | None, state: TaskState, attempt: int,
                   exit_code: int | None, reason: str | None,
