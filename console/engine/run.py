@@ -315,7 +315,12 @@ class Run(RunActions):
                 if old != status:
                     self._status[sid] = status
                     self._count_needs(sid, old, status)
+                    # Unless a need turned or stopped being bad, a dependent that still
+                    # waits for another need would only be told "wait" again.
+                    quiet = old != "bad" and status != "bad"
                     for dep in self._dependents[sid]:
+                        if quiet and self._needs_open[dep] and dep not in self._rollout_of:
+                            continue
                         for task in self._by_step[dep]:
                             self._candidates[task.key] = task
                 plan = self._rollout_of.get(sid)
