@@ -104,15 +104,14 @@ class _Writer:
 
     def _flush_soon(self) -> None:
         """One flush per event-loop pass: a reader of the pipe sees state changes at once,
-        without a write system call for each of a thousand tasks finishing together.
-        The flush is moved behind whatever was scheduled since the last write."""
+        without a write system call for each of a thousand tasks finishing together."""
+        if self._pending is not None:
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.flush()
             return
-        if self._pending is not None:
-            self._pending.cancel()
         self._pending = loop.call_soon(self.flush)
 
     def flush(self) -> None:
