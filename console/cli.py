@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import json
 import os
 import sys
@@ -72,22 +71,22 @@ def _limit(workflow: Any, patterns: Sequence[str]) -> tuple[str, ...]:
     out = tuple(p.strip() for item in patterns for p in item.split(",") if p.strip())
     if not out:
         return out
+    from console.model.loader import suggest
     from console.plan import limit_matches
 
     for pattern in out:
         if not limit_matches(workflow, pattern):
             names = [*workflow.hosts, *workflow.groups()]
-            close = difflib.get_close_matches(pattern, names, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise UsageError(f"--limit '{pattern}' matches no host or group{hint}")
+            raise UsageError(f"--limit '{pattern}' matches no host or group"
+                             f"{suggest(pattern, names)}")
     return out
 
 
 def _start_at(workflow: Any, step: str | None) -> str | None:
     if step is not None and step not in workflow.steps:
-        close = difflib.get_close_matches(step, list(workflow.steps), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise UsageError(f"--start-at: unknown step '{step}'{hint}")
+        from console.model.loader import suggest
+
+        raise UsageError(f"--start-at: unknown step '{step}'{suggest(step, workflow.steps)}")
     return step
 
 

@@ -8,7 +8,6 @@ line and (where known) column of the key at fault.
 from __future__ import annotations
 
 import datetime
-import difflib
 import functools
 import hashlib
 import json
@@ -125,6 +124,8 @@ def dotted(path: KeyPath) -> str:
 
 def suggest(word: str, candidates: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+    import difflib  # only when something is misspelt
+
     candidates = list(candidates)
     match = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     if not match and len(word) >= 3:

@@ -2,7 +2,7 @@
 
 ``tomllib`` returns plain dicts without positions, so this small scanner walks the text
 once and remembers where every key, table header and value starts. It only has to cope
-with valid TOML (syntax errors are reported by ``tomllib`` itself) and never raises: on
+with valid TOML (syntax errors are reported by the TOML parser itself) and never raises: on
 anything unexpected it stops and keeps what it found so far.
 
 Paths are tuples of keys, with integer indexes for array elements:
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import bisect
 import re
-import tomllib
+
+import tomli
 
 KeyPath = tuple[str | int, ...]
 Position = tuple[int, int]
@@ -187,8 +188,8 @@ class _Scanner:
         if quote == "'" or "\\" not in raw:
             return raw[1:-1]  # no escapes: the text between the quotes is the value
         try:
-            return tomllib.loads(f"k = {raw}")["k"]
-        except tomllib.TOMLDecodeError:
+            return tomli.loads(f"k = {raw}")["k"]
+        except tomli.TOMLDecodeError:
             return raw[1:-1]
 
     def key_value(self, table: KeyPath) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import re
-import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -76,10 +75,17 @@ def _raw(value: Any) -> Raw:
     return Raw(str(value))
 
 
+def quote(text: str) -> str:
+    """``shlex.quote`` (shlex is imported on first use: most runs never quote)."""
+    from shlex import quote as shell_quote
+
+    return shell_quote(text)
+
+
 def _shell_finalize(value: Any) -> Any:
     if isinstance(value, Raw):
         return value
-    return shlex.quote(str(value))
+    return quote(str(value))
 
 
 def _make_env(**kwargs: Any) -> ImmutableSandboxedEnvironment:
@@ -306,7 +312,7 @@ class Masker:
         for value in secrets:
             if value:
                 values.add(value)
-                values.add(shlex.quote(value))
+                values.add(quote(value))
         self._values = tuple(sorted(values, key=lambda v: (-len(v), v)))
         self._pattern = (
             re.compile("|".join(map(re.escape, self._values))) if self._values else None
