@@ -6,7 +6,6 @@ the first choice for a choice, and ``None`` for the other types.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -108,6 +107,8 @@ def _coerce_choice(param: Param, raw: Any) -> Any:
     allowed = ", ".join(str(choice) for choice in param.choices)
     hint = ""
     if isinstance(raw, str):
+        import difflib  # only for a wrong value
+
         close = difflib.get_close_matches(raw, [str(c) for c in param.choices], n=1)
         if close:
             hint = f" (did you mean '{close[0]}'?)"
@@ -140,6 +141,8 @@ def missing_required(params: Mapping[str, Param], overrides: Mapping[str, Any]) 
 def _unknown(name: str, params: Mapping[str, Param]) -> str:
     if not params:
         return f"unknown param '{name}' (this workflow has no params)"
+    import difflib  # only for a wrong name
+
     close = difflib.get_close_matches(name, list(params), n=1)
     if close:
         return f"unknown param '{name}' (did you mean '{close[0]}'?)"
