@@ -389,7 +389,7 @@ async def test_folder_view_lists_broken_files_and_opens_one(tmp_path):
         await until(lambda: isinstance(app.screen, FolderScreen))
         entries = app.screen.entries
         assert [e.name for e in entries] == ["Good one", "b-broken"]
-        assert entries[1].error and "nope" in entries[1].error
+        assert entries[1].error == "line 4: steps.x.needs: unknown step 'nope'"
         await pilot.press("down", "enter")  # the broken one: stays
         assert isinstance(app.screen, FolderScreen)
         await pilot.press("up", "enter")

@@ -40,13 +40,22 @@ def scan_folder(folder: Path) -> list[Entry]:
         try:
             workflow = load_workflow(path)
         except WorkflowError as exc:
-            first = str(exc.problems[0]) if exc.problems else str(exc)
-            first = first.removeprefix(f"{path}:").lstrip(":0123456789 ")
-            entries.append(Entry(path, path.stem, "", first))
+            entries.append(Entry(path, path.stem, "", _first_problem(exc, path)))
             continue
         lines = [line.strip() for line in workflow.description.splitlines() if line.strip()]
         entries.append(Entry(path, workflow.name, lines[0] if lines else ""))
     return entries
+
+
+def _first_problem(exc: WorkflowError, path: Path) -> str:
+    """``line 5: message`` (the file is the row's own); another file's problem keeps its
+    ``FILE:LINE:`` (an inventory)."""
+    if not exc.problems:
+        return str(exc)
+    problem = exc.problems[0]
+    if problem.file != str(path):
+        return str(problem)
+    return f"line {problem.line}: {problem.message}" if problem.line else problem.message
 
 
 class FolderScreen(Screen[None]):
