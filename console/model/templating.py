@@ -257,11 +257,13 @@ def _parse_expression(source: str) -> nodes.Template:
 _NO_REFS = TemplateRefs(frozenset(), frozenset(), frozenset(), frozenset())
 
 
+@functools.lru_cache(maxsize=_CACHE_LIMIT)
 def analyze(source: str, *, expression: bool = False) -> TemplateRefs:
     """Parse ``source`` (a template, or a bare expression) and list what it references.
 
     Raises :class:`TemplateError` with the template line on a syntax error. Only literal
-    keys are seen: ``params[name]`` with a variable ``name`` is not reported.
+    keys are seen: ``params[name]`` with a variable ``name`` is not reported. Cached: the
+    console asks again for every selection change, reloads re-check unchanged steps.
     """
     if not expression and not needs_render(source):
         return _NO_REFS  # plain text: nothing to parse (most commands of a large graph)
