@@ -34,6 +34,7 @@ from console.executors.base import (
 )
 from console.executors.child_watcher import pidfd_works
 from console.executors.lines import LineSplitter
+from console.executors.spawn import Child, spawn
 
 DEFAULT_SHELL = "/bin/sh"
 
@@ -103,7 +104,7 @@ class _PidfdWatch:
                  "_remove_reader")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, execution: LocalExecution,
-                 process: subprocess.Popen[bytes], stdout: int, stderr: int,
+                 process: Child | subprocess.Popen[bytes], stdout: int, stderr: int,
                  on_output: OutputCallback) -> None:
         # The selector loop's own registration skips a per-call check that no transport
         # owns the fd: these fds are ours alone. Other loops get the public API.
@@ -149,7 +150,7 @@ class _PidfdWatch:
             self._add_reader(pidfd, self._exited, pidfd)
             return
         code = 255 if status == -1 else os.waitstatus_to_exitcode(status)  # 255: asyncio's
-        # Popen must know: one it thinks is running would be reaped again by the
+        # A Popen must know: one it thinks is running would be reaped again by the
         # subprocess module's cleanup of lost children.
         self._process.returncode = self._execution.returncode = code
         done = self._execution._done
@@ -205,6 +206,8 @@ class LocalExecutor:
 
     use_pidfd: bool | None = None
     """None: use a pidfd when this kernel allows one (tests force either path)."""
+    direct_spawn: bool | None = None
+    """None: :mod:`console.executors.spawn` decides; False: always Popen (tests)."""
 
     async def start(self, request: CommandRequest, on_output: OutputCallback) -> LocalExecution:
         env = os.environ | request.env if request.env else None
@@ -250,9 +253,8 @@ async def _spawn_pidfd(argv: list[str], env: dict[str, str] | None, cwd: str | N
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
-        process = subprocess.Popen(argv, stdin=_devnull(), stdout=out_write,
-                                   stderr=err_write, env=env, cwd=cwd, pass_fds=(script_fd,),
-                                   start_new_session=True)
+        process = spawn(argv, stdin=_devnull(), stdout=out_write, stderr=err_write, env=env,
+                        cwd=cwd, keep_fd=script_fd, direct=LocalExecutor.direct_spawn)
     except BaseException:
         os.close(out_read)
         os.close(err_read)
