@@ -18,6 +18,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from console.engine.events import TaskEvent, TaskState
 from console.engine.run import Run, RunOptions, new_run_id
@@ -620,3 +622,17 @@ async def test_reloads_are_recorded_with_their_definition(store: Store):
         "type": "reload", "added": ["extra"], "changed": [], "removed": []}
     markdown = timeline.render_markdown(stored)
     assert f"carol reloaded the workflow: +extra (definition {new.digest[:12]})" in markdown
+
+
+@settings(max_examples=300, deadline=None)
+@given(step=st.text(), host=st.text(), state=st.sampled_from(list(TaskState)),
+       attempt=st.integers(min_value=0, max_value=10**6),
+       exit_code=st.none() | st.integers(min_value=-(2**31), max_value=2**31),
+       reason=st.none() | st.text(),
+       time=st.floats(min_value=0, max_value=1e11, allow_nan=False))
+def test_the_stored_task_event_is_exactly_json_dumps(step, host, state, attempt, exit_code,
+                                                     reason, time):
+    from console.store.recorder import task_event_json
+
+    event = TaskEvent(step, host, state, attempt, exit_code, reason, time)
+    assert task_event_json(event) == json.dumps(event.to_dicts()[0])
