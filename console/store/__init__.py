@@ -18,18 +18,34 @@ Public API::
 When each write becomes durable is documented in :mod:`console.store.recorder`.
 """
 
-from console.store.history import (
-    ActionRecord,
-    AttemptRecord,
-    EventRecord,
-    RunRecord,
-    RunSummary,
-    Store,
-    StoredRun,
-    TaskRecord,
-)
+from typing import TYPE_CHECKING, Any
+
+from console.store.history import Store
 from console.store.logs import LiveRunError, RunLock, StoreError, acquire_run_lock
 from console.store.recorder import Recorder
+
+if TYPE_CHECKING:
+    from console.store.records import (
+        ActionRecord,
+        AttemptRecord,
+        EventRecord,
+        RunRecord,
+        RunSummary,
+        StoredRun,
+        TaskRecord,
+    )
+
+_RECORDS = ("ActionRecord", "AttemptRecord", "EventRecord", "RunRecord", "RunSummary",
+            "StoredRun", "TaskRecord")
+
+
+def __getattr__(name: str) -> Any:
+    """The record types load on first use: a run that only records never needs them."""
+    if name in _RECORDS:
+        from console.store import records
+
+        return getattr(records, name)
+    raise AttributeError(f"module 'console.store' has no attribute '{name}'")
 
 __all__ = [
     "ActionRecord",

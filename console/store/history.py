@@ -2,7 +2,8 @@
 
 ``Store.open()`` creates or migrates the file and turns every bad condition (unwritable or
 full home, a file that is not a baton database, a newer schema) into a one-line
-:class:`StoreError` naming the path. Reads return plain dataclasses; writes during a run
+:class:`StoreError` naming the path. Reads return the dataclasses of
+:mod:`console.store.records`; writes during a run
 go through :class:`console.store.recorder.Recorder` (``Store.record(run)``).
 """
 
@@ -16,150 +17,19 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console.engine.events import RunState, TaskState
-from console.engine.task import task_label
 from console.store import logs, migrations
 from console.store.logs import LiveRunError, StoreError
 
 if TYPE_CHECKING:
     from console.engine.run import Run
     from console.store.recorder import Recorder
+    from console.store.records import RunSummary, StoredRun
 
 DB_NAME = "history.sqlite"
-
-
-# ---------------------------------------------------------------------------- records
-
-
-def _span(started: float | None, ended: float | None) -> float | None:
-    """Seconds between two stored times, None while either is missing."""
-    return None if started is None or ended is None else ended - started
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    id: str
-    workflow: str
-    path: str | None
-    state: str
-    user: str
-    started: float | None
-    ended: float | None
-
-    @property
-    def duration(self) -> float | None:
-        return _span(self.started, self.ended)
-
-
-@dataclass(frozen=True)
-class RunRecord(RunSummary):
-    digest: str | None
-    params: dict[str, Any]
-    """Secrets masked."""
-    machine: str | None
-    pid: int | None
-    options: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    step: str
-    host: str
-    state: str
-    attempt: int
-    exit_code: int | None
-    reason: str | None
-    started: float | None
-    ended: float | None
-    outputs: dict[str, Any] | None
-    """``{"status", "exit_code", "stdout"}`` (stdout: last 64 KiB), or None if none yet."""
-
-    @property
-    def label(self) -> str:
-        return task_label(self.step, self.host)
-
-    @property
-    def duration(self) -> float | None:
-        return _span(self.started, self.ended)
-
-
-@dataclass(frozen=True)
-class AttemptRecord:
-    step: str
-    host: str
-    number: int
-    started: float | None
-    ended: float | None
-    exit_code: int | None
-    signal: int | None
-    state: str | None
-    reason: str | None
-    command: str | None
-    """Secrets masked."""
-    digest: str | None
-
-    @property
-    def duration(self) -> float | None:
-        return _span(self.started, self.ended)
-
-
-@dataclass(frozen=True)
-class ActionRecord:
-    time: float
-    user: str
-    action: str
-    step: str | None
-    host: str | None
-    reason: str | None
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    seq: int
-    time: float
-    type: str
-    payload: dict[str, Any]
-
-
-@dataclass
-class StoredRun:
-    """Everything the store knows about one run: enough to show it and to resume it."""
-
-    run: RunRecord
-    tasks: list[TaskRecord]
-    """In run order (dependency order, then host order)."""
-    attempts: list[AttemptRecord]
-    actions: list[ActionRecord]
-    events: list[EventRecord]
-    definitions: dict[str, str] = field(default_factory=dict)
-    """Workflow text by digest, for every definition version the run used."""
-
-    @property
-    def id(self) -> str:
-        return self.run.id
-
-    @property
-    def definition(self) -> str | None:
-        """The text of the workflow the run started with."""
-        return self.definitions.get(self.run.digest or "")
-
-    def last_definition(self) -> tuple[str | None, str | None]:
-        """(digest, text) of the definition the run last ran an attempt with (a hot reload
-        may have replaced the one it started with), else the one it started with."""
-        ran = [a for a in self.attempts if a.digest in self.definitions and a.started]
-        digest = max(ran, key=lambda a: a.started or 0).digest if ran else self.run.digest
-        return digest, self.definitions.get(digest or "")
-
-    def attempts_of(self, step: str, host: str) -> list[AttemptRecord]:
-        return [a for a in self.attempts if a.step == step and a.host == host]
-
-    @property
-    def notes(self) -> list[ActionRecord]:
-        return [a for a in self.actions if a.action == "note"]
 
 
 # ---------------------------------------------------------------------------- store
@@ -317,6 +187,8 @@ class Store:
              since: float | None = None, limit: int | None = None) -> list[RunSummary]:
         """Past runs, newest first. ``workflow`` matches the name or the file path;
         ``status`` is a run state; ``since`` a start time (epoch seconds)."""
+        from console.store.records import RunSummary
+
         where, args = [], []
         if workflow is not None:
             where.append("(workflow = ? OR path = ?)")
@@ -361,6 +233,15 @@ class Store:
 
     def load(self, run_id: str) -> StoredRun:
         """One run with its tasks, attempts, actions, events and definitions (id prefix ok)."""
+        from console.store.records import (
+            ActionRecord,
+            AttemptRecord,
+            EventRecord,
+            RunRecord,
+            StoredRun,
+            TaskRecord,
+        )
+
         run_id = self.resolve(run_id)
         with self._guard() as db:
             row = db.execute(f"SELECT {_SUMMARY}, digest, params, host, pid, options "

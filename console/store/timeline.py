@@ -12,7 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from console.engine.task import task_label
-from console.store.history import ActionRecord, AttemptRecord, EventRecord, StoredRun
+from console.store.records import ActionRecord, AttemptRecord, EventRecord, StoredRun
 
 
 def iso(t: float | None) -> str:
