@@ -33,7 +33,7 @@ from console.model.workflow import (
     SSHOptions,
     Step,
     Workflow,
-    dependency_order,
+    step_order,
     upstream_of,
 )
 
@@ -690,9 +690,9 @@ class _Builder:
                 self.check_template(step_id, template)
 
     def check_cycles(self) -> None:
-        graph = {sid: s.needs for sid, s in self.steps.items()}
-        if len(dependency_order(graph)) == len(graph):
+        if len(step_order(self.steps)) == len(self.steps):
             return
+        graph = {sid: s.needs for sid, s in self.steps.items()}
         try:  # graphlib names the cycle
             TopologicalSorter({sid: [n for n in needs if n in graph]
                                for sid, needs in graph.items()}).prepare()

@@ -205,7 +205,24 @@ class Workflow:
 
     def order(self) -> list[str]:
         """Step ids in dependency order (stable: file order among ready steps)."""
-        return dependency_order({s.id: s.needs for s in self.steps.values()})
+        return step_order(self.steps)
+
+
+_orders: dict[int, tuple[tuple[Step, ...], list[str]]] = {}
+
+
+def step_order(steps: Mapping[str, Step]) -> list[str]:
+    """:func:`dependency_order` of ``steps``, remembered for the last few step sets: the
+    loader's cycle check and the run's scheduler ask for the same one."""
+    members = tuple(steps.values())
+    hit = _orders.get(id(steps))
+    if hit is not None and hit[0] == members:  # the same frozen steps: an identity check each
+        return list(hit[1])
+    order = dependency_order({s.id: s.needs for s in members})
+    if len(_orders) >= 8:
+        del _orders[next(iter(_orders))]
+    _orders[id(steps)] = (members, order)
+    return list(order)
 
 
 def dependency_order(needs: Mapping[str, Iterable[str]]) -> list[str]:
