@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import codecs
 
+_UTF8 = codecs.getincrementaldecoder("utf-8")  # looked up once: two splitters per attempt
+
 MAX_LINE = 1 << 20
 """A line longer than this (1 MiB characters) is delivered in pieces of this size."""
 
@@ -21,7 +23,7 @@ class LineSplitter:
     __slots__ = ("_decoder", "_parts", "_size")
 
     def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._decoder = _UTF8(errors="replace")
         # The pending partial line, kept as a list so that a long line arriving in many
         # small reads is joined once instead of being copied on every read.
         self._parts: list[str] = []
