@@ -10,10 +10,10 @@ Each attempt runs in its own session and process group, so cancelling it can end
 whole tree (see :mod:`console.executors.proctree`).
 
 Spawning is the hot path of a big DAG (a 1,000-step graph of ``true`` is mostly spawns),
-so on Linux an attempt is two non-blocking pipes and a pidfd registered straight in the
-event loop: no transports, protocols or tasks per process, no threads, no psutil on the
-happy path. Elsewhere (no pidfd) the same contract is kept with asyncio's subprocess
-transports.
+so on Linux an attempt is two non-blocking pipes read straight from the event loop, the
+shell reaped when both close (a pidfd is watched only if it outlives them): no
+transports, protocols or tasks per process, no threads, no psutil on the happy path.
+Elsewhere (no pidfd) the same contract is kept with asyncio's subprocess transports.
 """
 
 from __future__ import annotations
@@ -230,9 +230,9 @@ class LocalExecutor:
         except (OSError, ValueError) as exc:
             return LocalExecution.failed(f"cannot hand the script to {shell}: {exc}")
         use_pidfd = self.use_pidfd if self.use_pidfd is not None else pidfd_works()
-        spawn = _spawn_pidfd if use_pidfd else _spawn_transport
+        launch = _spawn_pidfd if use_pidfd else _spawn_transport
         try:
-            return await spawn([shell, f"/dev/fd/{fd}"], env, cwd, fd, on_output)
+            return await launch([shell, f"/dev/fd/{fd}"], env, cwd, fd, on_output)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             if cwd is not None and exc.filename == cwd:
