@@ -17,7 +17,6 @@ import fnmatch
 import getpass
 import math
 import os
-import secrets as _random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -80,7 +79,8 @@ def new_run_id(now: float | None = None) -> str:
     while millis:
         millis, rem = divmod(millis, 36)
         out = digits[rem] + out
-    return out.rjust(9, "0") + "".join(_random.choice(digits) for _ in range(4))
+    # os.urandom, not the secrets module: an id needs no cryptography, start-up time counts
+    return out.rjust(9, "0") + "".join(digits[byte % 36] for byte in os.urandom(4))
 
 
 class Run(RunActions):
