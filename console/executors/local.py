@@ -23,7 +23,6 @@ import functools
 import os
 import shutil
 import subprocess
-import tempfile
 
 from console.executors.base import (
     GRACE_SECONDS,
@@ -291,6 +290,8 @@ def _script_fd(script: str) -> int:
     try:
         fd = os.memfd_create("baton-script", os.MFD_CLOEXEC)
     except (AttributeError, OSError):
+        import tempfile  # only where memfd is missing
+
         fd, path = tempfile.mkstemp(prefix="baton-script-")
         os.unlink(path)
     try:

@@ -247,6 +247,8 @@ class Reader:
             expected = "a string or an array of strings" if single else "an array of strings"
             self.error(here, f"expected {expected}, got {type_name(value)}")
             return None
+        if all(type(item) is str for item in value):  # the usual case, in one pass
+            return [(item, (*here, index)) for index, item in enumerate(value)]
         out: list[tuple[str, KeyPath]] = []
         for index, item in enumerate(value):
             if isinstance(item, str):
