@@ -71,7 +71,11 @@ def spawn(argv: list[str], *, stdin: int, stdout: int, stderr: int,
                 True, True, -1, None, None, None, -1, None, True)
         finally:
             os.close(errpipe_write)
-        report = os.read(errpipe_read, 50000)
+        report = b""
+        while chunk := os.read(errpipe_read, 50000):  # empty at once when exec succeeded
+            report += chunk
+            if len(report) > 50000:
+                break
     finally:
         os.close(errpipe_read)
     if report:
