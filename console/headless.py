@@ -172,9 +172,9 @@ def _yes(answer: str) -> bool:
 def _binary(stream: Any) -> IO[bytes]:
     """The binary side of a text stream (sys.stdout), or the stream itself.
 
-    Under ``python -u`` / PYTHONUNBUFFERED that side is a raw file: every write would be a
-    system call and lines would leave before the printer decides to flush (after the
-    store's commit). A buffered writer on a duplicate of the descriptor restores both.
+    Under ``python -u`` / PYTHONUNBUFFERED that side is a raw file, whose ``write`` may
+    take only part of what the printer hands it once per pass (a pipe that is full). A
+    buffered writer on a duplicate of the descriptor writes it all.
     """
     buffer = getattr(stream, "buffer", None)
     if buffer is None:
