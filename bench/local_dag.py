@@ -106,10 +106,8 @@ def run_in_process(workflow, store=None) -> None:  # type: ignore[no-untyped-def
     """Only ``Run.execute`` (recorded in ``store`` when given): loading is timed separately."""
     from console.engine.events import RunState
     from console.engine.run import Run, RunOptions
-    from console.executors.child_watcher import install_child_watcher
 
     async def go() -> RunState:
-        install_child_watcher()
         run = Run(workflow, RunOptions(approval="auto"))
         recorder = store.record(run) if store is not None else None
         try:

@@ -199,14 +199,11 @@ async def execute_headless(
 ) -> int:
     """Run ``run`` to the end, printing events; returns the exit code.
 
-    ``store``: record the run (the recorder subscribes before the printer, so whatever
-    the printer reports as finished is already durable). ``watch``: apply changes of
+    ``store``: record the run (the printer commits the recorder before any output
+    leaves, so whatever it reports is already durable). ``watch``: apply changes of
     that workflow file to the live run. ``resumed``: the run was rebuilt with
     :meth:`Run.restore`; on a terminal the operator is asked about interrupted tasks.
     """
-    from console.executors.child_watcher import install_child_watcher
-
-    install_child_watcher()
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     binary = _binary(out)

@@ -18,7 +18,6 @@ import psutil
 import pytest
 
 from console.executors.base import CommandRequest, ExitStatus
-from console.executors.child_watcher import LoopPidfdChildWatcher, install_child_watcher
 from console.executors.lines import MAX_LINE
 from console.executors.local import LocalExecution, LocalExecutor
 from console.executors.proctree import kill_tree_sync
@@ -339,30 +338,16 @@ def _in_group(proc: psutil.Process, pgid: int) -> bool:
         return False
 
 
-# --- child watcher ---------------------------------------------------------------------
+# --- event loops ------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ already watches by pidfd")
-async def test_child_watcher_starts_no_thread_per_child() -> None:
-    assert install_child_watcher() is True
-    assert install_child_watcher() is True
-    watcher = asyncio.get_event_loop_policy().get_child_watcher()
-    assert isinstance(watcher, LoopPidfdChildWatcher)
-    before = threading.active_count()
-    executions = [await start("sleep 0.5") for _ in range(8)]
-    assert threading.active_count() == before
-    assert [(await e.wait()).exit_code for e in executions] == [0] * 8
-    assert threading.active_count() == before
-    assert asyncio.get_event_loop_policy().get_child_watcher() is watcher
-
-
-def test_child_watcher_serves_one_loop_after_another() -> None:
+def test_one_event_loop_after_another() -> None:
     async def spawn() -> int | None:
         status, out = await run("echo hi")
         assert out.stdout == ["hi"]
         return status.exit_code
 
-    # The stock 3.11 PidfdChildWatcher is bound to one loop; ours is not.
+    # Nothing of an attempt stays bound to the loop that started the one before.
     assert asyncio.run(spawn()) == 0
     assert asyncio.run(spawn()) == 0
 

@@ -31,11 +31,22 @@ from console.executors.base import (
     OutputCallback,
     Stream,
 )
-from console.executors.child_watcher import pidfd_works
 from console.executors.lines import LineSplitter
 from console.executors.spawn import Child, spawn
 
 DEFAULT_SHELL = "/bin/sh"
+
+
+@functools.cache
+def pidfd_works() -> bool:
+    """Whether this kernel (and its seccomp rules) lets us watch a child through a pidfd."""
+    if not hasattr(os, "pidfd_open"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # old kernel, or blocked by seccomp
+        return False
+    return True
 
 
 READ_SIZE = 256 * 1024
