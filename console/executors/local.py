@@ -198,13 +198,14 @@ class _OutputProtocol(asyncio.SubprocessProtocol):
             self._on_output(stream, text)  # type: ignore[arg-type]
 
     def process_exited(self) -> None:
+        # Set as soon as the shell exits (terminate() must not signal a reaped pid), which
+        # asyncio reports before connection_lost.
         if self._transport is not None:
             self._execution.returncode = self._transport.get_returncode()
 
     def connection_lost(self, exc: Exception | None) -> None:
         # asyncio calls this once the process has exited AND both pipes are closed.
         if self._transport is not None:
-            self._execution.returncode = self._transport.get_returncode()
             self._transport.close()  # marks it closed: no ResourceWarning when collected
         done = self._execution._done
         if done is not None and not done.done():
