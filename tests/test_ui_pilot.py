@@ -212,6 +212,26 @@ async def test_breakpoint_and_step_mode(tmp_path):
         assert screen.run.tasks[("migrate", "local")].reason == "breakpoint"
         await pilot.press("b")
         assert screen.run.breakpoints == set()
+        # removing the breakpoint releases the task it held: no approval needed any more
+        await until(lambda: state(screen, "migrate") is S.FAILED)
+        assert [a for a in screen.run.tasks[("migrate", "local")].attempts]
+
+
+async def test_step_mode_off_in_the_console_releases_held_tasks(tmp_path):
+    app, _ = make_app(tmp_path, start=True, step_mode=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await until(lambda: state(screen, "preflight") is S.AWAITING_APPROVAL
+                    and state(screen, "migrate") is S.AWAITING_APPROVAL)
+        await select(pilot, screen, "preflight")
+        await pilot.press("t")
+        assert screen.run.step_mode is False
+        await until(lambda: state(screen, "preflight") is S.SUCCEEDED
+                    and state(screen, "migrate") is S.FAILED)
+        # a real gate still waits for its approval
+        await until(lambda: state(screen, "drain", "web1") is S.AWAITING_APPROVAL)
+        await pilot.pause(0.05)
+        assert state(screen, "drain", "web1") is S.AWAITING_APPROVAL
 
 
 async def test_note_is_recorded(tmp_path):
