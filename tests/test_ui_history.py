@@ -181,15 +181,17 @@ async def test_history_lists_runs_and_opens_one_read_only(tmp_path, store):
     assert store.load("r0000aaa1").run.state == "succeeded"
 
 
-async def test_past_run_shows_running_tasks_as_stored(tmp_path, store):
+async def test_past_run_of_a_dead_owner_shows_its_running_tasks_interrupted(tmp_path, store):
     path = flow_file(tmp_path)
     await record_run(store, path, "r0000ccc1", started=T0, stop_at="ship")
     app, _ = history_app(path, store, resume="r0000ccc1", read_only=True)
     async with app.run_test(size=SIZE):
         past = await run_screen_of(app, stored=True)
-        assert past.run.tasks[("ship", "local")].state is S.RUNNING  # read-only marks nothing
-        assert past.run.state is RunState.RUNNING
-    assert store.load("r0000ccc1").run.state == "running"
+        # its owner is gone (the lock is free): shown as it really is, interrupted, and
+        # read-only changes nothing else
+        assert past.run.tasks[("ship", "local")].state is S.INTERRUPTED
+        assert past.run.state is RunState.INTERRUPTED
+    assert store.load("r0000ccc1").run.state == "interrupted"
 
 
 # ---------------------------------------------------------------------------- resume
