@@ -494,16 +494,32 @@ async def test_limit_narrows_hosts():
     assert h.world.starts("l")[0].host == "local"
 
 
-async def test_interrupt_cancels_everything():
+async def test_interrupt_stops_running_tasks_and_leaves_the_run_resumable():
     h = Harness(workflow(step("a", run="sleep 30"), step("b", run="sleep 30"),
-                         step("c", needs=("a",))))
+                         step("c", needs=("a",)), step("g", confirm="go?"),
+                         step("r", run="exit 1", retries=1, retry_delay=60)))
     h.start()
     await h.state_of("a", S.RUNNING)
     await h.state_of("b", S.RUNNING)
-    h.run.interrupt()
-    assert await h.finish() is RunState.CANCELLED
-    assert {h.state(s) for s in "abc"} == {S.CANCELLED}
+    await h.state_of("g", S.AWAITING_APPROVAL)
+    await h.state_of("r", S.RETRYING)
+    h.run.interrupt("stopped by SIGTERM")
+    assert await h.finish() is RunState.INTERRUPTED
+    assert {h.state(s) for s in "abr"} == {S.INTERRUPTED}
+    assert h.run.tasks[("a", "local")].reason == "stopped by SIGTERM"
+    assert h.run.tasks[("r", "local")].reason == "stopped by SIGTERM"
+    assert h.state("c") is S.BLOCKED  # by the interrupted need, decided again on resume
+    assert h.state("g") is S.AWAITING_APPROVAL  # not started: keeps its state
     assert sorted(h.world.terminated) == ["a", "b"]
+
+
+async def test_close_still_cancels_everything():
+    h = Harness(workflow(step("a", run="sleep 30"), step("c", needs=("a",))))
+    h.start()
+    await h.state_of("a", S.RUNNING)
+    h.run.close()
+    await h.finish()
+    assert {h.state(s) for s in "ac"} == {S.CANCELLED}
 
 
 def test_run_ids_are_unique_and_sortable():

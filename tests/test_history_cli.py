@@ -293,6 +293,25 @@ def test_a_run_whose_owner_died_is_interrupted_for_every_command(tmp_path: Path,
     assert "interrupted" in markdown and "| running |" not in markdown
 
 
+@pytest.mark.parametrize(("signum", "code", "why"), [(signal.SIGINT, 130, "Ctrl-C"),
+                                                     (signal.SIGTERM, 143, "SIGTERM")])
+def test_a_run_stopped_by_a_signal_resumes_like_an_interrupted_one(
+        tmp_path: Path, baton_home: Path, signum: int, code: int, why: str) -> None:
+    proc, run_id, _ = start_waiting(tmp_path)
+    proc.send_signal(signum)
+    assert proc.wait(timeout=20) == code
+    [stored] = runs_json()
+    assert stored["state"] == "interrupted"
+    tasks = {t["step"]: t for t in json.loads(baton("show", run_id, "--json").stdout)["tasks"]}
+    assert (tasks["work"]["state"], tasks["work"]["reason"]) == ("interrupted",
+                                                                f"stopped by {why}")
+    (tmp_path / "go").touch()
+    done = baton("resume", run_id, "--headless", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert side(tmp_path) == ["first", "work", "work", "after"]  # work re-ran, first did not
+    assert runs_json()[0]["state"] == "succeeded"
+
+
 def test_resume_after_a_kill(tmp_path: Path, baton_home: Path) -> None:
     proc, run_id, path = start_waiting(tmp_path)
     proc.send_signal(signal.SIGKILL)

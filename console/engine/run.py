@@ -109,6 +109,8 @@ class Run(RunActions):
         self._wake = asyncio.Event()
         self._closing = False
         self._interrupted = False
+        self._interrupting: dict[tuple[str, str], str] = {}
+        """Tasks stopped by :meth:`interrupt`: they end ``interrupted``, not cancelled."""
         self._executing = False
         self._restored = False
         self.removed_steps: set[str] = set()
@@ -290,14 +292,14 @@ class Run(RunActions):
         finally:
             await self._close_executors()
         if self._interrupted:
-            self._set_run_state(RunState.CANCELLED)
+            self._set_run_state(RunState.INTERRUPTED)
         elif not self.state.finished:
             self._set_run_state(self._final_state())
         return self.state
 
     def _final_state(self) -> RunState:
         if self._interrupted:
-            return RunState.CANCELLED
+            return RunState.INTERRUPTED
         for task in self.tasks.values():
             if task.state in (S.CANCELLED, S.BLOCKED, S.INTERRUPTED):
                 return RunState.FAILED
@@ -627,7 +629,9 @@ class Run(RunActions):
                 try:
                     await asyncio.sleep(retry_in)
                 except asyncio.CancelledError:
-                    if task.state is S.RETRYING:
+                    if task.state is S.RETRYING and task.key in self._interrupting:
+                        self._set(task, S.INTERRUPTED, self._interrupting[task.key])
+                    elif task.state is S.RETRYING:
                         self._set(task, S.CANCELLED, "cancelled while waiting to retry")
                     break
                 if task.state is not S.RETRYING:
@@ -708,7 +712,8 @@ class Run(RunActions):
         tail = task.stdout_tail.value() if task.stdout_tail is not None else ""
         task.stdout_tail = None
         if task.cancel_requested:
-            state, reason = S.CANCELLED, task.cancel_requested
+            state = S.INTERRUPTED if task.key in self._interrupting else S.CANCELLED
+            reason = task.cancel_requested
         elif ok:
             state = S.SUCCEEDED
         elif task.auto_retries < step.retries and not self._closing:
@@ -946,12 +951,23 @@ class Run(RunActions):
         self._emit(event)
         return event
 
-    def interrupt(self) -> None:
-        """Ctrl-C: end every running task's process tree and stop; nothing new starts."""
+    def interrupt(self, reason: str = "stopped by Ctrl-C") -> None:
+        """Ctrl-C or SIGTERM: end every running task's process tree and stop; nothing new
+        starts. Unlike :meth:`close` (an operator's cancel), the run stays resumable: the
+        tasks it stopped end ``interrupted`` (``reason``), the tasks that had not started
+        keep their state, and the run ends ``interrupted``."""
         if self._closing:
             return
         self._interrupted = True
-        self.close()
+        self._closing = True
+        self._ready.clear()
+        for task in self.tasks.values():
+            if task.state is S.RETRYING and task.runner is None:
+                self._set(task, S.INTERRUPTED, reason)
+            elif task.state in (S.RUNNING, S.RETRYING) and not task.cancel_requested:
+                self._interrupting[task.key] = reason
+                self._cancel_task(task, reason)
+        self._wake.set()
 
     def close(self) -> None:
         """Stop scheduling; cancel what runs or waits. ``execute`` returns when it is over."""
