@@ -312,6 +312,24 @@ def test_a_run_stopped_by_a_signal_resumes_like_an_interrupted_one(
     assert runs_json()[0]["state"] == "succeeded"
 
 
+def test_resume_continues_with_the_last_reloaded_definition(tmp_path: Path,
+                                                           baton_home: Path) -> None:
+    import asyncio
+
+    from console.store import Store
+    from tests.history_helpers import record_reloaded
+
+    path = tmp_path / "reloaded.toml"
+    with Store.open(baton_home) as store:
+        asyncio.run(record_reloaded(store, path, "r0000rel01"))
+    path.write_text(path.read_text().replace("v4", "on-disk"))  # the file moved on since
+    done = baton("resume", "r0000rel01", "--headless", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "shipping v4" in done.stdout
+    assert "shipping v1" not in done.stdout and "on-disk" not in done.stdout
+    assert "built" not in done.stdout  # build finished before: not re-run
+
+
 def test_resume_after_a_kill(tmp_path: Path, baton_home: Path) -> None:
     proc, run_id, path = start_waiting(tmp_path)
     proc.send_signal(signal.SIGKILL)

@@ -235,6 +235,23 @@ async def test_resume_from_history_finishes_without_rerunning_finished_work(tmp_
     assert [a.number for a in stored.attempts_of("build", "local")] == [1]
 
 
+async def test_console_resume_continues_with_the_last_reloaded_definition(tmp_path, store):
+    from tests.history_helpers import record_reloaded
+
+    path = tmp_path / "reloaded.toml"
+    await record_reloaded(store, path, "r0000rel02")
+    world = ScriptedWorld()
+    app, _ = history_app(path.resolve(), store, resume="r0000rel02", world=world)
+    async with app.run_test(size=SIZE) as pilot:
+        resumed = await until_resumed(app, "r0000rel02")
+        assert resumed.run.workflow.steps["ship"].run == "echo shipping v4"
+        await until(lambda: resumed.run.tasks[("ship", "local")].state is S.AWAITING_APPROVAL)
+        await select(pilot, resumed, "ship")
+        resumed.run.approve("ship")
+        await until(lambda: resumed.run.state is RunState.SUCCEEDED)
+        assert [r.script for r in world.records] == ["echo shipping v4"]
+
+
 async def until_resumed(app: BatonApp, run_id: str) -> RunScreen:
     await until(lambda: isinstance(app.screen, RunScreen) and app.screen.run.id == run_id
                 and app.screen.started, timeout=15)

@@ -270,6 +270,7 @@ class Store:
             RunRecord,
             StoredRun,
             TaskRecord,
+            reload_prefixes,
         )
 
         run_id = self.resolve(run_id)
@@ -295,6 +296,8 @@ class Store:
                       db.execute("SELECT seq, time, type, payload FROM events WHERE run_id = ? "
                                  "ORDER BY seq", (run_id,))]
             digests = {run.digest} | {a.digest for a in attempts}
+            digests |= {e.payload.get("digest") for e in events
+                        if e.type == "reload" and isinstance(e.payload, dict)}
             digests.discard(None)
             definitions = {}
             for digest in sorted(d for d in digests if d):
@@ -302,6 +305,13 @@ class Store:
                                   (digest,)).fetchone()
                 if text is not None:
                     definitions[digest] = text[0]
+            for prefix in reload_prefixes(actions):  # runs stored before reload events
+                if any(d.startswith(prefix) for d in definitions):  # named their digest
+                    continue
+                row = db.execute("SELECT digest, text FROM definitions WHERE substr(digest, "
+                                 "1, ?) = ? LIMIT 1", (len(prefix), prefix)).fetchone()
+                if row is not None:
+                    definitions[row[0]] = row[1]
         return StoredRun(run, tasks, attempts, actions, events, definitions)
 
     def definition(self, digest: str) -> str | None:
