@@ -112,10 +112,10 @@ def _console_run(args: argparse.Namespace) -> int:
     run_console = _console_entry()
     from console.model.params import ParamError, parse_assignments
 
-    ignored = [flag for flag, on in (("--yes", args.yes), ("--dry-run", args.dry_run),
-                                     ("--watch", args.watch)) if on]
-    if ignored:
-        _err(f"baton: {', '.join(ignored)} only apply with --headless; ignored in the console")
+    # --dry-run, --yes and --watch are honoured (the console always applies saves of the
+    # workflow file to the live run); only --no-history has no meaning there
+    if getattr(args, "no_history", False):
+        raise UsageError("--no-history only applies with --headless")
     try:
         params = parse_assignments(args.param)
     except ParamError as exc:
@@ -123,7 +123,7 @@ def _console_run(args: argparse.Namespace) -> int:
     limit = tuple(p.strip() for item in args.limit for p in item.split(",") if p.strip())
     return run_console(args.file, params=params, limit=limit, step_mode=args.step,
                        start_at=args.start_at, theme=args.theme, read_only=args.read_only,
-                       start=True)
+                       start=True, dry_run=args.dry_run, yes=args.yes)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -409,7 +409,8 @@ def load_digest(path: Path) -> str | None:
 
 def _console_resume(args: argparse.Namespace) -> int:
     run_console = _console_entry()
-    return run_console(None, resume=args.run, theme=args.theme, read_only=args.read_only)
+    return run_console(None, resume=args.run, theme=args.theme, read_only=args.read_only,
+                       yes=args.yes)
 
 
 # --- parser ----------------------------------------------------------------------------

@@ -486,18 +486,22 @@ class Run(RunActions):
 
     def _make_ready(self, task: Task) -> None:
         step = self.workflow.steps[task.step]
-        if self.options.dry_run:
-            self._dry_run(task, step)
-            return
         if step.when:
             try:
                 go = templating.evaluate(step.when, self._context(task))
             except templating.TemplateError as exc:
-                self._set(task, S.FAILED, f"when: {exc}")
+                if not self.options.dry_run:
+                    self._set(task, S.FAILED, f"when: {exc}")
+                    return
+                # a dry run has no outputs yet: `when` is decided when the run is real
+                self._dry_run(task, step, f"when: decided at run time ({exc})")
                 return
             if not go:
                 self._set(task, S.SKIPPED, f"when: {step.when} is false")
                 return
+        if self.options.dry_run:
+            self._dry_run(task, step)
+            return
         if step.manual:
             self._hold(task, S.AWAITING_OPERATOR)
             return
@@ -553,17 +557,23 @@ class Run(RunActions):
             return f"dangerous step: type '{step.id}' to approve"
         return self._batch_gate(task) or "step mode"
 
-    def _dry_run(self, task: Task, step: Step) -> None:
+    def _dry_run(self, task: Task, step: Step, note: str | None = None) -> None:
+        """Show what the task would do (``would run: <command>``) and skip it: nothing is
+        executed. ``when`` was evaluated already (params are known)."""
         if step.manual:
             text = f"would wait for the operator: {step.name}"
+            reason = "dry run: would wait for the operator"
         else:
             try:
                 command = self._render(task, step)
             except templating.TemplateError:
                 command = step.run or ""
             text = "would run: " + command
+            reason = "dry run: would run"
+        if note:
+            reason = f"{reason} ({note})"
         self._emit(LogEvent(task.step, task.host, "stdout", self.masker.mask(text), self.clock()))
-        self._set(task, S.SKIPPED, "dry run")
+        self._set(task, S.SKIPPED, reason)
 
     def _check_max_fail(self, sid: str) -> None:
         """Stop launching hosts of a step once its failures exceed ``max_fail``."""

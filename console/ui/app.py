@@ -62,6 +62,10 @@ class LaunchOptions:
     user: str | None = None
     resume: str | None = None
     """``baton resume RUN``: continue that stored run (with --read-only: show it)."""
+    dry_run: bool = False
+    """``--dry-run``: every task shows what it would run; nothing runs, nothing is recorded."""
+    yes: bool = False
+    """``--yes``: approve every gate and mark every manual step done."""
 
 
 def exit_code_for(state: RunState | None) -> int:
@@ -179,7 +183,8 @@ class BatonApp(HistoryActions, App[int]):
             return
         options = RunOptions(params=params, secrets=secrets, limit=launch.limit,
                              step_mode=launch.step_mode, start_at=launch.start_at,
-                             run_id=launch.run_id, user=launch.user, keep_alive=True)
+                             run_id=launch.run_id, user=launch.user, keep_alive=True,
+                             dry_run=launch.dry_run, approval="auto" if launch.yes else "wait")
         try:
             run = Run(workflow, options, executor_for=self.executor_for, clock=self.clock)
         except ValueError as exc:
@@ -190,6 +195,9 @@ class BatonApp(HistoryActions, App[int]):
                            read_only=launch.read_only,
                            start=(launch.start or from_folder) and not launch.read_only)
         await self.push_screen(screen)
+        if launch.dry_run:
+            self.notify("dry run: every task shows what it would run; nothing is executed "
+                        "or recorded", timeout=10)
         self.check_interrupted(workflow.path)
 
     async def _params(self, workflow: Workflow, *, from_folder: bool) -> dict[str, Any] | None:
@@ -274,6 +282,8 @@ def run_console(
     read_only: bool = False,
     start: bool = False,
     resume: str | None = None,
+    dry_run: bool = False,
+    yes: bool = False,
 ) -> int:
     """Open the console on a workflow file or folder; returns the process exit code.
 
@@ -293,7 +303,8 @@ def run_console(
         sys.stderr.write(f"baton: {exc}\n")
         return EXIT_USAGE
     launch = LaunchOptions(params=dict(params or {}), limit=tuple(limit), step_mode=step_mode,
-                           start_at=start_at, read_only=read_only, start=start)
+                           start_at=start_at, read_only=read_only, start=start,
+                           dry_run=dry_run, yes=yes)
     app = BatonApp(target, launch, theme=theme, store=store)
     try:
         if resume is not None:
