@@ -95,7 +95,22 @@ def _start_at(workflow: Any, step: str | None) -> str | None:
 
 def cmd_console(args: argparse.Namespace) -> int:
     run_console = _console_entry()
-    return run_console(args.path, theme=args.theme, read_only=args.read_only)
+    path, note = console_target(args.path)
+    return run_console(path, theme=args.theme, read_only=args.read_only, folder_note=note)
+
+
+def console_target(path: str | None) -> tuple[str, str | None]:
+    """What ``baton [PATH]`` opens: PATH, else ``./workflows``, else (no such folder
+    here, e.g. after ``pip install``) the bundled examples, with a line saying so."""
+    if path is not None or Path("workflows").exists():
+        return path or "workflows", None
+    from console.paths import bundled
+
+    examples = bundled("workflows")
+    if not examples.is_dir():
+        return "workflows", None
+    return str(examples), (f"No ./workflows here: these are the bundled examples, in "
+                           f"{examples}. `baton new NAME` starts your own.")
 
 
 def _console_entry() -> Any:
@@ -445,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="baton",
         description="Baton: an operations console for runbooks (TOML workflows).",
         epilog="`baton [PATH]` opens the console on a workflow file or folder "
-        "(default ./workflows).",
+        "(default ./workflows; without one, the bundled examples).",
     )
     parser.add_argument("--version", action="version", version=f"baton {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -495,7 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_console_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="baton", description="Open the console on a workflow file or folder.")
-    parser.add_argument("path", nargs="?", default="workflows", metavar="PATH")
+    parser.add_argument("path", nargs="?", default=None, metavar="PATH",
+                        help="workflow file or folder (default ./workflows, else the "
+                        "bundled examples)")
     parser.add_argument("--theme", metavar="NAME")
     parser.add_argument("--read-only", action="store_true")
     parser.set_defaults(func=cmd_console)

@@ -251,3 +251,23 @@ def test_console_dry_run_executes_nothing(tmp_path):
         tmux.kill()
     assert not marker.exists()
     assert _baton(tmp_path, "runs", "--json").stdout == ""
+
+
+def test_outside_the_repository_baton_opens_the_bundled_examples(tmp_path):
+    """Item 23: with no ./workflows, `baton` opens the bundled examples and says where
+    they live and how to start your own."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    command = f"sh -c 'cd {elsewhere} && {sys.executable} -m console; sleep 30'"
+    tmux = Tmux(f"baton-e2e-{uuid.uuid4().hex[:8]}")
+    tmux.start(command, _env(tmp_path))
+    try:
+        tmux.wait_for("bundled examples")
+        screen = tmux.wait_for("log-rotation.toml")
+        assert "service-rollout.toml" in screen
+        flat = "".join(line.strip() for line in screen.splitlines())  # the note may wrap
+        assert "no such file or folder" not in flat
+        assert "`baton new NAME` starts your own" in flat
+        assert f"{REPO}/workflows" in flat  # where they live (the source tree here)
+    finally:
+        tmux.kill()

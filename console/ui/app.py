@@ -66,6 +66,8 @@ class LaunchOptions:
     """``--dry-run``: every task shows what it would run; nothing runs, nothing is recorded."""
     yes: bool = False
     """``--yes``: approve every gate and mark every manual step done."""
+    folder_note: str | None = None
+    """A line shown under the folder view's title (the bundled examples say so)."""
 
 
 def exit_code_for(state: RunState | None) -> int:
@@ -133,7 +135,7 @@ class BatonApp(HistoryActions, App[int]):
             opener = self.open_stored if self.launch.read_only else self.resume_run
             opener(self.launch.resume, from_cli=True)
         elif self.path.is_dir():
-            folder_screen = FolderScreen(self.path)
+            folder_screen = FolderScreen(self.path, note=self.launch.folder_note)
             self.push_screen(folder_screen)
             reloading.watch_folder(folder_screen, self.watchers)
         else:
@@ -284,6 +286,7 @@ def run_console(
     resume: str | None = None,
     dry_run: bool = False,
     yes: bool = False,
+    folder_note: str | None = None,
 ) -> int:
     """Open the console on a workflow file or folder; returns the process exit code.
 
@@ -304,7 +307,7 @@ def run_console(
         return EXIT_USAGE
     launch = LaunchOptions(params=dict(params or {}), limit=tuple(limit), step_mode=step_mode,
                            start_at=start_at, read_only=read_only, start=start,
-                           dry_run=dry_run, yes=yes)
+                           dry_run=dry_run, yes=yes, folder_note=folder_note)
     app = BatonApp(target, launch, theme=theme, store=store)
     try:
         if resume is not None:
