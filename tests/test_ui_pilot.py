@@ -50,7 +50,12 @@ async def test_gate_approval_shows_command_and_hosts_then_approves(tmp_path):
         await pilot.press("a")
         assert isinstance(app.screen, GateModal)
         assert app.screen.hosts == ["web1", "web2", "web3"]
-        assert app.screen.command == "echo draining web1"
+        # item 2: every host's own command, not web1's as if it were all
+        assert app.screen.commands == {"web1": "echo draining web1",
+                                       "web2": "echo draining web2",
+                                       "web3": "echo draining web3"}
+        shown = "\n".join(str(w.render()) for w in app.screen.query(".dialog-command-label"))
+        assert "command on web2:" in shown and "command on web3:" in shown
         assert app.screen.prompt == "Drain the web hosts?"
         await pilot.press("a")
         await until(lambda: state(screen, "drain", "web3") is S.SUCCEEDED)

@@ -7,9 +7,12 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+from console.engine.texts import CommandGroup
+from console.ui.commands import command_lines
 
 
 def make_input(app: object, **kwargs: object) -> Input:
@@ -28,28 +31,54 @@ class _Dialog(ModalScreen[object]):
         self.dismiss(None)
 
 
-class GateModal(_Dialog):
-    """Approve or deny a gate; shows the prompt, rendered command and target hosts."""
+def _commands(groups: list[CommandGroup]) -> VerticalScroll:
+    """The command(s) per host, labelled, in a scrolling box (a fleet has many)."""
+    lines = command_lines(groups)
+    return VerticalScroll(*(Static(line, classes="dialog-command" if line.style == ""
+                                   else "dialog-command-label") for line in lines),
+                          classes="dialog-commands")
+
+
+def _hosts_line(hosts: list[str]) -> str:
+    shown = ", ".join(hosts[:12]) + (f" +{len(hosts) - 12} more" if len(hosts) > 12 else "")
+    return f"hosts ({len(hosts)}): {shown}" if len(hosts) > 1 else f"host: {shown or 'none'}"
+
+
+class _Approval(_Dialog):
+    """What an approval shows: the rendered prompt, each host's command and the hosts."""
+
+    def __init__(self, title: str, prompt: str, groups: list[CommandGroup],
+                 hosts: list[str]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.title_text = title
+        self.prompt = prompt
+        self.groups = groups
+        self.hosts = hosts
+
+    @property
+    def commands(self) -> dict[str, str]:
+        """The command of each host, as shown."""
+        return {host: group.command for group in self.groups for host in group.hosts}
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(None if event.button.id == "cancel" else event.button.id)
+
+
+class GateModal(_Approval):
+    """Approve (a, Enter) or deny (D) a gate."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a,enter", "choose('approve')", "Approve", id="gate.approve"),
         Binding("D", "choose('deny')", "Deny", id="gate.deny"),
     ]
 
-    def __init__(self, title: str, prompt: str, command: str, hosts: list[str]) -> None:
-        super().__init__(classes="dialog-screen")
-        self.title_text = title
-        self.prompt = prompt
-        self.command = command
-        self.hosts = hosts
-
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="gate-dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.prompt, classes="dialog-prompt")
-            yield Label(f"hosts: {', '.join(self.hosts) or 'none'}")
-            yield Label("command:")
-            yield Static(Text(self.command.rstrip("\n")), classes="dialog-command")
+            yield Static(Text(self.prompt), classes="dialog-prompt")
+            yield Label(_hosts_line(self.hosts))
+            yield _commands(self.groups)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Approve (a)", variant="success", id="approve")
                 yield Button("Deny (D)", variant="error", id="deny")
@@ -58,29 +87,31 @@ class GateModal(_Dialog):
     def action_choose(self, choice: str) -> None:
         self.dismiss(choice)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(None if event.button.id == "cancel" else event.button.id)
 
+class DangerousModal(_Approval):
+    """A dangerous step: approval requires typing the step id; Deny is a button (Tab)."""
 
-class DangerousModal(_Dialog):
-    """A dangerous step: approval requires typing the step id."""
-
-    def __init__(self, step_id: str, title: str, command: str, hosts: list[str]) -> None:
-        super().__init__(classes="dialog-screen")
+    def __init__(self, step_id: str, title: str, prompt: str, groups: list[CommandGroup],
+                 hosts: list[str]) -> None:
+        super().__init__(title, prompt, groups, hosts)
         self.step_id = step_id
-        self.title_text = title
-        self.command = command
-        self.hosts = hosts
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog danger", id="danger-dialog"):
             yield Label(f"DANGEROUS: {self.title_text}", classes="dialog-title")
-            yield Label(f"hosts: {', '.join(self.hosts) or 'none'}")
-            yield Static(Text(self.command.rstrip("\n")), classes="dialog-command")
-            yield Label(f"Type '{self.step_id}' and press Enter to approve (Esc cancels).")
+            if self.prompt:
+                yield Static(Text(self.prompt), classes="dialog-prompt")
+            yield Label(_hosts_line(self.hosts))
+            yield _commands(self.groups)
+            yield Label(f"Type '{self.step_id}' and press Enter to approve.")
             yield make_input(self.app, placeholder=self.step_id, id="confirm-id")
             yield Label("", id="confirm-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Deny (tab, enter)", variant="error", id="deny")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#confirm-id", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

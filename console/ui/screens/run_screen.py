@@ -296,8 +296,16 @@ class RunScreen(Screen[None]):
             self._act(self.run.approve, step_id, host)  # reports why it does not apply
             return
         hosts = [t.host for t in waiting]
-        command = self.run.preview_command(step_id, hosts[0]) if not step.manual else ""
-        title = f"Approve '{step.name}'" + (f" on {host}" if host else "")
+        groups = self.run.command_groups(step_id, hosts)
+        name = self.run.step_name(step_id, host)
+        title = f"Approve '{name}'" + (f" on {host}" if host else "")
+        prompts: dict[str, list[str]] = {}
+        for task in waiting:
+            prompts.setdefault(task.reason or "", []).append(task.host)
+        if len(prompts) == 1:
+            prompt = next(iter(prompts)) or "Approve?"
+        else:
+            prompt = "\n".join(f"{', '.join(on)}: {text}" for text, on in prompts.items())
 
         def answered(choice: object) -> None:
             if choice == "approve":
@@ -306,10 +314,9 @@ class RunScreen(Screen[None]):
                 self._act(self.run.deny, step_id, host, "denied at the gate")
 
         if step.dangerous:
-            self.app.push_screen(DangerousModal(step_id, title, command, hosts), answered)
+            self.app.push_screen(DangerousModal(step_id, title, prompt, groups, hosts), answered)
         else:
-            prompt = waiting[0].reason or step.confirm or "Approve?"
-            self.app.push_screen(GateModal(title, prompt, command, hosts), answered)
+            self.app.push_screen(GateModal(title, prompt, groups, hosts), answered)
 
     def _ask(self, title: str, placeholder: str, required: bool,
              then: Callable[[str], None]) -> None:
