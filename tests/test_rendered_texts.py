@@ -127,12 +127,16 @@ def test_a_broken_prompt_template_is_one_clear_line(tmp_path: Path, baton_home: 
     path = write_workflow(tmp_path, """
         [workflow]
         name = "Broken prompt"
+        [steps.probe]
+        run = "echo not-json"
         [steps.go]
-        confirm = "Go to {{ params.where }}?"
+        needs = ["probe"]
+        confirm = "Deploy {{ steps.probe.json.version }}?"
         run = "true"
     """)
     out, err = _pty_run(path, "--json")
     assert "Traceback" not in out + err
     waiting = [json.loads(line) for line in out.splitlines() if "awaiting_approval" in line]
-    assert waiting[0]["reason"] == ("Go to {{ params.where }}? [not rendered: "
-                                    "'dict object' has no attribute 'where']")
+    reason = waiting[0]["reason"]
+    assert reason.startswith("Deploy {{ steps.probe.json.version }}? [not rendered: ")
+    assert "\n" not in reason

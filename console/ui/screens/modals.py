@@ -149,31 +149,47 @@ class TextPrompt(_Dialog):
 
 
 class QuitModal(_Dialog):
-    """Quitting while tasks run: cancel them (and quit) or stay."""
+    """Leaving while the run is live (anything not finished: tasks running, or only gates
+    and manual steps waiting): cancel the run, or stay. Dismisses with "cancel" or
+    "stay" (Esc too); the run screen records the answer as an operator action."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "choose(True)", "Cancel tasks and quit", id="quit.yes"),
-        Binding("n", "dismiss_none", "Stay", id="quit.no"),
+        Binding("y", "choose('cancel')", "Cancel the run", id="quit.yes"),
+        Binding("n", "choose('stay')", "Stay", id="quit.no"),
     ]
 
-    def __init__(self, running: list[str]) -> None:
+    def __init__(self, state: str, running: list[str], waiting: list[str],
+                 *, verb: str = "quit") -> None:
         super().__init__(classes="dialog-screen")
+        self.state = state
         self.running = running
+        self.waiting = waiting
+        self.verb = verb
+
+    @staticmethod
+    def _some(labels: list[str]) -> str:
+        return ", ".join(labels[:6]) + (" …" if len(labels) > 6 else "")
 
     def compose(self) -> ComposeResult:
-        shown = ", ".join(self.running[:6]) + (" …" if len(self.running) > 6 else "")
-        count = len(self.running)
         with Vertical(classes="dialog", id="quit-dialog"):
-            yield Label("Quit while tasks run?", classes="dialog-title")
-            yield Static(f"{count} task{'s' * (count != 1)} still running: {shown}")
-            yield Static("Quitting cancels them (TERM, then KILL after a grace period).")
+            yield Label(f"The run is {self.state}: {self.verb} anyway?", classes="dialog-title")
+            if self.running:
+                yield Static(f"{len(self.running)} running: {self._some(self.running)}")
+            if self.waiting:
+                yield Static(f"{len(self.waiting)} waiting for an operator: "
+                             f"{self._some(self.waiting)}")
+            yield Static("Cancelling the run stops what runs (TERM, then KILL after a grace "
+                         "period) and cancels what waits. Your answer goes in the timeline.")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel tasks and quit (y)", variant="error", id="yes")
-                yield Button("Stay (n)", id="no")
+                yield Button(f"Cancel the run and {self.verb} (y)", variant="error", id="cancel")
+                yield Button("Stay (n, esc)", id="stay")
 
-    def action_choose(self, choice: bool) -> None:
+    def action_dismiss_none(self) -> None:
+        self.dismiss("stay")
+
+    def action_choose(self, choice: str) -> None:
         self.dismiss(choice)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.dismiss(True if event.button.id == "yes" else None)
+        self.dismiss(event.button.id)
