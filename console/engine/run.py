@@ -37,6 +37,7 @@ from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
 from console.engine.rollout import RolloutPlan
 from console.engine.task import Attempt, Task
+from console.engine.texts import RunTexts
 from console.executors.base import CommandRequest, Executor, ExitStatus, Stream
 from console.model import templating
 from console.model.workflow import LOCAL, Host, Step, Workflow
@@ -83,7 +84,7 @@ def new_run_id(now: float | None = None) -> str:
     return out.rjust(9, "0") + "".join(digits[byte % 36] for byte in os.urandom(4))
 
 
-class Run(RunActions):
+class Run(RunActions, RunTexts):
     def __init__(
         self,
         workflow: Workflow,
@@ -548,14 +549,14 @@ class Run(RunActions):
         if step.id in self.breakpoints:
             return "breakpoint"
         if step.confirm:
-            return step.confirm
+            return self.step_prompt(task.step, task.host)
         if step.dangerous:
             return f"dangerous step: type '{step.id}' to approve"
         return self._batch_gate(task) or "step mode"
 
     def _dry_run(self, task: Task, step: Step) -> None:
         if step.manual:
-            text = f"would wait for the operator: {step.name}"
+            text = f"would wait for the operator: {self.step_name(task.step, task.host)}"
         else:
             try:
                 command = self._render(task, step)
