@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from textual.events import MouseScrollUp
 
 from console.engine.events import RunState, TaskState
 from console.store import Store
@@ -157,3 +158,65 @@ async def test_detail_lists_every_attempt_after_a_live_retry(tmp_path):
         await pilot.pause()
         assert attempt_rows(app) == ["#1", "#2"]
 
+
+
+# ---------------------------------------------------------------------------- item 8
+
+LONG_LOG = ('[workflow]\nname = "chatty"\n[steps.talk]\nrun = """'
+            + "\n".join(f"echo line {i}" for i in range(1, 121))
+            + "\nhold more\n"
+            + "\n".join(f"echo later {i}" for i in range(1, 41)) + '"""\n')
+
+
+async def _following_log(pilot, screen):
+    from console.ui.widgets.log_pane import LogPane
+
+    await select(pilot, screen, "talk")
+    pane = screen.query_one(LogPane)
+    await until(lambda: pane.view.line_count == 120)
+    await pilot.pause(0.2)
+    pane.view.focus()
+    await pilot.pause()
+    assert pane.view.follow and pane.view.scroll_y == pane.view.max_scroll_y > 0
+    return pane
+
+
+@pytest.mark.parametrize("keys", [("pageup",), ("up",), ("home",), ("k",)])
+async def test_scrolling_up_pauses_follow_and_end_resumes_it(tmp_path, keys):
+    app, world = make_app(tmp_path, LONG_LOG, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        pane = await _following_log(pilot, screen)
+        view = pane.view
+        await pilot.press(*keys)
+        await pilot.pause(0.1)
+        assert view.follow is False
+        assert "follow paused" in str(pane.border_title)
+        held = view.scroll_y
+        assert held < view.max_scroll_y
+        world.release("more")
+        await until(lambda: view.line_count == 160)
+        await pilot.pause(0.3)  # several frames: the view must not snap back
+        assert view.scroll_y == held
+        await pilot.press("end")
+        await pilot.pause(0.1)
+        assert view.follow is True and "following" in str(pane.border_title)
+        assert view.scroll_y == view.max_scroll_y
+
+
+async def test_mouse_wheel_up_pauses_follow_and_f_resumes(tmp_path):
+    app, world = make_app(tmp_path, LONG_LOG, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        pane = await _following_log(pilot, screen)
+        view = pane.view
+        view.post_message(MouseScrollUp(view, 2, 2, 0, -1, 0, False, False, False))
+        await pilot.pause(0.1)
+        assert view.follow is False
+        world.release("more")
+        await until(lambda: view.line_count == 160)
+        await pilot.pause(0.2)
+        assert view.scroll_y < view.max_scroll_y
+        await pilot.press("f")
+        await pilot.pause(0.1)
+        assert view.follow is True and view.scroll_y == view.max_scroll_y
