@@ -218,8 +218,7 @@ class Run(RunActions, RunTexts):
         if state is self.state and self.started is not None:
             return
         self.state = state
-        if state.finished:
-            self.ended = self.clock()
+        self.ended = self.clock() if state.finished else None  # a re-opened run runs on
         self._emit(RunEvent(self.id, state, self.clock()))
 
     def _record(self, action: str, step: str | None = None, host: str | None = None,
@@ -265,7 +264,8 @@ class Run(RunActions, RunTexts):
             raise RuntimeError("run is already executing")
         self._executing = True
         self._wake = asyncio.Event()
-        self.started = self.clock()
+        if not self._restored or self.started is None:  # a resumed run keeps its start
+            self.started = self.clock()
         self._emit(RunEvent(self.id, RunState.RUNNING, self.started))
         if self._restored:
             if self.options.approval == "auto":
