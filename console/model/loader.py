@@ -348,6 +348,8 @@ STEP_KEYS = (
     "serial", "max_fail", "env", "cwd", "shell",
 )
 ROLLOUT_KEYS = ("steps", "serial", "max_fail", "pause_between")
+SHELL_TEMPLATES = ("run", "undo")
+"""Step keys whose templates are shell scripts, checked for safe quoting."""
 CONTEXT_NAMES = ("params", "secrets", "host", "steps", "run", "workflow")
 
 
@@ -384,6 +386,7 @@ class _Builder:
     def __init__(self, reader: Reader, path: Path | None) -> None:
         self.r = reader
         self.path = path
+        self.text = ""
         self._upstream_cache: dict[str, set[str]] = {}
         self.params: dict[str, Param] = {}
         self.secrets: dict[str, Secret] = {}
@@ -395,6 +398,7 @@ class _Builder:
 
     def build(self, data: dict[str, Any], text: str) -> Workflow | None:
         r = self.r
+        self.text = text
         r.table(data, (), TOP_KEYS)
         meta = self.workflow_table(data)
         self.params = self.section(data, "params", self.param)
@@ -730,6 +734,13 @@ class _Builder:
             line, col = self._template_position(template, _line_of(template.source, word))
             r.report(template.path, f"{label}: {message}", line=line, col=col)
 
+        if template.path[-1] in SHELL_TEMPLATES:
+            from console.model.shellquote import check_template
+
+            for line_in, _col, tag, message in check_template(template.source):
+                line, col = self._tag_position(template, line_in, tag)
+                r.report(template.path, f"{label}: {message}", line=line, col=col)
+
         unknown = refs.names - _template_names() if refs.names else refs.names
         for name in sorted(unknown):
             if name in self.params:
@@ -752,6 +763,18 @@ class _Builder:
             elif name not in self._upstream(step_id):
                 at(name, f"steps.{name} is read but '{name}' is not upstream of "
                          f"'{step_id}' (add it to needs)")
+
+    def _tag_position(self, template: _Template, line_in_template: int,
+                      tag: str) -> tuple[int | None, int | None]:
+        """File line and column of the ``{{ }}`` tag ``tag`` on a line of a template."""
+        line, col = self._template_position(template, line_in_template)
+        start = self.r.locator.value_line(template.path)
+        if start is not None:
+            line = start + line_in_template - 1
+            lines = self.text.splitlines()
+            if 0 < line <= len(lines) and tag in lines[line - 1]:
+                return line, lines[line - 1].index(tag) + 1
+        return line, col
 
     def _template_position(self, template: _Template,
                            line_in_template: int | None) -> tuple[int | None, int | None]:
