@@ -13,7 +13,7 @@ context                   inserted as
 bare word                 ``shlex.quote(value)``  (``'…'`` with ``'\\''`` for quotes)
 inside ``"…"``            ``\\`` before each of ``\\ $ ` "``  (the only specials there)
 inside ``'…'``            each ``'`` becomes ``'\\''``  (close, escaped quote, reopen)
-quoted heredoc body       verbatim; refused when it would end the heredoc early
+quoted heredoc body       verbatim; refused when a line would start with the delimiter
 comment                   with line breaks turned into spaces (it must not end the
                           comment; nothing receives it)
 ========================  ==============================================================
@@ -117,9 +117,8 @@ class _Scanner:
             self.unsafe += 1
 
     def pop(self) -> None:
-        if len(self.stack) > 1:
-            if self.stack.pop().kind in UNSAFE:
-                self.unsafe -= 1
+        if len(self.stack) > 1 and self.stack.pop().kind in UNSAFE:
+            self.unsafe -= 1
 
     def context(self) -> str:
         if self.unsafe:
@@ -414,6 +413,14 @@ def quote_into(value: str, context: str) -> str:
     raise QuotingError(f"a value substituted {where} cannot be quoted safely: {fix}")
 
 
+def _loses_tabs(text: str, start: int, value: str) -> bool:
+    """Would a ``<<-`` heredoc strip a tab of ``value``, placed at ``start``?"""
+    if "\n\t" in value:
+        return True
+    line_start = text.rfind("\n", 0, start) + 1
+    return value.startswith("\t") and not text[line_start:start].strip("\t")
+
+
 def substitute(text: str, values: list[str]) -> str:
     """``text`` with each marker replaced by its value quoted for its context.
 
@@ -433,6 +440,10 @@ def substitute(text: str, values: list[str]) -> str:
             raise QuotingError(f"line {line}: {exc}") from None
         if slot.heredoc is not None:
             checks[slot.heredoc] = None
+            if slot.heredoc[3] and _loses_tabs(text, slot.start, values[slot.index]):
+                raise QuotingError(
+                    "a value starts a line with a tab inside a <<- heredoc, which strips "
+                    "it: use << instead of <<-")
         position = _MARKER.match(text, slot.start).end()  # type: ignore[union-attr]
     out.append(text[position:])
     if len(slots) != text.count(MARK) // 2:  # every marker must have been quoted
@@ -440,10 +451,13 @@ def substitute(text: str, values: list[str]) -> str:
     for body_start, body_end, delimiter, strip in checks:
         body = _MARKER.sub(lambda m: values[int(m[1])], text[body_start:body_end])
         for line in body.split("\n"):
-            if (line.lstrip("\t") if strip else line) == delimiter:
+            # A line that only starts with the delimiter is refused as well: dash 0.5.12
+            # drops a byte of such a line when a non-ASCII byte follows the delimiter.
+            if (line.lstrip("\t") if strip else line).startswith(delimiter):
                 raise QuotingError(
-                    f"a value holds the line {delimiter!r}, which would end its heredoc "
-                    "early: choose a delimiter that cannot occur in the value")
+                    f"a value puts a line starting with {delimiter!r} into its heredoc, "
+                    "which could end it early: choose a delimiter that cannot occur in "
+                    "the value")
     return "".join(out)
 
 

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import functools
 import re
-from contextvars import ContextVar
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
