@@ -452,6 +452,10 @@ class _Builder:
         if "name" not in table:
             r.report(path, "workflow.name is required")
         meta["name"] = r.string(table, path, "name", "", non_empty=True)
+        if meta["name"] and bad_characters(meta["name"]):
+            r.error((*path, "name"), f"may not hold control characters, got "
+                                     f"{printable(meta['name'])}")
+            meta["name"] = ""
         meta["description"] = r.string(table, path, "description", "")
         meta["concurrency"] = r.integer(table, path, "concurrency", 16, minimum=1)
         meta["inventory"] = r.string(table, path, "inventory", None, non_empty=True)
@@ -594,9 +598,14 @@ class _Builder:
     def step(self, step_id: str, value: Any) -> Step | None:
         r = self.r
         path = ("steps", step_id)
+        if not _BARE_KEY.fullmatch(step_id):
+            r.report(path, f"step id {printable(step_id)} may only hold letters, digits, '_' "
+                           "and '-'")
         table = r.table(value, path, STEP_KEYS)
         if table is None:
             return None
+        if isinstance(table.get("name"), str):
+            self.check_name(table["name"], (*path, "name"))
         templates = self.templates.setdefault(step_id, [])
 
         def templated(key: str, *, expression: bool = False) -> str | None:
@@ -649,6 +658,12 @@ class _Builder:
             cwd=templated("cwd"),
             shell=shell,
         )
+
+    def check_name(self, name: str, where: KeyPath) -> None:
+        """A name shown to the operator holds no control characters (an escape sequence in
+        a name would drive the operator's terminal); blank is refused by the reader."""
+        if bad_characters(name):
+            self.r.error(where, f"may not hold control characters, got {printable(name)}")
 
     def step_env(self, table: dict[str, Any], path: KeyPath,
                  templates: list[_Template]) -> dict[str, str]:
@@ -838,6 +853,20 @@ class _Builder:
             max_fail=r.integer(table, path, "max_fail", 0, minimum=0) or 0,
             pause_between=r.boolean(table, path, "pause_between"),
         )
+
+
+_BAD_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def bad_characters(text: str) -> bool:
+    """Does a name hold control characters (C0, DEL, C1, line separators, bidi overrides)?"""
+    return _BAD_CHARACTERS.search(text) is not None
+
+
+def printable(text: str) -> str:
+    """``text`` quoted with every control character escaped, safe in a message."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + _BAD_CHARACTERS.sub(lambda m: f"\\u{ord(m[0]):04x}", escaped) + '"'
 
 
 def _line_of(source: str, word: str) -> int | None:
