@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
@@ -18,7 +19,10 @@ from conftest import REPO, baton, baton_env, write_workflow
 
 from console.executors.base import CommandRequest
 from console.executors.local import LocalExecutor
+from console.executors.ssh import SSHExecutor
 from console.model.workflow import LOCAL_HOST
+from tests import sshd
+from tests.sshd import Fleet
 
 
 def _alive_with(marker: str) -> list[psutil.Process]:
@@ -65,12 +69,15 @@ class _Out:
         self.text.append(text)
 
 
-READ_EVERY_FD = r"""# {marker}
+READ_EVERY_FD = (r"""# {marker}
 for f in /proc/$$/fd/* /proc/self/fd/*; do [ -p "$f" ] || cat "$f" 2>/dev/null; done
 sh -c 'for f in /proc/$PPID/fd/* /proc/$$/fd/*; do [ -p "$f" ] || cat "$f"; done' 2>/dev/null
+for f in /proc/$$/fd/*; do [ -p "$f" ] && timeout 1 cat "$f" </dev/null 2>/dev/null; done
 cat 2>/dev/null
 echo end
-"""
+""" + "# padding\n" * 4000 + "# {marker} at the end, beyond any shell's first read\n")
+"""Reads every descriptor of the shell and of a child, and stdin; the script holds a
+marker at both ends (a shell reading its script as it goes has not read the end yet)."""
 
 
 @pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
@@ -169,5 +176,82 @@ def test_8_leftover_holding_the_pipes_is_named_and_ended_with_the_run(tmp_path: 
         assert "still running after the step's shell exited" in result.stdout
         assert "(sleep)" in result.stdout
         assert _wait_until(lambda: not _alive_with(sleep), 5), "the leftover survived"
+    finally:
+        _kill_all(sleep)
+
+
+# --- 4 and 8 over SSH --------------------------------------------------------------------
+
+sshd_fleet = sshd.sshd_fleet
+
+
+@pytest.fixture
+async def remote(sshd_fleet: Fleet) -> AsyncIterator[SSHExecutor]:
+    from console.model.workflow import Host
+
+    server = sshd_fleet.servers[0]
+    host = Host(name="web1", address=server.address, port=server.port, user="root",
+                identity=str(sshd_fleet.client_key), known_hosts=str(sshd_fleet.known_hosts))
+    executor = SSHExecutor(host, ssh_config=[], connect_timeout=5.0)
+    yield executor
+    await executor.close()
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
+async def test_4_remote_no_process_of_the_step_can_read_the_script(
+        remote: SSHExecutor, shell: str) -> None:
+    marker = f"secret-{uuid.uuid4().hex}"
+    out = _Out()
+    request = CommandRequest("s", remote.host, READ_EVERY_FD.format(marker=marker), shell=shell)
+    execution = await remote.start(request, out)
+    status = await asyncio.wait_for(execution.wait(), 30)
+    text = "\n".join(out.text)
+    assert status.ok, text
+    assert "end" in text
+    assert marker not in text
+
+
+async def test_8_remote_terminate_ends_a_daemon_that_left_the_session(
+        remote: SSHExecutor) -> None:
+    sleep = _sleep_value()
+    script = f"setsid sh -c '(trap \"\" TERM; sleep {sleep}; echo y) &'; sleep 306"
+    execution = await remote.start(CommandRequest("s", remote.host, script), _Out())
+    try:
+        for _ in range(100):
+            if _alive_with(sleep):
+                break
+            await asyncio.sleep(0.1)
+        assert _alive_with(sleep)
+        started = time.monotonic()
+        await asyncio.wait_for(execution.terminate(grace=0.5), 20)
+        status = await asyncio.wait_for(execution.wait(), 10)
+        assert time.monotonic() - started < 10
+        assert status.signal in (15, 9), status
+        for _ in range(50):
+            if not _alive_with(sleep):
+                break
+            await asyncio.sleep(0.1)
+        assert not _alive_with(sleep), "the daemon survived"
+    finally:
+        _kill_all(sleep)
+
+
+async def test_8_remote_leftover_is_named_and_the_task_ends(remote: SSHExecutor) -> None:
+    sleep = _sleep_value()
+    out = _Out()
+    script = f"setsid sh -c 'sleep {sleep} &'; echo started"
+    execution = await remote.start(CommandRequest("s", remote.host, script), out)
+    try:
+        status = await asyncio.wait_for(execution.wait(), 15)
+        assert status.ok
+        text = "\n".join(out.text)
+        assert "still running after the step's shell exited" in text and "(sleep)" in text
+        assert _alive_with(sleep)
+        await remote.close()  # the run ends: the session's EXIT trap ends the leftovers
+        for _ in range(50):
+            if not _alive_with(sleep):
+                break
+            await asyncio.sleep(0.1)
+        assert not _alive_with(sleep), "the leftover survived the run"
     finally:
         _kill_all(sleep)
