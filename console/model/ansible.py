@@ -45,8 +45,9 @@ class Imported:
 
     source: str
     hosts: dict[str, Host]
-    renamed: dict[str, str] = field(default_factory=dict)
-    """Ansible name -> Baton name, for groups and hosts Baton could not keep as is."""
+    renamed_hosts: dict[str, str] = field(default_factory=dict)
+    renamed_groups: dict[str, str] = field(default_factory=dict)
+    """Ansible name -> Baton name, for hosts and groups Baton could not keep as is."""
     groups: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     """Baton group name -> {"hosts": direct members, "children": child groups}."""
     reader: str = "ini"
@@ -181,24 +182,26 @@ def from_listing(listing: Any, source: str) -> Inventory:
 
 def _finish(inv: Inventory, reader: str) -> Imported:
     inv.reconcile()
-    renamed = _renames(inv)
-    imported = Imported(inv.source, {}, renamed, reader=reader)
+    hosts, groups = _renames(inv)
+    imported = Imported(inv.source, {}, hosts, groups, reader=reader)
     for group in inv.groups.values():
         if group.name in (ALL, UNGROUPED):
             continue
-        imported.groups[renamed.get(group.name, group.name)] = {
-            "hosts": [renamed.get(h.name, h.name) for h in group.hosts],
-            "children": [renamed.get(k.name, k.name) for k in group.children],
+        imported.groups[groups.get(group.name, group.name)] = {
+            "hosts": [hosts.get(h.name, h.name) for h in group.hosts],
+            "children": [groups.get(k.name, k.name) for k in group.children],
         }
     for host in inv.hosts.values():
-        name = renamed.get(host.name, host.name)
-        imported.hosts[name] = _host(inv, host, name, renamed)
+        name = hosts.get(host.name, host.name)
+        imported.hosts[name] = _host(inv, host, name, groups)
     return imported
 
 
-def _renames(inv: Inventory) -> dict[str, str]:
+def _renames(inv: Inventory) -> tuple[dict[str, str], dict[str, str]]:
+    """(host renames, group renames): see the naming rule in the module docstring."""
     taken = set(inv.groups) | set(inv.hosts)
-    renamed: dict[str, str] = {}
+    hosts: dict[str, str] = {}
+    groups: dict[str, str] = {}
 
     def fresh(prefix: str, name: str) -> str:
         candidate = f"{prefix}_{name}"
@@ -209,11 +212,11 @@ def _renames(inv: Inventory) -> dict[str, str]:
 
     for name in inv.hosts:
         if name == LOCAL:
-            renamed[name] = fresh("host", name)
+            hosts[name] = fresh("host", name)
     for name in inv.groups:
         if name == LOCAL or name in inv.hosts:
-            renamed[name] = fresh("group", name)
-    return renamed
+            groups[name] = fresh("group", name)
+    return hosts, groups
 
 
 def _host(inv: Inventory, host: InvHost, name: str, renamed: dict[str, str]) -> Host:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ALL", "UNGROUPED", "AnsibleInventoryError", "Group", "Inventory", "InvHost"]
+__all__ = ["ALL", "UNGROUPED", "AnsibleInventoryError", "Group", "InvHost", "Inventory"]
 
 ALL = "all"
 UNGROUPED = "ungrouped"
@@ -105,7 +105,11 @@ class Inventory:
                 host.add_group(members)
 
     def set_variable(self, entity: str, key: Any, value: Any) -> None:
-        if not isinstance(key, str):
+        if isinstance(key, bool):  # YAML 1.1 `yes:`/`off:` keys: named as Ansible's JSON does
+            key = "true" if key else "false"
+        elif isinstance(key, (int, float)):
+            key = str(key)
+        elif not isinstance(key, str):
             raise self.fail("a variable name must be a string")
         if entity in self.groups:
             group = self.groups[entity]

@@ -44,7 +44,8 @@ def _parse_address(address: str) -> tuple[str, int | None] | None:
     return None
 
 
-def expand_hostpattern(pattern: Any, fail: Callable[[str], Exception]) -> tuple[list[str], int | None]:
+def expand_hostpattern(pattern: Any,
+                       fail: Callable[[str], Exception]) -> tuple[list[str], int | None]:
     """(host names, port or None) for one host pattern, as Ansible expands it."""
     if not isinstance(pattern, str):
         raise fail(f"host name {pattern!r} must be a string (quote numbers: \"{pattern}\")")

@@ -19,7 +19,7 @@ import shlex
 import warnings
 from typing import Any
 
-from console.model.ansible_data import UNGROUPED, AnsibleInventoryError, Inventory
+from console.model.ansible_data import UNGROUPED, Inventory
 from console.model.ansible_hosts import expand_hostpattern
 
 __all__ = ["parse_ini_into"]

@@ -2,7 +2,8 @@
 
 Run by hand, never by the tests; ansible-core is NOT a dependency of Baton or its tests:
 
-    python3 -m venv /tmp/ansible-venv && /tmp/ansible-venv/bin/pip install 'ansible-core>=2.19,<2.20'
+    python3 -m venv /tmp/ansible-venv
+    /tmp/ansible-venv/bin/pip install 'ansible-core>=2.19,<2.20'
     python3 tests/tools/record_ansible_inventories.py /tmp/ansible-venv/bin/ansible-inventory
 
 Each FILE gets ``expected/FILE.json``: ``{"ansible": VERSION, "listing": {...}}`` with the
