@@ -24,7 +24,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-COMMANDS = ("run", "check", "plan", "runs", "show", "resume", "new")
+COMMANDS = ("run", "check", "plan", "runs", "show", "resume", "new", "hosts")
 
 
 class UsageError(Exception):
@@ -233,6 +233,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
     params = _params(workflow, args.param)
     limit = _limit(workflow, args.limit)
     _out(render_plan(build_plan(workflow, params, limit=limit)))
+    return EXIT_OK
+
+
+def cmd_hosts(args: argparse.Namespace) -> int:
+    from console.hosts import HostsError, hosts_report, render_json, render_text
+
+    ssh_config: Any = ()
+    if args.ssh_config is not None:
+        ssh_config = [] if args.ssh_config == "none" else args.ssh_config
+    try:
+        report = hosts_report(args.file, ssh_config)
+    except HostsError as exc:
+        for line in str(exc).splitlines():
+            _err(line)
+        return EXIT_USAGE
+    sys.stdout.write(render_json(report) if args.json else render_text(report))
     return EXIT_OK
 
 
@@ -492,6 +508,14 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
     _run_options(resume)
     resume.set_defaults(func=cmd_resume)
+
+    hosts = sub.add_parser("hosts", help="every host resolved as it will be connected")
+    hosts.add_argument("file", metavar="FILE",
+                       help="a workflow (.toml) or an Ansible inventory (ansible:FILE)")
+    hosts.add_argument("--json", action="store_true", help="as JSON")
+    hosts.add_argument("--ssh-config", metavar="PATH|none",
+                       help="OpenSSH client config to apply (default ~/.ssh/config)")
+    hosts.set_defaults(func=cmd_hosts)
 
     new = sub.add_parser("new", help="write a commented starter workflow NAME.toml")
     new.add_argument("name", metavar="NAME")
