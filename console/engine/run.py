@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from console.engine.actions import ActionError, RunActions
+from console.engine.conditions import status_functions, terminal_deps_status, terminal_steps
 from console.engine.events import (
     ActionEvent,
     Event,
@@ -153,6 +154,7 @@ class Run(RunActions):
             for sid in rollout.steps:
                 self._rollout_of[sid] = plan
         self._status: dict[str, str] = {}
+        self._terminal_when = terminal_steps(workflow)
         # Per step, how many of its needs are not ``done`` / are ``bad`` by ``_status``.
         self._needs_open = dict.fromkeys(workflow.steps, 0)
         self._needs_bad = dict.fromkeys(workflow.steps, 0)
@@ -319,7 +321,8 @@ class Run(RunActions):
                     # waits for another need would only be told "wait" again.
                     quiet = old != "bad" and status != "bad"
                     for dep in self._dependents[sid]:
-                        if quiet and self._needs_open[dep] and dep not in self._rollout_of:
+                        if quiet and self._needs_open[dep] and dep not in self._rollout_of \
+                                and dep not in self._terminal_when:
                             continue
                         for task in self._by_step[dep]:
                             self._candidates[task.key] = task
@@ -421,6 +424,8 @@ class Run(RunActions):
         layered 1,000-step graph walking all their needs each time is O(width²) per layer.
         """
         step = self.workflow.steps[task.step]
+        if step.id in self._terminal_when:  # failure()/always()/cancelled(): conditions.py
+            return terminal_deps_status(self, task)
         plan = self._rollout_of.get(task.step)
         if plan is None and not self._needs_bad[step.id] and (
                 not self._dirty_steps or self._dirty_steps.isdisjoint(step.needs)):
@@ -489,7 +494,8 @@ class Run(RunActions):
             return
         if step.when:
             try:
-                go = templating.evaluate(step.when, self._context(task))
+                go = templating.evaluate(step.when, {**self._context(task),
+                                                     **status_functions(self, task)})
             except templating.TemplateError as exc:
                 self._set(task, S.FAILED, f"when: {exc}")
                 return
