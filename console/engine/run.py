@@ -34,6 +34,7 @@ from console.engine.events import (
     TaskEvent,
     TaskState,
 )
+from console.engine.exclusion import HostExclusion
 from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
 from console.engine.rollout import RolloutPlan
@@ -84,7 +85,7 @@ def new_run_id(now: float | None = None) -> str:
     return out.rjust(9, "0") + "".join(digits[byte % 36] for byte in os.urandom(4))
 
 
-class Run(RunActions):
+class Run(HostExclusion, RunActions):
     def __init__(
         self,
         workflow: Workflow,
@@ -468,6 +469,8 @@ class Run(RunActions):
         return "failed"
 
     def _evaluate(self, task: Task) -> None:
+        if self._exclusion_applies(task):
+            return
         if task.state is S.BLOCKED:
             if task.blocked_by_max_fail and task.step not in self._rollout_of:
                 return  # _check_max_fail releases it
@@ -717,7 +720,8 @@ class Run(RunActions):
             state, reason = S.CANCELLED, task.cancel_requested
         elif ok:
             state = S.SUCCEEDED
-        elif task.auto_retries < step.retries and not self._closing:
+        elif task.auto_retries < step.retries and not self._closing \
+                and not self.is_excluded(task.host):
             task.auto_retries += 1
             delay = step.retry_delay * step.retry_backoff ** (task.auto_retries - 1)
             attempt.state, attempt.reason = S.FAILED, reason

@@ -242,6 +242,9 @@ def rebuild(stored: StoredRun, *, secrets: bool, executor_for: Callable[[Host], 
     except ValueError as exc:
         raise HistoryError(f"run {stored.id}: {exc}") from None
     run.restore(stored.tasks)
+    from console.engine.exclusion import restore_exclusions
+
+    restore_exclusions(run, stored.actions)
     return run
 
 
