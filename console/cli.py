@@ -416,6 +416,9 @@ def _rebuild(stored: Any, args: argparse.Namespace) -> tuple[Any, Path | None]:
                        start_at=saved.get("start_at"), run_id=stored.id)
     run = Run(workflow, options)
     run.restore(stored.tasks)
+    from console.engine.exclusion import restore_exclusions
+
+    restore_exclusions(run, stored.actions)
     watch = path if args.watch and path is not None else None
     return run, watch
 

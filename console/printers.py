@@ -278,6 +278,8 @@ class HumanPrinter:
         target = ""
         if event.step:
             target = " " + task_label(event.step, event.host) if event.host else f" {event.step}"
+        elif event.host:  # a host-wide action (exclude_host)
+            target = f" {event.host}"
         text = f"{self._style('»', 'blue')} {event.action}{target} by {event.user}"
         if event.reason:
             text += f": {self._mask(event.reason)}"

@@ -431,3 +431,22 @@ async def test_folder_view_lists_broken_files_and_opens_one(tmp_path):
         await pilot.press("up", "enter")
         screen = await run_screen(app)
         await until(lambda: state(screen, "x") is S.SUCCEEDED)
+
+
+async def test_exclude_host_key_skips_what_the_host_has_left(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await select(pilot, screen, "drain", "web2")
+        await pilot.press("x")
+        assert isinstance(app.screen, TextPrompt)
+        await pilot.press(*"disk full", "enter")
+        await until(lambda: state(screen, "drain", "web2") is S.SKIPPED)
+        assert screen.run.tasks[("deploy", "web2")].state is S.SKIPPED
+        assert screen.run.tasks[("deploy", "web2")].reason == "host excluded"
+        assert state(screen, "drain", "web1") is S.AWAITING_APPROVAL
+        assert ("exclude", None, "alice") in actions(screen)
+        assert any(e.text == "exclude host web2: disk full" for e in screen.session.timeline)
+        assert not screen.check_action("exclude_host", ())  # already excluded
+        await select(pilot, screen, "preflight")  # a local step: no host to exclude
+        assert not screen.check_action("exclude_host", ())

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from console.engine.actions import ActionError, RunActions
+from console.engine.conditions import status_functions, terminal_deps_status, terminal_steps
 from console.engine.events import (
     ActionEvent,
     Event,
@@ -33,6 +34,7 @@ from console.engine.events import (
     TaskEvent,
     TaskState,
 )
+from console.engine.exclusion import HostExclusion
 from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
 from console.engine.rollout import RolloutPlan
@@ -84,7 +86,7 @@ def new_run_id(now: float | None = None) -> str:
     return out.rjust(9, "0") + "".join(digits[byte % 36] for byte in os.urandom(4))
 
 
-class Run(RunActions, RunTexts):
+class Run(HostExclusion, RunActions, RunTexts):
     def __init__(
         self,
         workflow: Workflow,
@@ -156,6 +158,7 @@ class Run(RunActions, RunTexts):
             for sid in rollout.steps:
                 self._rollout_of[sid] = plan
         self._status: dict[str, str] = {}
+        self._terminal_when = terminal_steps(workflow)
         # Per step, how many of its needs are not ``done`` / are ``bad`` by ``_status``.
         self._needs_open = dict.fromkeys(workflow.steps, 0)
         self._needs_bad = dict.fromkeys(workflow.steps, 0)
@@ -322,7 +325,8 @@ class Run(RunActions, RunTexts):
                     # waits for another need would only be told "wait" again.
                     quiet = old != "bad" and status != "bad"
                     for dep in self._dependents[sid]:
-                        if quiet and self._needs_open[dep] and dep not in self._rollout_of:
+                        if quiet and self._needs_open[dep] and dep not in self._rollout_of \
+                                and dep not in self._terminal_when:
                             continue
                         for task in self._by_step[dep]:
                             self._candidates[task.key] = task
@@ -424,6 +428,8 @@ class Run(RunActions, RunTexts):
         layered 1,000-step graph walking all their needs each time is O(width²) per layer.
         """
         step = self.workflow.steps[task.step]
+        if step.id in self._terminal_when:  # failure()/always()/cancelled(): conditions.py
+            return terminal_deps_status(self, task)
         plan = self._rollout_of.get(task.step)
         if plan is None and not self._needs_bad[step.id] and (
                 not self._dirty_steps or self._dirty_steps.isdisjoint(step.needs)):
@@ -466,6 +472,8 @@ class Run(RunActions, RunTexts):
         return "failed"
 
     def _evaluate(self, task: Task) -> None:
+        if self._exclusion_applies(task):
+            return
         if task.state is S.BLOCKED:
             if task.blocked_by_max_fail and task.step not in self._rollout_of:
                 return  # _check_max_fail releases it
@@ -492,7 +500,8 @@ class Run(RunActions, RunTexts):
             return
         if step.when:
             try:
-                go = templating.evaluate(step.when, self._context(task))
+                go = templating.evaluate(step.when, {**self._context(task),
+                                                     **status_functions(self, task)})
             except templating.TemplateError as exc:
                 self._set(task, S.FAILED, f"when: {exc}")
                 return
@@ -717,7 +726,8 @@ class Run(RunActions, RunTexts):
             reason = task.cancel_requested
         elif ok:
             state = S.SUCCEEDED
-        elif task.auto_retries < step.retries and not self._closing:
+        elif task.auto_retries < step.retries and not self._closing \
+                and not self.is_excluded(task.host):
             task.auto_retries += 1
             delay = step.retry_delay * step.retry_backoff ** (task.auto_retries - 1)
             attempt.state, attempt.reason = S.FAILED, reason

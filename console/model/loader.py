@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -20,8 +20,10 @@ from typing import Any
 
 import tomli
 
+from console.model.conditions import STATUS_FUNCTIONS, status_calls
 from console.model.durations import parse_duration, parse_percent
 from console.model.locate import KeyPath, Locator
+from console.model.recovery import RECOVERY_KEYS, check_delegate, read_recovery
 from console.model.templating import TemplateError, analyze
 from console.model.workflow import (
     ALL,
@@ -345,7 +347,7 @@ SECRET_KEYS = ("env", "file", "command")
 STEP_KEYS = (
     "name", "description", "run", "on", "needs", "when", "timeout", "retries",
     "retry_delay", "retry_backoff", "confirm", "dangerous", "continue_on_error",
-    "serial", "max_fail", "env", "cwd", "shell",
+    "serial", "max_fail", "env", "cwd", "shell", *RECOVERY_KEYS,
 )
 ROLLOUT_KEYS = ("steps", "serial", "max_fail", "pause_between")
 SHELL_TEMPLATES = ("run", "undo")
@@ -657,6 +659,7 @@ class _Builder:
             env=self.step_env(table, path, templates),
             cwd=templated("cwd"),
             shell=shell,
+            **read_recovery(r, table, path, templated),
         )
 
     def check_name(self, name: str, where: KeyPath) -> None:
@@ -705,6 +708,7 @@ class _Builder:
                 elif target == ALL and not self.hosts:
                     r.report(where, f"{dotted(path)}.on: 'all' matches no hosts "
                                     "(no [hosts] defined)")
+            check_delegate(r, path, self.steps[step_id].delegate, self.hosts, {*groups, ALL})
         self.check_cycles()
         for step_id in self.steps:
             for template in self.templates.get(step_id, []):
@@ -757,13 +761,16 @@ class _Builder:
                 r.report(template.path, f"{label}: {message}", line=line, col=col)
 
         unknown = refs.names - _template_names() if refs.names else refs.names
+        if unknown & set(STATUS_FUNCTIONS):
+            unknown = self.check_status_functions(template, unknown, at)
         for name in sorted(unknown):
             if name in self.params:
                 hint = f" (did you mean 'params.{name}'?)"
             elif name in self.secrets:
                 hint = f" (did you mean 'secrets.{name}'?)"
             else:
-                hint = suggest(name, CONTEXT_NAMES)
+                hint = suggest(name, (*CONTEXT_NAMES,
+                                      *(STATUS_FUNCTIONS if template.expression else ())))
             at(name, f"unknown name '{name}'{hint}")
         for name in sorted(refs.params - set(self.params)):
             at(name, f"unknown param '{name}'{suggest(name, self.params)}")
@@ -790,6 +797,17 @@ class _Builder:
             if 0 < line <= len(lines) and tag in lines[line - 1]:
                 return line, lines[line - 1].index(tag) + 1
         return line, col
+    def check_status_functions(self, template: _Template, unknown: frozenset[str],
+                               at: Callable[[str, str], None]) -> frozenset[str]:
+        """Status functions are names of ``when`` only; returns the names still unknown."""
+        used = unknown & set(STATUS_FUNCTIONS)
+        if template.expression:
+            for name, message in status_calls(template.source)[1]:
+                at(name, message)
+        else:
+            for name in sorted(used):
+                at(name, f"{name}() is a status function: it works only in when")
+        return unknown - used
 
     def _template_position(self, template: _Template,
                            line_in_template: int | None) -> tuple[int | None, int | None]:

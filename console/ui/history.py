@@ -244,6 +244,9 @@ def rebuild(stored: StoredRun, *, secrets: bool, executor_for: Callable[[Host], 
     run.restore(stored.tasks)
     restore_attempts(run, stored)
     run.started = stored.run.started  # the clock of a resumed run counts from its start
+    from console.engine.exclusion import restore_exclusions
+
+    restore_exclusions(run, stored.actions)
     return run
 
 
