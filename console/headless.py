@@ -23,6 +23,7 @@ from console.engine.events import Event, RunState, TaskEvent, TaskState
 from console.engine.run import ActionError, Run
 from console.model.workflow import LOCAL
 from console.printers import HumanPrinter, JsonPrinter, format_summary, task_label, use_color
+from console.sanitize import sanitize
 
 if TYPE_CHECKING:
     from console.store import Store
@@ -127,11 +128,11 @@ class Prompter:
         return task is not None and task.state is state
 
     def _say(self, text: str) -> None:
-        self._err.write(text + "\n")
+        self._err.write(sanitize(text) + "\n")
         self._err.flush()
 
     async def _read(self, prompt: str) -> str:
-        self._err.write(prompt)
+        self._err.write(sanitize(prompt))
         self._err.flush()
         if self._eof:
             self._say("")
@@ -310,7 +311,7 @@ async def _watch(run: Run, path: Path, err: IO[str]) -> None:
 
 
 def _say(err: IO[str], text: str) -> None:
-    err.write(text + "\n")
+    err.write(sanitize(text) + "\n")
     err.flush()
 
 

@@ -58,6 +58,21 @@ class RunActions:
             return False
         return True
 
+    def refusal(self, action: str, step: str, host: str | None = None) -> str | None:
+        """Why the task action would not apply now (the ActionError's message), or None."""
+        try:
+            self._targets(action, step, host)
+        except ActionError as exc:
+            return str(exc)
+        return None
+
+    def answer_quit(self, cancel: bool) -> None:
+        """The operator, quitting while the run is live, chose to cancel the run or to stay:
+        recorded either way as a ``quit`` action. The caller then closes the run."""
+        if self.state.finished:
+            raise ActionError(f"cannot quit: the run has already {self.state}")
+        self._record("quit", None, None, "cancel the run" if cancel else "stay")
+
     def _targets(self, action: str, step: str, host: str | None) -> list[Task]:
         if self.state.finished and not self.options.keep_alive:
             raise ActionError(f"cannot {_verb(action)}: the run has ended")
@@ -168,11 +183,12 @@ class RunActions:
             self._set(task, S.FAILED,
                       self._by("marked failed", reason))
 
-    def cancel(self, step: str, host: str | None = None) -> None:
+    def cancel(self, step: str, host: str | None = None, reason: str | None = None) -> None:
         tasks = self._targets("cancel", step, host)
-        self._record("cancel", step, host)
+        self._record("cancel", step, host, reason)
         for task in tasks:
-            self._cancel_task(task, "cancelled by operator")
+            self._cancel_task(task, self._by("cancelled", reason) if reason
+                              else "cancelled by operator")
 
     def _cancel_task(self, task: Task, reason: str) -> None:
         if task.state is S.RUNNING:

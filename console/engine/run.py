@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from console.engine.actions import ActionError, RunActions
+from console.engine.conditions import status_functions, terminal_deps_status, terminal_steps
 from console.engine.events import (
     ActionEvent,
     Event,
@@ -33,10 +34,12 @@ from console.engine.events import (
     TaskEvent,
     TaskState,
 )
+from console.engine.exclusion import HostExclusion
 from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
 from console.engine.rollout import RolloutPlan
 from console.engine.task import Attempt, Task
+from console.engine.texts import RunTexts
 from console.executors.base import CommandRequest, Executor, ExitStatus, Stream
 from console.model import templating
 from console.model.workflow import LOCAL, Host, Step, Workflow
@@ -83,7 +86,7 @@ def new_run_id(now: float | None = None) -> str:
     return out.rjust(9, "0") + "".join(digits[byte % 36] for byte in os.urandom(4))
 
 
-class Run(RunActions):
+class Run(HostExclusion, RunActions, RunTexts):
     def __init__(
         self,
         workflow: Workflow,
@@ -155,6 +158,7 @@ class Run(RunActions):
             for sid in rollout.steps:
                 self._rollout_of[sid] = plan
         self._status: dict[str, str] = {}
+        self._terminal_when = terminal_steps(workflow)
         # Per step, how many of its needs are not ``done`` / are ``bad`` by ``_status``.
         self._needs_open = dict.fromkeys(workflow.steps, 0)
         self._needs_bad = dict.fromkeys(workflow.steps, 0)
@@ -217,8 +221,7 @@ class Run(RunActions):
         if state is self.state and self.started is not None:
             return
         self.state = state
-        if state.finished:
-            self.ended = self.clock()
+        self.ended = self.clock() if state.finished else None  # a re-opened run runs on
         self._emit(RunEvent(self.id, state, self.clock()))
 
     def _record(self, action: str, step: str | None = None, host: str | None = None,
@@ -264,7 +267,8 @@ class Run(RunActions):
             raise RuntimeError("run is already executing")
         self._executing = True
         self._wake = asyncio.Event()
-        self.started = self.clock()
+        if not self._restored or self.started is None:  # a resumed run keeps its start
+            self.started = self.clock()
         self._emit(RunEvent(self.id, RunState.RUNNING, self.started))
         if self._restored:
             if self.options.approval == "auto":
@@ -321,7 +325,8 @@ class Run(RunActions):
                     # waits for another need would only be told "wait" again.
                     quiet = old != "bad" and status != "bad"
                     for dep in self._dependents[sid]:
-                        if quiet and self._needs_open[dep] and dep not in self._rollout_of:
+                        if quiet and self._needs_open[dep] and dep not in self._rollout_of \
+                                and dep not in self._terminal_when:
                             continue
                         for task in self._by_step[dep]:
                             self._candidates[task.key] = task
@@ -423,6 +428,8 @@ class Run(RunActions):
         layered 1,000-step graph walking all their needs each time is O(width²) per layer.
         """
         step = self.workflow.steps[task.step]
+        if step.id in self._terminal_when:  # failure()/always()/cancelled(): conditions.py
+            return terminal_deps_status(self, task)
         plan = self._rollout_of.get(task.step)
         if plan is None and not self._needs_bad[step.id] and (
                 not self._dirty_steps or self._dirty_steps.isdisjoint(step.needs)):
@@ -465,6 +472,8 @@ class Run(RunActions):
         return "failed"
 
     def _evaluate(self, task: Task) -> None:
+        if self._exclusion_applies(task):
+            return
         if task.state is S.BLOCKED:
             if task.blocked_by_max_fail and task.step not in self._rollout_of:
                 return  # _check_max_fail releases it
@@ -488,7 +497,8 @@ class Run(RunActions):
         step = self.workflow.steps[task.step]
         if step.when:
             try:
-                go = templating.evaluate(step.when, self._context(task))
+                go = templating.evaluate(step.when, {**self._context(task),
+                                                     **status_functions(self, task)})
             except templating.TemplateError as exc:
                 if not self.options.dry_run:
                     self._set(task, S.FAILED, f"when: {exc}")
@@ -552,7 +562,7 @@ class Run(RunActions):
         if step.id in self.breakpoints:
             return "breakpoint"
         if step.confirm:
-            return step.confirm
+            return self.step_prompt(task.step, task.host)
         if step.dangerous:
             return f"dangerous step: type '{step.id}' to approve"
         return self._batch_gate(task) or "step mode"
@@ -561,7 +571,7 @@ class Run(RunActions):
         """Show what the task would do (``would run: <command>``) and skip it: nothing is
         executed. ``when`` was evaluated already (params are known)."""
         if step.manual:
-            text = f"would wait for the operator: {step.name}"
+            text = f"would wait for the operator: {self.step_name(task.step, task.host)}"
             reason = "dry run: would wait for the operator"
         else:
             try:
@@ -726,7 +736,8 @@ class Run(RunActions):
             reason = task.cancel_requested
         elif ok:
             state = S.SUCCEEDED
-        elif task.auto_retries < step.retries and not self._closing:
+        elif task.auto_retries < step.retries and not self._closing \
+                and not self.is_excluded(task.host):
             task.auto_retries += 1
             delay = step.retry_delay * step.retry_backoff ** (task.auto_retries - 1)
             attempt.state, attempt.reason = S.FAILED, reason
