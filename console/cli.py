@@ -374,10 +374,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = _open_store()
     with store, _store_errors():
         stored = store.load(args.run)
+        if args.markdown:
+            markdown = timeline.render_markdown(stored, stderr=lambda a: store.stderr_tail(
+                stored.id, a.step, a.host, a.number, timeline.STDERR_LINES))
     if args.json:
         sys.stdout.write(json.dumps(timeline.to_json(stored), indent=2) + "\n")
     elif args.markdown:
-        _out(timeline.render_markdown(stored))
+        _out(markdown)
     else:
         _out(timeline.render_table(stored))
     return EXIT_OK

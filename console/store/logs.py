@@ -4,6 +4,7 @@ Layout under ``$BATON_HOME``::
 
     history.sqlite                          runs, tasks, attempts, events, actions
     logs/<run_id>/<step>@<host>.<n>.log     output of attempt n, stdout and stderr lines
+    logs/<run_id>/<step>@<host>.<n>.stderr  its stderr lines alone (the postmortem's tail)
     locks/<run_id>.lock                     flock held by the process recording the run
 
 Folders are 0700 and files 0600 whatever the umask: they hold commands and output.
@@ -64,10 +65,29 @@ def _opener(path: str, flags: int) -> int:
     return fd
 
 
-def log_path(home: Path, run_id: str, step: str, host: str, attempt: int) -> Path:
-    """Where the output of one attempt is kept. Step and host are %-quoted for the name."""
-    name = f"{quote(step, safe='')}@{quote(host, safe='')}.{attempt}.log"
+def log_path(home: Path, run_id: str, step: str, host: str, attempt: int,
+             suffix: str = "log") -> Path:
+    """Where the output of one attempt is kept (``suffix="stderr"``: its stderr lines
+    alone). Step and host are %-quoted for the name."""
+    name = f"{quote(step, safe='')}@{quote(host, safe='')}.{attempt}.{suffix}"
     return home / "logs" / run_id / name
+
+
+def tail_lines(path: Path, count: int) -> list[str]:
+    """The last ``count`` lines of a text file ([] when it does not exist)."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            block = b""
+            while size and block.count(b"\n") <= count:
+                step = min(size, 1 << 16)
+                size -= step
+                handle.seek(size)
+                block = handle.read(step) + block
+    except FileNotFoundError:
+        return []
+    lines = block.decode("utf-8", errors="replace").splitlines()
+    return lines[-count:] if count else []
 
 
 class LogFiles:
@@ -81,25 +101,35 @@ class LogFiles:
     def __init__(self, home: Path, run_id: str) -> None:
         self.home = home
         self.run_id = run_id
-        self._files: dict[tuple[str, str], dict[int, IO[str]]] = {}
+        self._files: dict[tuple[str, str], dict[int | str, IO[str]]] = {}
         self._dirty: set[IO[str]] = set()
         self._dir_ready = False
 
-    def write(self, step: str, host: str, attempt: int, text: str) -> None:
-        handle = self._files.get((step, host), {}).get(attempt)
+    def write(self, step: str, host: str, attempt: int, text: str,
+              stderr: bool = False) -> None:
+        """Append ``text`` to the attempt's log; ``stderr``: to its stderr file too."""
+        files = self._files.get((step, host))
+        handle = files.get(attempt) if files is not None else None
         if handle is None:
-            handle = self._open(step, host, attempt)
+            handle = self._open(step, host, attempt, "log")
         handle.write(text)
         self._dirty.add(handle)
+        if stderr:
+            key = f"{attempt}.stderr"
+            err = self._files[(step, host)].get(key) or self._open(step, host, attempt,
+                                                                   "stderr")
+            err.write(text)
+            self._dirty.add(err)
 
-    def _open(self, step: str, host: str, attempt: int) -> IO[str]:
-        path = log_path(self.home, self.run_id, step, host, attempt)
+    def _open(self, step: str, host: str, attempt: int, suffix: str) -> IO[str]:
+        path = log_path(self.home, self.run_id, step, host, attempt, suffix)
         if not self._dir_ready:
             ensure_dir(path.parent)
             self._dir_ready = True
         handle = open(path, "a", encoding="utf-8", errors="replace",  # noqa: SIM115
                       buffering=1 << 16, opener=_opener)
-        self._files.setdefault((step, host), {})[attempt] = handle
+        key: int | str = attempt if suffix == "log" else f"{attempt}.{suffix}"
+        self._files.setdefault((step, host), {})[key] = handle
         return handle
 
     @property

@@ -154,7 +154,8 @@ class Recorder:
             kind = event.type
             if kind == "log":
                 self._logs.write(event.step, event.host, event.attempt,  # type: ignore[union-attr]
-                                 event.text + "\n")  # type: ignore[union-attr]
+                                 event.text + "\n",  # type: ignore[union-attr]
+                                 event.stream == "stderr")  # type: ignore[union-attr]
                 self._schedule()
             elif kind == "task":
                 self._on_task(event)  # type: ignore[arg-type]
