@@ -341,14 +341,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
     since = _since(args.since)
-    workflow = args.workflow
-    if workflow is not None and Path(workflow).is_file():
-        workflow = str(Path(workflow).resolve())
+    workflow = matching = None
+    if args.workflow is not None and Path(args.workflow).is_file():
+        workflow = str(Path(args.workflow).resolve())  # that file's runs
+    elif args.workflow is not None:
+        matching = args.workflow  # any part of the name or path, ignoring case
     store = _open_store()
     with store, _store_errors():
         try:
             runs = store.runs(workflow=workflow, status=args.status, since=since,
-                              limit=args.limit)
+                              limit=args.limit, matching=matching)
         except ValueError as exc:
             raise UsageError(f"--status: {exc}") from None
         home = store.home
@@ -510,7 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(func=cmd_plan)
 
     runs = sub.add_parser("runs", help="past runs, newest first")
-    runs.add_argument("--workflow", metavar="NAME|FILE", help="runs of this workflow")
+    runs.add_argument("--workflow", metavar="NAME|FILE",
+                      help="runs of this workflow file, or whose name or path contains NAME "
+                      "(case-insensitive)")
     runs.add_argument("--status", metavar="STATE",
                       help="only runs in this state (succeeded, failed, interrupted, …)")
     runs.add_argument("--since", metavar="AGE|DATE",

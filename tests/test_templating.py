@@ -65,10 +65,14 @@ def test_concatenation_after_raw_is_quoted_again() -> None:
     assert command == "'a y'"
 
 
-def test_scalars_render_with_str() -> None:
-    context = {"b": True, "n": None, "i": 3, "d": {"a": 1}}
-    assert render_command("{{ b }} {{ n }} {{ i }}", context) == "True None 3"
+def test_scalars_render_with_str_and_booleans_as_true_false() -> None:
+    context = {"b": True, "f": False, "n": None, "i": 3, "d": {"a": 1}}
+    assert render_command("{{ b }} {{ n }} {{ i }}", context) == "true None 3"
+    assert render_command('[ "{{ f }}" = false ] {{ b | raw }}', context) == \
+        '[ "false" = false ] true'
     assert render_value("{{ d }}", context) == "{'a': 1}"
+    assert render_value("{{ b }}/{{ f }}", context) == "true/false"
+    assert evaluate("not f and b", context) is True  # `when` still sees real booleans
 
 
 def test_render_value_does_not_quote_and_keeps_trailing_newline() -> None:

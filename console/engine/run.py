@@ -807,8 +807,10 @@ class Run(HostExclusion, RunActions, RunTexts):
         cwd = step.cwd
         if cwd and templating.needs_render(cwd):
             cwd = templating.render_value(cwd, context or self._context(task))
-        shell = step.shell
-        return CommandRequest(task.step, self.workflow.host(task.host), command, shell, env, cwd)
+        host = self.workflow.host(task.host)
+        if cwd and host.is_local:
+            cwd = local_cwd(cwd, self.workflow)
+        return CommandRequest(task.step, host, command, step.shell, env, cwd)
 
     def preview_command(self, step: str, host: str) -> str:
         """The command of ``step`` on ``host`` with secrets masked: the last attempt's, else
@@ -1000,6 +1002,16 @@ class Run(HostExclusion, RunActions, RunTexts):
             elif task.state in (S.PENDING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR):
                 self._set(task, S.CANCELLED, "run cancelled")
         self._wake.set()
+
+
+def local_cwd(cwd: str, workflow: Workflow) -> str:
+    """A local task's ``cwd``: ``~`` expanded; a relative one is relative to the workflow
+    file's folder (as ``file`` secrets and inventories are), not to baton's own working
+    directory. A remote host's ``cwd`` is left to the remote shell (relative to its home)."""
+    path = os.path.expanduser(cwd)
+    if os.path.isabs(path) or workflow.path is None:
+        return path
+    return os.path.join(os.path.dirname(os.path.abspath(workflow.path)), path)
 
 
 def _started(task: Task) -> bool:

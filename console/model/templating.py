@@ -24,10 +24,11 @@ Rendering modes:
   variable or a directory is never parsed by a shell).
 - :func:`evaluate` (``when``): a bare expression, truthiness by Python's ``bool``.
 
-Every value renders with ``str()``: ``True``, ``None``, ``3``, and dicts/lists in their
-Python repr (``{'a': 1}``); use ``| tojson`` for JSON. Every Jinja failure becomes a
-one-line :class:`TemplateError`; error text can contain values, so callers must pass it
-through the run's :class:`Masker` like any other output.
+Every value renders with ``str()`` (``None``, ``3``, dicts/lists in their Python repr
+``{'a': 1}``; use ``| tojson`` for JSON), except booleans: ``true`` / ``false``, as shells,
+JSON and YAML spell them (a ``bool`` param in ``[ "{{ params.force }}" = true ]``).
+Every Jinja failure becomes a one-line :class:`TemplateError`; error text can contain
+values, so callers must pass it through the run's :class:`Masker` like any other output.
 """
 
 from __future__ import annotations
@@ -76,7 +77,20 @@ class Raw(str):
 
 
 def _raw(value: Any) -> Raw:
-    return Raw(str(value))
+    return Raw(text_of(value))
+
+
+def text_of(value: Any) -> str:
+    """How a value reads in rendered text: ``str()``, but booleans are ``true``/``false``."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
+def _plain_finalize(value: Any) -> Any:
+    return text_of(value) if isinstance(value, bool) else value
 
 
 def quote(text: str) -> str:
@@ -99,7 +113,7 @@ def _shell_finalize(value: Any) -> Any:
             raise TemplateError("a raw value contains a NUL byte, which no shell command "
                                 "can receive")
         return value
-    text = str(value)
+    text = text_of(value)
     if values is None:  # rendered outside render_command: plain quoting
         return quote(text)
     values.append(text)
@@ -123,7 +137,7 @@ def _make_env(**kwargs: Any) -> ImmutableSandboxedEnvironment:
 @functools.cache
 def _value_env() -> ImmutableSandboxedEnvironment:
     """Jinja is imported on first use (30 ms of start-up a plain-text workflow never pays)."""
-    return _make_env()
+    return _make_env(finalize=_plain_finalize)
 
 
 @functools.cache
