@@ -8,7 +8,7 @@ An action that does not apply raises :class:`ActionError` and changes nothing.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from console.engine.events import RunState, TaskState
 from console.engine.outputs import Outputs
@@ -37,6 +37,8 @@ class RunActions:
         user: str
         step_mode: bool
         breakpoints: set[str]
+        started: float | None
+        _base_context: dict[str, Any] | None
         _by_step: dict[str, list[Task]]
         _ready: dict[tuple[str, str], Task]
         _wake: asyncio.Event
@@ -62,6 +64,13 @@ class RunActions:
         except ActionError as exc:
             return str(exc)
         return None
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        """Replace the resolved params before the run starts (the console's params form)."""
+        if self.started is not None:
+            raise ActionError("cannot change params: the run has started")
+        self.options.params = dict(params)
+        self._base_context = None
 
     def answer_quit(self, cancel: bool) -> None:
         """The operator, quitting while the run is live, chose to cancel the run or to stay:

@@ -23,8 +23,10 @@ from textual.worker import Worker
 from console.engine.events import ReloadEvent, RunState, TaskState
 from console.engine.run import ActionError, Run
 from console.engine.task import Task
+from console.model.params import ParamError, resolve_params
 from console.ui import reloading
 from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
+from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.refusals import why_refused
 from console.ui.session import LogBuffer, RunSession
 from console.ui.system import Clock, Sampler
@@ -294,7 +296,25 @@ class RunScreen(Screen[None]):
     # ------------------------------------------------------------------ actions
 
     def action_start(self) -> None:
-        self.start_run()
+        """g: the params form first (every param, the values the run would use), then
+        the run starts with what the operator confirmed."""
+        if not self.run.workflow.params:
+            self.start_run()
+            return
+
+        def answered(values: object) -> None:
+            if not isinstance(values, dict):
+                return
+            try:
+                self.run.set_params(resolve_params(self.run.workflow.params, values))
+            except (ParamError, ActionError) as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.query_one(RunHeader).refresh()
+            self.start_run()
+
+        self.app.push_screen(ParamsForm(self.run.workflow, dict(self.run.options.params)),
+                             answered)
 
     def action_pause(self) -> None:
         if self.run.state is RunState.PAUSED:
