@@ -27,7 +27,7 @@ from console.model.params import ParamError, resolve_params
 from console.ui import reloading
 from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
 from console.ui.screens.params_form import ParamsForm
-from console.ui.screens.refusals import why_refused
+from console.ui.screens.refusals import bound_action, why_refused
 from console.ui.session import LogBuffer, RunSession
 from console.ui.system import Clock, Sampler
 from console.ui.widgets.banner import ReloadBanner
@@ -257,7 +257,7 @@ class RunScreen(Screen[None]):
         what the operator types next would land here as more keys)."""
         if isinstance(self.focused, Input):
             return
-        action = self._action_of(event.key)
+        action = bound_action(self, event.key)
         if action is None:
             return
         why = why_refused(self, action)
@@ -265,15 +265,6 @@ class RunScreen(Screen[None]):
             event.stop()
             event.prevent_default()
             self.notify(why, severity="warning")
-
-    def _action_of(self, key: str) -> str | None:
-        overrides = self.baton.keymap_overrides
-        for binding in self.BINDINGS:
-            if isinstance(binding, Binding):
-                keys = overrides.get(binding.id or "", binding.key)
-                if key in (k.strip() for k in keys.split(",")):
-                    return binding.action
-        return None
 
     def _act(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         """Call a Run action; an ActionError becomes a notification."""

@@ -57,7 +57,8 @@ class RunHeader(Widget):
         top.append(f"  run {run.id}  ", style=pal.style("dim-text"))
         if not self.started:
             top.append("NOT STARTED", style=pal.style("state-pending", bold=True))
-            top.append("  press g to start", style=pal.style("dim-text"))
+            if not self.read_only:  # read-only never starts it: do not offer g
+                top.append("  press g to start", style=pal.style("dim-text"))
         else:
             top.append(str(run.state).upper(), style=pal.run_state(run.state))
             end = run.ended if run.ended is not None else self.clock()
