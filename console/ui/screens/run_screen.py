@@ -25,6 +25,7 @@ from console.engine.run import ActionError, Run
 from console.engine.task import Task
 from console.model.params import ParamError, resolve_params
 from console.ui import reloading
+from console.ui.screens.hostkey import HostKeyAsk
 from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
 from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.refusals import bound_action, why_refused
@@ -98,6 +99,7 @@ class RunScreen(Screen[None]):
         self._log_pending = False
         self._log_synced = 0.0
         self._monotonic = time.monotonic
+        self.host_keys = HostKeyAsk(self)
 
     @property
     def baton(self) -> BatonApp:
@@ -124,6 +126,8 @@ class RunScreen(Screen[None]):
         self.set_interval(FRAME, self._frame, name="frame")
         self.set_interval(1.0, self.refresh_second, name="second")
         self.refresh_second()
+        if not self.read_only:
+            self.run.host_key_prompt = self.host_keys
         if self.autostart:
             self.start_run()
         self._watchers = reloading.Watchers() if self.stored else reloading.watch_workflow(self)
@@ -512,6 +516,8 @@ class RunScreen(Screen[None]):
 
     async def close_run(self) -> None:
         """Close the run, wait for it, and let its recorder write the rest (once)."""
+        self.run.host_key_prompt = None
+        self.host_keys.close()  # an unanswered host key question is refused
         if self.executing is not None:
             self.run.close()
             await self.executing.wait()
