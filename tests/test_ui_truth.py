@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import textwrap
-from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -174,7 +173,7 @@ async def test_item3_dangerous_dialog_prompt_command_per_host_and_deny(tmp_path)
 
 
 async def test_item4_q_with_only_gates_waiting_asks_and_records_the_answer(tmp_path):
-    app, world = make_app(tmp_path, TEMPLATED, start=True)
+    app, _world = make_app(tmp_path, TEMPLATED, start=True)
     async with app.run_test(size=SIZE) as pilot:
         screen = await _at_gate(pilot, app, "prune")
         assert not screen.running_tasks()  # nothing runs: only a gate waits
@@ -339,7 +338,7 @@ async def test_item14_a_refused_action_says_why_and_opens_no_dialog(tmp_path):
 
 async def test_item15_g_shows_every_param_then_runs_with_them_and_the_header_shows_them(
         tmp_path):
-    app, world = make_app(tmp_path, TEMPLATED, start=False)
+    app, _world = make_app(tmp_path, TEMPLATED, start=False)
     async with app.run_test(size=(160, 36)) as pilot:
         screen = await run_screen(app)
         await pilot.press("g")
