@@ -230,6 +230,26 @@ async def test_breakpoint_and_step_mode(tmp_path):
         assert screen.run.tasks[("migrate", "local")].reason == "breakpoint"
         await pilot.press("b")
         assert screen.run.breakpoints == set()
+        # removing the breakpoint releases the task it held: no approval needed any more
+        await until(lambda: state(screen, "migrate") is S.FAILED)
+        assert [a for a in screen.run.tasks[("migrate", "local")].attempts]
+
+
+async def test_step_mode_off_in_the_console_releases_held_tasks(tmp_path):
+    app, _ = make_app(tmp_path, start=True, step_mode=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await until(lambda: state(screen, "preflight") is S.AWAITING_APPROVAL
+                    and state(screen, "migrate") is S.AWAITING_APPROVAL)
+        await select(pilot, screen, "preflight")
+        await pilot.press("t")
+        assert screen.run.step_mode is False
+        await until(lambda: state(screen, "preflight") is S.SUCCEEDED
+                    and state(screen, "migrate") is S.FAILED)
+        # a real gate still waits for its approval
+        await until(lambda: state(screen, "drain", "web1") is S.AWAITING_APPROVAL)
+        await pilot.pause(0.05)
+        assert state(screen, "drain", "web1") is S.AWAITING_APPROVAL
 
 
 async def test_note_is_recorded(tmp_path):
@@ -413,3 +433,22 @@ async def test_folder_view_lists_broken_files_and_opens_one(tmp_path):
         await pilot.press("up", "enter")
         screen = await run_screen(app)
         await until(lambda: state(screen, "x") is S.SUCCEEDED)
+
+
+async def test_exclude_host_key_skips_what_the_host_has_left(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await select(pilot, screen, "drain", "web2")
+        await pilot.press("x")
+        assert isinstance(app.screen, TextPrompt)
+        await pilot.press(*"disk full", "enter")
+        await until(lambda: state(screen, "drain", "web2") is S.SKIPPED)
+        assert screen.run.tasks[("deploy", "web2")].state is S.SKIPPED
+        assert screen.run.tasks[("deploy", "web2")].reason == "host excluded"
+        assert state(screen, "drain", "web1") is S.AWAITING_APPROVAL
+        assert ("exclude", None, "alice") in actions(screen)
+        assert any(e.text == "exclude host web2: disk full" for e in screen.session.timeline)
+        assert not screen.check_action("exclude_host", ())  # already excluded
+        await select(pilot, screen, "preflight")  # a local step: no host to exclude
+        assert not screen.check_action("exclude_host", ())

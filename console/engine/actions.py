@@ -8,6 +8,7 @@ An action that does not apply raises :class:`ActionError` and changes nothing.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from console.engine.events import RunState, TaskState
@@ -30,7 +31,7 @@ class RunActions:
 
     if TYPE_CHECKING:  # provided by Run
         from console.engine.run import RunOptions
-        from console.model.workflow import Workflow
+        from console.model.workflow import Step, Workflow
 
         workflow: Workflow
         options: RunOptions
@@ -51,6 +52,8 @@ class RunActions:
         def _record(self, action: str, step: str | None = None, host: str | None = None,
                     reason: str | None = None) -> None: ...
         def _sort_key(self, task: Task) -> int: ...
+        def _hold_reason(self, task: Task, state: TaskState) -> str: ...
+        def _needs_approval(self, task: Task, step: Step) -> bool: ...
 
     def allowed(self, action: str, step: str, host: str | None = None) -> bool:
         """Whether the task action would apply now (what a console offers the operator)."""
@@ -239,14 +242,33 @@ class RunActions:
         else:
             self.breakpoints.discard(step)
         self._record("breakpoint", step, None, "on" if on else "off")
+        if not on:
+            self._release_holds(self._by_step[step])
         self._wake.set()
         return on
 
     def toggle_step_mode(self) -> bool:
         self.step_mode = not self.step_mode
         self._record("step_mode", None, None, "on" if self.step_mode else "off")
+        if not self.step_mode:
+            self._release_holds(t for tasks in self._by_step.values() for t in tasks)
         self._wake.set()
         return self.step_mode
+
+    def _release_holds(self, tasks: Iterable[Task]) -> None:
+        """Tasks awaiting approval only because of step mode or a breakpoint that is now
+        off go on at once; a gate, a dangerous step or a rollout's batch pause still holds
+        (its reason is brought up to date)."""
+        for task in sorted(tasks, key=self._sort_key):
+            if task.state is not S.AWAITING_APPROVAL:
+                continue
+            if self._needs_approval(task, self.workflow.steps[task.step]):
+                reason = self._hold_reason(task, S.AWAITING_APPROVAL)
+                if reason != task.reason:
+                    self._set(task, S.AWAITING_APPROVAL, reason)
+                continue
+            self._set(task, S.PENDING, None)
+            self._ready[task.key] = task
 
     def note(self, text: str, step: str | None = None, host: str | None = None) -> None:
         if not text.strip():

@@ -51,6 +51,16 @@ def why_refused(screen: RunScreen, action: str) -> str | None:
         if selection is None:
             return "select a step first"
         return run.refusal(task_action, selection.step, selection.host)
+    if action == "exclude_host":
+        if not screen.started:
+            return "the run has not started yet: press g to start it"
+        host = screen.selected_host()
+        if host is None:
+            return "select a task of a remote host to exclude it"
+        if run.is_excluded(host):
+            return f"host {host} is already excluded"
+        if run.state.finished and not run.options.keep_alive:
+            return f"the run has {run.state}"
     if action == "breakpoint" and screen.selection is None:
         return "select a step first"
     if action == "open_log":

@@ -65,6 +65,8 @@ class RunScreen(Screen[None]):
         _b("S", "mark_succeeded", "Mark ok", "Mark the selection succeeded (with a reason)"),
         _b("F", "mark_failed", "Mark failed", "Mark the selection failed (with a reason)"),
         _b("c", "cancel_task", "Cancel", "Cancel the selected task(s): TERM, then KILL"),
+        _b("x", "exclude_host", "Exclude host",
+           "Exclude the selected host: skip every task it has left", show=False),
         _b("b", "breakpoint", "Break", "Toggle a breakpoint: hold the step before it starts"),
         _b("t", "step_mode", "Step mode", "Toggle step mode: every task needs approval"),
         _b("n", "note", "Note", "Add a note to the timeline"),
@@ -402,6 +404,21 @@ class RunScreen(Screen[None]):
     def _label(self) -> str:
         step, host = self._target()
         return step if host is None or host == "local" else f"{step}@{host}"
+
+    def selected_host(self) -> str | None:
+        """The remote host of the selected task (or of a step that runs on one host)."""
+        hosts = {t.host for t in self.selected_tasks()}
+        host = hosts.pop() if len(hosts) == 1 else None
+        return None if host == "local" else host
+
+    def action_exclude_host(self) -> None:
+        host = self.selected_host()
+        if host is None:
+            self.notify("select a task of the host to exclude", severity="warning")
+            return
+        self._ask(f"Exclude host '{host}' from this run", "reason (optional)", False,
+                  lambda reason: self._act(self.run.exclude_host, host, None, reason or None),
+                  action="exclude_host")
 
     def action_breakpoint(self) -> None:
         step, _ = self._target()
