@@ -223,7 +223,9 @@ async def test_breakpoint_and_step_mode(tmp_path):
         assert screen.run.step_mode is True
         await pilot.press("t")
         assert screen.run.step_mode is False
-        await pilot.press("g")
+        await pilot.press("g")  # the params form first (item 15), ctrl+s starts
+        assert isinstance(app.screen, ParamsForm)
+        await pilot.press("ctrl+s")
         await until(lambda: state(screen, "migrate") is S.AWAITING_APPROVAL)
         assert screen.run.tasks[("migrate", "local")].reason == "breakpoint"
         await pilot.press("b")

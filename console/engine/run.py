@@ -40,7 +40,7 @@ from console.engine.reload import diff_steps
 from console.engine.rollout import RolloutPlan
 from console.engine.task import Attempt, Task
 from console.engine.texts import RunTexts
-from console.executors.base import CommandRequest, Executor, ExitStatus, Stream
+from console.executors.base import CommandRequest, Executor, ExitStatus, HostKeyAsker, Stream
 from console.model import templating
 from console.model.workflow import LOCAL, Host, Step, Workflow
 
@@ -105,6 +105,8 @@ class Run(HostExclusion, RunActions, RunTexts):
         self.step_mode = self.options.step_mode
         self.breakpoints: set[str] = set()
         self.masker = templating.Masker(self.options.secrets.values())
+        self.host_key_prompt: HostKeyAsker | None = None
+        """Who answers an unknown SSH host key (the console's dialog); None refuses it."""
         self._executor_for = executor_for or self._default_executor
         self._ssh_factory: Callable[[Host], Executor] | None = None
         self._executors: dict[str, Executor] = {}
@@ -765,7 +767,8 @@ class Run(HostExclusion, RunActions, RunTexts):
             from console.executors.ssh import ssh_executor_factory
 
             self._ssh_factory = ssh_executor_factory(
-                self.workflow, accept_new_host_keys=self.options.accept_new_host_keys)
+                self.workflow, accept_new_host_keys=self.options.accept_new_host_keys,
+                ask_host_key=self.ask_host_key)
         return self._ssh_factory(host)
 
     def _executor(self, host: str) -> Executor:
