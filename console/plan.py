@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from console.engine.rollout import RolloutPlan
-from console.model.templating import MASK, TemplateError, render_command
+from console.engine.shown import shown_command
+from console.model.masking import Masker, Placeholders
+from console.model.templating import TemplateError
 from console.model.workflow import LOCAL, Host, Step, Workflow
 
 
@@ -111,7 +113,8 @@ def host_context(workflow: Workflow, host: Host) -> dict[str, Any]:
 
 
 def _commands(
-    workflow: Workflow, step: Step, hosts: tuple[str, ...], base: Mapping[str, Any]
+    workflow: Workflow, step: Step, hosts: tuple[str, ...], base: Mapping[str, Any],
+    placeholders: Placeholders,
 ) -> tuple[PlannedCommand, ...]:
     if step.run is None:
         return ()
@@ -119,11 +122,15 @@ def _commands(
     for name in hosts or (LOCAL,):
         context = {**base, "host": host_context(workflow, workflow.host(name))}
         try:
-            text = render_command(step.run, context)
+            text = shown_command(step.run, context, placeholders, _NO_SECRETS)
         except TemplateError as exc:
             return (PlannedCommand(hosts, step.run, rendered=False, why=str(exc)),)
         grouped.setdefault(text, []).append(name)
     return tuple(PlannedCommand(tuple(names), text, True) for text, names in grouped.items())
+
+
+_NO_SECRETS = Masker(())
+"""Secrets are never resolved for a plan: the placeholders are all there is to hide."""
 
 
 def _markers(step: Step) -> tuple[str, ...]:
@@ -146,9 +153,10 @@ def build_plan(
 ) -> Plan:
     """Everything ``baton plan`` shows. ``params`` are resolved values."""
     patterns = tuple(limit)
+    placeholders = Placeholders(workflow.secrets)
     base = {
         "params": dict(params),
-        "secrets": dict.fromkeys(workflow.secrets, MASK),
+        "secrets": placeholders.values,
         "workflow": {"name": workflow.name},
     }
     layer_of = layers(workflow)
@@ -167,7 +175,7 @@ def build_plan(
                 markers=_markers(step),
                 when=step.when,
                 rollout=rollout.name if rollout else None,
-                commands=_commands(workflow, step, hosts, base),
+                commands=_commands(workflow, step, hosts, base, placeholders),
             )
         )
     hosts_of = {s.id: s.hosts for s in steps}
