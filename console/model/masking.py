@@ -39,7 +39,7 @@ __all__ = ["MASK", "MIN_LENGTH", "Masker", "Placeholders", "encodings",
 MASK = "***"
 MIN_LENGTH = 4
 """Secrets (and lines of secrets) shorter than this are masked only as whole tokens."""
-_MIN_B64_CORE = 6
+_MIN_B64_CORE = 4
 """An embedded base64 fragment shorter than this would match unrelated text."""
 _HTML_SAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"}
 
