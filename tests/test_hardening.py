@@ -40,9 +40,9 @@ def _everything_written(home: Path) -> str:
 
 @pytest.mark.parametrize(("name", "text"), [
     ("creds.yml", f"all:\n  hosts:\n    web1:\n      ansible_password: [{SECRET}]\n"),
-    ("creds.yml", f"all:\n  vars:\n    ansible_password: '{SECRET}\n"),
-    ("creds.yml", f"all:\n  vars:\n    ansible_password: !vault {SECRET}\n"),
-    ("creds.yml", f"all:\n  vars:\n    pw {SECRET}\n"),
+    ("creds.yml", f"all:\n  hosts:\n    web1:\n  vars:\n    ansible_password: '{SECRET}\n"),
+    ("creds.yml", f"all:\n  hosts:\n    web1:\n  vars:\n    ansible_password: !vault {SECRET}\n"),
+    ("creds.yml", f"all:\n  hosts:\n    web1:\n  vars:\n    pw {SECRET}\n"),
     ("creds.ini", f"[web]\nweb1 ansible_password='{SECRET}\n"),
     ("creds.ini", f"[web]\nweb1 {SECRET}\n"),
     ("creds.ini", f"[web:vars]\n{SECRET}\n"),
