@@ -38,10 +38,11 @@ from console.engine.exclusion import HostExclusion
 from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
 from console.engine.rollout import RolloutPlan
+from console.engine.shown import shown_command, shown_template_error
 from console.engine.task import Attempt, Task
 from console.engine.texts import RunTexts
 from console.executors.base import CommandRequest, Executor, ExitStatus, HostKeyAsker, Stream
-from console.model import templating
+from console.model import masking, templating
 from console.model.workflow import LOCAL, Host, Step, Workflow
 
 __all__ = ["APPROVAL_REQUIRED", "ActionError", "Run", "RunOptions", "new_run_id"]
@@ -104,7 +105,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         self.ended: float | None = None
         self.step_mode = self.options.step_mode
         self.breakpoints: set[str] = set()
-        self.masker = templating.Masker(self.options.secrets.values())
+        self._secrets_changed()
         self.host_key_prompt: HostKeyAsker | None = None
         """Who answers an unknown SSH host key (the console's dialog); None refuses it."""
         self._executor_for = executor_for or self._default_executor
@@ -131,6 +132,13 @@ class Run(HostExclusion, RunActions, RunTexts):
         self._index(workflow)
         if self.options.start_at is not None and self.options.start_at not in workflow.steps:
             raise ValueError(f"--start-at: unknown step '{self.options.start_at}'")
+
+    def _secrets_changed(self) -> None:
+        secrets = self.options.secrets
+        self.masker = masking.Masker(secrets.values())
+        self.placeholders = masking.Placeholders(secrets)
+        self.secret_warnings = masking.short_secret_warnings(secrets)
+        """Secrets masked only as whole words (too short): shown at run start."""
 
     def _index(self, workflow: Workflow) -> None:
         """(Re)build order, dependents, tasks and rollout plans; keeps existing tasks."""
@@ -577,7 +585,7 @@ class Run(HostExclusion, RunActions, RunTexts):
             reason = "dry run: would wait for the operator"
         else:
             try:
-                command = self._render(task, step)
+                command = self._shown(task, step)
             except templating.TemplateError:
                 command = step.run or ""
             text = "would run: " + command
@@ -679,9 +687,13 @@ class Run(HostExclusion, RunActions, RunTexts):
         try:
             command = self._render(task, step)
             request = self._request(task, step, command)
+            attempt.command = self._shown(task, step, command)
         except templating.TemplateError as exc:
-            return self._finish(task, step, attempt, None, f"template error: {exc}")
-        attempt.command = self.masker.mask(command)
+            sources = [(step.run or "", True), *((v, False) for v in step.env.values()),
+                       (step.cwd or "", False)]
+            message = shown_template_error(exc, sources, self._context(task),
+                                           self.placeholders, self.masker)
+            return self._finish(task, step, attempt, None, f"template error: {message}")
         self._set(task, S.RUNNING, None)
         task.stdout_tail = TailBuffer()
         # One loop pass before launching: what subscribers scheduled for the end of this
@@ -730,12 +742,14 @@ class Run(HostExclusion, RunActions, RunTexts):
                     reason = f"killed by signal {status.signal}"
                 elif status.exit_code:
                     reason = f"exit {status.exit_code}"
+        if reason is not None:  # the attempt's record is written from it too: mask it here
+            reason = self.masker.mask(reason)  # (a cwd error names the rendered cwd)
         ok = status is not None and status.ok and reason is None
         tail = task.stdout_tail.value() if task.stdout_tail is not None else ""
         task.stdout_tail = None
         if task.cancel_requested:
             state = S.INTERRUPTED if task.key in self._interrupting else S.CANCELLED
-            reason = task.cancel_requested
+            reason = self.masker.mask(task.cancel_requested)
         elif ok:
             state = S.SUCCEEDED
         elif task.auto_retries < step.retries and not self._closing \
@@ -832,9 +846,15 @@ class Run(HostExclusion, RunActions, RunTexts):
             if waiting:
                 return self.masker.mask(f"{source}\n# rendered once {', '.join(waiting)} ran")
         try:
-            return self.masker.mask(self._render(task, definition))
+            return self._shown(task, definition)
         except templating.TemplateError as exc:
             return self.masker.mask(f"{definition.run or ''}\n# not rendered yet: {exc}")
+
+    def _shown(self, task: Task, step: Step, rendered: str | None = None) -> str:
+        """The command as shown and stored: rendered with placeholders, masked."""
+        source = step.run or ""
+        context = self._context(task) if templating.needs_render(source) else {}
+        return shown_command(source, context, self.placeholders, self.masker, rendered)
 
     def _render(self, task: Task, step: Step) -> str:
         source = step.run or ""
@@ -966,7 +986,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         self.options.params.update(params)
         if secrets:
             self.options.secrets.update(secrets)
-            self.masker = templating.Masker(self.options.secrets.values())
+            self._secrets_changed()
         return None
 
     def reload_failed(self, error: str) -> ReloadEvent:

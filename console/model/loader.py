@@ -343,7 +343,7 @@ TOP_KEYS = ("workflow", "params", "secrets", "ssh", "hosts", "steps", "rollouts"
 WORKFLOW_KEYS = ("name", "description", "concurrency", "inventory")
 PARAM_KEYS = ("type", "choices", "default", "required", "description")
 PARAM_TYPES = ("string", "int", "float", "bool", "choice")
-SECRET_KEYS = ("env", "file", "command")
+SECRET_KEYS = ("env", "file", "command", "optional")
 STEP_KEYS = (
     "name", "description", "run", "on", "needs", "when", "timeout", "retries",
     "retry_delay", "retry_backoff", "confirm", "dangerous", "continue_on_error",
@@ -533,7 +533,7 @@ class _Builder:
         table = r.table(value, path, SECRET_KEYS)
         if table is None:
             return None
-        given = [key for key in SECRET_KEYS if key in table]
+        given = [key for key in SECRET_KEYS[:3] if key in table]
         if len(given) != 1:
             r.error(path, "needs exactly one of env, file or command")
             return None
@@ -541,7 +541,9 @@ class _Builder:
         text = r.string(table, path, source, non_empty=True)
         if not text:
             return None
-        return Secret(name=name, source=source, value=text)  # type: ignore[arg-type]
+        optional = r.boolean(table, path, "optional")
+        return Secret(name=name, source=source, value=text,  # type: ignore[arg-type]
+                      optional=optional)
 
     # -- [ssh] / [hosts] / inventory ----------------------------------------------
     def hosts_and_ssh(self, data: dict[str, Any],

@@ -36,6 +36,8 @@ class Secret:
     source: SecretSource
     value: str
     """The env variable name, file path or shell command (not the secret itself)."""
+    optional: bool = False
+    """An unset environment variable or an empty value is allowed (it renders as "")."""
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,8 @@ class RunScreen(Screen[None]):
         if not self.baton.record_run(self.run, self.session):
             return
         self.query_one(RunHeader).started = True
+        for warning in self.run.secret_warnings:
+            self.notify(warning, title="weak masking", severity="warning", timeout=20)
         self.executing = self.run_worker(self._execute(), name="run", group="run",
                                          exit_on_error=False)
         self.refresh_bindings()
