@@ -21,7 +21,8 @@ from console.printers import format_reload, format_summary
 from console.reload import check_file
 from console.sanitize import sanitize, sgr_style, styled_spans
 from tests.conftest import REPO, baton, baton_env, write_workflow
-from tests.ui_helpers import make_app, run_screen, select as select_step, until
+from tests.ui_helpers import make_app, run_screen, until
+from tests.ui_helpers import select as select_step
 
 OSC52 = "\x1b]52;c;cm0gLXJmIH4K\x07"
 TITLE = "\x1b]0;pwned\x1b\\"
