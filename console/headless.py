@@ -256,7 +256,8 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
         signals.append(signum)
         if len(signals) == 1:
             _say(err, "\nbaton: interrupted, stopping every running task…")
-        run.interrupt()
+        run.interrupt("stopped by Ctrl-C" if signum == signal.SIGINT else
+                      f"stopped by {signal.Signals(signum).name}")
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
@@ -289,6 +290,9 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
              f"{', '.join(t.label for t in left)}); use --yes to retry interrupted tasks: "
              f"baton resume {run.id} --headless --yes")
     if signals:
+        if recorder is not None:
+            _say(err, f"baton: run {run.id} stopped; continue it with: "
+                 f"baton resume {run.id} --headless --yes")
         return 128 + signals[0] if signals[0] != signal.SIGINT else EXIT_INTERRUPTED
     return EXIT_OK if state is RunState.SUCCEEDED else EXIT_FAILED
 

@@ -134,7 +134,7 @@ def test_host_vars_win_over_child_groups_over_parents() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("[web\nh1\n", "i.ini:1: bad section header '[web'"),
+    ("[web\nh1\n", "i.ini:1: bad section header (use [group]"),
     ("[web:hostvars]\nh1\n", "i.ini:1: unknown section type 'hostvars'"),
     ("[web]\nh1 ansible_port\n", "i.ini:2: expected 'name=value' after host 'h1'"),
     ("[web]\nh1 ansible_port=ssh\n", "i.ini:2: host 'h1': ansible_port must be a number"),

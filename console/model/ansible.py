@@ -132,8 +132,7 @@ class _Inventory:
             try:
                 port = int(port)
             except (TypeError, ValueError):
-                raise self.fail(line, f"host '{name}': ansible_port must be a number, "
-                                      f"not {port!r}") from None
+                raise self.fail(line, f"host '{name}': ansible_port must be a number") from None
             if not 1 <= port <= 65535:
                 raise self.fail(line, f"host '{name}': ansible_port {port} is out of range")
         return Host(
@@ -199,11 +198,12 @@ def parse_ini(text: str, source: str = "inventory") -> dict[str, Host]:
             continue
         if line.startswith("["):
             if not line.endswith("]") or len(line) < 3:
-                raise inv.fail(number, f"bad section header {line!r}")
+                raise inv.fail(number, "bad section header (use [group], [group:vars] or "
+                                       "[group:children])")
             section, _, kind = line[1:-1].strip().partition(":")
             kind = kind or "hosts"
             if not section or any(c.isspace() for c in section):
-                raise inv.fail(number, f"bad group name {section!r}")
+                raise inv.fail(number, "bad group name in section header (no spaces)")
             if kind not in ("hosts", "vars", "children"):
                 raise inv.fail(number, f"unknown section type '{kind}' (use :vars or "
                                        ":children)")
@@ -214,23 +214,23 @@ def parse_ini(text: str, source: str = "inventory") -> dict[str, Host]:
         if kind == "vars":
             key, eq, value = line.partition("=")
             if not eq or not key.strip():
-                raise inv.fail(number, f"expected 'name=value' in [{section}:vars], got {line!r}")
+                raise inv.fail(number, f"expected 'name=value' in [{section}:vars]")
             inv.groups[section].vars[key.strip()] = _ini_value(value.strip())
         elif kind == "children":
             if any(c.isspace() for c in line):
-                raise inv.fail(number, f"expected one group name per line, got {line!r}")
+                raise inv.fail(number, f"expected one group name per line in [{section}:children]")
             inv.groups[section].children.append((line, number))
         else:
             try:
                 words = shlex.split(line, comments=True)
             except ValueError as exc:
-                raise inv.fail(number, f"{exc} in {line!r}") from None
+                raise inv.fail(number, f"{exc} in a host line") from None
             variables: dict[str, Any] = {}
-            for word in words[1:]:
+            for position, word in enumerate(words[1:], 2):
                 key, eq, value = word.partition("=")
                 if not eq or not key:
-                    raise inv.fail(number, f"expected 'name=value' after host '{words[0]}', "
-                                           f"got {word!r}")
+                    raise inv.fail(number, f"expected 'name=value' after host '{words[0]}' "
+                                           f"(word {position})")
                 variables[key] = _ini_value(value)
             inv.add_host(words[0], section, number, variables)
     return inv.build()
@@ -261,6 +261,18 @@ def _strip_comment(text: str) -> str:
     return text.rstrip()
 
 
+_CONSTRUCTS = {"[": "a flow sequence [...]", "&": "an anchor (&)", "*": "an alias (*)",
+               "!": "a tag (!)", "|": "a literal block scalar (|)",
+               ">": "a folded block scalar (>)", "@": "a reserved indicator (@)",
+               "`": "a reserved indicator (`)", "-": "a list item (- )", "{": "a flow mapping"}
+
+
+def _construct(text: str) -> str:
+    """What a rejected scalar is, by its indicator: errors never echo a value (it may be
+    a password)."""
+    return _CONSTRUCTS.get(text[:1], "this value")
+
+
 def _scalar(text: str, fail: Any) -> Any:
     if text in ("", "~", "null", "Null", "NULL"):
         return None
@@ -268,13 +280,14 @@ def _scalar(text: str, fail: Any) -> Any:
         return _flow_map(text[1:-1], fail)
     if text[0] in "'\"":
         if len(text) < 2 or text[-1] != text[0]:
-            raise fail(f"unterminated quoted string {text}")
+            raise fail("unterminated quoted string")
         body = text[1:-1]
         if text[0] == "'":
             return body.replace("''", "'")
         return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
     if text[0] in "[{&*!|>@`" or text.startswith("- "):
-        raise fail(f"unsupported YAML here: {text!r} (inventories need plain mappings)")
+        raise fail(f"unsupported YAML here: {_construct(text)} (inventories need plain "
+                   "mappings)")
     if re.fullmatch(r"[-+]?\d+", text):
         return int(text)
     if text in ("true", "True", "TRUE", "yes", "Yes"):
@@ -305,7 +318,7 @@ def _flow_map(body: str, fail: Any) -> _Map:
     for item in filter(str.strip, items):
         key, colon, value = item.strip().partition(":")
         if not colon or not key.strip() or (value and not value.startswith(" ")):
-            raise fail(f"expected 'key: value' in {{{body}}}")
+            raise fail("expected 'key: value' in a flow mapping {...}")
         out[key.strip()] = _scalar(value.strip(), fail)
     return out
 
@@ -346,7 +359,7 @@ def _yaml_tree(text: str, source: str) -> _Map:
         current = stack[-1][1]
         match = _KEY.match(content)
         if match is None:
-            raise fail(f"expected 'key: value', got {content!r}")
+            raise fail("expected 'key: value'")
         key, rest = match.group(1), match.group(2) or ""
         key = str(_scalar(key.strip(), fail)) if key.strip()[:1] in "'\"" else key.strip()
         if not key:

@@ -13,9 +13,13 @@ import time
 from collections import deque
 from itertools import islice
 
+from typing import ClassVar
+
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -38,9 +42,17 @@ def clean(text: str) -> str:
 
 
 class LogView(ScrollView, can_focus=True):
+    """Follows the end of the log as ``less +F`` does: scrolling up (Up, PageUp, Home,
+    ``k``, the mouse wheel) pauses following, End resumes it (``f`` toggles it)."""
+
     DEFAULT_CSS = """
     LogView { background: $surface; padding: 0 1; }
     """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("k", "scroll_up", "Scroll up", show=False, id="log.up"),
+        Binding("j", "scroll_down", "Scroll down", show=False, id="log.down"),
+    ]
 
     follow: reactive[bool] = reactive(True)
     show_time: reactive[bool] = reactive(False)
@@ -145,6 +157,33 @@ class LogView(ScrollView, can_focus=True):
     def watch_follow(self, follow: bool) -> None:
         if follow:
             self.scroll_to(y=self._end_y(), animate=False, immediate=True)
+
+    # ------------------------------------------------------------------ scrolling
+
+    def _pause_follow(self) -> None:
+        if self.follow and self.line_count > self.scrollable_content_region.height:
+            self.follow = False
+
+    def action_scroll_up(self) -> None:
+        self._pause_follow()
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self._pause_follow()
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self._pause_follow()
+        super().action_scroll_home()
+
+    def action_scroll_end(self) -> None:
+        self.follow = True
+        super().action_scroll_end()
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        if not (event.ctrl or event.shift):
+            self._pause_follow()
+        super()._on_mouse_scroll_up(event)
 
     # ------------------------------------------------------------------ rendering
 
