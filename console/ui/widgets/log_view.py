@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from itertools import islice
-
 from typing import ClassVar
 
 from rich.cells import cell_len
