@@ -40,6 +40,7 @@ from console.engine.task import Attempt, Task
 from console.engine.texts import RunTexts
 from console.executors.base import CommandRequest, Executor, ExitStatus, Stream
 from console.model import templating
+from console.model.durations import retry_delay
 from console.model.workflow import LOCAL, Host, Step, Workflow
 
 __all__ = ["APPROVAL_REQUIRED", "ActionError", "Run", "RunOptions", "new_run_id"]
@@ -719,7 +720,7 @@ class Run(RunActions, RunTexts):
             state = S.SUCCEEDED
         elif task.auto_retries < step.retries and not self._closing:
             task.auto_retries += 1
-            delay = step.retry_delay * step.retry_backoff ** (task.auto_retries - 1)
+            delay = retry_delay(step.retry_delay, step.retry_backoff, task.auto_retries)
             attempt.state, attempt.reason = S.FAILED, reason
             task.outputs = Outputs("failed", task.exit_code, tail)
             self._set(task, S.RETRYING,
