@@ -422,9 +422,13 @@ def _yaml_group(inv: _Inventory, name: str, body: Any, line: int) -> None:
 
 def load_ansible_inventory(path: str | Path) -> dict[str, Host]:
     """Hosts from an INI or YAML inventory file (YAML by suffix .yml/.yaml, or content)."""
+    from console.model.bounded import FILE_LIMIT, BoundedError, read_regular
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, FILE_LIMIT).decode("utf-8")
+    except BoundedError as exc:
+        raise AnsibleInventoryError(f"{path}: {exc}") from None
     except OSError as exc:
         raise AnsibleInventoryError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:

@@ -283,13 +283,18 @@ class Reader:
 
 
 def read_text(path: Path) -> tuple[str | None, str | None]:
-    """(text, None) or (None, one-line reason the file cannot be read)."""
+    """(text, None) or (None, one-line reason the file cannot be read): only a regular
+    file of at most 16 MiB is read (a FIFO or a device would hang or never end)."""
+    from console.model.bounded import FILE_LIMIT, BoundedError, read_regular
+
     try:
-        return path.read_text(encoding="utf-8"), None
+        return read_regular(path, FILE_LIMIT).decode("utf-8"), None
     except FileNotFoundError:
         return None, "no such file"
     except IsADirectoryError:
         return None, "is a directory, not a file"
+    except BoundedError as exc:
+        return None, str(exc)
     except UnicodeDecodeError:
         return None, "not a UTF-8 text file"
     except OSError as exc:
