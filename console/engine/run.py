@@ -43,6 +43,7 @@ from console.engine.task import Attempt, Task
 from console.engine.texts import RunTexts
 from console.executors.base import CommandRequest, Executor, ExitStatus, HostKeyAsker, Stream
 from console.model import masking, templating
+from console.model.durations import retry_delay
 from console.model.workflow import LOCAL, Host, Step, Workflow
 
 __all__ = ["APPROVAL_REQUIRED", "ActionError", "Run", "RunOptions", "new_run_id"]
@@ -755,7 +756,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         elif task.auto_retries < step.retries and not self._closing \
                 and not self.is_excluded(task.host):
             task.auto_retries += 1
-            delay = step.retry_delay * step.retry_backoff ** (task.auto_retries - 1)
+            delay = retry_delay(step.retry_delay, step.retry_backoff, task.auto_retries)
             attempt.state, attempt.reason = S.FAILED, reason
             task.outputs = Outputs("failed", task.exit_code, tail)
             self._set(task, S.RETRYING,
