@@ -6,7 +6,10 @@ Layout under ``$BATON_HOME``::
     logs/<run_id>/<step>@<host>.<n>.log     output of attempt n, stdout and stderr lines
     locks/<run_id>.lock                     flock held by the process recording the run
 
-Folders are 0700 and files 0600 whatever the umask: they hold commands and output.
+Folders are 0700 and files 0600 whatever the umask: they hold commands and output. No
+state file is opened through a symlink, and a folder that is a symlink, not owned by the
+user or writable by group or others is refused with a one-line message naming the path
+and the fix (:func:`check_private`), as OpenSSH's StrictModes does.
 
 A run lock is an ``fcntl.flock`` on the run's lock file. The kernel drops it when the
 holder dies, however it dies, so a crashed console never keeps a run locked.
@@ -14,10 +17,12 @@ holder dies, however it dies, so a crashed console never keeps a run locked.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import IO
@@ -35,33 +40,83 @@ class LiveRunError(StoreError):
     """Another live process records this run."""
 
 
-def ensure_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) as a private folder; return it."""
-    if not path.is_dir():
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def check_private(path: Path, *, link_ok: bool = False) -> None:
+    """Refuse a folder of the home that others could change (as OpenSSH's StrictModes):
+    a symlink (unless ``link_ok``, for the home itself), not a folder, not owned by this
+    user, or writable by group or others. The message names the path and the fix."""
+    try:
+        info = os.stat(path) if link_ok else os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot use baton home folder {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise StoreError(f"{path} is a symbolic link; baton does not follow links inside its "
+                         f"home: remove it (rm {path})")
+    if not stat.S_ISDIR(info.st_mode):
+        raise StoreError(f"{path} is not a folder: move it aside")
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise StoreError(f"{path} is owned by uid {info.st_uid}, not by you (uid "
+                         f"{os.geteuid()}): fix with chown {os.geteuid()} {path}, or set "
+                         f"BATON_HOME to a folder of your own")
+    if info.st_mode & 0o022:
+        raise StoreError(f"{path} is writable by group or others (mode "
+                         f"{stat.S_IMODE(info.st_mode):04o}): fix with chmod 700 {path}")
+
+
+def ensure_dir(path: Path, *, link_ok: bool = False) -> Path:
+    """Create ``path`` (and missing parents) as a private folder and check it (see
+    :func:`check_private`); return it."""
+    if not os.path.lexists(path):
         missing = []
         probe = path
-        while not probe.exists() and probe != probe.parent:
+        while not os.path.lexists(probe) and probe != probe.parent:
             missing.append(probe)
             probe = probe.parent
         path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         for created in missing:
             os.chmod(created, DIR_MODE)
+    check_private(path, link_ok=link_ok)
     return path
 
 
-def create_private(path: Path) -> None:
-    """Create an empty 0600 file unless it exists."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+def open_private(path: Path, flags: int) -> int:
+    """Open a state file without following a symlink, 0600 whatever the umask."""
     try:
+        fd = os.open(path, flags | NOFOLLOW | CLOEXEC, FILE_MODE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StoreError(f"{path} is a symbolic link; baton does not follow links "
+                             f"inside its home: remove it (rm {path})") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StoreError(f"{path} is not a regular file: move it aside")
         os.fchmod(fd, FILE_MODE)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
+
+
+def create_private(path: Path) -> None:
+    """Create an empty 0600 file unless it exists (never through a symlink)."""
+    os.close(open_private(path, os.O_WRONLY | os.O_CREAT))
+
+
+def refuse_link(path: Path) -> None:
+    """StoreError if ``path`` is a symlink (files SQLite opens by itself: -wal, -shm)."""
+    if os.path.islink(path):
+        raise StoreError(f"{path} is a symbolic link; baton does not follow links inside "
+                         f"its home: remove it (rm {path})")
 
 
 def _opener(path: str, flags: int) -> int:
-    fd = os.open(path, flags, FILE_MODE)
-    os.fchmod(fd, FILE_MODE)
-    return fd
+    return open_private(Path(path), flags)
 
 
 def log_path(home: Path, run_id: str, step: str, host: str, attempt: int) -> Path:
@@ -95,6 +150,7 @@ class LogFiles:
     def _open(self, step: str, host: str, attempt: int) -> IO[str]:
         path = log_path(self.home, self.run_id, step, host, attempt)
         if not self._dir_ready:
+            ensure_dir(path.parent.parent)
             ensure_dir(path.parent)
             self._dir_ready = True
         handle = open(path, "a", encoding="utf-8", errors="replace",  # noqa: SIM115
@@ -182,7 +238,7 @@ def acquire_run_lock(run_id: str, home: Path | None = None) -> RunLock:
         raise LiveRunError(f"run {run_id} is already open in this process (pid {os.getpid()})")
     try:
         ensure_dir(path.parent)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        fd = open_private(path, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
         raise StoreError(f"cannot create lock file {path}: {exc.strerror or exc}") from None
     try:
@@ -220,8 +276,10 @@ def is_live(run_id: str, home: Path) -> bool:
     if path in _held:
         return True
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | NOFOLLOW | CLOEXEC)
     except FileNotFoundError:
+        return False
+    except OSError:  # a planted link or an unreadable file: not a lock of ours
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
