@@ -5,6 +5,7 @@ what a step starts (8), leftovers after a crash (9), history failures (10), the 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from console.executors.base import CommandRequest
 from console.executors.local import LocalExecutor
 from console.executors.ssh import SSHExecutor
 from console.model.workflow import LOCAL_HOST
+from console.store import Store, StoreError
 from tests import sshd
 from tests.sshd import Fleet
 
@@ -255,3 +257,128 @@ async def test_8_remote_leftover_is_named_and_the_task_ends(remote: SSHExecutor)
         assert not _alive_with(sleep), "the leftover survived the run"
     finally:
         _kill_all(sleep)
+
+
+# --- 13: the state directory ---------------------------------------------------------------
+
+
+OK_FLOW = """
+    [workflow]
+    name = "ok"
+
+    [steps.a]
+    run = "echo hello"
+"""
+
+
+def test_13_a_planted_probe_link_is_not_written_through(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    target = tmp_path / "precious"
+    target.write_text("keep me")
+    (home / f".write-test-{os.getpid()}").symlink_to(target)
+    Store.open(home).close()
+    assert target.read_text() == "keep me"
+    assert not os.path.lexists(home / f".write-test-{os.getpid()}")
+
+
+@pytest.mark.parametrize("name", ["history.sqlite", "history.sqlite-wal"])
+def test_13_a_planted_database_link_is_refused(tmp_path: Path, name: str) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    target = tmp_path / "precious"
+    target.write_text("keep me")
+    target.chmod(0o644)
+    (home / name).symlink_to(target)
+    with pytest.raises(StoreError, match="symbolic link") as caught:
+        Store.open(home)
+    assert str(home / name) in str(caught.value)
+    assert target.read_text() == "keep me"
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_13_a_planted_log_link_is_not_written_through(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "logs").mkdir(parents=True, mode=0o700)
+    home.chmod(0o700)
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (home / "logs" / "r1").symlink_to(target)
+    from console.store.logs import LogFiles
+
+    files = LogFiles(home, "r1")
+    with pytest.raises(StoreError, match="symbolic link"):
+        files.write("a", "local", 1, "secret output\n")
+    assert list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["home", "logs", "locks"])
+def test_13_loose_modes_are_refused_with_the_fix(tmp_path: Path, where: str) -> None:
+    home = tmp_path / "home"
+    path = write_workflow(tmp_path, OK_FLOW)
+    assert baton("run", path, "--headless", env={"BATON_HOME": str(home)}).returncode == 0
+    folder = home if where == "home" else home / where
+    folder.chmod(0o777)
+    for args in (["run", path, "--headless"], ["runs"]):
+        result = baton(*args, env={"BATON_HOME": str(home)})
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1
+        assert str(folder) in result.stderr and f"chmod 700 {folder}" in result.stderr
+    assert folder.stat().st_mode & 0o777 == 0o777  # refused, not silently changed
+
+
+def test_13_a_home_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a folder away")
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    os.chown(home, 12345, 12345)
+    result = baton("runs", env={"BATON_HOME": str(home)})
+    assert result.returncode == 2
+    assert f"{home} is owned by uid 12345" in result.stderr and "chown" in result.stderr
+
+
+# --- 16: reading history needs no write access ----------------------------------------------
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> object:
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
+                           str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    with open(folder / "filler", "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("how", ["full", "read-only"])
+def test_16_runs_and_show_work_on_a_full_or_read_only_home(
+        tmp_path: Path, small_tmpfs: Path, how: str) -> None:
+    home = small_tmpfs / "home"
+    path = write_workflow(tmp_path, OK_FLOW)
+    result = baton("run", path, "--headless", env={"BATON_HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    listed = baton("runs", "--json", env={"BATON_HOME": str(home)})
+    run_id = listed.stdout.split('"id": "')[1].split('"')[0]
+    if how == "full":
+        _fill(small_tmpfs)
+    else:
+        subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
+    runs = baton("runs", env={"BATON_HOME": str(home)})
+    assert runs.returncode == 0, runs.stderr
+    assert run_id in runs.stdout
+    shown = baton("show", run_id, "--json", env={"BATON_HOME": str(home)})
+    assert shown.returncode == 0, shown.stderr
+    assert '"succeeded"' in shown.stdout
