@@ -17,12 +17,15 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import REPO, baton, baton_env, write_workflow
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from console.executors.base import CommandRequest
 from console.executors.local import LocalExecutor
 from console.executors.ssh import SSHExecutor
 from console.model.workflow import LOCAL_HOST
 from console.store import Store, StoreError
+from console.store.logs import LogFiles
 from tests import sshd
 from tests.sshd import Fleet
 
@@ -382,3 +385,75 @@ def test_16_runs_and_show_work_on_a_full_or_read_only_home(
     shown = baton("show", run_id, "--json", env={"BATON_HOME": str(home)})
     assert shown.returncode == 0, shown.stderr
     assert '"succeeded"' in shown.stdout
+
+
+# --- 11: per-attempt log cap -----------------------------------------------------------------
+
+
+
+@settings(max_examples=60, deadline=None)
+@given(lines=st.lists(st.text(alphabet="abcxyz 0123", max_size=300), min_size=1, max_size=150),
+       cuts=st.lists(st.integers(1, 4000), min_size=1, max_size=40),
+       limit=st.sampled_from([4096, 5000, 9000]))
+def test_11_the_log_keeps_head_and_tail_and_says_what_was_dropped(
+        tmp_path_factory: pytest.TempPathFactory, lines: list[str], cuts: list[int],
+        limit: int) -> None:
+    home = tmp_path_factory.mktemp("home")
+    home.chmod(0o700)
+    text = "".join(f"{i}:{line}\n" for i, line in enumerate(lines))
+    files = LogFiles(home, "r", limit)
+    at = 0
+    for size in cuts * (len(text) // sum(cuts) + 1):
+        if at >= len(text):
+            break
+        files.write("a", "local", 1, text[at : at + size])
+        at += size
+    files.close()
+    log = (home / "logs" / "r" / "a@local.1.log").read_text()
+    if "[baton: " not in log:
+        assert log == text and len(text) <= limit
+        return
+    head, _, rest = log.partition("[baton: ")
+    note, _, tail = rest.partition("]\n")
+    dropped = int(note.split()[0])
+    assert text.startswith(head) and text.endswith(tail)
+    assert len(head) + dropped + len(tail) == len(text)
+    assert len(head) + len(tail) <= limit
+    assert head == "" or head.endswith("\n")
+    assert tail == "" or text[len(text) - len(tail) - 1] == "\n"  # whole lines
+    assert "bytes of output dropped here" in note
+    assert not (home / "logs" / "r" / "a@local.1.log.tail").exists()
+
+
+def test_11_log_limit_caps_a_flooding_step(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "flood"
+        log_limit = "64KiB"
+
+        [steps.a]
+        run = "seq 1 200000"
+    """)
+    result = baton("run", path, "--headless", "--json", env={"BATON_HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    logs = list((home / "logs").rglob("a@local.1.log"))
+    assert len(logs) == 1
+    text = logs[0].read_text()
+    assert len(text) < 64 * 1024 + 200
+    assert text.startswith("1\n2\n3\n") and text.endswith("199999\n200000\n")
+    assert "bytes of output dropped here" in text
+
+
+def test_11_log_limit_is_checked(tmp_path: Path) -> None:
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "bad"
+        log_limit = "lots"
+
+        [steps.a]
+        run = "true"
+    """)
+    result = baton("check", path)
+    assert result.returncode == 1
+    assert f"{path}:3:" in result.stdout and "log_limit" in result.stdout

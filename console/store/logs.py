@@ -17,6 +17,7 @@ holder dies, however it dies, so a crashed console never keeps a run locked.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -125,29 +126,119 @@ def log_path(home: Path, run_id: str, step: str, host: str, attempt: int) -> Pat
     return home / "logs" / run_id / name
 
 
+DEFAULT_LOG_LIMIT = 256 * 1024**2
+
+
+class _Log:
+    """One attempt's log file, capped at ``limit`` characters: the first half is kept
+    as it comes, then the newest half is kept in a ring file beside it (``.tail``); when
+    the attempt ends the ring is appended after a line saying how much was dropped."""
+
+    __slots__ = ("handle", "head", "limit", "path", "ring", "ring_pos", "tail_total",
+                 "written")
+
+    def __init__(self, path: Path, handle: IO[str], limit: int) -> None:
+        self.path = path
+        self.handle = handle
+        self.limit = limit
+        self.head = limit // 2
+        self.written = 0  # characters in the file (of this process; a resumed file
+        # continues in a fresh budget: each attempt has its own file anyway)
+        self.ring: int | None = None
+        self.ring_pos = 0
+        self.tail_total = 0
+
+    def write(self, text: str) -> None:
+        if self.ring is None:
+            room = self.head - self.written
+            if len(text) <= room:
+                self.handle.write(text)
+                self.written += len(text)
+                return
+            cut = text.rfind("\n", 0, room) + 1  # whole lines in the head
+            if cut:
+                self.handle.write(text[:cut])
+                self.written += cut
+            text = text[cut:]
+            self.ring = open_private(Path(f"{self.path}.tail"),
+                                     os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+        self._tail(text.encode("utf-8", "replace"))
+
+    def _tail(self, data: bytes) -> None:
+        assert self.ring is not None
+        size = self.limit - self.head
+        self.tail_total += len(data)
+        if len(data) >= size:
+            os.pwrite(self.ring, data[-size:], 0)
+            self.ring_pos = 0
+            return
+        pos = self.ring_pos
+        first = min(len(data), size - pos)
+        os.pwrite(self.ring, data[:first], pos)
+        if first < len(data):
+            os.pwrite(self.ring, data[first:], 0)
+        self.ring_pos = (pos + len(data)) % size
+
+    def close(self) -> None:
+        """Append the kept tail after the line saying what was dropped."""
+        ring, self.ring = self.ring, None
+        try:
+            if ring is not None:
+                self._finish(ring)
+        finally:
+            self.handle.close()
+
+    def _finish(self, ring: int) -> None:
+        size = self.limit - self.head
+        full = self.tail_total >= size
+        parts = ([(self.ring_pos, size - self.ring_pos), (0, self.ring_pos)] if full
+                 else [(0, self.ring_pos)])
+        kept = b"".join(os.pread(ring, length, offset) for offset, length in parts if length)
+        os.close(ring)
+        if self.tail_total > size:  # the oldest kept line is partial: drop it too
+            kept = kept[kept.find(b"\n") + 1 :]
+        dropped = self.tail_total - len(kept)
+        if dropped:
+            self.handle.write(f"[baton: {dropped} bytes of output dropped here: this "
+                              f"attempt's log keeps its first and last "
+                              f"{_size(self.head)} (log_limit {_size(self.limit)})]\n")
+        self.handle.write(kept.decode("utf-8", "replace"))
+        self.handle.flush()
+        with contextlib.suppress(OSError):
+            os.unlink(f"{self.path}.tail")
+
+
+def _size(size: int) -> str:
+    from console.model.sizes import format_size
+
+    return format_size(size)
+
+
 class LogFiles:
     """The open log files of a run's current attempts, buffered, flushed on demand.
 
     Chunks are written as they come (a LogEvent holds many lines); :meth:`flush` pushes the
     buffers to the OS, which keeps them even if this process is killed. Files are opened in
-    append mode, so a resumed run continues the same files.
+    append mode, so a resumed run continues the same files. Each attempt's log is capped
+    at ``limit`` (see :class:`_Log`).
     """
 
-    def __init__(self, home: Path, run_id: str) -> None:
+    def __init__(self, home: Path, run_id: str, limit: int = DEFAULT_LOG_LIMIT) -> None:
         self.home = home
         self.run_id = run_id
-        self._files: dict[tuple[str, str], dict[int, IO[str]]] = {}
+        self.limit = limit
+        self._files: dict[tuple[str, str], dict[int, _Log]] = {}
         self._dirty: set[IO[str]] = set()
         self._dir_ready = False
 
     def write(self, step: str, host: str, attempt: int, text: str) -> None:
-        handle = self._files.get((step, host), {}).get(attempt)
-        if handle is None:
-            handle = self._open(step, host, attempt)
-        handle.write(text)
-        self._dirty.add(handle)
+        log = self._files.get((step, host), {}).get(attempt)
+        if log is None:
+            log = self._open(step, host, attempt)
+        log.write(text)
+        self._dirty.add(log.handle)
 
-    def _open(self, step: str, host: str, attempt: int) -> IO[str]:
+    def _open(self, step: str, host: str, attempt: int) -> _Log:
         path = log_path(self.home, self.run_id, step, host, attempt)
         if not self._dir_ready:
             ensure_dir(path.parent.parent)
@@ -155,8 +246,9 @@ class LogFiles:
             self._dir_ready = True
         handle = open(path, "a", encoding="utf-8", errors="replace",  # noqa: SIM115
                       buffering=1 << 16, opener=_opener)
-        self._files.setdefault((step, host), {})[attempt] = handle
-        return handle
+        log = self._files.setdefault((step, host), {})[attempt] = _Log(path, handle,
+                                                                       self.limit)
+        return log
 
     @property
     def dirty(self) -> bool:
@@ -169,15 +261,15 @@ class LogFiles:
 
     def close_task(self, step: str, host: str) -> None:
         """Close the files of a task whose attempt has ended."""
-        for handle in self._files.pop((step, host), {}).values():
-            self._dirty.discard(handle)
-            handle.close()
+        for log in self._files.pop((step, host), {}).values():
+            self._dirty.discard(log.handle)
+            log.close()
 
     def close(self) -> None:
         self.flush()
-        for handles in self._files.values():
-            for handle in handles.values():
-                handle.close()
+        for logs in self._files.values():
+            for log in logs.values():
+                log.close()
         self._files.clear()
 
 
