@@ -5,6 +5,7 @@ what a step starts (8), leftovers after a crash (9), history failures (10), the 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -457,3 +458,76 @@ def test_11_log_limit_is_checked(tmp_path: Path) -> None:
     result = baton("check", path)
     assert result.returncode == 1
     assert f"{path}:3:" in result.stdout and "log_limit" in result.stdout
+
+
+# --- 10: a history that cannot be written ------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["human", "json"])
+def test_10_a_full_home_stops_the_run_and_never_reports_success(
+        tmp_path: Path, small_tmpfs: Path, mode: str) -> None:
+    home = small_tmpfs / "home"
+    side = tmp_path / "side"
+    path = write_workflow(tmp_path, f"""
+        [workflow]
+        name = "full"
+
+        [steps.a]
+        run = "echo a >> {side}; seq 1 400000"
+
+        [steps.b]
+        needs = ["a"]
+        run = "echo b >> {side}"
+    """)
+    args = ["run", path, "--headless", *(["--json"] if mode == "json" else [])]
+    result = baton(*args, env={"BATON_HOME": str(home)}, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "No space left on device" in result.stderr
+    assert "error" in result.stderr and "not reported as a success" in result.stderr
+    assert "succeeded" not in result.stdout  # neither the task nor the run
+    assert side.read_text().split() == ["a"]  # b never started
+    # the log says it was cut, not silently
+    assert "cannot write the log" in result.stderr
+    # space comes back: a resume re-runs only what was not reported done
+    for log in (home / "logs").rglob("*.log"):
+        log.unlink()
+    listed = baton("runs", "--json", env={"BATON_HOME": str(home)})
+    assert listed.returncode == 0, listed.stderr
+    assert '"state": "succeeded"' not in listed.stdout
+
+
+def test_10_success_printed_is_never_re_run(tmp_path: Path, small_tmpfs: Path) -> None:
+    home = small_tmpfs / "home"
+    side = tmp_path / "side"
+    path = write_workflow(tmp_path, f"""
+        [workflow]
+        name = "full later"
+
+        [steps.a]
+        run = "echo a >> {side}"
+
+        [steps.b]
+        needs = ["a"]
+        run = "echo b >> {side}; seq 1 400000"
+
+        [steps.c]
+        needs = ["b"]
+        run = "echo c >> {side}"
+    """)
+    result = baton("run", path, "--headless", "--json", env={"BATON_HOME": str(home)},
+                   timeout=120)
+    assert result.returncode == 2, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    printed = {e["step"] for e in events if e["type"] == "task" and e["state"] == "succeeded"}
+    assert "succeeded" not in result.stderr  # nor in the summary
+    assert "c" not in side.read_text().split()
+    for log in (home / "logs").rglob("*.log"):
+        log.unlink()
+    assert "a" in printed  # it succeeded before the disk filled up
+    listed = baton("runs", "--json", env={"BATON_HOME": str(home)})
+    run_id = listed.stdout.split('"id": "')[1].split('"')[0]
+    again = baton("resume", run_id, "--headless", "--yes", env={"BATON_HOME": str(home)},
+                  timeout=120)
+    ran = side.read_text().split()
+    for step in printed:
+        assert ran.count(step) == 1, (step, ran, again.stdout)

@@ -45,6 +45,8 @@ class Store:
         self._db = db
         self.machine = socket.gethostname()
         """Recorded with each run as the machine it ran on."""
+        self.read_only = False
+        """Opened by :meth:`open_read` on a home that cannot take a write."""
 
     # ------------------------------------------------------------------ open / close
 
@@ -90,9 +92,17 @@ class Store:
 
     @classmethod
     def open_read(cls, home: Path | None = None) -> Store:
-        """Open the history for reading only: works on a read-only or full home (nothing
-        is created or migrated); an absent history reads as empty."""
+        """Open the history for reading: normally as :meth:`open` does (so dead runs are
+        marked interrupted), but on a read-only or full home read-only (nothing is
+        created, migrated or marked); an absent history reads as empty."""
         home = logs.resolve_home(home)
+        if os.access(home, os.W_OK):
+            try:
+                return cls.open(home)
+            except StoreError as exc:
+                if "symbolic link" in str(exc) or "group or others" in str(exc) or (
+                        "owned by" in str(exc)):
+                    raise
         try:
             os.stat(home)
         except FileNotFoundError:
@@ -126,7 +136,9 @@ class Store:
                     db = sqlite3.connect(":memory:", isolation_level=None,
                                          check_same_thread=False)
                     migrations.migrate(db)
-                return cls(home, db)
+                store = cls(home, db)
+                store.read_only = True
+                return store
             except (sqlite3.Error, migrations.SchemaError) as exc:
                 if db is not None:
                     db.close()
@@ -219,7 +231,9 @@ class Store:
         whose owner is gone: its lock is free, so the process recording it died (kill -9,
         a closed terminal, a crash). The time is that of its last recorded event. Runs
         recorded on another machine are left alone (their locks are not ours to test).
-        Returns the ids marked."""
+        Returns the ids marked (none on a read-only store)."""
+        if self.read_only:
+            return []
         sql = "SELECT id, host, pid FROM runs WHERE state IN (?, ?)"
         args: list[Any] = [RunState.RUNNING, RunState.PAUSED]
         if run_id is not None:

@@ -235,7 +235,11 @@ class LogFiles:
         log = self._files.get((step, host), {}).get(attempt)
         if log is None:
             log = self._open(step, host, attempt)
-        log.write(text)
+        try:
+            log.write(text)
+        except OSError as exc:
+            raise StoreError(f"cannot write the log {log.path}: {exc.strerror or exc}; it "
+                             f"is cut there") from None
         self._dirty.add(log.handle)
 
     def _open(self, step: str, host: str, attempt: int) -> _Log:
@@ -257,7 +261,11 @@ class LogFiles:
     def flush(self) -> None:
         dirty, self._dirty = self._dirty, set()
         for handle in dirty:
-            handle.flush()
+            try:
+                handle.flush()
+            except OSError as exc:
+                raise StoreError(f"cannot write the log {handle.name}: "
+                                 f"{exc.strerror or exc}; it is cut there") from None
 
     def close_task(self, step: str, host: str) -> None:
         """Close the files of a task whose attempt has ended."""

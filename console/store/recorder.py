@@ -269,7 +269,7 @@ class Recorder:
         if self._logs.dirty:
             try:
                 self._logs.flush()
-            except OSError as exc:
+            except (OSError, StoreError) as exc:
                 self._fail(exc)
         if not (self._events or self._tasks or self._attempts or self._actions
                 or self._run_update or self._definitions):
