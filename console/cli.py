@@ -299,6 +299,14 @@ def _open_store() -> Any:
         return Store.open()
 
 
+def _read_store() -> Any:
+    """The history for reading only (`runs`, `show`): no write access needed."""
+    from console.store import Store
+
+    with _store_errors():
+        return Store.open_read()
+
+
 def _age(text: str, flag: str) -> float:
     from console.model.durations import parse_duration
 
@@ -344,7 +352,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     workflow = args.workflow
     if workflow is not None and Path(workflow).is_file():
         workflow = str(Path(workflow).resolve())
-    store = _open_store()
+    store = _read_store()
     with store, _store_errors():
         try:
             runs = store.runs(workflow=workflow, status=args.status, since=since,
@@ -371,7 +379,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise UsageError("choose one of --json and --markdown")
     from console.store import timeline
 
-    store = _open_store()
+    store = _read_store()
     with store, _store_errors():
         stored = store.load(args.run)
         if args.markdown:

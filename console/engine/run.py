@@ -115,6 +115,8 @@ class Run(HostExclusion, RunActions, RunTexts):
         self._subscribers: list[Callable[[Event], None]] = []
         self._wake = asyncio.Event()
         self._closing = False
+        self._halted: str | None = None
+        """Why nothing new may start (the history cannot be written); see :meth:`halt`."""
         self._interrupted = False
         self._interrupting: dict[tuple[str, str], str] = {}
         """Tasks stopped by :meth:`interrupt`: they end ``interrupted``, not cancelled."""
@@ -292,7 +294,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         try:
             while True:
                 self._pass()
-                if self._closing and not self._running:
+                if (self._closing or self._halted) and not self._running:
                     break
                 if self.settled and not self._running:
                     final = self._final_state()
@@ -308,6 +310,8 @@ class Run(HostExclusion, RunActions, RunTexts):
             await self._close_executors()
         if self._interrupted:
             self._set_run_state(RunState.INTERRUPTED)
+        elif self._halted:
+            self._set_run_state(RunState.FAILED)
         elif not self.state.finished:
             self._set_run_state(self._final_state())
         return self.state
@@ -623,7 +627,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         return max(1, math.floor(len(self._by_step[step.id]) * percent / 100))
 
     def _launch(self) -> None:
-        if self.state is RunState.PAUSED or self._closing:
+        if self.state is RunState.PAUSED or self._closing or self._halted:
             return
         limit = self.workflow.concurrency
         if self._running >= limit or not self._ready:
@@ -700,6 +704,9 @@ class Run(HostExclusion, RunActions, RunTexts):
         # One loop pass before launching: what subscribers scheduled for the end of this
         # pass (the store's commit of ``running``) happens before the side effect starts.
         await asyncio.sleep(0)
+        if self._halted:  # that commit failed: the side effect must not start unrecorded
+            return self._finish(task, step, attempt,
+                                ExitStatus(None, error=f"not started: {self._halted}"), None)
         try:
             executor = self._executor(task.host)
             execution = await executor.start(request, self._output_sink(task))
@@ -1013,6 +1020,14 @@ class Run(HostExclusion, RunActions, RunTexts):
                 self._interrupting[task.key] = reason
                 self._cancel_task(task, reason)
         self._wake.set()
+
+    def halt(self, reason: str) -> None:
+        """The history cannot be written: nothing new starts, the running tasks finish,
+        then the run ends ``failed`` (never reported as a success)."""
+        if self._halted is None:
+            self._halted = reason
+            self._ready.clear()
+            self._wake.set()
 
     def close(self) -> None:
         """Stop scheduling; cancel what runs or waits. ``execute`` returns when it is over."""

@@ -25,10 +25,13 @@ from console.model.conditions import STATUS_FUNCTIONS, status_calls
 from console.model.durations import parse_duration, parse_percent
 from console.model.locate import KeyPath, Locator
 from console.model.recovery import RECOVERY_KEYS, check_delegate, read_recovery
+from console.model.sizes import format_size, parse_size
 from console.model.templating import TemplateError, analyze
 from console.model.workflow import (
     ALL,
+    DEFAULT_LOG_LIMIT,
     LOCAL,
+    MIN_LOG_LIMIT,
     Host,
     Param,
     Rollout,
@@ -242,6 +245,24 @@ class Reader:
             return default
         return seconds
 
+    def size(self, table: Mapping[str, Any], path: KeyPath, key: str, default: int, *,
+             minimum: int = 0) -> int:
+        if key not in table:
+            return default
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            self.error((*path, key), f"expected a size like '256MiB', got {type_name(value)}")
+            return default
+        try:
+            size = parse_size(value)
+        except ValueError as exc:
+            self.error((*path, key), str(exc))
+            return default
+        if size < minimum:
+            self.error((*path, key), f"must be at least {format_size(minimum)}, got {value!r}")
+            return default
+        return size
+
     def strings(self, table: Mapping[str, Any], path: KeyPath, key: str, *,
                 single: bool = False) -> list[tuple[str, KeyPath]] | None:
         """A list of strings (or one string when ``single``), each with its own path."""
@@ -394,7 +415,7 @@ def load_text(text: str, path: Path | str = "<string>") -> Workflow:
 
 
 TOP_KEYS = ("workflow", "params", "secrets", "ssh", "hosts", "steps", "rollouts")
-WORKFLOW_KEYS = ("name", "description", "concurrency", "inventory")
+WORKFLOW_KEYS = ("name", "description", "concurrency", "inventory", "log_limit", "exclusive")
 PARAM_KEYS = ("type", "choices", "default", "required", "description")
 PARAM_TYPES = ("string", "int", "float", "bool", "choice")
 SECRET_KEYS = ("env", "file", "command", "optional")
@@ -473,6 +494,8 @@ class _Builder:
             description=meta["description"],
             concurrency=meta["concurrency"],
             inventory=meta.get("inventory"),
+            log_limit=meta.get("log_limit", DEFAULT_LOG_LIMIT),
+            exclusive=meta.get("exclusive", False),
             params=self.params,
             secrets=self.secrets,
             ssh=ssh,
@@ -517,6 +540,9 @@ class _Builder:
         meta["description"] = r.string(table, path, "description", "")
         meta["concurrency"] = r.integer(table, path, "concurrency", 16, minimum=1)
         meta["inventory"] = r.string(table, path, "inventory", None, non_empty=True)
+        meta["log_limit"] = r.size(table, path, "log_limit", DEFAULT_LOG_LIMIT,
+                                   minimum=MIN_LOG_LIMIT)
+        meta["exclusive"] = r.boolean(table, path, "exclusive", False)
         return meta
 
     # -- [params] / [secrets] -----------------------------------------------------

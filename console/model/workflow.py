@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+DEFAULT_LOG_LIMIT = 256 * 1024**2
+"""Output kept per attempt's log unless ``[workflow] log_limit`` says otherwise."""
+MIN_LOG_LIMIT = 4096
+
 LOCAL = "local"
 """The host name of the machine baton runs on. Local steps run on this host."""
 
@@ -163,6 +167,10 @@ class Workflow:
     description: str = ""
     concurrency: int = 16
     inventory: str | None = None
+    log_limit: int = DEFAULT_LOG_LIMIT
+    """Bytes of output kept per attempt's log (head and tail; the middle is dropped)."""
+    exclusive: bool = False
+    """Refuse to start a run while another run of this workflow is live on this machine."""
     params: dict[str, Param] = field(default_factory=dict)
     secrets: dict[str, Secret] = field(default_factory=dict)
     ssh: SSHOptions = field(default_factory=SSHOptions)

@@ -31,7 +31,7 @@ from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.refusals import bound_action, why_refused
 from console.ui.session import LogBuffer, RunSession
 from console.ui.system import Clock, Sampler
-from console.ui.widgets.banner import ReloadBanner
+from console.ui.widgets.banner import HistoryBanner, ReloadBanner
 from console.ui.widgets.dag_tree import DagTree, Selection, is_fan_out
 from console.ui.widgets.header import RunHeader
 from console.ui.widgets.log_pane import LogPane
@@ -113,6 +113,7 @@ class RunScreen(Screen[None]):
         yield RunHeader(self.run, self.clock, started=self.stored, read_only=self.read_only,
                         id="header")
         yield ReloadBanner(id="reload-banner")
+        yield HistoryBanner(id="history-banner")
         with Horizontal(id="main"):
             yield DagTree(self.run, self.clock, id="tree")
             with Vertical(id="right"):
