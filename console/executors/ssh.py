@@ -243,8 +243,11 @@ class Connector:
                 return describe(client.verdict, known_hosts, name)
             return f"{name}: host key of {label} refused: {exc.reason}"
         if isinstance(exc, asyncssh.PermissionDenied):
+            missing = self.resolved.missing if self.resolved is not None else []
+            skipped = "".join(f"; ssh_config IdentityFile {path} does not exist"
+                              for path in missing)
             return (f"{name}: authentication failed at {label} (public key only; "
-                    "password prompts are disabled)")
+                    f"password prompts are disabled{skipped})")
         if isinstance(exc, ConnectionRefusedError):
             return f"{name}: connection refused by {label}"
         if isinstance(exc, TimeoutError):
