@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from console import __version__
+from console.sanitize import sanitize
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -40,7 +41,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(sanitize(text) + "\n")
+
+
+def _out(text: str) -> None:
+    """Human output that quotes workflow, history or step text: sanitised for the terminal
+    (JSON output needs nothing: json.dumps escapes every control character)."""
+    sys.stdout.write(sanitize(text))
 
 
 def _load(path: str) -> Any:
@@ -209,7 +216,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             bad_files += 1
             problems += len(exc.problems)
             for problem in exc.problems:
-                print(problem)
+                _out(f"{problem}\n")
     files = len(args.files)
     noun = "file" if files == 1 else "files"
     if problems:
@@ -225,7 +232,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     workflow = _load(args.file)
     params = _params(workflow, args.param)
     limit = _limit(workflow, args.limit)
-    sys.stdout.write(render_plan(build_plan(workflow, params, limit=limit)))
+    _out(render_plan(build_plan(workflow, params, limit=limit)))
     return EXIT_OK
 
 
@@ -340,7 +347,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return EXIT_OK
     from console.printers import format_runs
 
-    sys.stdout.write(format_runs(runs))
+    _out(format_runs(runs))
     return EXIT_OK
 
 
@@ -355,9 +362,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(timeline.to_json(stored), indent=2) + "\n")
     elif args.markdown:
-        sys.stdout.write(timeline.render_markdown(stored))
+        _out(timeline.render_markdown(stored))
     else:
-        sys.stdout.write(timeline.render_table(stored))
+        _out(timeline.render_table(stored))
     return EXIT_OK
 
 
@@ -409,6 +416,9 @@ def _rebuild(stored: Any, args: argparse.Namespace) -> tuple[Any, Path | None]:
                        start_at=saved.get("start_at"), run_id=stored.id)
     run = Run(workflow, options)
     run.restore(stored.tasks)
+    from console.engine.exclusion import restore_exclusions
+
+    restore_exclusions(run, stored.actions)
     watch = path if args.watch and path is not None else None
     return run, watch
 

@@ -41,6 +41,10 @@ class PlannedStep:
     when: str | None
     rollout: str | None
     commands: tuple[PlannedCommand, ...]
+    undo: tuple[PlannedCommand, ...] = ()
+    """The rendered ``undo`` commands (what a rollback would run), grouped like commands."""
+    details: tuple[str, ...] = ()
+    """One line each: delegation, polling, undo_on_failure."""
 
 
 @dataclass(frozen=True)
@@ -111,17 +115,19 @@ def host_context(workflow: Workflow, host: Host) -> dict[str, Any]:
 
 
 def _commands(
-    workflow: Workflow, step: Step, hosts: tuple[str, ...], base: Mapping[str, Any]
+    workflow: Workflow, step: Step, hosts: tuple[str, ...], base: Mapping[str, Any],
+    source: str | None = None,
 ) -> tuple[PlannedCommand, ...]:
-    if step.run is None:
+    source = step.run if source is None else source
+    if source is None:
         return ()
     grouped: dict[str, list[str]] = {}
     for name in hosts or (LOCAL,):
         context = {**base, "host": host_context(workflow, workflow.host(name))}
         try:
-            text = render_command(step.run, context)
+            text = render_command(source, context)
         except TemplateError as exc:
-            return (PlannedCommand(hosts, step.run, rendered=False, why=str(exc)),)
+            return (PlannedCommand(hosts, source, rendered=False, why=str(exc)),)
         grouped.setdefault(text, []).append(name)
     return tuple(PlannedCommand(tuple(names), text, True) for text, names in grouped.items())
 
@@ -139,6 +145,23 @@ def _markers(step: Step) -> tuple[str, ...]:
     if step.when:
         marks.append("conditional")
     return tuple(marks)
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def _details(step: Step) -> tuple[str, ...]:
+    out = []
+    if step.delegate:
+        out.append(f"delegate: each host's command runs on {step.delegate}")
+    if step.poll is not None:
+        wait = f", after waiting {_secs(step.delay)}" if step.delay else ""
+        out.append(f"poll: every {_secs(step.poll)} until it exits 0, within "
+                   f"{_secs(step.within or 0)}{wait}")
+    if step.undo_on_failure:
+        out.append("undo_on_failure: a failed task is undone too")
+    return tuple(out)
 
 
 def build_plan(
@@ -168,6 +191,8 @@ def build_plan(
                 when=step.when,
                 rollout=rollout.name if rollout else None,
                 commands=_commands(workflow, step, hosts, base),
+                undo=_commands(workflow, step, hosts, base, step.undo) if step.undo else (),
+                details=_details(step),
             )
         )
     hosts_of = {s.id: s.hosts for s in steps}
@@ -242,5 +267,14 @@ def render_plan(plan: Plan) -> str:
                 out.append(f"  run on {where}:")
             else:
                 out.append(f"  run on {where} (template, rendered at run time: {command.why}):")
+            out.append(_indent(command.text.rstrip("\n"), "    | "))
+        for detail in step.details:
+            out.append(f"  {detail}")
+        for command in step.undo:
+            where = ", ".join(command.hosts)
+            if command.rendered:
+                out.append(f"  undo on {where}:")
+            else:
+                out.append(f"  undo on {where} (template, rendered at run time: {command.why}):")
             out.append(_indent(command.text.rstrip("\n"), "    | "))
     return "\n".join(out) + "\n"

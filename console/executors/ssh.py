@@ -30,6 +30,7 @@ from typing import Any
 import asyncssh
 
 from console.executors.base import GRACE_SECONDS, CommandRequest, ExitStatus, OutputCallback
+from console.executors.containment import new_tag
 from console.executors.ssh_config import (
     Resolved,
     config_paths,
@@ -326,6 +327,8 @@ class SSHExecution:
         self._remote: RemoteTask | None = None
         self._session: ControlSession | None = None
         self._killing: asyncio.Future[None] | None = None
+        self.tag = request.tag or new_tag()
+        """Exported as ``BATON_ATTEMPT`` to everything the task starts on the host."""
         self._job = asyncio.ensure_future(self._run())
 
     @property
@@ -335,7 +338,8 @@ class SSHExecution:
     async def _run(self) -> ExitStatus:
         request = self._request
         try:
-            command = task_command(request.shell, request.script, request.env, request.cwd)
+            command = task_command(request.shell, request.script, request.env, request.cwd,
+                                   self.tag, request.step or "baton")
         except TaskSetupError as exc:
             return ExitStatus(None, error=f"{self.name}: {exc}")
         try:
@@ -358,7 +362,8 @@ class SSHExecution:
             raise
 
     async def terminate(self, grace: float = GRACE_SECONDS) -> None:
-        """TERM the remote process group, KILL it after ``grace`` s. Idempotent."""
+        """TERM the task's whole remote session (group, session, tagged processes), KILL
+        it after ``grace`` s, then name what could not be ended. Idempotent."""
         if self._job.done():
             return
         if self._killing is None:
@@ -380,10 +385,14 @@ class SSHExecution:
             if remote.done.done():
                 return
             if pgid:
-                session.signal(pgid, signal)
+                session.signal(pgid, signal, self.tag)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(remote.done), grace)
         if not remote.done.done():
+            if pgid:
+                session.report(pgid, self.tag)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(remote.done), 1.0)
             session.close()  # the remote shell's EXIT trap kills what is left
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(remote.done), grace)

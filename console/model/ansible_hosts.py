@@ -48,7 +48,7 @@ def expand_hostpattern(pattern: Any,
                        fail: Callable[[str], Exception]) -> tuple[list[str], int | None]:
     """(host names, port or None) for one host pattern, as Ansible expands it."""
     if not isinstance(pattern, str):
-        raise fail(f"host name {pattern!r} must be a string (quote numbers: \"{pattern}\")")
+        raise fail("a host name must be a string (quote numbers)")
     parsed = _parse_address(pattern)
     name, port = parsed if parsed is not None else (pattern, None)
     if "[" in name:
@@ -58,20 +58,20 @@ def expand_hostpattern(pattern: Any,
 
 def _expand_range(line: str, fail: Callable[[str], Exception]) -> list[str]:
     if line.count("[") < 1 or "]" not in line:
-        raise fail(f"bad host range in '{line}'")
+        raise fail("bad host range (use [01:10] or [a:f])")
     head, nrange, tail = line.replace("[", "|", 1).replace("]", "|", 1).split("|")[:3]
     bounds = nrange.split(":")
     if len(bounds) not in (2, 3):
-        raise fail(f"host range of '{line}' must be begin:end or begin:end:step")
+        raise fail("a host range must be begin:end or begin:end:step")
     begin, end = bounds[0] or "0", bounds[1]
     step = bounds[2] if len(bounds) == 3 else "1"
     if not end:
-        raise fail(f"host range of '{line}' must specify an end value")
+        raise fail("a host range must specify an end value")
     width = 0
     if begin[0] == "0" and len(begin) > 1:
         width = len(begin)
         if width != len(end):
-            raise fail(f"host range of '{line}' must have begin and end of equal length")
+            raise fail("a host range must have begin and end of equal length")
     try:
         stride = int(step)
         if stride < 1:
@@ -79,12 +79,12 @@ def _expand_range(line: str, fail: Callable[[str], Exception]) -> list[str]:
         if begin in string.ascii_letters and end in string.ascii_letters:
             first, last = string.ascii_letters.index(begin), string.ascii_letters.index(end)
             if first > last:
-                raise fail(f"host range of '{line}' must have begin <= end")
+                raise fail("a host range must have begin <= end")
             values: list[str] = list(string.ascii_letters[first:last + 1:stride])
         else:
             values = [str(i).zfill(width) for i in range(int(begin), int(end) + 1, stride)]
     except ValueError:
-        raise fail(f"bad host range '[{nrange}]' in '{line}' (use [01:10] or [a:f])") from None
+        raise fail("bad host range (use [01:10] or [a:f])") from None
     out: list[str] = []
     for value in values:
         name = head + value + tail

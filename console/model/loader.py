@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -20,8 +20,10 @@ from typing import Any
 
 import tomli
 
+from console.model.conditions import STATUS_FUNCTIONS, status_calls
 from console.model.durations import parse_duration, parse_percent
 from console.model.locate import KeyPath, Locator
+from console.model.recovery import RECOVERY_KEYS, check_delegate, read_recovery
 from console.model.templating import TemplateError, analyze
 from console.model.workflow import (
     ALL,
@@ -345,9 +347,11 @@ SECRET_KEYS = ("env", "file", "command")
 STEP_KEYS = (
     "name", "description", "run", "on", "needs", "when", "timeout", "retries",
     "retry_delay", "retry_backoff", "confirm", "dangerous", "continue_on_error",
-    "serial", "max_fail", "env", "cwd", "shell",
+    "serial", "max_fail", "env", "cwd", "shell", *RECOVERY_KEYS,
 )
 ROLLOUT_KEYS = ("steps", "serial", "max_fail", "pause_between")
+SHELL_TEMPLATES = ("run", "undo")
+"""Step keys whose templates are shell scripts, checked for safe quoting."""
 CONTEXT_NAMES = ("params", "secrets", "host", "steps", "run", "workflow")
 
 
@@ -384,6 +388,7 @@ class _Builder:
     def __init__(self, reader: Reader, path: Path | None) -> None:
         self.r = reader
         self.path = path
+        self.text = ""
         self._upstream_cache: dict[str, set[str]] = {}
         self.params: dict[str, Param] = {}
         self.secrets: dict[str, Secret] = {}
@@ -395,6 +400,7 @@ class _Builder:
 
     def build(self, data: dict[str, Any], text: str) -> Workflow | None:
         r = self.r
+        self.text = text
         r.table(data, (), TOP_KEYS)
         meta = self.workflow_table(data)
         self.params = self.section(data, "params", self.param)
@@ -448,6 +454,10 @@ class _Builder:
         if "name" not in table:
             r.report(path, "workflow.name is required")
         meta["name"] = r.string(table, path, "name", "", non_empty=True)
+        if meta["name"] and bad_characters(meta["name"]):
+            r.error((*path, "name"), f"may not hold control characters, got "
+                                     f"{printable(meta['name'])}")
+            meta["name"] = ""
         meta["description"] = r.string(table, path, "description", "")
         meta["concurrency"] = r.integer(table, path, "concurrency", 16, minimum=1)
         meta["inventory"] = r.string(table, path, "inventory", None, non_empty=True)
@@ -590,9 +600,14 @@ class _Builder:
     def step(self, step_id: str, value: Any) -> Step | None:
         r = self.r
         path = ("steps", step_id)
+        if not _BARE_KEY.fullmatch(step_id):
+            r.report(path, f"step id {printable(step_id)} may only hold letters, digits, '_' "
+                           "and '-'")
         table = r.table(value, path, STEP_KEYS)
         if table is None:
             return None
+        if isinstance(table.get("name"), str):
+            self.check_name(table["name"], (*path, "name"))
         templates = self.templates.setdefault(step_id, [])
 
         def templated(key: str, *, expression: bool = False) -> str | None:
@@ -644,7 +659,14 @@ class _Builder:
             env=self.step_env(table, path, templates),
             cwd=templated("cwd"),
             shell=shell,
+            **read_recovery(r, table, path, templated),
         )
+
+    def check_name(self, name: str, where: KeyPath) -> None:
+        """A name shown to the operator holds no control characters (an escape sequence in
+        a name would drive the operator's terminal); blank is refused by the reader."""
+        if bad_characters(name):
+            self.r.error(where, f"may not hold control characters, got {printable(name)}")
 
     def step_env(self, table: dict[str, Any], path: KeyPath,
                  templates: list[_Template]) -> dict[str, str]:
@@ -686,6 +708,7 @@ class _Builder:
                 elif target == ALL and not self.hosts:
                     r.report(where, f"{dotted(path)}.on: 'all' matches no hosts "
                                     "(no [hosts] defined)")
+            check_delegate(r, path, self.steps[step_id].delegate, self.hosts, {*groups, ALL})
         self.check_cycles()
         for step_id in self.steps:
             for template in self.templates.get(step_id, []):
@@ -730,14 +753,24 @@ class _Builder:
             line, col = self._template_position(template, _line_of(template.source, word))
             r.report(template.path, f"{label}: {message}", line=line, col=col)
 
+        if template.path[-1] in SHELL_TEMPLATES:
+            from console.model.shellquote import check_template
+
+            for line_in, _col, tag, message in check_template(template.source):
+                line, col = self._tag_position(template, line_in, tag)
+                r.report(template.path, f"{label}: {message}", line=line, col=col)
+
         unknown = refs.names - _template_names() if refs.names else refs.names
+        if unknown & set(STATUS_FUNCTIONS):
+            unknown = self.check_status_functions(template, unknown, at)
         for name in sorted(unknown):
             if name in self.params:
                 hint = f" (did you mean 'params.{name}'?)"
             elif name in self.secrets:
                 hint = f" (did you mean 'secrets.{name}'?)"
             else:
-                hint = suggest(name, CONTEXT_NAMES)
+                hint = suggest(name, (*CONTEXT_NAMES,
+                                      *(STATUS_FUNCTIONS if template.expression else ())))
             at(name, f"unknown name '{name}'{hint}")
         for name in sorted(refs.params - set(self.params)):
             at(name, f"unknown param '{name}'{suggest(name, self.params)}")
@@ -752,6 +785,29 @@ class _Builder:
             elif name not in self._upstream(step_id):
                 at(name, f"steps.{name} is read but '{name}' is not upstream of "
                          f"'{step_id}' (add it to needs)")
+
+    def _tag_position(self, template: _Template, line_in_template: int,
+                      tag: str) -> tuple[int | None, int | None]:
+        """File line and column of the ``{{ }}`` tag ``tag`` on a line of a template."""
+        line, col = self._template_position(template, line_in_template)
+        start = self.r.locator.value_line(template.path)
+        if start is not None:
+            line = start + line_in_template - 1
+            lines = self.text.splitlines()
+            if 0 < line <= len(lines) and tag in lines[line - 1]:
+                return line, lines[line - 1].index(tag) + 1
+        return line, col
+    def check_status_functions(self, template: _Template, unknown: frozenset[str],
+                               at: Callable[[str, str], None]) -> frozenset[str]:
+        """Status functions are names of ``when`` only; returns the names still unknown."""
+        used = unknown & set(STATUS_FUNCTIONS)
+        if template.expression:
+            for name, message in status_calls(template.source)[1]:
+                at(name, message)
+        else:
+            for name in sorted(used):
+                at(name, f"{name}() is a status function: it works only in when")
+        return unknown - used
 
     def _template_position(self, template: _Template,
                            line_in_template: int | None) -> tuple[int | None, int | None]:
@@ -815,6 +871,20 @@ class _Builder:
             max_fail=r.integer(table, path, "max_fail", 0, minimum=0) or 0,
             pause_between=r.boolean(table, path, "pause_between"),
         )
+
+
+_BAD_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def bad_characters(text: str) -> bool:
+    """Does a name hold control characters (C0, DEL, C1, line separators, bidi overrides)?"""
+    return _BAD_CHARACTERS.search(text) is not None
+
+
+def printable(text: str) -> str:
+    """``text`` quoted with every control character escaped, safe in a message."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + _BAD_CHARACTERS.sub(lambda m: f"\\u{ord(m[0]):04x}", escaped) + '"'
 
 
 def _line_of(source: str, word: str) -> int | None:

@@ -104,6 +104,18 @@ class Step:
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
     shell: str = "/bin/sh"
+    undo: str | None = None
+    """How to reverse this step on a host (a template quoted like ``run``); a rollback runs it."""
+    undo_on_failure: bool = False
+    """A task that failed after it started is undone too (it may have changed something)."""
+    poll: float | None = None
+    """Seconds between polls: ``run`` re-runs until it exits 0 or ``within`` passes."""
+    within: float | None = None
+    """How long polling goes on (from the first poll) before the task fails."""
+    delay: float = 0.0
+    """Seconds to wait before the first poll."""
+    delegate: str | None = None
+    """Host name (or ``local``) the command runs on instead of the task's own host."""
 
     @property
     def manual(self) -> bool:

@@ -155,7 +155,8 @@ class DagTree(Tree[Selection]):
         state = fmt.step_state(t.state for t in tasks)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{fmt.ICONS[state]} ", style=pal.state(state, bold=True))
-        name = step.name if len(step.name) <= NAME_WIDTH else step.name[: NAME_WIDTH - 1] + "…"
+        name = run.step_name(sid)
+        name = name if len(name) <= NAME_WIDTH else name[: NAME_WIDTH - 1] + "…"
         if sid in run.removed_steps:  # gone from the file, kept because it had started
             text.append(name, style=pal.style("marker-removed") + Style(strike=True))
             text.append(" " * (NAME_WIDTH - len(name)))
@@ -199,4 +200,8 @@ class DagTree(Tree[Selection]):
         text.append(f" #{task.attempt}" if task.attempt else "   ", style=pal.style("dim-text"))
         if task.exit_code and task.state is S.FAILED:
             text.append(f" exit {task.exit_code}", style=pal.state(task.state))
+        if self.run.is_excluded(task.host):
+            text.append(" excluded", style=pal.style("marker-removed", bold=True))
+        elif task.state is S.RUNNING and task.reason:  # a health poll's progress
+            text.append(f" {task.reason}", style=pal.style("dim-text"))
         return text

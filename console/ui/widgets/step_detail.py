@@ -13,6 +13,7 @@ from textual.widgets import Markdown, Static
 from console.engine.events import TaskState
 from console.engine.run import Run
 from console.ui import format as fmt
+from console.ui.commands import command_lines
 from console.ui.palette import Palette, palette
 from console.ui.widgets.dag_tree import Selection
 
@@ -40,7 +41,7 @@ class StepDetail(VerticalScroll):
         self.selection = selection
         description = ""
         if selection is not None:
-            description = self.run.workflow.steps[selection.step].description
+            description = self.run.step_description(selection.step, selection.host)
         if description != self._description:
             self._description = description
             markdown = self.query_one("#description", Markdown)
@@ -63,8 +64,9 @@ class StepDetail(VerticalScroll):
             tasks = [t for t in tasks if t.host == selection.host]
         state = fmt.step_state(t.state for t in tasks)
         title = Text(no_wrap=True, overflow="ellipsis")
-        title.append(f"{fmt.ICONS[state]} {step.name}", style=pal.state(state, bold=True))
-        if step.name != step.id:
+        name = run.step_name(step.id, selection.host)
+        title.append(f"{fmt.ICONS[state]} {name}", style=pal.state(state, bold=True))
+        if name != step.id:
             title.append(f"  ({step.id})", style=pal.style("dim-text"))
         if selection.host is not None:
             title.append(f"  on {selection.host}")
@@ -84,11 +86,9 @@ class StepDetail(VerticalScroll):
         hosts = ", ".join(t.host for t in tasks) or "none (excluded by --limit)"
         parts.append(Text(f"hosts: {hosts}"))
         if tasks:
-            command = run.preview_command(step.id, tasks[0].host) if not step.manual else ""
-            if command:
-                parts.append(Text("command:", style="bold"))
-                parts.append(Text("  " + command.rstrip("\n").replace("\n", "\n  "),
-                                  style=pal.style("state-running")))
+            groups = run.command_groups(step.id, [t.host for t in tasks])
+            if groups:
+                parts.extend(command_lines(groups, pal.style("state-running")))
             elif step.manual:
                 parts.append(Text("manual step: press d when it is done",
                                   style=pal.style("marker-manual")))
