@@ -29,6 +29,7 @@ from typing import Any
 from console.model.ansible_conn import connection_fields
 from console.model.ansible_data import ALL, UNGROUPED, AnsibleInventoryError, Inventory, InvHost
 from console.model.ansible_ini import parse_ini_into
+from console.model.ansible_vardirs import VarFiles, read_var_files
 from console.model.ansible_yaml import YamlShape, load_yaml, parse_yaml_into
 from console.model.workflow import LOCAL, Host
 
@@ -97,7 +98,7 @@ def import_inventory(path: str | Path) -> Imported:
             inv = Inventory(source)
             try:
                 parse_yaml_into(inv, document)
-                return _finish(inv, "yaml")
+                return _finish(inv, "yaml", var_dirs=True)
             except YamlShape as exc:
                 yaml_error = exc
             except AnsibleInventoryError as exc:
@@ -114,7 +115,7 @@ def import_inventory(path: str | Path) -> Imported:
         if yaml_error is not None and suffix in (".yml", ".yaml", ".json"):
             raise yaml_error from None
         raise
-    return _finish(inv, "ini")
+    return _finish(inv, "ini", var_dirs=True)
 
 
 def _looks_static(path: Path, data: bytes) -> bool:
@@ -180,8 +181,18 @@ def from_listing(listing: Any, source: str) -> Inventory:
     return inv
 
 
-def _finish(inv: Inventory, reader: str) -> Imported:
+def _finish(inv: Inventory, reader: str, var_dirs: bool = False) -> Imported:
     inv.reconcile()
+    if var_dirs:  # not for ansible-inventory's output: it holds group_vars/host_vars
+        base = Path(inv.source).parent
+        cache: dict[tuple[str, str], VarFiles] = {}
+
+        def files(kind: str, name: str) -> VarFiles:
+            if (kind, name) not in cache:
+                cache[kind, name] = read_var_files(base, kind, name)
+            return cache[kind, name]
+
+        inv.var_files = files
     hosts, groups = _renames(inv)
     imported = Imported(inv.source, {}, hosts, groups, reader=reader)
     for group in inv.groups.values():
@@ -234,4 +245,5 @@ def _host(inv: Inventory, host: InvHost, name: str, renamed: dict[str, str]) -> 
     notes = list(fields.pop("notes"))
     if name != host.name:
         notes.append(f"imported as '{name}': '{host.name}' is reserved in Baton")
+    fields["origin"] = {**fields["origin"], **{f"vars.{k}": v for k, v in origin.items()}}
     return Host(name=name, groups=groups, vars=merged, notes=tuple(notes), **fields)
