@@ -231,5 +231,8 @@ async def test_proxyjump_alias_with_unknown_key_is_recorded_with_accept_new(
     assert status.ok, status
     assert out.of("stdout")[0].split()[2:] == [target.address, str(target.port)]
     assert f"[{lone_sshd.address}]:{lone_sshd.port} " in known.read_text()
+    assert out.of("stderr")[0].startswith(
+        f"baton: permanently added the host key of [{lone_sshd.address}]:{lone_sshd.port} "
+        "(SHA256:")
 
 

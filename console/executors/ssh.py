@@ -121,8 +121,11 @@ class _Client(asyncssh.SSHClient):
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
         verdict = self._known_hosts.judge(host, addr, port, key)
-        if verdict.kind == "unknown" and self._connector.context.policy.accept_new:
+        policy = self._connector.context.policy
+        if verdict.kind == "unknown" and policy.accept_new:
             self._known_hosts.record(host, port, key)
+            policy.notices.append(f"baton: permanently added the host key of {verdict.label} "
+                                  f"({verdict.fingerprint}) to {self._known_hosts.path}")
             return True
         self.verdict = verdict
         return False
@@ -347,6 +350,9 @@ class SSHExecution:
         except SSHError as exc:
             return ExitStatus(None, error=str(exc))
         self._session = session
+        notices = self._connector.context.policy.notices
+        while notices:  # keys recorded for this connection (or its jump hosts), as ssh says
+            self._on_output("stderr", notices.pop(0) + "\n")
         try:
             self._remote = session.run(command, self._on_output, request.cwd)
             return await asyncio.shield(self._remote.done)
