@@ -402,3 +402,19 @@ def test_dynamic_inventory_through_ansible_inventory(tmp_path: Path,
         assert (tmp_path / "args").read_text().split() == ["-i", str(source), "--list"]
         assert hosts["ec2-1"].address == "10.9.0.1" and hosts["ec2-1"].groups == ("aws_ec2",)
         assert hosts["ec2-1"].vars["zone"] == "a"
+
+
+@pytest.mark.parametrize("line", [
+    "h1 ansible_host='{{ lookup(\"env\", \"IP\") }}'",
+    "h1 ansible_user='{{ deploy_user }}'",
+    "h1 ansible_ssh_common_args='-o ProxyJump={{ bastion }}'",
+])
+def test_templated_connection_values_are_refused(line: str) -> None:
+    # Ansible would evaluate the template; Baton connecting to the literal text would
+    # silently go somewhere else
+    with pytest.raises(AnsibleInventoryError) as caught:
+        parse_ini(f"[g]\n{line}\n", "i.ini")
+    assert str(caught.value).startswith("i.ini:2: host 'h1': ansible_")
+    assert "is an Ansible template" in str(caught.value)
+    host = parse_ini("h1 local_release_dir='{{ansible_env.HOME}}/releases'\n", "i.ini")["h1"]
+    assert host.vars["local_release_dir"] == "{{ansible_env.HOME}}/releases"  # a plain var
