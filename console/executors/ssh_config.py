@@ -132,7 +132,8 @@ def resolve(host: Host, defaults: SSHOptions, ssh_config: str | Sequence[str] = 
         resolved.identities = [path]
         sources["identity"] = written("identity", bool(host.identity))
     else:
-        for entry in config.get("IdentityFile", ()) or ():  # type: ignore[union-attr]
+        entries: Any = config.get("IdentityFile", ()) or ()
+        for entry in entries:
             path = os.path.expanduser(str(entry))
             resolved.configured.append(path)
             (resolved.identities if os.path.isfile(path) else resolved.missing).append(path)

@@ -17,6 +17,7 @@ runs steps as the connecting user and says so in ``baton hosts``.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -122,7 +123,7 @@ def connection_fields(name: str, merged: Mapping[str, Any], origin: Mapping[str,
         out["port"] = port
     for var in ARGS:
         if var in merged and merged[var] not in (None, ""):
-            _ssh_args(name, var, merged[var], out, where, lambda m, v=var: fail(v, m),
+            _ssh_args(name, var, merged[var], out, where, functools.partial(fail, var),
                       origin.get(var, "?"))
     if any(k.startswith("ansible_become") for k in merged) and merged.get("ansible_become") \
             not in (False, "false", "False", "no", 0, None):
