@@ -238,7 +238,7 @@ def _host(inv: Inventory, host: InvHost, name: str, renamed: dict[str, str]) -> 
         return AnsibleInventoryError(f"{at}: {message}" if at else f"{inv.source}: {message}")
 
     fields = connection_fields(host.name, merged, origin, fail)
-    direct = [g for g in host.groups if host in g.hosts]
+    direct = [g for g in host.groups if host.name in g.names]
     ordered = direct + [g for g in host.groups if g not in direct]
     groups = tuple(renamed.get(g.name, g.name) for g in ordered
                    if g.name not in (ALL, UNGROUPED))

@@ -35,6 +35,8 @@ class Group:
     vars: dict[str, Any] = field(default_factory=dict)
     where: dict[str, int] = field(default_factory=dict)
     hosts: list[InvHost] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+    """Names of ``hosts`` (membership tests on big inventories)."""
     children: list[Group] = field(default_factory=list)
     parents: list[Group] = field(default_factory=list)
     depth: int = 0
@@ -104,7 +106,8 @@ class Inventory:
                 self._set(host.vars, host.where, "ansible_port", int(port))
         if group:
             members = self.groups[group]
-            if host not in members.hosts:
+            if host.name not in members.names:
+                members.names.add(host.name)
                 members.hosts.append(host)
                 host.add_group(members)
 
@@ -155,7 +158,8 @@ class Inventory:
                     host.add_group(kid)
         elif child in self.hosts:
             host = self.hosts[child]
-            if host not in group.hosts:
+            if host.name not in group.names:
+                group.names.add(host.name)
                 group.hosts.append(host)
                 host.add_group(group)
         else:
@@ -178,12 +182,16 @@ class Inventory:
         out: list[InvHost] = []
         stack = [group]
         seen: set[int] = set()
+        members: set[int] = set()
         while stack:
             current = stack.pop(0)
             if id(current) in seen:
                 continue
             seen.add(id(current))
-            out.extend(h for h in current.hosts if h not in out)
+            for host in current.hosts:
+                if id(host) not in members:
+                    members.add(id(host))
+                    out.append(host)
             stack.extend(current.children)
         return out
 
@@ -198,6 +206,7 @@ class Inventory:
             if ungrouped in host.groups:
                 if set(host.groups) - {everyone, ungrouped}:
                     ungrouped.hosts.remove(host)
+                    ungrouped.names.discard(host.name)
                     host.groups.remove(ungrouped)
             elif not host.groups or host.groups == [everyone]:
                 self.add_child(UNGROUPED, host.name)
