@@ -418,3 +418,12 @@ def test_templated_connection_values_are_refused(line: str) -> None:
     assert "is an Ansible template" in str(caught.value)
     host = parse_ini("h1 local_release_dir='{{ansible_env.HOME}}/releases'\n", "i.ini")["h1"]
     assert host.vars["local_release_dir"] == "{{ansible_env.HOME}}/releases"  # a plain var
+
+
+def test_non_utf8_bytes_in_comments_are_accepted_elsewhere_located(tmp_path: Path) -> None:
+    path = tmp_path / "hosts"
+    path.write_bytes(b"# caf\xe9 (latin-1 comment)\n[web]\nweb1 ansible_port=2222\n")
+    assert load_ansible_inventory(path)["web1"].port == 2222
+    path.write_bytes(b"[web]\nweb1 note=caf\xe9\n")
+    with pytest.raises(AnsibleInventoryError, match=rf"^{path}:2: not UTF-8 text$"):
+        load_ansible_inventory(path)

@@ -83,7 +83,7 @@ def import_inventory(path: str | Path) -> Imported:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise AnsibleInventoryError(f"{source}: not UTF-8 text") from None
+        return _finish(_ini_bytes(data, source), "ini", var_dirs=True)
     suffix = path.suffix.lower()
     yaml_error: AnsibleInventoryError | None = None
     if suffix in YAML_SUFFIXES:
@@ -116,6 +116,22 @@ def import_inventory(path: str | Path) -> Imported:
             raise yaml_error from None
         raise
     return _finish(inv, "ini", var_dirs=True)
+
+
+def _ini_bytes(data: bytes, source: str) -> Inventory:
+    """INI that is not UTF-8 throughout: as Ansible, comment lines may hold any bytes."""
+    lines: list[str] = []
+    for number, line in enumerate(data.splitlines(), 1):
+        if line[:1] in (b"#", b";"):
+            lines.append("")
+            continue
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise AnsibleInventoryError(f"{source}:{number}: not UTF-8 text") from None
+    inv = Inventory(source)
+    parse_ini_into(inv, "\n".join(lines))
+    return inv
 
 
 def _looks_static(path: Path, data: bytes) -> bool:
