@@ -91,7 +91,8 @@ def import_inventory(path: str | Path) -> Imported:
             document = load_yaml(text, source)
         except AnsibleInventoryError as exc:
             yaml_error, document = exc, None
-        if isinstance(document, dict) and document.get("plugin"):
+        if isinstance(document, dict) and document.get("plugin") and suffix in (".yml",
+                                                                             ".yaml"):
             return _dynamic(path, f"an inventory plugin configuration "
                                   f"(plugin: {_plugin_name(document)})")
         if yaml_error is None:
