@@ -111,3 +111,23 @@ def test_check_locates_import_errors_in_the_inventory(tmp_path: Path) -> None:
     assert any(line.startswith(f"{tmp_path}/hosts.ini:3: section [x:children] names group "
                                "'nowhere'") for line in proc.stdout.splitlines())
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+
+
+def test_check_says_which_imported_names_were_changed(tmp_path: Path) -> None:
+    (tmp_path / "hosts.ini").write_text("[local]\nlocalhost ansible_connection=local\n"
+                                        "[bastion]\nbastion\n")
+    workflow = write_workflow(tmp_path, """
+        [workflow]
+        name = "w"
+        inventory = "ansible:hosts.ini"
+
+        [steps.a]
+        run = "true"
+        on = "group_local"
+        """)
+    proc = baton("check", workflow)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (f"{workflow}: note: Ansible group 'local' is imported as 'group_local'"
+            in proc.stderr)
+    assert f"{workflow}: note: Ansible group 'bastion' is imported as 'group_bastion'" \
+        in proc.stderr

@@ -261,6 +261,12 @@ def _host(inv: Inventory, host: InvHost, name: str, renamed: dict[str, str]) -> 
                    if g.name not in (ALL, UNGROUPED))
     notes = list(fields.pop("notes"))
     if name != host.name:
-        notes.append(f"imported as '{name}': '{host.name}' is reserved in Baton")
+        notes.append(f"Ansible host '{host.name}' is imported as '{name}' ('local' is this "
+                     "machine in Baton)")
+    for group in ordered:
+        if group.name in renamed:
+            notes.append(f"Ansible group '{group.name}' is imported as "
+                         f"'{renamed[group.name]}' (host and group names share one "
+                         "namespace, 'local' is this machine)")
     fields["origin"] = {**fields["origin"], **{f"vars.{k}": v for k, v in origin.items()}}
     return Host(name=name, groups=groups, vars=merged, notes=tuple(notes), **fields)
