@@ -226,12 +226,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     bad_files = 0
     for path in args.files:
         try:
-            load_workflow(Path(path))
+            workflow = load_workflow(Path(path))
         except WorkflowError as exc:
             bad_files += 1
             problems += len(exc.problems)
             for problem in exc.problems:
                 _out(f"{problem}\n")
+            continue
+        renames = sorted({note for host in workflow.hosts.values() for note in host.notes
+                          if " is imported as " in note})
+        for note in renames:  # names of an imported inventory that Baton had to change
+            _err(f"{path}: note: {note}")
     files = len(args.files)
     noun = "file" if files == 1 else "files"
     if problems:

@@ -73,8 +73,9 @@ class Host:
     proxy_command: str | None = None
     """OpenSSH ProxyCommand (``%h``, ``%p``, ``%r`` expanded) instead of a direct connection."""
     origin: Mapping[str, str] = field(default_factory=dict, compare=False)
-    """Where each connection value came from (``address`` -> ``hosts.ini:4 (ansible_host)``);
-    a field not listed came from the workflow (or is the default)."""
+    """Where each connection value came from (``address`` -> ``hosts.ini:4 (ansible_host)``)
+    and each imported variable (``vars.NAME`` -> ``group_vars/web.yml:3``); a field not
+    listed came from the workflow (or is the default)."""
     notes: tuple[str, ...] = field(default=(), compare=False)
     """What the import says about this host (``ansible_become`` ignored, …)."""
 
