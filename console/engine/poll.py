@@ -199,7 +199,13 @@ async def _poll(run: Run, task: Task, step: Step, request: CommandRequest, clock
 
 
 def _left(clock: _Clock, deadline: float) -> str:
-    return f"{max(0, math.ceil(deadline - clock.now()))}s left"
+    """``40s left``, ``9m58s left``, ``1h05m left``."""
+    seconds = max(0, math.ceil(deadline - clock.now()))
+    if seconds < 60:
+        return f"{seconds}s left"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s left"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m left"
 
 
 def _why(status: ExitStatus) -> str:
