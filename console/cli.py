@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from console import __version__
+from console.sanitize import sanitize
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -23,7 +24,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-COMMANDS = ("run", "check", "plan", "runs", "show", "resume", "new")
+COMMANDS = ("run", "check", "plan", "runs", "show", "resume", "new", "hosts")
 
 
 class UsageError(Exception):
@@ -40,7 +41,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(sanitize(text) + "\n")
+
+
+def _out(text: str) -> None:
+    """Human output that quotes workflow, history or step text: sanitised for the terminal
+    (JSON output needs nothing: json.dumps escapes every control character)."""
+    sys.stdout.write(sanitize(text))
 
 
 def _load(path: str) -> Any:
@@ -209,7 +216,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             bad_files += 1
             problems += len(exc.problems)
             for problem in exc.problems:
-                print(problem)
+                _out(f"{problem}\n")
     files = len(args.files)
     noun = "file" if files == 1 else "files"
     if problems:
@@ -225,7 +232,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
     workflow = _load(args.file)
     params = _params(workflow, args.param)
     limit = _limit(workflow, args.limit)
-    sys.stdout.write(render_plan(build_plan(workflow, params, limit=limit)))
+    _out(render_plan(build_plan(workflow, params, limit=limit)))
+    return EXIT_OK
+
+
+def cmd_hosts(args: argparse.Namespace) -> int:
+    from console.hosts import HostsError, hosts_report, render_json, render_text
+
+    ssh_config: Any = ()
+    if args.ssh_config is not None:
+        ssh_config = [] if args.ssh_config == "none" else args.ssh_config
+    try:
+        report = hosts_report(args.file, ssh_config)
+    except HostsError as exc:
+        for line in str(exc).splitlines():
+            _err(line)
+        return EXIT_USAGE
+    sys.stdout.write(render_json(report) if args.json else render_text(report))
     return EXIT_OK
 
 
@@ -324,7 +347,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return EXIT_OK
     from console.printers import format_runs
 
-    sys.stdout.write(format_runs(runs))
+    _out(format_runs(runs))
     return EXIT_OK
 
 
@@ -339,9 +362,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(timeline.to_json(stored), indent=2) + "\n")
     elif args.markdown:
-        sys.stdout.write(timeline.render_markdown(stored))
+        _out(timeline.render_markdown(stored))
     else:
-        sys.stdout.write(timeline.render_table(stored))
+        _out(timeline.render_table(stored))
     return EXIT_OK
 
 
@@ -488,6 +511,14 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
     _run_options(resume)
     resume.set_defaults(func=cmd_resume)
+
+    hosts = sub.add_parser("hosts", help="every host resolved as it will be connected")
+    hosts.add_argument("file", metavar="FILE",
+                       help="a workflow (.toml) or an Ansible inventory (ansible:FILE)")
+    hosts.add_argument("--json", action="store_true", help="as JSON")
+    hosts.add_argument("--ssh-config", metavar="PATH|none",
+                       help="OpenSSH client config to apply (default ~/.ssh/config)")
+    hosts.set_defaults(func=cmd_hosts)
 
     new = sub.add_parser("new", help="write a commented starter workflow NAME.toml")
     new.add_argument("name", metavar="NAME")

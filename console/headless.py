@@ -23,6 +23,7 @@ from console.engine.events import Event, RunState, TaskEvent, TaskState
 from console.engine.run import ActionError, Run
 from console.model.workflow import LOCAL
 from console.printers import HumanPrinter, JsonPrinter, format_summary, task_label, use_color
+from console.sanitize import sanitize
 
 if TYPE_CHECKING:
     from console.store import Store
@@ -127,11 +128,11 @@ class Prompter:
         return task is not None and task.state is state
 
     def _say(self, text: str) -> None:
-        self._err.write(text + "\n")
+        self._err.write(sanitize(text) + "\n")
         self._err.flush()
 
     async def _read(self, prompt: str) -> str:
-        self._err.write(prompt)
+        self._err.write(sanitize(prompt))
         self._err.flush()
         if self._eof:
             self._say("")
@@ -255,7 +256,8 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
         signals.append(signum)
         if len(signals) == 1:
             _say(err, "\nbaton: interrupted, stopping every running task…")
-        run.interrupt()
+        run.interrupt("stopped by Ctrl-C" if signum == signal.SIGINT else
+                      f"stopped by {signal.Signals(signum).name}")
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
@@ -288,6 +290,9 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
              f"{', '.join(t.label for t in left)}); use --yes to retry interrupted tasks: "
              f"baton resume {run.id} --headless --yes")
     if signals:
+        if recorder is not None:
+            _say(err, f"baton: run {run.id} stopped; continue it with: "
+                 f"baton resume {run.id} --headless --yes")
         return 128 + signals[0] if signals[0] != signal.SIGINT else EXIT_INTERRUPTED
     return EXIT_OK if state is RunState.SUCCEEDED else EXIT_FAILED
 
@@ -306,7 +311,7 @@ async def _watch(run: Run, path: Path, err: IO[str]) -> None:
 
 
 def _say(err: IO[str], text: str) -> None:
-    err.write(text + "\n")
+    err.write(sanitize(text) + "\n")
     err.flush()
 
 

@@ -32,6 +32,7 @@ from console.engine.events import (
     TaskState,
 )
 from console.engine.task import task_label
+from console.sanitize import has_control, sanitize
 
 Mask = Callable[[str], str]
 
@@ -226,11 +227,16 @@ class HumanPrinter:
         if parts is None:
             parts = self._prefixes[key] = self._log_parts(*key)
         head, tail = parts
-        self._w.write(head + event.text.replace("\n", tail + "\n" + head) + tail + "\n",
+        text = event.text
+        if has_control(text):  # step bytes reach the terminal only sanitised
+            text = sanitize(text, keep_sgr=self._color)
+            if self._color and "\x1b" in text:
+                tail += _RESET  # a colour the step left on does not bleed into the next line
+        self._w.write(head + text.replace("\n", tail + "\n" + head) + tail + "\n",
                       flush=True)
 
     def _log_parts(self, step: str, host: str, stream: str) -> tuple[str, str]:
-        label = task_label(step, host).ljust(self._width)
+        label = sanitize(task_label(step, host)).ljust(self._width)
         if not self._color:
             return f"{label} | ", ""
         head = f"{_STYLE['dim']}{label} |{_RESET} "
@@ -253,17 +259,20 @@ class HumanPrinter:
             started = self._started.pop(key, None)
             if started is not None and state is not TaskState.BLOCKED:
                 words.append(format_duration(max(0.0, event.time - started)))
-            if event.exit_code is not None and state is not TaskState.SUCCEEDED:
-                words.append(f"exit {event.exit_code}")
-        if event.reason and event.reason != f"exit {event.exit_code}":
-            words.append(f"({self._mask(event.reason)})")
-        self._w.write(" ".join(words) + "\n", flush=True)
+        reason = self._mask(event.reason) if event.reason else ""
+        if state.finished and event.exit_code is not None and state is not TaskState.SUCCEEDED:
+            exit_text = f"exit {event.exit_code}"
+            words.append(exit_text)
+            if reason.startswith(exit_text):  # "exit 5 (ignored: …)": say the exit once
+                reason = reason[len(exit_text):].strip().removeprefix("(").removesuffix(")")
+        if reason and reason != f"exit {event.exit_code}":
+            words.append(f"({reason})")
+        self._line(" ".join(words))
 
     def run(self, event: RunEvent) -> None:
         style = _RUN_STYLE.get(event.state, "dim")
         state = self._style(str(event.state), style)
-        text = f"{self._style('▶', style)} run {event.run_id} {state}"
-        self._w.write(text + "\n", flush=True)
+        self._line(f"{self._style('▶', style)} run {event.run_id} {state}")
 
     def action(self, event: ActionEvent) -> None:
         target = ""
@@ -274,13 +283,20 @@ class HumanPrinter:
         text = f"{self._style('»', 'blue')} {event.action}{target} by {event.user}"
         if event.reason:
             text += f": {self._mask(event.reason)}"
-        self._w.write(text + "\n", flush=True)
+        self._line(text)
 
     def reload(self, event: ReloadEvent) -> None:
-        self._w.write(format_reload(event) + "\n", flush=True)
+        self._line(format_reload(event))
 
     def text(self, text: str) -> None:
         """Any other human line (a notice from the runner)."""
+        self._line(text)
+
+    def _line(self, text: str) -> None:
+        """A line of our own that may quote names, reasons or notes from the workflow, the
+        operator or a step: sanitised (our colours are SGR, kept on a terminal)."""
+        if has_control(text):
+            text = sanitize(text, keep_sgr=self._color)
         self._w.write(text + "\n", flush=True)
 
     def flush(self) -> None:
@@ -313,10 +329,11 @@ def format_summary(
     styles: list[str] = []
     for task in tasks:
         result = []
-        if task.exit_code is not None:
-            result.append(f"exit {task.exit_code}")
-        if task.reason:
-            result.append(mask(task.reason))
+        reason = mask(task.reason) if task.reason else ""
+        if task.exit_code is not None and not reason.startswith(f"exit {task.exit_code}"):
+            result.append(f"exit {task.exit_code}")  # unless the reason says it already
+        if reason:
+            result.append(reason)
         rows.append(
             (
                 task.step,
@@ -342,7 +359,7 @@ def format_summary(
     if color:
         state_text = f"{_STYLE[_RUN_STYLE.get(RunState(state), 'dim')]}{state_text}{_RESET}"
     out.append(f"total {format_duration(total)} · run {state_text}")
-    return "\n".join(out) + "\n"
+    return sanitize("\n".join(out) + "\n", keep_sgr=color)
 
 
 # --- JSON ------------------------------------------------------------------------------

@@ -264,11 +264,77 @@ def test_resume_of_a_live_run_is_refused(tmp_path: Path, baton_home: Path) -> No
     assert side(tmp_path) == ["first", "work", "after"]
 
 
+def test_a_run_whose_owner_died_is_interrupted_for_every_command(tmp_path: Path,
+                                                                 baton_home: Path) -> None:
+    proc, run_id, _ = start_waiting(tmp_path)
+    try:
+        # alive: every command says running
+        assert [r["state"] for r in runs_json()] == ["running"]
+        assert json.loads(baton("show", run_id, "--json").stdout)["run"]["state"] == "running"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # dead (its lock is free): every command says interrupted, without a console
+    listing = baton("runs")
+    assert listing.returncode == 0 and "interrupted" in listing.stdout
+    assert "running" not in listing.stdout
+    assert [r["state"] for r in runs_json()] == ["interrupted"]
+    assert [r["id"] for r in json.loads("[" + ",".join(
+        baton("runs", "--status", "interrupted", "--json").stdout.split("\n")[:-1]) + "]")
+    ] == [run_id]
+    data = json.loads(baton("show", run_id, "--json").stdout)
+    assert data["run"]["state"] == "interrupted"
+    work = next(t for t in data["tasks"] if t["step"] == "work")
+    assert work["state"] == "interrupted"
+    assert f"baton (pid {proc.pid}) stopped while it ran" in work["reason"]
+    table = baton("show", run_id).stdout
+    assert "interrupted" in table and "running" not in table
+    markdown = baton("show", run_id, "--markdown").stdout
+    assert "interrupted" in markdown and "| running |" not in markdown
+
+
+@pytest.mark.parametrize(("signum", "code", "why"), [(signal.SIGINT, 130, "Ctrl-C"),
+                                                     (signal.SIGTERM, 143, "SIGTERM")])
+def test_a_run_stopped_by_a_signal_resumes_like_an_interrupted_one(
+        tmp_path: Path, baton_home: Path, signum: int, code: int, why: str) -> None:
+    proc, run_id, _ = start_waiting(tmp_path)
+    proc.send_signal(signum)
+    assert proc.wait(timeout=20) == code
+    [stored] = runs_json()
+    assert stored["state"] == "interrupted"
+    tasks = {t["step"]: t for t in json.loads(baton("show", run_id, "--json").stdout)["tasks"]}
+    assert (tasks["work"]["state"], tasks["work"]["reason"]) == ("interrupted",
+                                                                f"stopped by {why}")
+    (tmp_path / "go").touch()
+    done = baton("resume", run_id, "--headless", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert side(tmp_path) == ["first", "work", "work", "after"]  # work re-ran, first did not
+    assert runs_json()[0]["state"] == "succeeded"
+
+
+def test_resume_continues_with_the_last_reloaded_definition(tmp_path: Path,
+                                                           baton_home: Path) -> None:
+    import asyncio
+
+    from console.store import Store
+    from tests.history_helpers import record_reloaded
+
+    path = tmp_path / "reloaded.toml"
+    with Store.open(baton_home) as store:
+        asyncio.run(record_reloaded(store, path, "r0000rel01"))
+    path.write_text(path.read_text().replace("v4", "on-disk"))  # the file moved on since
+    done = baton("resume", "r0000rel01", "--headless", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "shipping v4" in done.stdout
+    assert "shipping v1" not in done.stdout and "on-disk" not in done.stdout
+    assert "built" not in done.stdout  # build finished before: not re-run
+
+
 def test_resume_after_a_kill(tmp_path: Path, baton_home: Path) -> None:
     proc, run_id, path = start_waiting(tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert [r["state"] for r in runs_json()] == ["running"]  # as the dead process left it
+    assert [r["state"] for r in runs_json()] == ["interrupted"]  # its owner is dead
 
     # no --yes, no terminal: the interrupted task stays interrupted, the run fails
     held = baton("resume", run_id, "--headless")

@@ -39,7 +39,7 @@ BAD = [
     pytest.param('[params]\ntarget = { type = "string", descripton = "x" }\n',
                  "params.target: unknown key 'descripton' (did you mean 'description'?)", 4, 29,
                  id="unknown-inline-key"),
-    pytest.param('[steps."my step"]\nretires = 1\n', 'steps."my step": unknown key', 4, 1,
+    pytest.param('[steps."my-step"]\nretires = 1\n', 'steps.my-step: unknown key', 4, 1,
                  id="unknown-key-quoted-step"),
     pytest.param('[ssh]\nusr = "x"\n', "ssh: unknown key 'usr' (did you mean 'user'?)", 4, 1,
                  id="unknown-ssh-key"),

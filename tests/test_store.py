@@ -619,7 +619,9 @@ async def test_reloads_are_recorded_with_their_definition(store: Store):
     ]
     assert stored.definitions[new.digest] == v2
     assert [e.payload for e in stored.events if e.type == "reload"][-1] == {
-        "type": "reload", "added": ["extra"], "changed": [], "removed": []}
+        "type": "reload", "added": ["extra"], "changed": [], "removed": [],
+        "digest": new.digest}
+    assert stored.last_definition() == (new.digest, v2)
     markdown = timeline.render_markdown(stored)
     assert f"carol reloaded the workflow: +extra (definition {new.digest[:12]})" in markdown
 

@@ -50,7 +50,12 @@ async def test_gate_approval_shows_command_and_hosts_then_approves(tmp_path):
         await pilot.press("a")
         assert isinstance(app.screen, GateModal)
         assert app.screen.hosts == ["web1", "web2", "web3"]
-        assert app.screen.command == "echo draining web1"
+        # item 2: every host's own command, not web1's as if it were all
+        assert app.screen.commands == {"web1": "echo draining web1",
+                                       "web2": "echo draining web2",
+                                       "web3": "echo draining web3"}
+        shown = "\n".join(str(w.render()) for w in app.screen.query(".dialog-command-label"))
+        assert "command on web2:" in shown and "command on web3:" in shown
         assert app.screen.prompt == "Drain the web hosts?"
         await pilot.press("a")
         await until(lambda: state(screen, "drain", "web3") is S.SUCCEEDED)
@@ -67,8 +72,11 @@ async def test_gate_modal_deny_and_escape(tmp_path):
         await pilot.press("a", "escape")
         assert isinstance(app.screen, RunScreen)
         assert state(screen, "drain", "web2") is S.AWAITING_APPROVAL
-        await pilot.press("a", "D")
+        await pilot.press("a", "D")  # item 18: deny takes a reason
+        assert isinstance(app.screen, TextPrompt)
+        await pilot.press(*"bad window", "enter")
         await until(lambda: state(screen, "drain", "web2") is S.FAILED)
+        assert screen.run.tasks[("drain", "web2")].reason == "denied by alice: bad window"
         assert state(screen, "drain", "web1") is S.AWAITING_APPROVAL
 
 
@@ -177,9 +185,17 @@ async def test_cancel_running_task(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         screen = await started(pilot, app)
         await select(pilot, screen, "notify")
-        await pilot.press("c")
+        await pilot.press("c")  # item 18: asks first, with an optional reason
+        assert isinstance(app.screen, TextPrompt)
+        await pilot.press("escape")  # not cancelled
+        await pilot.pause(0.05)
+        assert state(screen, "notify") is S.RUNNING and world.terminated == []
+        await pilot.press("c", *"stuck", "enter")
         await until(lambda: state(screen, "notify") is S.CANCELLED)
         assert world.terminated == ["notify"]
+        assert screen.run.tasks[("notify", "local")].reason == "cancelled by alice: stuck"
+        assert ("cancel", "notify", "alice") in actions(screen)
+        assert any(e.text == "cancel notify: stuck" for e in screen.session.timeline)
 
 
 async def test_pause_and_resume(tmp_path):
@@ -212,6 +228,26 @@ async def test_breakpoint_and_step_mode(tmp_path):
         assert screen.run.tasks[("migrate", "local")].reason == "breakpoint"
         await pilot.press("b")
         assert screen.run.breakpoints == set()
+        # removing the breakpoint releases the task it held: no approval needed any more
+        await until(lambda: state(screen, "migrate") is S.FAILED)
+        assert [a for a in screen.run.tasks[("migrate", "local")].attempts]
+
+
+async def test_step_mode_off_in_the_console_releases_held_tasks(tmp_path):
+    app, _ = make_app(tmp_path, start=True, step_mode=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await until(lambda: state(screen, "preflight") is S.AWAITING_APPROVAL
+                    and state(screen, "migrate") is S.AWAITING_APPROVAL)
+        await select(pilot, screen, "preflight")
+        await pilot.press("t")
+        assert screen.run.step_mode is False
+        await until(lambda: state(screen, "preflight") is S.SUCCEEDED
+                    and state(screen, "migrate") is S.FAILED)
+        # a real gate still waits for its approval
+        await until(lambda: state(screen, "drain", "web1") is S.AWAITING_APPROVAL)
+        await pilot.pause(0.05)
+        assert state(screen, "drain", "web1") is S.AWAITING_APPROVAL
 
 
 async def test_note_is_recorded(tmp_path):

@@ -8,6 +8,7 @@ An action that does not apply raises :class:`ActionError` and changes nothing.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from console.engine.events import RunState, TaskState
@@ -29,7 +30,7 @@ class RunActions:
 
     if TYPE_CHECKING:  # provided by Run
         from console.engine.run import RunOptions
-        from console.model.workflow import Workflow
+        from console.model.workflow import Step, Workflow
 
         workflow: Workflow
         options: RunOptions
@@ -46,6 +47,8 @@ class RunActions:
         def _record(self, action: str, step: str | None = None, host: str | None = None,
                     reason: str | None = None) -> None: ...
         def _sort_key(self, task: Task) -> int: ...
+        def _hold_reason(self, task: Task, state: TaskState) -> str: ...
+        def _needs_approval(self, task: Task, step: Step) -> bool: ...
 
     def allowed(self, action: str, step: str, host: str | None = None) -> bool:
         """Whether the task action would apply now (what a console offers the operator)."""
@@ -54,6 +57,21 @@ class RunActions:
         except ActionError:
             return False
         return True
+
+    def refusal(self, action: str, step: str, host: str | None = None) -> str | None:
+        """Why the task action would not apply now (the ActionError's message), or None."""
+        try:
+            self._targets(action, step, host)
+        except ActionError as exc:
+            return str(exc)
+        return None
+
+    def answer_quit(self, cancel: bool) -> None:
+        """The operator, quitting while the run is live, chose to cancel the run or to stay:
+        recorded either way as a ``quit`` action. The caller then closes the run."""
+        if self.state.finished:
+            raise ActionError(f"cannot quit: the run has already {self.state}")
+        self._record("quit", None, None, "cancel the run" if cancel else "stay")
 
     def _targets(self, action: str, step: str, host: str | None) -> list[Task]:
         if self.state.finished and not self.options.keep_alive:
@@ -165,11 +183,12 @@ class RunActions:
             self._set(task, S.FAILED,
                       self._by("marked failed", reason))
 
-    def cancel(self, step: str, host: str | None = None) -> None:
+    def cancel(self, step: str, host: str | None = None, reason: str | None = None) -> None:
         tasks = self._targets("cancel", step, host)
-        self._record("cancel", step, host)
+        self._record("cancel", step, host, reason)
         for task in tasks:
-            self._cancel_task(task, "cancelled by operator")
+            self._cancel_task(task, self._by("cancelled", reason) if reason
+                              else "cancelled by operator")
 
     def _cancel_task(self, task: Task, reason: str) -> None:
         if task.state is S.RUNNING:
@@ -195,14 +214,33 @@ class RunActions:
         else:
             self.breakpoints.discard(step)
         self._record("breakpoint", step, None, "on" if on else "off")
+        if not on:
+            self._release_holds(self._by_step[step])
         self._wake.set()
         return on
 
     def toggle_step_mode(self) -> bool:
         self.step_mode = not self.step_mode
         self._record("step_mode", None, None, "on" if self.step_mode else "off")
+        if not self.step_mode:
+            self._release_holds(t for tasks in self._by_step.values() for t in tasks)
         self._wake.set()
         return self.step_mode
+
+    def _release_holds(self, tasks: Iterable[Task]) -> None:
+        """Tasks awaiting approval only because of step mode or a breakpoint that is now
+        off go on at once; a gate, a dangerous step or a rollout's batch pause still holds
+        (its reason is brought up to date)."""
+        for task in sorted(tasks, key=self._sort_key):
+            if task.state is not S.AWAITING_APPROVAL:
+                continue
+            if self._needs_approval(task, self.workflow.steps[task.step]):
+                reason = self._hold_reason(task, S.AWAITING_APPROVAL)
+                if reason != task.reason:
+                    self._set(task, S.AWAITING_APPROVAL, reason)
+                continue
+            self._set(task, S.PENDING, None)
+            self._ready[task.key] = task
 
     def note(self, text: str, step: str | None = None, host: str | None = None) -> None:
         if not text.strip():

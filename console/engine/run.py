@@ -39,6 +39,7 @@ from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
 from console.engine.rollout import RolloutPlan
 from console.engine.task import Attempt, Task
+from console.engine.texts import RunTexts
 from console.executors.base import CommandRequest, Executor, ExitStatus, Stream
 from console.model import templating
 from console.model.workflow import LOCAL, Host, Step, Workflow
@@ -85,7 +86,7 @@ def new_run_id(now: float | None = None) -> str:
     return out.rjust(9, "0") + "".join(digits[byte % 36] for byte in os.urandom(4))
 
 
-class Run(HostExclusion, RunActions):
+class Run(HostExclusion, RunActions, RunTexts):
     def __init__(
         self,
         workflow: Workflow,
@@ -111,6 +112,8 @@ class Run(HostExclusion, RunActions):
         self._wake = asyncio.Event()
         self._closing = False
         self._interrupted = False
+        self._interrupting: dict[tuple[str, str], str] = {}
+        """Tasks stopped by :meth:`interrupt`: they end ``interrupted``, not cancelled."""
         self._executing = False
         self._restored = False
         self.removed_steps: set[str] = set()
@@ -218,8 +221,7 @@ class Run(HostExclusion, RunActions):
         if state is self.state and self.started is not None:
             return
         self.state = state
-        if state.finished:
-            self.ended = self.clock()
+        self.ended = self.clock() if state.finished else None  # a re-opened run runs on
         self._emit(RunEvent(self.id, state, self.clock()))
 
     def _record(self, action: str, step: str | None = None, host: str | None = None,
@@ -265,7 +267,8 @@ class Run(HostExclusion, RunActions):
             raise RuntimeError("run is already executing")
         self._executing = True
         self._wake = asyncio.Event()
-        self.started = self.clock()
+        if not self._restored or self.started is None:  # a resumed run keeps its start
+            self.started = self.clock()
         self._emit(RunEvent(self.id, RunState.RUNNING, self.started))
         if self._restored:
             if self.options.approval == "auto":
@@ -293,14 +296,14 @@ class Run(HostExclusion, RunActions):
         finally:
             await self._close_executors()
         if self._interrupted:
-            self._set_run_state(RunState.CANCELLED)
+            self._set_run_state(RunState.INTERRUPTED)
         elif not self.state.finished:
             self._set_run_state(self._final_state())
         return self.state
 
     def _final_state(self) -> RunState:
         if self._interrupted:
-            return RunState.CANCELLED
+            return RunState.INTERRUPTED
         for task in self.tasks.values():
             if task.state in (S.CANCELLED, S.BLOCKED, S.INTERRUPTED):
                 return RunState.FAILED
@@ -555,14 +558,14 @@ class Run(HostExclusion, RunActions):
         if step.id in self.breakpoints:
             return "breakpoint"
         if step.confirm:
-            return step.confirm
+            return self.step_prompt(task.step, task.host)
         if step.dangerous:
             return f"dangerous step: type '{step.id}' to approve"
         return self._batch_gate(task) or "step mode"
 
     def _dry_run(self, task: Task, step: Step) -> None:
         if step.manual:
-            text = f"would wait for the operator: {step.name}"
+            text = f"would wait for the operator: {self.step_name(task.step, task.host)}"
         else:
             try:
                 command = self._render(task, step)
@@ -636,7 +639,9 @@ class Run(HostExclusion, RunActions):
                 try:
                     await asyncio.sleep(retry_in)
                 except asyncio.CancelledError:
-                    if task.state is S.RETRYING:
+                    if task.state is S.RETRYING and task.key in self._interrupting:
+                        self._set(task, S.INTERRUPTED, self._interrupting[task.key])
+                    elif task.state is S.RETRYING:
                         self._set(task, S.CANCELLED, "cancelled while waiting to retry")
                     break
                 if task.state is not S.RETRYING:
@@ -731,7 +736,8 @@ class Run(HostExclusion, RunActions):
         tail = task.stdout_tail.value() if task.stdout_tail is not None else ""
         task.stdout_tail = None
         if task.cancel_requested:
-            state, reason = S.CANCELLED, task.cancel_requested
+            state = S.INTERRUPTED if task.key in self._interrupting else S.CANCELLED
+            reason = task.cancel_requested
         elif ok:
             state = S.SUCCEEDED
         elif task.auto_retries < step.retries and not self._closing \
@@ -971,12 +977,23 @@ class Run(HostExclusion, RunActions):
         self._emit(event)
         return event
 
-    def interrupt(self) -> None:
-        """Ctrl-C: end every running task's process tree and stop; nothing new starts."""
+    def interrupt(self, reason: str = "stopped by Ctrl-C") -> None:
+        """Ctrl-C or SIGTERM: end every running task's process tree and stop; nothing new
+        starts. Unlike :meth:`close` (an operator's cancel), the run stays resumable: the
+        tasks it stopped end ``interrupted`` (``reason``), the tasks that had not started
+        keep their state, and the run ends ``interrupted``."""
         if self._closing:
             return
         self._interrupted = True
-        self.close()
+        self._closing = True
+        self._ready.clear()
+        for task in self.tasks.values():
+            if task.state is S.RETRYING and task.runner is None:
+                self._set(task, S.INTERRUPTED, reason)
+            elif task.state in (S.RUNNING, S.RETRYING) and not task.cancel_requested:
+                self._interrupting[task.key] = reason
+                self._cancel_task(task, reason)
+        self._wake.set()
 
     def close(self) -> None:
         """Stop scheduling; cancel what runs or waits. ``execute`` returns when it is over."""

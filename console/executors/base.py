@@ -31,6 +31,9 @@ class CommandRequest:
     shell: str = "/bin/sh"
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
+    tag: str = ""
+    """The attempt's tag, put in the environment of everything it starts (see
+    :mod:`console.executors.containment`); the executor makes one when empty."""
 
 
 @dataclass(frozen=True)

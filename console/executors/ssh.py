@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,14 @@ from typing import Any
 import asyncssh
 
 from console.executors.base import GRACE_SECONDS, CommandRequest, ExitStatus, OutputCallback
+from console.executors.containment import new_tag
+from console.executors.ssh_config import (
+    Resolved,
+    config_paths,
+    expand_proxy_command,
+    parse_destination,
+    resolve,
+)
 from console.executors.ssh_hostkeys import HostKeyPolicy, KnownHosts, Verdict, describe
 from console.executors.ssh_shell import (
     BOOT_COMMAND,
@@ -137,16 +144,19 @@ class Connector:
         self._idle: list[ControlSession] = []
         self._slots = asyncio.Semaphore(context.max_sessions)
         self._closed = False
+        self.resolved: Resolved | None = None
 
     # -- the connection
 
     def _settings(self) -> dict[str, Any]:
-        host, defaults = self.host, self.context.defaults
-        port = host.port or (defaults.port if defaults.port != 22 else None)
-        user = host.user or defaults.user
-        identity = host.identity or defaults.identity
+        host = self.host
+        try:
+            resolved = self.resolved = resolve(host, self.context.defaults,
+                                               self.context.ssh_config)
+        except ValueError as exc:
+            raise SSHError(str(exc)) from None
         options: dict[str, Any] = {
-            "config": self.context.ssh_config,
+            "config": config_paths(self.context.ssh_config),
             "connect_timeout": self.timeout,
             "keepalive_interval": self.context.keepalive_interval,
             "keepalive_count_max": KEEPALIVE_COUNT_MAX,
@@ -155,16 +165,13 @@ class Connector:
             "kbdint_auth": False,
             "gss_auth": False,
             "host_based_auth": False,
+            "port": resolved.port,
+            "username": resolved.user,
+            # existing files only (OpenSSH skips missing ones); [] = default keys + agent
+            "client_keys": list(resolved.identities),
+            "proxy_command": (expand_proxy_command(resolved.proxy_command, resolved)
+                              if resolved.proxy_command and not resolved.jump else None),
         }
-        if port:
-            options["port"] = port
-        if user:
-            options["username"] = user
-        if identity:
-            path = os.path.expanduser(identity)
-            if not os.path.isfile(path):
-                raise SSHError(f"{host.name}: identity file {identity} not found")
-            options["client_keys"] = [path]
         return options
 
     @property
@@ -173,7 +180,9 @@ class Connector:
 
     @property
     def label(self) -> str:
-        port = self.host.port or self.context.defaults.port
+        if self.resolved is not None:
+            return f"{self.resolved.hostname}:{self.resolved.port}"
+        port = self.host.port or self.context.defaults.port or 22
         return f"{self.host.address}:{port}"
 
     async def connection(self) -> asyncssh.SSHClientConnection:
@@ -182,18 +191,32 @@ class Connector:
                 return self._conn
             if self._closed:
                 raise SSHError(f"{self.host.name}: the run's SSH connections are closed")
-            tunnel: Any = ()
-            if self.host.jump:
-                tunnel = await self._jump()
+            settings = self._settings()
+            tunnel: Any = None
+            if self.resolved is not None and self.resolved.jump:
+                tunnel = await self._jump(self.resolved.jump)
             async with _setup_limit():
-                self._conn = await self._open(tunnel)
+                self._conn = await self._open(tunnel, settings)
             return self._conn
 
-    async def _jump(self) -> asyncssh.SSHClientConnection:
-        jump = self.host.jump or ""
-        jump_host = self.context.hosts.get(jump)
-        if jump_host is None:
-            raise SSHError(f"{self.host.name}: jump host '{jump}' is not a declared host")
+    def _jump_host(self, spec: str) -> Host:
+        """A declared host, or an ssh destination ``[user@]host[:port]`` (the last hop of
+        a comma-separated chain; the hops before it become its own jump)."""
+        hops = [hop.strip() for hop in spec.split(",") if hop.strip()]
+        last, before = hops[-1], ",".join(hops[:-1]) or None
+        declared = self.context.hosts.get(last)
+        if declared is not None and before is None:
+            return declared
+        source = self.resolved.sources.get("jump", "") if self.resolved else ""
+        if "jump" not in self.host.origin and not source.startswith("ssh_config"):
+            raise SSHError(f"{self.host.name}: jump host '{spec}' is not a declared host")
+        user, address, port = parse_destination(last)
+        return Host(name=spec, address=address, user=user, port=port, jump=before,
+                    known_hosts=self.host.known_hosts,
+                    origin={"jump": f"jump host of {self.host.name}"} if before else {})
+
+    async def _jump(self, spec: str) -> asyncssh.SSHClientConnection:
+        jump_host = self._jump_host(spec)
         if jump_host.name == self.host.name:
             raise SSHError(f"{self.host.name}: a host cannot be its own jump host")
         try:
@@ -201,8 +224,7 @@ class Connector:
         except SSHError as exc:
             raise SSHError(f"{self.host.name}: via jump host {exc}") from None
 
-    async def _open(self, tunnel: Any) -> asyncssh.SSHClientConnection:
-        settings = self._settings()
+    async def _open(self, tunnel: Any, settings: dict[str, Any]) -> asyncssh.SSHClientConnection:
         known_hosts = self.context.policy.file(self.host.known_hosts
                                                or self.context.defaults.known_hosts)
         client = _Client(self, known_hosts)
@@ -302,6 +324,8 @@ class SSHExecution:
         self._remote: RemoteTask | None = None
         self._session: ControlSession | None = None
         self._killing: asyncio.Future[None] | None = None
+        self.tag = request.tag or new_tag()
+        """Exported as ``BATON_ATTEMPT`` to everything the task starts on the host."""
         self._job = asyncio.ensure_future(self._run())
 
     @property
@@ -311,7 +335,8 @@ class SSHExecution:
     async def _run(self) -> ExitStatus:
         request = self._request
         try:
-            command = task_command(request.shell, request.script, request.env, request.cwd)
+            command = task_command(request.shell, request.script, request.env, request.cwd,
+                                   self.tag, request.step or "baton")
         except TaskSetupError as exc:
             return ExitStatus(None, error=f"{self.name}: {exc}")
         try:
@@ -334,7 +359,8 @@ class SSHExecution:
             raise
 
     async def terminate(self, grace: float = GRACE_SECONDS) -> None:
-        """TERM the remote process group, KILL it after ``grace`` s. Idempotent."""
+        """TERM the task's whole remote session (group, session, tagged processes), KILL
+        it after ``grace`` s, then name what could not be ended. Idempotent."""
         if self._job.done():
             return
         if self._killing is None:
@@ -356,10 +382,14 @@ class SSHExecution:
             if remote.done.done():
                 return
             if pgid:
-                session.signal(pgid, signal)
+                session.signal(pgid, signal, self.tag)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(remote.done), grace)
         if not remote.done.done():
+            if pgid:
+                session.report(pgid, self.tag)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(remote.done), 1.0)
             session.close()  # the remote shell's EXIT trap kills what is left
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(remote.done), grace)

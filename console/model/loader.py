@@ -350,6 +350,8 @@ STEP_KEYS = (
     "serial", "max_fail", "env", "cwd", "shell", *RECOVERY_KEYS,
 )
 ROLLOUT_KEYS = ("steps", "serial", "max_fail", "pause_between")
+SHELL_TEMPLATES = ("run", "undo")
+"""Step keys whose templates are shell scripts, checked for safe quoting."""
 CONTEXT_NAMES = ("params", "secrets", "host", "steps", "run", "workflow")
 
 
@@ -386,6 +388,7 @@ class _Builder:
     def __init__(self, reader: Reader, path: Path | None) -> None:
         self.r = reader
         self.path = path
+        self.text = ""
         self._upstream_cache: dict[str, set[str]] = {}
         self.params: dict[str, Param] = {}
         self.secrets: dict[str, Secret] = {}
@@ -397,6 +400,7 @@ class _Builder:
 
     def build(self, data: dict[str, Any], text: str) -> Workflow | None:
         r = self.r
+        self.text = text
         r.table(data, (), TOP_KEYS)
         meta = self.workflow_table(data)
         self.params = self.section(data, "params", self.param)
@@ -450,6 +454,10 @@ class _Builder:
         if "name" not in table:
             r.report(path, "workflow.name is required")
         meta["name"] = r.string(table, path, "name", "", non_empty=True)
+        if meta["name"] and bad_characters(meta["name"]):
+            r.error((*path, "name"), f"may not hold control characters, got "
+                                     f"{printable(meta['name'])}")
+            meta["name"] = ""
         meta["description"] = r.string(table, path, "description", "")
         meta["concurrency"] = r.integer(table, path, "concurrency", 16, minimum=1)
         meta["inventory"] = r.string(table, path, "inventory", None, non_empty=True)
@@ -592,9 +600,14 @@ class _Builder:
     def step(self, step_id: str, value: Any) -> Step | None:
         r = self.r
         path = ("steps", step_id)
+        if not _BARE_KEY.fullmatch(step_id):
+            r.report(path, f"step id {printable(step_id)} may only hold letters, digits, '_' "
+                           "and '-'")
         table = r.table(value, path, STEP_KEYS)
         if table is None:
             return None
+        if isinstance(table.get("name"), str):
+            self.check_name(table["name"], (*path, "name"))
         templates = self.templates.setdefault(step_id, [])
 
         def templated(key: str, *, expression: bool = False) -> str | None:
@@ -648,6 +661,12 @@ class _Builder:
             shell=shell,
             **read_recovery(r, table, path, templated),
         )
+
+    def check_name(self, name: str, where: KeyPath) -> None:
+        """A name shown to the operator holds no control characters (an escape sequence in
+        a name would drive the operator's terminal); blank is refused by the reader."""
+        if bad_characters(name):
+            self.r.error(where, f"may not hold control characters, got {printable(name)}")
 
     def step_env(self, table: dict[str, Any], path: KeyPath,
                  templates: list[_Template]) -> dict[str, str]:
@@ -734,6 +753,13 @@ class _Builder:
             line, col = self._template_position(template, _line_of(template.source, word))
             r.report(template.path, f"{label}: {message}", line=line, col=col)
 
+        if template.path[-1] in SHELL_TEMPLATES:
+            from console.model.shellquote import check_template
+
+            for line_in, _col, tag, message in check_template(template.source):
+                line, col = self._tag_position(template, line_in, tag)
+                r.report(template.path, f"{label}: {message}", line=line, col=col)
+
         unknown = refs.names - _template_names() if refs.names else refs.names
         if unknown & set(STATUS_FUNCTIONS):
             unknown = self.check_status_functions(template, unknown, at)
@@ -760,6 +786,17 @@ class _Builder:
                 at(name, f"steps.{name} is read but '{name}' is not upstream of "
                          f"'{step_id}' (add it to needs)")
 
+    def _tag_position(self, template: _Template, line_in_template: int,
+                      tag: str) -> tuple[int | None, int | None]:
+        """File line and column of the ``{{ }}`` tag ``tag`` on a line of a template."""
+        line, col = self._template_position(template, line_in_template)
+        start = self.r.locator.value_line(template.path)
+        if start is not None:
+            line = start + line_in_template - 1
+            lines = self.text.splitlines()
+            if 0 < line <= len(lines) and tag in lines[line - 1]:
+                return line, lines[line - 1].index(tag) + 1
+        return line, col
     def check_status_functions(self, template: _Template, unknown: frozenset[str],
                                at: Callable[[str, str], None]) -> frozenset[str]:
         """Status functions are names of ``when`` only; returns the names still unknown."""
@@ -834,6 +871,20 @@ class _Builder:
             max_fail=r.integer(table, path, "max_fail", 0, minimum=0) or 0,
             pause_between=r.boolean(table, path, "pause_between"),
         )
+
+
+_BAD_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def bad_characters(text: str) -> bool:
+    """Does a name hold control characters (C0, DEL, C1, line separators, bidi overrides)?"""
+    return _BAD_CHARACTERS.search(text) is not None
+
+
+def printable(text: str) -> str:
+    """``text`` quoted with every control character escaped, safe in a message."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + _BAD_CHARACTERS.sub(lambda m: f"\\u{ord(m[0]):04x}", escaped) + '"'
 
 
 def _line_of(source: str, word: str) -> int | None:

@@ -15,10 +15,13 @@ Context shape (built by the engine, documented here because templates depend on 
 
 Rendering modes:
 
-- :func:`render_command` (``run``): every ``{{ value }}`` is shell-quoted with
-  :func:`shlex.quote`, so a value always arrives as one literal argument.
+- :func:`render_command` (``run``): every ``{{ value }}`` is quoted for the shell context
+  it lands in (a bare word, inside ``"…"``, inside ``'…'``; :mod:`shellquote`), so the
+  program always receives exactly the value; where that cannot be proved safe (backticks,
+  ``$(( ))``, an unquoted heredoc body …) rendering fails and ``check`` reports it.
   ``{{ value | raw }}`` inserts it unquoted (for deliberate shell syntax).
-- :func:`render_value` (``env`` values, ``cwd``): plain text, no quoting.
+- :func:`render_value` (``env`` values, ``cwd``): plain text, no quoting (an environment
+  variable or a directory is never parsed by a shell).
 - :func:`evaluate` (``when``): a bare expression, truthiness by Python's ``bool``.
 
 Every value renders with ``str()``: ``True``, ``None``, ``3``, and dicts/lists in their
@@ -32,6 +35,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -82,10 +86,24 @@ def quote(text: str) -> str:
     return shell_quote(text)
 
 
+_slots: ContextVar[list[str] | None] = ContextVar("baton_template_slots", default=None)
+"""The values of the command being rendered, in marker order (see :mod:`shellquote`)."""
+
+
 def _shell_finalize(value: Any) -> Any:
+    from console.model.shellquote import MARK, marker
+
+    values = _slots.get()
     if isinstance(value, Raw):
+        if MARK in value:
+            raise TemplateError("a raw value contains a NUL byte, which no shell command "
+                                "can receive")
         return value
-    return quote(str(value))
+    text = str(value)
+    if values is None:  # rendered outside render_command: plain quoting
+        return quote(text)
+    values.append(text)
+    return marker(len(values) - 1)
 
 
 def _make_env(**kwargs: Any) -> ImmutableSandboxedEnvironment:
@@ -193,14 +211,32 @@ def _compile(source: str, mode: str) -> Any:
 
 
 def render_command(source: str, context: Mapping[str, Any]) -> str:
-    """Render a ``run`` script; substituted values are shell-quoted unless ``| raw``."""
+    """Render a ``run`` script; each substituted value is quoted for the shell context it
+    lands in (bare word, ``"…"``, ``'…'`` …), unless ``| raw``; a value where quoting
+    cannot be proved safe is a :class:`TemplateError` (see :mod:`shellquote`)."""
     if not needs_render(source):
         return source
+    from console.model.shellquote import MARK, QuotingError, substitute
+
+    if MARK in source:
+        raise TemplateError("the command contains a NUL byte, which no shell can run")
     template = _compile(source, "command")
+    values: list[str] = []
+    token = _slots.set(values)
     try:
-        return template.render(context)
+        text = template.render(context)
+    except TemplateError:
+        raise
     except Exception as exc:
         raise _convert(exc) from None
+    finally:
+        _slots.reset(token)
+    if not values:
+        return text
+    try:
+        return substitute(text, values)
+    except QuotingError as exc:
+        raise TemplateError(str(exc)) from None
 
 
 def render_value(source: str, context: Mapping[str, Any]) -> str:

@@ -43,7 +43,8 @@ class SSHOptions:
     """`[ssh]` defaults; every field may be overridden per host."""
 
     user: str | None = None
-    port: int = 22
+    port: int | None = None
+    """None: not written (``~/.ssh/config``'s Port, else 22); a written value always wins."""
     identity: str | None = None
     known_hosts: str | None = None
     connect_timeout: float = 10.0
@@ -61,10 +62,19 @@ class Host:
     jump: str | None = None
     forward_agent: bool = False
     vars: dict[str, Any] = field(default_factory=dict)
+    connection: str = "ssh"
+    """"ssh", or "local" (run on this machine: Ansible's ``ansible_connection=local``)."""
+    proxy_command: str | None = None
+    """OpenSSH ProxyCommand (``%h``, ``%p``, ``%r`` expanded) instead of a direct connection."""
+    origin: Mapping[str, str] = field(default_factory=dict, compare=False)
+    """Where each connection value came from (``address`` -> ``hosts.ini:4 (ansible_host)``);
+    a field not listed came from the workflow (or is the default)."""
+    notes: tuple[str, ...] = field(default=(), compare=False)
+    """What the import says about this host (``ansible_become`` ignored, …)."""
 
     @property
     def is_local(self) -> bool:
-        return self.name == LOCAL
+        return self.name == LOCAL or self.connection == "local"
 
 
 LOCAL_HOST = Host(name=LOCAL, address="localhost")

@@ -154,6 +154,35 @@ class Store:
             db.execute("COMMIT")
         return [(step, host) for step, host, _ in hit]
 
+    def reap_dead(self, run_id: str | None = None) -> list[str]:
+        """Mark ``interrupted`` every ``running`` or ``paused`` run (or just ``run_id``)
+        whose owner is gone: its lock is free, so the process recording it died (kill -9,
+        a closed terminal, a crash). The time is that of its last recorded event. Runs
+        recorded on another machine are left alone (their locks are not ours to test).
+        Returns the ids marked."""
+        sql = "SELECT id, host, pid FROM runs WHERE state IN (?, ?)"
+        args: list[Any] = [RunState.RUNNING, RunState.PAUSED]
+        if run_id is not None:
+            sql += " AND id = ?"
+            args.append(run_id)
+        with self._guard() as db:
+            rows = db.execute(sql, args).fetchall()
+        marked = []
+        for rid, machine, pid in rows:
+            if machine not in (None, self.machine) or logs.held_here(rid, self.home):
+                continue
+            try:
+                lock = logs.acquire_run_lock(rid, self.home)
+            except LiveRunError:
+                continue  # its owner is alive
+            with lock, self._guard() as db:
+                last = db.execute("SELECT max(time) FROM events WHERE run_id = ?",
+                                  (rid,)).fetchone()[0]
+                owner = f"baton (pid {pid})" if pid else "baton"
+                self.mark_interrupted(rid, f"{owner} stopped while it ran", now=last)
+            marked.append(rid)
+        return marked
+
     def _next_seq(self, run_id: str) -> int:
         row = self._db.execute("SELECT max(seq) FROM events WHERE run_id = ?",
                                (run_id,)).fetchone()
@@ -189,6 +218,7 @@ class Store:
         ``status`` is a run state; ``since`` a start time (epoch seconds)."""
         from console.store.records import RunSummary
 
+        self.reap_dead()
         where, args = [], []
         if workflow is not None:
             where.append("(workflow = ? OR path = ?)")
@@ -240,9 +270,11 @@ class Store:
             RunRecord,
             StoredRun,
             TaskRecord,
+            reload_prefixes,
         )
 
         run_id = self.resolve(run_id)
+        self.reap_dead(run_id)
         with self._guard() as db:
             row = db.execute(f"SELECT {_SUMMARY}, digest, params, host, pid, options "
                              "FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -264,6 +296,8 @@ class Store:
                       db.execute("SELECT seq, time, type, payload FROM events WHERE run_id = ? "
                                  "ORDER BY seq", (run_id,))]
             digests = {run.digest} | {a.digest for a in attempts}
+            digests |= {e.payload.get("digest") for e in events
+                        if e.type == "reload" and isinstance(e.payload, dict)}
             digests.discard(None)
             definitions = {}
             for digest in sorted(d for d in digests if d):
@@ -271,6 +305,13 @@ class Store:
                                   (digest,)).fetchone()
                 if text is not None:
                     definitions[digest] = text[0]
+            for prefix in reload_prefixes(actions):  # runs stored before reload events
+                if any(d.startswith(prefix) for d in definitions):  # named their digest
+                    continue
+                row = db.execute("SELECT digest, text FROM definitions WHERE substr(digest, "
+                                 "1, ?) = ? LIMIT 1", (len(prefix), prefix)).fetchone()
+                if row is not None:
+                    definitions[row[0]] = row[1]
         return StoredRun(run, tasks, attempts, actions, events, definitions)
 
     def definition(self, digest: str) -> str | None:

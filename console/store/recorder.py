@@ -167,9 +167,9 @@ class Recorder:
         except Exception as exc:  # never break the engine; report once
             self._fail(exc)
 
-    def _event_row(self, event: Event) -> None:
+    def _event_row(self, event: Event, **extra: Any) -> None:
         data = (task_event_json(event) if type(event) is TaskEvent
-                else json.dumps(event.to_dicts()[0]))
+                else json.dumps({**event.to_dicts()[0], **extra}))
         self._events.append((self.run_id, self._seq, event.time, event.type, data))
         self._seq += 1
 
@@ -226,7 +226,8 @@ class Recorder:
             self._note_definition(self.run.workflow)
         self._actions.append((self.run_id, event.time, self.run.user, "reload", None, None,
                               reason))
-        self._event_row(event)
+        # the stored event names the definition now in force: resume continues with it
+        self._event_row(event, **({"digest": event.digest} if event.error is None else {}))
         self.flush()
 
     def _on_run(self, event: RunEvent) -> None:

@@ -242,10 +242,25 @@ def rebuild(stored: StoredRun, *, secrets: bool, executor_for: Callable[[Host], 
     except ValueError as exc:
         raise HistoryError(f"run {stored.id}: {exc}") from None
     run.restore(stored.tasks)
+    restore_attempts(run, stored)
+    run.started = stored.run.started  # the clock of a resumed run counts from its start
     from console.engine.exclusion import restore_exclusions
 
     restore_exclusions(run, stored.actions)
     return run
+
+
+def restore_attempts(run: Run, stored: StoredRun) -> None:
+    """Give each task of a rebuilt run every attempt the store holds for it, so the
+    detail pane lists them all (and a retry's attempt comes after them)."""
+    for record in stored.tasks:
+        task = run.tasks.get((record.step, record.host))
+        if task is not None:
+            task.attempts = [
+                Attempt(a.number, a.started or 0.0, a.digest or "", a.command or "", a.ended,
+                        a.exit_code, a.signal, TaskState(a.state) if a.state else None,
+                        a.reason)
+                for a in stored.attempts_of(record.step, record.host)]
 
 
 def as_recorded(run: Run, stored: StoredRun) -> Run:
@@ -256,10 +271,7 @@ def as_recorded(run: Run, stored: StoredRun) -> Run:
         if task is None:
             continue
         task.state, task.reason = TaskState(record.state), record.reason
-        task.attempts = [
-            Attempt(a.number, a.started or 0.0, a.digest or "", a.command or "", a.ended,
-                    a.exit_code, a.signal, TaskState(a.state) if a.state else None, a.reason)
-            for a in stored.attempts_of(record.step, record.host)]
+    restore_attempts(run, stored)
     run.state = RunState(stored.run.state)
     run.started, run.ended = stored.run.started, stored.run.ended
     return run

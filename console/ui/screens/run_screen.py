@@ -12,20 +12,20 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Tree
+from textual.widgets import Footer, Input, Tree
 from textual.worker import Worker
 
 from console.engine.events import ReloadEvent, RunState, TaskState
 from console.engine.run import ActionError, Run
 from console.engine.task import Task
 from console.ui import reloading
-from console.ui.screens.actions import OPERATOR_ACTIONS, TASK_ACTIONS
 from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
+from console.ui.screens.refusals import why_refused
 from console.ui.session import LogBuffer, RunSession
 from console.ui.system import Clock, Sampler
 from console.ui.widgets.banner import ReloadBanner
@@ -76,7 +76,9 @@ class RunScreen(Screen[None]):
         _b("o", "open_log", "Full log", "Open the selected task's full log in $PAGER",
            show=False),
         _b("question_mark", "help", "Help", "The keys and what they do"),
-        _b("q", "quit", "Quit", "Quit (asks first while tasks run)"),
+        _b("q", "quit", "Quit", "Quit (asks first while the run is live)"),
+        _b("escape", "back", "Back", "Back to the folder or history view (asks first while "
+           "the run is live)", show=False),
     ]
 
     def __init__(self, run: Run, *, clock: Clock, sampler: Sampler | None,
@@ -243,27 +245,35 @@ class RunScreen(Screen[None]):
         assert selection is not None
         return selection.step, selection.host
 
+    @property
+    def selection(self) -> Selection | None:
+        return self._selection
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if self.read_only and action in OPERATOR_ACTIONS:
-            return False
-        if action == "start":
-            return not self.started
-        if action == "pause":
-            return self.started and not self.run.state.finished
-        if action == "exclude_host":
-            host = self._selected_host()
-            return self.started and host is not None and not self.run.is_excluded(host) \
-                and not (self.run.state.finished and not self.run.options.keep_alive)
-        if action in ("breakpoint", "note"):
-            return self._selection is not None or action == "note"
-        task_action = TASK_ACTIONS.get(action)
-        if task_action is not None:
-            if not self.started or self._selection is None:
-                return False
-            return self.run.allowed(task_action, *self._target())
-        if action == "open_log":
-            return self.baton.history is not None and len(self.selected_tasks()) == 1
-        return True
+        return why_refused(self, action) is None
+
+    def on_key(self, event: events.Key) -> None:
+        """A key whose action does not apply says why (it would otherwise do nothing, and
+        what the operator types next would land here as more keys)."""
+        if isinstance(self.focused, Input):
+            return
+        action = self._action_of(event.key)
+        if action is None:
+            return
+        why = why_refused(self, action)
+        if why is not None:
+            event.stop()
+            event.prevent_default()
+            self.notify(why, severity="warning")
+
+    def _action_of(self, key: str) -> str | None:
+        overrides = self.baton.keymap_overrides
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding):
+                keys = overrides.get(binding.id or "", binding.key)
+                if key in (k.strip() for k in keys.split(",")):
+                    return binding.action
+        return None
 
     def _act(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         """Call a Run action; an ActionError becomes a notification."""
@@ -302,23 +312,37 @@ class RunScreen(Screen[None]):
             self._act(self.run.approve, step_id, host)  # reports why it does not apply
             return
         hosts = [t.host for t in waiting]
-        command = self.run.preview_command(step_id, hosts[0]) if not step.manual else ""
-        title = f"Approve '{step.name}'" + (f" on {host}" if host else "")
+        groups = self.run.command_groups(step_id, hosts)
+        name = self.run.step_name(step_id, host)
+        title = f"Approve '{name}'" + (f" on {host}" if host else "")
+        prompts: dict[str, list[str]] = {}
+        for task in waiting:
+            prompts.setdefault(task.reason or "", []).append(task.host)
+        if len(prompts) == 1:
+            prompt = next(iter(prompts)) or "Approve?"
+        else:
+            prompt = "\n".join(f"{', '.join(on)}: {text}" for text, on in prompts.items())
 
         def answered(choice: object) -> None:
             if choice == "approve":
                 self._act(self.run.approve, step_id, host)
             elif choice == "deny":
-                self._act(self.run.deny, step_id, host, "denied at the gate")
+                self.action_deny()
 
         if step.dangerous:
-            self.app.push_screen(DangerousModal(step_id, title, command, hosts), answered)
+            self.app.push_screen(DangerousModal(step_id, title, prompt, groups, hosts), answered)
         else:
-            prompt = waiting[0].reason or step.confirm or "Approve?"
-            self.app.push_screen(GateModal(title, prompt, command, hosts), answered)
+            self.app.push_screen(GateModal(title, prompt, groups, hosts), answered)
 
     def _ask(self, title: str, placeholder: str, required: bool,
-             then: Callable[[str], None]) -> None:
+             then: Callable[[str], None], action: str | None = None) -> None:
+        """A reason or note prompt; only for an action that applies now (``action``)."""
+        if action is not None:
+            why = why_refused(self, action)
+            if why is not None:
+                self.notify(why, severity="warning")
+                return
+
         def answered(text: object) -> None:
             if isinstance(text, str):
                 then(text)
@@ -327,8 +351,8 @@ class RunScreen(Screen[None]):
 
     def action_deny(self) -> None:
         step, host = self._target()
-        self._ask(f"Deny '{step}'", "reason", False,
-                  lambda reason: self._act(self.run.deny, step, host, reason or None))
+        self._ask(f"Deny '{self._label()}'", "reason", False,
+                  lambda reason: self._act(self.run.deny, step, host, reason or None), "deny")
 
     def action_done(self) -> None:
         self._act(self.run.done, *self._target())
@@ -341,35 +365,45 @@ class RunScreen(Screen[None]):
 
     def action_skip(self) -> None:
         step, host = self._target()
-        self._ask(f"Skip '{step}'", "reason", False,
-                  lambda reason: self._act(self.run.skip, step, host, reason or None))
+        self._ask(f"Skip '{self._label()}'", "reason", False,
+                  lambda reason: self._act(self.run.skip, step, host, reason or None), "skip")
 
     def action_mark_succeeded(self) -> None:
         step, host = self._target()
-        self._ask(f"Mark '{step}' succeeded", "reason", True,
-                  lambda reason: self._act(self.run.mark_succeeded, step, host, reason))
+        self._ask(f"Mark '{self._label()}' succeeded", "reason", True,
+                  lambda reason: self._act(self.run.mark_succeeded, step, host, reason),
+                  "mark_succeeded")
 
     def action_mark_failed(self) -> None:
         step, host = self._target()
-        self._ask(f"Mark '{step}' failed", "reason", True,
-                  lambda reason: self._act(self.run.mark_failed, step, host, reason))
+        self._ask(f"Mark '{self._label()}' failed", "reason", True,
+                  lambda reason: self._act(self.run.mark_failed, step, host, reason),
+                  "mark_failed")
 
     def action_cancel_task(self) -> None:
-        self._act(self.run.cancel, *self._target())
+        step, host = self._target()
+        self._ask(f"Cancel '{self._label()}'? Enter cancels it (TERM, then KILL)", "reason",
+                  False, lambda reason: self._act(self.run.cancel, step, host, reason or None),
+                  "cancel_task")
 
-    def _selected_host(self) -> str | None:
+    def _label(self) -> str:
+        step, host = self._target()
+        return step if host is None or host == "local" else f"{step}@{host}"
+
+    def selected_host(self) -> str | None:
         """The remote host of the selected task (or of a step that runs on one host)."""
         hosts = {t.host for t in self.selected_tasks()}
         host = hosts.pop() if len(hosts) == 1 else None
         return None if host == "local" else host
 
     def action_exclude_host(self) -> None:
-        host = self._selected_host()
+        host = self.selected_host()
         if host is None:
             self.notify("select a task of the host to exclude", severity="warning")
             return
         self._ask(f"Exclude host '{host}' from this run", "reason (optional)", False,
-                  lambda reason: self._act(self.run.exclude_host, host, None, reason or None))
+                  lambda reason: self._act(self.run.exclude_host, host, None, reason or None),
+                  action="exclude_host")
 
     def action_breakpoint(self) -> None:
         step, _ = self._target()
@@ -428,20 +462,53 @@ class RunScreen(Screen[None]):
             return
         self.baton.page_log(self.run, tasks[0].step, tasks[0].host)
 
+    @property
+    def live(self) -> bool:
+        """The run goes on unless cancelled: started and not finished (tasks running,
+        or only gates and manual steps waiting, or paused)."""
+        return self.started and not self.stored and not self.run.state.finished
+
     def action_quit(self) -> None:
         if self.stored and len(self.app.screen_stack) > 2:
             self.app.pop_screen()  # back to the history view
             return
-        running = self.running_tasks()
-        if not running:
-            self.shutdown()
+        self._leave("quit")
+
+    def action_back(self) -> None:
+        """Esc: back to the screen below (folder or history view); at the bottom, say how
+        to quit."""
+        if len(self.app.screen_stack) <= 2:
+            self.notify("nothing to go back to: q quits", severity="information")
             return
+        if self.stored:
+            self.app.pop_screen()
+            return
+        self._leave("go back")
+
+    def _leave(self, verb: str) -> None:
+        then = self.shutdown if verb == "quit" else self.go_back
+        if not self.live:
+            then()
+            return
+        tasks = self.run.tasks_in_order()
+        running = [t.label for t in tasks if t.state.active]
+        waiting = [t.label for t in tasks if t.state.waiting]
 
         def answered(choice: object) -> None:
-            if choice is True:
-                self.shutdown()
+            cancel = choice == "cancel"
+            if not self._act(self.run.answer_quit, cancel):
+                return
+            if cancel:
+                then()
 
-        self.app.push_screen(QuitModal([t.label for t in running]), answered)
+        self.app.push_screen(QuitModal(str(self.run.state), running, waiting, verb=verb),
+                             answered)
+
+    @work(exclusive=True, group="shutdown")
+    async def go_back(self) -> None:
+        """Close the run (cancelling what runs or waits), then show the screen below."""
+        await self.close_run()
+        self.app.pop_screen()
 
     @work(exclusive=True, group="shutdown")
     async def shutdown(self) -> None:

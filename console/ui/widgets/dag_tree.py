@@ -155,7 +155,8 @@ class DagTree(Tree[Selection]):
         state = fmt.step_state(t.state for t in tasks)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{fmt.ICONS[state]} ", style=pal.state(state, bold=True))
-        name = step.name if len(step.name) <= NAME_WIDTH else step.name[: NAME_WIDTH - 1] + "…"
+        name = run.step_name(sid)
+        name = name if len(name) <= NAME_WIDTH else name[: NAME_WIDTH - 1] + "…"
         if sid in run.removed_steps:  # gone from the file, kept because it had started
             text.append(name, style=pal.style("marker-removed") + Style(strike=True))
             text.append(" " * (NAME_WIDTH - len(name)))

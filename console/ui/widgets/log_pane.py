@@ -39,6 +39,12 @@ class LogPane(Vertical):
         yield make_input(self.app, placeholder="filter the log (Enter keeps it, Esc clears)",
                          id="filter")
 
+    def on_mount(self) -> None:
+        self.watch(self.view, "follow", self._follow_changed, init=False)
+
+    def _follow_changed(self, _follow: bool) -> None:
+        self.update_title()
+
     @property
     def view(self) -> LogView:
         return self.query_one(LogView)
@@ -56,7 +62,7 @@ class LogPane(Vertical):
     def update_title(self) -> None:
         view = self.view
         parts = [f"log · {self.subject}" if self.subject else "log"]
-        parts.append("following" if view.follow else "paused scroll")
+        parts.append("following" if view.follow else "follow paused (End or f resumes)")
         if view.filter_text:
             parts.append(f"filter '{view.filter_text}': {view.line_count} lines")
         buffer = view.buffer

@@ -9,23 +9,25 @@ lines of each frame.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import deque
 from itertools import islice
+from typing import ClassVar
 
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from console.sanitize import sgr_style, styled_spans
 from console.ui.palette import palette
 from console.ui.session import LogBuffer, LogLine
 
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
 GROW_STEP = 2_048
 """Lines by which the scrollable height grows past its first screenful."""
 MAX_WIDTH = 2_000
@@ -33,18 +35,23 @@ MAX_WIDTH = 2_000
 
 
 def clean(text: str) -> str:
-    """Drop terminal escape sequences and control characters; expand tabs."""
-    if "\t" in text:
-        text = text.expandtabs(4)
-    if not text.isprintable():
-        text = _CONTROL.sub("", text)
-    return text
+    """Plain text of a log line as a terminal shows it: escape sequences and controls
+    dropped, the last ``\r`` segment, tabs at 8-column stops (see console.sanitize)."""
+    return "".join(chunk for chunk, _ in styled_spans(text))
 
 
 class LogView(ScrollView, can_focus=True):
+    """Follows the end of the log as ``less +F`` does: scrolling up (Up, PageUp, Home,
+    ``k``, the mouse wheel) pauses following, End resumes it (``f`` toggles it)."""
+
     DEFAULT_CSS = """
     LogView { background: $surface; padding: 0 1; }
     """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("k", "scroll_up", "Scroll up", show=False, id="log.up"),
+        Binding("j", "scroll_down", "Scroll down", show=False, id="log.down"),
+    ]
 
     follow: reactive[bool] = reactive(True)
     show_time: reactive[bool] = reactive(False)
@@ -150,6 +157,33 @@ class LogView(ScrollView, can_focus=True):
         if follow:
             self.scroll_to(y=self._end_y(), animate=False, immediate=True)
 
+    # ------------------------------------------------------------------ scrolling
+
+    def _pause_follow(self) -> None:
+        if self.follow and self.line_count > self.scrollable_content_region.height:
+            self.follow = False
+
+    def action_scroll_up(self) -> None:
+        self._pause_follow()
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self._pause_follow()
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self._pause_follow()
+        super().action_scroll_home()
+
+    def action_scroll_end(self) -> None:
+        self.follow = True
+        super().action_scroll_end()
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        if not (event.ctrl or event.shift):
+            self._pause_follow()
+        super()._on_mouse_scroll_up(event)
+
     # ------------------------------------------------------------------ rendering
 
     def render_line(self, y: int) -> Strip:
@@ -168,14 +202,15 @@ class LogView(ScrollView, can_focus=True):
         if self.multi_host:
             host = line.host[:11].ljust(12)
             segments.append(Segment(host, base + pal.style("dim-text")))
-        text = clean(line.text[:MAX_WIDTH])
         if line.stream == "stderr":
             style: Style = base + pal.style("log-stderr")
         elif line.stream == "meta":
             style = base + pal.style("dim-text", bold=True)
         else:
             style = base
-        segments.append(Segment(text, style))
+        # step bytes pass the sanitiser: SGR colours become styles, nothing else survives
+        for text, sgr in styled_spans(line.text[:MAX_WIDTH]):
+            segments.append(Segment(text, style + sgr_style(sgr) if sgr else style))
         length = sum(cell_len(s.text) for s in segments)
         if length > self._width:  # the horizontal extent grows as wider lines are shown
             self._width = min(MAX_WIDTH, length)

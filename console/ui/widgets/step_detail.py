@@ -14,6 +14,7 @@ from console.engine.events import TaskState
 from console.engine.run import Run
 from console.model.workflow import Step
 from console.ui import format as fmt
+from console.ui.commands import command_lines
 from console.ui.palette import Palette, palette
 from console.ui.widgets.dag_tree import Selection
 
@@ -41,7 +42,7 @@ class StepDetail(VerticalScroll):
         self.selection = selection
         description = ""
         if selection is not None:
-            description = self.run.workflow.steps[selection.step].description
+            description = self.run.step_description(selection.step, selection.host)
         if description != self._description:
             self._description = description
             markdown = self.query_one("#description", Markdown)
@@ -64,8 +65,9 @@ class StepDetail(VerticalScroll):
             tasks = [t for t in tasks if t.host == selection.host]
         state = fmt.step_state(t.state for t in tasks)
         title = Text(no_wrap=True, overflow="ellipsis")
-        title.append(f"{fmt.ICONS[state]} {step.name}", style=pal.state(state, bold=True))
-        if step.name != step.id:
+        name = run.step_name(step.id, selection.host)
+        title.append(f"{fmt.ICONS[state]} {name}", style=pal.state(state, bold=True))
+        if name != step.id:
             title.append(f"  ({step.id})", style=pal.style("dim-text"))
         if selection.host is not None:
             title.append(f"  on {selection.host}")
@@ -90,11 +92,9 @@ class StepDetail(VerticalScroll):
             parts.append(Text(f"excluded from this run: {', '.join(excluded)}",
                               style=pal.style("marker-removed")))
         if tasks:
-            command = run.preview_command(step.id, tasks[0].host) if not step.manual else ""
-            if command:
-                parts.append(Text("command:", style="bold"))
-                parts.append(Text("  " + command.rstrip("\n").replace("\n", "\n  "),
-                                  style=pal.style("state-running")))
+            groups = run.command_groups(step.id, [t.host for t in tasks])
+            if groups:
+                parts.extend(command_lines(groups, pal.style("state-running")))
             elif step.manual:
                 parts.append(Text("manual step: press d when it is done",
                                   style=pal.style("marker-manual")))

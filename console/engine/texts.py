@@ -1,0 +1,94 @@
+"""What a run says about its steps, rendered: names, gate prompts, manual-step descriptions
+and the command each host of a gate will run.
+
+Step names, ``confirm`` prompts and descriptions are Jinja templates (SPEC section 1) with
+the same context as ``run`` (params, host, steps outputs, secrets), rendered as plain text
+and masked. Every place that shows them (console, headless prompt and printers, the
+stored reason, ``baton show``) takes them from here, so they all say the same thing. A
+template that cannot be rendered (yet) never raises: the source is shown with one line
+saying why.
+
+:class:`RunTexts` is mixed into :class:`console.engine.run.Run`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from console.model import templating
+from console.model.workflow import LOCAL
+
+if TYPE_CHECKING:
+    from console.engine.task import Task
+    from console.model.workflow import Workflow
+
+
+@dataclass(frozen=True)
+class CommandGroup:
+    """One rendered command and the hosts that run exactly it."""
+
+    command: str
+    hosts: tuple[str, ...]
+
+
+class RunTexts:
+    if TYPE_CHECKING:  # provided by Run
+        workflow: Workflow
+        masker: templating.Masker
+        tasks: dict[tuple[str, str], Task]
+        _by_step: dict[str, list[Task]]
+
+        def _context(self, task: Task) -> dict[str, Any]: ...
+        def preview_command(self, step: str, host: str) -> str: ...
+
+    def render_text(self, source: str, step: str, host: str | None = None) -> str:
+        """``source`` rendered as plain text for ``step`` on ``host`` (default: the step's
+        first host), secrets masked; on a template error the source plus why."""
+        if not templating.needs_render(source):
+            return self.masker.mask(source)
+        from console.engine.task import Task
+
+        if host is None:
+            tasks = self._by_step.get(step) or ()
+            host = tasks[0].host if tasks else LOCAL
+        task = self.tasks.get((step, host)) or Task(step, host)
+        try:
+            text = templating.render_value(source, self._context(task))
+        except templating.TemplateError as exc:
+            text = f"{source} [not rendered: {exc}]"
+        except Exception as exc:  # an unknown host, a broken context: say so, never raise
+            text = f"{source} [not rendered: {exc}]"
+        return self.masker.mask(text)
+
+    def step_name(self, step: str, host: str | None = None) -> str:
+        """The step's display name, rendered."""
+        definition = self.workflow.steps.get(step)
+        if definition is None:
+            return step
+        return self.render_text(definition.name, step, host)
+
+    def step_description(self, step: str, host: str | None = None) -> str:
+        """The step's description (Markdown runbook text), rendered."""
+        definition = self.workflow.steps.get(step)
+        if definition is None or not definition.description:
+            return ""
+        return self.render_text(definition.description, step, host)
+
+    def step_prompt(self, step: str, host: str | None = None) -> str:
+        """The gate prompt (``confirm``) rendered; "" when the step has none."""
+        definition = self.workflow.steps.get(step)
+        if definition is None or not definition.confirm:
+            return ""
+        return self.render_text(definition.confirm, step, host)
+
+    def command_groups(self, step: str, hosts: list[str]) -> list[CommandGroup]:
+        """The command each of ``hosts`` will run (secrets masked), hosts with the same
+        command grouped, in the order of ``hosts``."""
+        definition = self.workflow.steps.get(step)
+        if definition is None or definition.manual:
+            return []
+        groups: dict[str, list[str]] = {}
+        for host in hosts:
+            groups.setdefault(self.preview_command(step, host), []).append(host)
+        return [CommandGroup(command, tuple(members)) for command, members in groups.items()]
