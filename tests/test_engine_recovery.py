@@ -537,3 +537,15 @@ async def test_delegate_local_runs_a_remote_hosts_task_here() -> None:
     assert [t.key for t in h.run.tasks_in_order()] == [("silence", "web1"),
                                                        ("silence", "web2")]
     assert h.run.tasks[("silence", "web2")].outputs.stdout == "web2\n"
+
+
+async def test_a_hung_poll_without_timeout_is_ended_at_within() -> None:
+    import time
+
+    h = Harness(workflow(step("health", "echo probing\nsleep 30", poll=0.05, within=0.2)))
+    began = time.monotonic()
+    assert await h.finish() is RunState.FAILED
+    assert time.monotonic() - began < 2
+    task = h.run.tasks[("health", "local")]
+    assert task.reason == "still failing after 0.2s (1 poll): timed out after 0.2s"
+    assert task.outputs.stdout == "probing\n" and h.world.terminated == ["health"]

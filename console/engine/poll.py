@@ -10,8 +10,9 @@ passes; all its polls are ONE attempt, not failures. ``delay`` waits before the 
   output line>``); the poll that succeeds, or the last one when ``within`` passes, has its
   whole output in the log and in the task's outputs.
 - Still failing when ``within`` passes: the task fails with the last poll's output and
-  reason ``still failing after 120s (24 polls): exit 7``; a poll running at that moment is
-  ended (``within`` bounds the whole check). ``timeout`` bounds each poll.
+  reason ``still failing after 120s (24 polls): exit 7``. ``within`` decides whether
+  another poll starts; a poll that started runs to its end, for at most ``timeout`` (or
+  ``within`` when the step has no timeout: a hung check cannot hold the task forever).
 - Pause acts at once: no new poll starts while the run is paused (a poll already running
   finishes). Cancel acts at once: between polls the wait ends, during one the process is
   ended, as for any task.
@@ -172,21 +173,16 @@ async def _poll(run: Run, task: Task, step: Step, request: CommandRequest, clock
         number += 1
         count = f"{number}/{max(total, number)}"
         began = clock.now()
-        left = deadline - began
         run._set(task, TaskState.RUNNING, f"polling {count} · {_left(clock, deadline)}")
         capture = _Capture()
-        per_poll = step.timeout is not None and step.timeout < left
-        status, timed_out = await run._execute_command(
-            task, step, request, step.timeout if per_poll else max(left, 0.001), sink=capture)
+        limit = step.timeout if step.timeout is not None else within
+        status, timed_out = await run._execute_command(task, step, request, limit,
+                                                       sink=capture)
         if task.cancel_requested or (status.ok and not timed_out):
             _replay(run, task, capture)
             return status, None
-        if timed_out:
-            why = f"timed out after {_seconds(step.timeout or 0)}" if per_poll else \
-                "the last poll was still running"
-        else:
-            why = _why(status)
-        if began + interval >= deadline or (timed_out and not per_poll):
+        why = f"timed out after {_seconds(limit)}" if timed_out else _why(status)
+        if began + interval >= deadline or clock.now() >= deadline:
             _replay(run, task, capture)
             plural = "s" if number != 1 else ""
             return status, f"still failing after {_seconds(within)} ({number} poll{plural}): {why}"
