@@ -226,12 +226,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     bad_files = 0
     for path in args.files:
         try:
-            load_workflow(Path(path))
+            workflow = load_workflow(Path(path))
         except WorkflowError as exc:
             bad_files += 1
             problems += len(exc.problems)
             for problem in exc.problems:
                 _out(f"{problem}\n")
+            continue
+        renames = sorted({note for host in workflow.hosts.values() for note in host.notes
+                          if " is imported as " in note})
+        for note in renames:  # names of an imported inventory that Baton had to change
+            _err(f"{path}: note: {note}")
     files = len(args.files)
     noun = "file" if files == 1 else "files"
     if problems:
@@ -299,6 +304,14 @@ def _open_store() -> Any:
         return Store.open()
 
 
+def _read_store() -> Any:
+    """The history for reading only (`runs`, `show`): no write access needed."""
+    from console.store import Store
+
+    with _store_errors():
+        return Store.open_read()
+
+
 def _age(text: str, flag: str) -> float:
     from console.model.durations import parse_duration
 
@@ -345,8 +358,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.workflow is not None and Path(args.workflow).is_file():
         workflow = str(Path(args.workflow).resolve())  # that file's runs
     elif args.workflow is not None:
-        matching = args.workflow  # any part of the name or path, ignoring case
-    store = _open_store()
+        matching = args.workflow  # any part of the name or file name, ignoring case
+    store = _read_store()
     with store, _store_errors():
         try:
             runs = store.runs(workflow=workflow, status=args.status, since=since,
@@ -373,7 +386,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise UsageError("choose one of --json and --markdown")
     from console.store import timeline
 
-    store = _open_store()
+    store = _read_store()
     with store, _store_errors():
         stored = store.load(args.run)
         if args.markdown:

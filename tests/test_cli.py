@@ -394,7 +394,7 @@ def test_plan_shows_order_hosts_batches_and_masked_commands(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "tok-value" not in out
-    assert "deploy -r 2.0 --token '***' --on web1" in out
+    assert "deploy -r 2.0 --token *** --on web1" in out
     assert "--on web3" in out
     assert "batch 1: web1" in out
     assert "batch 2: web2, web3" in out

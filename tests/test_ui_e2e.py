@@ -102,7 +102,7 @@ def test_console_in_a_terminal_approves_a_gate_and_quits(tmp_path):
         tmux.wait_for("Apply the change now?")
         tmux.keys("a")
         screen = tmux.wait_for("Approve (a)")
-        assert "echo applied" in screen and "hosts: local" in screen
+        assert "echo applied" in screen and "host: local" in screen
         tmux.keys("a")
         tmux.wait_for("3 succeeded")
         tmux.wait_for("SUCCEEDED")  # the run state follows the last task event
@@ -271,3 +271,56 @@ def test_outside_the_repository_baton_opens_the_bundled_examples(tmp_path):
         assert f"{REPO}/workflows" in flat  # where they live (the source tree here)
     finally:
         tmux.kill()
+
+
+def test_rendered_gate_prompt_and_q_on_a_live_run_asks_and_is_recorded(tmp_path):
+    """Issue 10 items 1 and 4 through the real `baton run`: the bundled log-rotation gate
+    shows its prompt rendered (detail pane and dialog), and `q` while only the gate waits
+    asks; both answers land in the stored run's actions with the user."""
+    logs = f"/tmp/baton-e2e-{uuid.uuid4().hex[:6]}"
+    exit_file = tmp_path / "exit-code"
+    env = _env(tmp_path)
+    flow = REPO / "workflows" / "log-rotation.toml"
+    command = (f"sh -c '{sys.executable} -m console run {flow} --param dir={logs} "
+               f"--param keep_days=3; echo $? > {exit_file}; sleep 30'")
+    tmux = Tmux(f"baton-e2e-{uuid.uuid4().hex[:8]}")
+    tmux.start(command, env)
+    rendered = f"Delete rotated logs older than 3 days in {logs}?"
+    try:
+        tmux.wait_for("awaiting approval")
+        tmux.keys("Down", "Down", "Down", "Down")  # seed, count, rotate, compress -> prune
+        screen = tmux.wait_for(f"{logs}?")  # the detail pane's reason (wrapped)
+        assert "than 3 days in" in screen and "{{" not in screen
+        tmux.keys("a")
+        screen = tmux.wait_for("Approve (a)")
+        assert f"{logs}?" in screen and "3 days" in screen and "{{" not in screen
+        tmux.keys("Escape")
+        deadline = time.monotonic() + 10
+        while "Approve (a)" in tmux.screen() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        tmux.keys("q")  # nothing runs, the gate waits: the run is live, so it asks
+        screen = tmux.wait_for("quit anyway?")
+        assert "1 waiting for an operator: prune" in screen
+        tmux.keys("n")
+        time.sleep(0.5)
+        tmux.keys("q")
+        tmux.wait_for("quit anyway?")
+        tmux.keys("y")
+        deadline = time.monotonic() + 20
+        while not exit_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert exit_file.read_text().strip() == "1"
+    finally:
+        tmux.kill()
+        shutil.rmtree(logs, ignore_errors=True)
+    runs = subprocess.run([sys.executable, "-m", "console", "runs", "--json"], cwd=REPO,
+                          env={**os.environ, **env}, capture_output=True, text=True)
+    run_id = json.loads(runs.stdout.splitlines()[0])["id"]  # one JSON object per line
+    shown = subprocess.run([sys.executable, "-m", "console", "show", run_id, "--json"],
+                           cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True)
+    data = json.loads(shown.stdout)
+    user = data["run"]["user"]
+    assert [(a["action"], a["reason"], a["user"]) for a in data["actions"]] == [
+        ("quit", "stay", user), ("quit", "cancel the run", user)]
+    waiting = [str(e) for e in data["events"] if "awaiting_approval" in str(e)]
+    assert waiting and all(rendered in e for e in waiting)

@@ -205,7 +205,9 @@ class BatonApp(HistoryActions, App[int]):
     async def _params(self, workflow: Workflow, *, from_folder: bool) -> dict[str, Any] | None:
         given = dict(self.launch.params)
         unknown = [name for name in given if name not in workflow.params]
-        if not missing_required(workflow.params, given) or unknown:
+        # from the folder view a run starts at once: show every param first (item 15)
+        ask = missing_required(workflow.params, given) or (from_folder and workflow.params)
+        if not ask or unknown:
             try:
                 return resolve_params(workflow.params, given)
             except ParamError as exc:
@@ -213,7 +215,7 @@ class BatonApp(HistoryActions, App[int]):
                 return None
         values = await self.push_screen_wait(ParamsForm(workflow, given))
         if values is None:
-            self._fail("cancelled: required params have no value", from_folder=from_folder)
+            self._fail("cancelled: the run was not started", from_folder=from_folder)
             return None
         try:
             return resolve_params(workflow.params, values)
