@@ -520,8 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="order, hosts, rollout batches, rendered commands")
     plan.add_argument("file", metavar="FILE")
-    plan.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    plan.add_argument("--limit", action="append", default=[], metavar="PATTERN")
+    plan.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                      help="set a param, as for run (repeatable); defaults fill the rest")
+    plan.add_argument("--limit", action="append", default=[], metavar="PATTERN",
+                      help="only these hosts/groups, as for run (repeatable, globs)")
     plan.set_defaults(func=cmd_plan)
 
     runs = sub.add_parser("runs", help="past runs, newest first")
