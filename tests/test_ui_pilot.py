@@ -525,3 +525,17 @@ def palette_of(app):
     from console.ui.palette import palette
 
     return palette(app)
+
+
+async def test_keys_remapped_by_their_documented_ids(tmp_path):
+    (tmp_path / "config.toml").write_text('[keys]\n"baton.pause" = "z"\n'
+                                          '"baton.step_mode" = "ctrl+t,y"\n', encoding="utf-8")
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await pilot.press("z")
+        assert screen.run.state is RunState.PAUSED
+        await pilot.press("y")
+        assert screen.run.step_mode is True
+        await pilot.press("ctrl+t")
+        assert screen.run.step_mode is False
