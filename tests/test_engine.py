@@ -527,6 +527,8 @@ async def test_interrupt_stops_running_tasks_and_leaves_the_run_resumable():
     assert h.state("c") is S.BLOCKED  # by the interrupted need, decided again on resume
     assert h.state("g") is S.AWAITING_APPROVAL  # not started: keeps its state
     assert sorted(h.world.terminated) == ["a", "b"]
+    h.run.close()  # a console closing the run afterwards changes nothing
+    assert h.state("g") is S.AWAITING_APPROVAL and h.state("a") is S.INTERRUPTED
 
 
 async def test_close_still_cancels_everything():

@@ -1046,7 +1046,11 @@ class Run(HostExclusion, RunActions, RunTexts):
             self._wake.set()
 
     def close(self) -> None:
-        """Stop scheduling; cancel what runs or waits. ``execute`` returns when it is over."""
+        """Stop scheduling; cancel what runs or waits. ``execute`` returns when it is over.
+        After :meth:`interrupt` it changes nothing more (the run stays resumable)."""
+        if self._interrupted:
+            self._wake.set()
+            return
         self._closing = True
         self._ready.clear()
         for task in self.tasks.values():
