@@ -595,3 +595,15 @@ def test_headless_dry_run_evaluates_when(tmp_path: Path) -> None:
     assert "touching prod" not in result.stdout
     prod = baton("run", path, "--headless", "--dry-run", "--param", "target=prod")
     assert "would run: echo touching prod" in prod.stdout
+
+
+def test_console_refuses_no_history_before_the_screen_opens(tmp_path: Path) -> None:
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "Console"
+        [steps.a]
+        run = "echo a"
+    """)
+    result = baton("run", path, "--no-history")
+    assert result.returncode == 2
+    assert result.stderr == "baton: --no-history only applies with --headless\n"
