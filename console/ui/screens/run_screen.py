@@ -333,7 +333,11 @@ class RunScreen(Screen[None]):
         prompts: dict[str, list[str]] = {}
         for task in waiting:
             prompts.setdefault(task.reason or "", []).append(task.host)
-        if len(prompts) == 1:
+        if step.dangerous:  # the dialog says how to approve: keep only a real prompt
+            prompts.pop(f"dangerous step: type '{step_id}' to approve", None)
+        if not prompts:
+            prompt = ""
+        elif len(prompts) == 1:
             prompt = next(iter(prompts)) or "Approve?"
         else:
             prompt = "\n".join(f"{', '.join(on)}: {text}" for text, on in prompts.items())
