@@ -354,7 +354,7 @@ async def test_item15_g_shows_every_param_then_runs_with_them_and_the_header_sho
             "Delete logs older than 7 days for 3.0.0?")
         await pilot.pause()
         header = text_of(screen.query_one(RunHeader).render())
-        assert "params: release=3.0.0 keep_days=7" in header
+        assert "params: release=3.0.0  keep_days=7" in header
 
 
 async def test_item15_folder_enter_shows_the_params_form_with_defaults(tmp_path):
