@@ -140,3 +140,18 @@ def test_a_broken_prompt_template_is_one_clear_line(tmp_path: Path, baton_home: 
     reason = waiting[0]["reason"]
     assert reason.startswith("Deploy {{ steps.probe.json.version }}? [not rendered: ")
     assert "\n" not in reason
+
+
+def test_headless_manual_step_shows_its_rendered_description(tmp_path: Path,
+                                                            baton_home: Path) -> None:
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "Manual"
+        [params]
+        release = "4.2"
+        [steps.verify]
+        description = "Open the dashboard of release {{ params.release }} and check errors."
+    """)
+    out, err = _pty_run(path)
+    assert "verify: Open the dashboard of release 4.2 and check errors." in err
+    assert "{{" not in err
