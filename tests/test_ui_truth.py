@@ -311,6 +311,10 @@ async def test_item12_history_in_read_only_says_why_r_does_nothing(tmp_path):
             await pilot.press("r")
             assert app.screen is history
             assert seen[-1].startswith("read-only: this console resumes nothing")
+            await pilot.press("enter")  # the past run, read-only; Esc goes back (item 4)
+            await until(lambda: isinstance(app.screen, RunScreen) and app.screen.stored)
+            await pilot.press("escape")
+            await until(lambda: app.screen is history)
 
 
 # ---------------------------------------------------------------------- item 14

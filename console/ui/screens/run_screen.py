@@ -266,6 +266,12 @@ class RunScreen(Screen[None]):
         action = bound_action(self, event.key)
         if action is None:
             return
+        node = self.focused
+        while node is not None and node is not self:  # a focused widget's own key wins
+            own = bound_action(node, event.key)
+            if own is not None and node.check_action(own, ()):
+                return
+            node = node.parent  # type: ignore[assignment]
         why = why_refused(self, action)
         if why is not None:
             event.stop()
