@@ -152,6 +152,6 @@ def test_headless_manual_step_shows_its_rendered_description(tmp_path: Path,
         [steps.verify]
         description = "Open the dashboard of release {{ params.release }} and check errors."
     """)
-    out, err = _pty_run(path)
+    _out, err = _pty_run(path)
     assert "verify: Open the dashboard of release 4.2 and check errors." in err
     assert "{{" not in err
