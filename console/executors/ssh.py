@@ -139,8 +139,11 @@ class _Client(asyncssh.SSHClient):
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
         verdict = self._known_hosts.judge(host, addr, port, key)
-        if verdict.kind == "unknown" and self._connector.context.policy.accept_new:
+        policy = self._connector.context.policy
+        if verdict.kind == "unknown" and policy.accept_new:
             self._known_hosts.record(host, port, key)
+            policy.notices.append(f"baton: permanently added the host key of {verdict.label} "
+                                  f"({verdict.fingerprint}) to {self._known_hosts.path}")
             return True
         self.verdict = verdict
         return False
@@ -286,8 +289,11 @@ class Connector:
                 return describe(client.verdict, known_hosts, name)
             return f"{name}: host key of {label} refused: {exc.reason}"
         if isinstance(exc, asyncssh.PermissionDenied):
+            missing = self.resolved.missing if self.resolved is not None else []
+            skipped = "".join(f"; ssh_config IdentityFile {path} does not exist"
+                              for path in missing)
             return (f"{name}: authentication failed at {label} (public key only; "
-                    "password prompts are disabled)")
+                    f"password prompts are disabled{skipped})")
         if isinstance(exc, ConnectionRefusedError):
             return f"{name}: connection refused by {label}"
         if isinstance(exc, TimeoutError):
@@ -386,6 +392,9 @@ class SSHExecution:
         except SSHError as exc:
             return ExitStatus(None, error=str(exc))
         self._session = session
+        notices = self._connector.context.policy.notices
+        while notices:  # keys recorded for this connection (or its jump hosts), as ssh says
+            self._on_output("stderr", notices.pop(0) + "\n")
         try:
             self._remote = session.run(command, self._on_output, request.cwd)
             return await asyncio.shield(self._remote.done)

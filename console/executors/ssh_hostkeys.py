@@ -129,6 +129,8 @@ class HostKeyPolicy:
 
     def __init__(self, accept_new: bool = False) -> None:
         self.accept_new = accept_new
+        self.notices: list[str] = []
+        """Keys recorded with accept-new, reported on the stderr of the task that connected."""
         self._files: dict[Path, KnownHosts] = {}
         self.lock = asyncio.Lock()
 

@@ -31,7 +31,7 @@ from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.refusals import bound_action, why_refused
 from console.ui.session import LogBuffer, RunSession
 from console.ui.system import Clock, Sampler
-from console.ui.widgets.banner import ReloadBanner
+from console.ui.widgets.banner import HistoryBanner, ReloadBanner
 from console.ui.widgets.dag_tree import DagTree, Selection, is_fan_out
 from console.ui.widgets.header import RunHeader
 from console.ui.widgets.log_pane import LogPane
@@ -113,6 +113,7 @@ class RunScreen(Screen[None]):
         yield RunHeader(self.run, self.clock, started=self.stored, read_only=self.read_only,
                         id="header")
         yield ReloadBanner(id="reload-banner")
+        yield HistoryBanner(id="history-banner")
         with Horizontal(id="main"):
             yield DagTree(self.run, self.clock, id="tree")
             with Vertical(id="right"):
@@ -222,6 +223,8 @@ class RunScreen(Screen[None]):
         if not self.baton.record_run(self.run, self.session):
             return
         self.query_one(RunHeader).started = True
+        for warning in self.run.secret_warnings:
+            self.notify(warning, title="weak masking", severity="warning", timeout=20)
         self.executing = self.run_worker(self._execute(), name="run", group="run",
                                          exit_on_error=False)
         self.refresh_bindings()
