@@ -294,6 +294,17 @@ async def test_item12_read_only_never_offers_start_or_resume_and_says_why(tmp_pa
         assert seen[-2:] == ["read-only: this console watches the run and changes nothing"] * 2
 
 
+async def test_item1_read_only_renders_texts_without_resolving_secrets(tmp_path, monkeypatch):
+    monkeypatch.delenv("BATON_TEST_TOKEN")  # --read-only resolves no secret
+    app, _ = make_app(tmp_path, TEMPLATED, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await select(pilot, screen, "prune")
+        await pilot.pause()
+        assert screen.query_one(StepDetail)._description == (
+            "Deletes logs of **2.5.1** (token ***).")
+
+
 async def test_item12_history_in_read_only_says_why_r_does_nothing(tmp_path):
     with Store.open(tmp_path / "home") as store:
         path = flow_file(tmp_path)

@@ -56,7 +56,10 @@ class RunTexts:
             host = tasks[0].host if tasks else LOCAL
         task = self.tasks.get((step, host)) or Task(step, host)
         try:  # display only: rendered with placeholders, never with the secrets
-            context = {**self._context(task), "secrets": self.placeholders.values}
+            # a secret not resolved (a past run, --read-only) still reads as "***"
+            shown = {**dict.fromkeys(self.workflow.secrets, templating.MASK),
+                     **self.placeholders.values}
+            context = {**self._context(task), "secrets": shown}
             text = self.placeholders.hide(templating.render_value(source, context))
         except templating.TemplateError as exc:
             text = f"{source} [not rendered: {self.placeholders.hide(str(exc))}]"
