@@ -343,7 +343,7 @@ class RunScreen(Screen[None]):
         self.app.push_screen(approval_dialog(self.run, step_id, host, waiting), answered)
 
     def _ask(self, title: str, placeholder: str, required: bool,
-             then: Callable[[str], None], action: str | None = None) -> None:
+             then: Callable[[str], object], action: str | None = None) -> None:
         """A reason or note prompt; only for an action that applies now (``action``)."""
         if action is not None:
             why = why_refused(self, action)
