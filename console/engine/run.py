@@ -118,6 +118,8 @@ class Run(HostExclusion, RunActions, RunTexts):
         self._halted: str | None = None
         """Why nothing new may start (the history cannot be written); see :meth:`halt`."""
         self._interrupted = False
+        self.cancelled_by: str | None = None
+        """The operator who cancelled the whole run (it then ends ``cancelled``)."""
         self._interrupting: dict[tuple[str, str], str] = {}
         """Tasks stopped by :meth:`interrupt`: they end ``interrupted``, not cancelled."""
         self._executing = False
@@ -319,6 +321,8 @@ class Run(HostExclusion, RunActions, RunTexts):
     def _final_state(self) -> RunState:
         if self._interrupted:
             return RunState.INTERRUPTED
+        if self.cancelled_by is not None:
+            return RunState.CANCELLED
         for task in self.tasks.values():
             if task.state in (S.CANCELLED, S.BLOCKED, S.INTERRUPTED):
                 return RunState.FAILED
