@@ -29,7 +29,7 @@ import base64
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote as url_quote
 from urllib.parse import quote_plus
 
@@ -110,6 +110,36 @@ def _token_patterns(token: str) -> tuple[str, str]:
     return f"(?<!{guard(token[0])})", re.escape(token) + f"(?!{guard(token[-1])})"
 
 
+def _trie_pattern(words: Sequence[str]) -> str:
+    """One regex matching any of ``words``, as a trie (``ab(?:c|d)``): Python's engine
+    tries a flat alternation branch by branch at every position, a trie once."""
+    trie: dict[str, dict] = {}  # type: ignore[type-arg]
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:  # type: ignore[type-arg]
+        parts = []
+        for char in sorted(k for k in node if k):
+            child, chain = node[char], char
+            while len(child) == 1 and "" not in child:  # a chain: one literal
+                ((char, child),) = child.items()
+                chain += char
+            parts.append(re.escape(chain) + build(child))
+        optional = "" in node
+        if not parts:
+            return ""
+        body = parts[0] if len(parts) == 1 and not optional else f"(?:{'|'.join(parts)})"
+        return body + ("?" if optional else "")
+
+    try:
+        return build(trie)
+    except RecursionError:  # thousands of nested branches: the flat form is still right
+        return "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+
+
 class Masker:
     """Replaces every secret value (and its encodings, and each line of it) with ``***``.
 
@@ -121,7 +151,7 @@ class Masker:
     secret is masked on its own).
     """
 
-    __slots__ = ("_pattern", "_tokens", "_values")
+    __slots__ = ("_pattern", "_token_pattern", "_tokens", "_values")
 
     def __init__(self, secrets: Iterable[str]) -> None:
         values: set[str] = set()
@@ -138,28 +168,34 @@ class Masker:
         self._values = tuple(sorted(values, key=lambda v: (-len(v), v)))
         patterns = [_token_patterns(token) for token in sorted(tokens)]
         self._tokens = tuple(re.compile(behind + rest) for behind, rest in patterns)
-        # The search pattern is a flat alternation of literals (a token with only its
-        # look-ahead): Python's regex engine skips fast to a possible first character only
-        # when every branch starts with a literal. Tokens get their look-behind checked in
-        # ``mask``'s slow path.
-        alternatives = [re.escape(v) for v in self._values]
-        alternatives += [rest for _, rest in patterns]
-        self._pattern = re.compile("|".join(alternatives)) if alternatives else None
+        # Two searches, each fast only alone: the values as a trie, the tokens as a flat
+        # alternation of literals with only their look-ahead (Python's regex engine skips
+        # to a possible first character only when every branch starts with a literal).
+        # A token's look-behind is checked in ``mask``'s slow path.
+        self._pattern = re.compile(_trie_pattern(self._values)) if self._values else None
+        self._token_pattern = (re.compile("|".join(rest for _, rest in patterns))
+                               if patterns else None)
 
     def __bool__(self) -> bool:
-        return self._pattern is not None
+        return self._pattern is not None or self._token_pattern is not None
 
     def mask(self, text: str) -> str:
-        if self._pattern is None or not text or self._pattern.search(text) is None:
+        if not text:
+            return text
+        value = self._pattern.search(text) if self._pattern is not None else None
+        token = self._token_pattern.search(text) if self._token_pattern is not None else None
+        if value is None and token is None:
             return text
         spans: list[tuple[int, int]] = []
-        for value in self._values:
-            start = text.find(value)
-            while start != -1:
-                spans.append((start, start + len(value)))
-                start = text.find(value, start + 1)
-        for token in self._tokens:
-            spans.extend(match.span() for match in token.finditer(text))
+        if value is not None:  # no occurrence of any value starts before the first match
+            for secret in self._values:
+                start = text.find(secret, value.start())
+                while start != -1:
+                    spans.append((start, start + len(secret)))
+                    start = text.find(secret, start + 1)
+        if token is not None:
+            for pattern in self._tokens:
+                spans.extend(match.span() for match in pattern.finditer(text, token.start()))
         if not spans:
             return text
         spans.sort()
