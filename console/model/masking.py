@@ -110,17 +110,20 @@ def _token_patterns(token: str) -> tuple[str, str]:
     return f"(?<!{guard(token[0])})", re.escape(token) + f"(?!{guard(token[-1])})"
 
 
+_Trie = dict[str, "_Trie"]
+
+
 def _trie_pattern(words: Sequence[str]) -> str:
     """One regex matching any of ``words``, as a trie (``ab(?:c|d)``): Python's engine
     tries a flat alternation branch by branch at every position, a trie once."""
-    trie: dict[str, dict] = {}  # type: ignore[type-arg]
+    trie: _Trie = {}
     for word in words:
         node = trie
         for char in word:
             node = node.setdefault(char, {})
         node[""] = {}
 
-    def build(node: dict) -> str:  # type: ignore[type-arg]
+    def build(node: _Trie) -> str:
         parts = []
         for char in sorted(k for k in node if k):
             child, chain = node[char], char
