@@ -24,10 +24,13 @@ from console.model.workflow import Param, Secret
     (Secret("t", "env", "T"), {"T": ""}, "secret 't': environment variable T is empty"),
     (Secret("t", "env", "T"), {"T": "  \n"}, "secret 't': environment variable T is blank"),
     (Secret("t", "command", "true"), {}, "secret 't': command printed nothing"),
-    (Secret("t", "file", "/dev/null"), {}, "secret 't': file /dev/null is empty"),
+    (Secret("t", "file", "empty.txt"), {}, "secret 't': file empty.txt is empty"),
 ])
 def test_empty_secret_is_an_error_unless_optional(secret: Secret, environ: dict[str, str],
-                                                  message: str) -> None:
+                                                  message: str, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "empty.txt").write_text("\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SecretError) as info:
         resolve_secrets({"t": secret}, environ=environ)
     assert str(info.value) == f"{message} (set it, or declare the secret optional = true)"
@@ -77,7 +80,7 @@ def test_file_secret_missing_names_secret_and_file(tmp_path: Path) -> None:
 
 def test_file_secret_directory(tmp_path: Path) -> None:
     secrets = {"token": Secret("token", "file", str(tmp_path))}
-    with pytest.raises(SecretError, match=r"^secret 'token': file .* is a directory$"):
+    with pytest.raises(SecretError, match=r"^secret 'token': file .* is a directory, not a file$"):
         resolve_secrets(secrets)
 
 
