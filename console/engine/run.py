@@ -38,7 +38,7 @@ from console.engine.exclusion import HostExclusion
 from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
 from console.engine.rollout import RolloutPlan
-from console.engine.shown import shown_command, shown_template_error
+from console.engine.shown import derived_secrets, shown_command, shown_template_error
 from console.engine.task import Attempt, Task
 from console.engine.texts import RunTexts
 from console.executors.base import CommandRequest, Executor, ExitStatus, HostKeyAsker, Stream
@@ -138,8 +138,20 @@ class Run(HostExclusion, RunActions, RunTexts):
         if self.options.start_at is not None and self.options.start_at not in workflow.steps:
             raise ValueError(f"--start-at: unknown step '{self.options.start_at}'")
 
+    def _mask_derived(self, task: Task, sources: list[tuple[str, bool]],
+                      values: list[str]) -> None:
+        """Mask, from now on, what the templates of this task made of a secret (e.g.
+        ``{{ secrets.pw | upper }}``) wherever it appears, as the secret itself."""
+        derived = derived_secrets(sources, self._context(task), self.placeholders, values)
+        new = {v for v in derived if self.masker.mask(v) != masking.MASK} - self._derived
+        if new:
+            self._derived |= new
+            self.masker = masking.Masker([*self.options.secrets.values(), *self._derived])
+
     def _secrets_changed(self) -> None:
         secrets = self.options.secrets
+        self._derived: set[str] = set()
+        """Values the templates made out of secrets, masked like them."""
         self.masker = masking.Masker(secrets.values())
         self.placeholders = masking.Placeholders(secrets)
         self.secret_warnings = masking.short_secret_warnings(secrets)
@@ -693,16 +705,19 @@ class Run(HostExclusion, RunActions, RunTexts):
         task.ended = None
         attempt = Attempt(task.attempt, now, self.workflow.digest)
         task.attempts.append(attempt)
+        sources = [(step.run or "", True), *((v, False) for v in step.env.values()),
+                   (step.cwd or "", False)]  # in the order they are rendered
         try:
-            command = self._render(task, step)
-            request = self._request(task, step, command)
+            with templating.trace_values() as values:
+                command = self._render(task, step)
+                request = self._request(task, step, command)
             attempt.command = self._shown(task, step, command)
         except templating.TemplateError as exc:
-            sources = [(step.run or "", True), *((v, False) for v in step.env.values()),
-                       (step.cwd or "", False)]
             message = shown_template_error(exc, sources, self._context(task),
                                            self.placeholders, self.masker)
             return self._finish(task, step, attempt, None, f"template error: {message}")
+        if values and self.masker:
+            self._mask_derived(task, sources, values)
         self._set(task, S.RUNNING, None)
         task.stdout_tail = TailBuffer()
         # One loop pass before launching: what subscribers scheduled for the end of this
