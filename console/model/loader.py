@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -21,12 +21,17 @@ from typing import Any
 
 import tomli
 
+from console.model.conditions import STATUS_FUNCTIONS, status_calls
 from console.model.durations import parse_duration, parse_percent
 from console.model.locate import KeyPath, Locator
+from console.model.recovery import RECOVERY_KEYS, check_delegate, read_recovery
+from console.model.sizes import format_size, parse_size
 from console.model.templating import TemplateError, analyze
 from console.model.workflow import (
     ALL,
+    DEFAULT_LOG_LIMIT,
     LOCAL,
+    MIN_LOG_LIMIT,
     Host,
     Param,
     Rollout,
@@ -240,6 +245,24 @@ class Reader:
             return default
         return seconds
 
+    def size(self, table: Mapping[str, Any], path: KeyPath, key: str, default: int, *,
+             minimum: int = 0) -> int:
+        if key not in table:
+            return default
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            self.error((*path, key), f"expected a size like '256MiB', got {type_name(value)}")
+            return default
+        try:
+            size = parse_size(value)
+        except ValueError as exc:
+            self.error((*path, key), str(exc))
+            return default
+        if size < minimum:
+            self.error((*path, key), f"must be at least {format_size(minimum)}, got {value!r}")
+            return default
+        return size
+
     def strings(self, table: Mapping[str, Any], path: KeyPath, key: str, *,
                 single: bool = False) -> list[tuple[str, KeyPath]] | None:
         """A list of strings (or one string when ``single``), each with its own path."""
@@ -392,14 +415,14 @@ def load_text(text: str, path: Path | str = "<string>") -> Workflow:
 
 
 TOP_KEYS = ("workflow", "params", "secrets", "ssh", "hosts", "steps", "rollouts")
-WORKFLOW_KEYS = ("name", "description", "concurrency", "inventory")
+WORKFLOW_KEYS = ("name", "description", "concurrency", "inventory", "log_limit", "exclusive")
 PARAM_KEYS = ("type", "choices", "default", "required", "description")
 PARAM_TYPES = ("string", "int", "float", "bool", "choice")
-SECRET_KEYS = ("env", "file", "command")
+SECRET_KEYS = ("env", "file", "command", "optional")
 STEP_KEYS = (
     "name", "description", "run", "on", "needs", "when", "timeout", "retries",
     "retry_delay", "retry_backoff", "confirm", "dangerous", "continue_on_error",
-    "serial", "max_fail", "env", "cwd", "shell",
+    "serial", "max_fail", "env", "cwd", "shell", *RECOVERY_KEYS,
 )
 ROLLOUT_KEYS = ("steps", "serial", "max_fail", "pause_between")
 MAX_BACKOFF = 100.0
@@ -471,6 +494,8 @@ class _Builder:
             description=meta["description"],
             concurrency=meta["concurrency"],
             inventory=meta.get("inventory"),
+            log_limit=meta.get("log_limit", DEFAULT_LOG_LIMIT),
+            exclusive=meta.get("exclusive", False),
             params=self.params,
             secrets=self.secrets,
             ssh=ssh,
@@ -515,6 +540,9 @@ class _Builder:
         meta["description"] = r.string(table, path, "description", "")
         meta["concurrency"] = r.integer(table, path, "concurrency", 16, minimum=1)
         meta["inventory"] = r.string(table, path, "inventory", None, non_empty=True)
+        meta["log_limit"] = r.size(table, path, "log_limit", DEFAULT_LOG_LIMIT,
+                                   minimum=MIN_LOG_LIMIT)
+        meta["exclusive"] = r.boolean(table, path, "exclusive", False)
         return meta
 
     # -- [params] / [secrets] -----------------------------------------------------
@@ -593,7 +621,7 @@ class _Builder:
         table = r.table(value, path, SECRET_KEYS)
         if table is None:
             return None
-        given = [key for key in SECRET_KEYS if key in table]
+        given = [key for key in SECRET_KEYS[:3] if key in table]
         if len(given) != 1:
             r.error(path, "needs exactly one of env, file or command")
             return None
@@ -601,7 +629,9 @@ class _Builder:
         text = r.string(table, path, source, non_empty=True)
         if not text:
             return None
-        return Secret(name=name, source=source, value=text)  # type: ignore[arg-type]
+        optional = r.boolean(table, path, "optional")
+        return Secret(name=name, source=source, value=text,  # type: ignore[arg-type]
+                      optional=optional)
 
     # -- [ssh] / [hosts] / inventory ----------------------------------------------
     def hosts_and_ssh(self, data: dict[str, Any],
@@ -722,6 +752,7 @@ class _Builder:
             env=self.step_env(table, path, templates),
             cwd=templated("cwd"),
             shell=shell,
+            **read_recovery(r, table, path, templated),
         )
 
     def check_name(self, name: str, where: KeyPath) -> None:
@@ -770,6 +801,7 @@ class _Builder:
                 elif target == ALL and not self.hosts:
                     r.report(where, f"{dotted(path)}.on: 'all' matches no hosts "
                                     "(no [hosts] defined)")
+            check_delegate(r, path, self.steps[step_id].delegate, self.hosts, {*groups, ALL})
         self.check_cycles()
         for step_id in self.steps:
             for template in self.templates.get(step_id, []):
@@ -822,13 +854,16 @@ class _Builder:
                 r.report(template.path, f"{label}: {message}", line=line, col=col)
 
         unknown = refs.names - _template_names() if refs.names else refs.names
+        if unknown & set(STATUS_FUNCTIONS):
+            unknown = self.check_status_functions(template, unknown, at)
         for name in sorted(unknown):
             if name in self.params:
                 hint = f" (did you mean 'params.{name}'?)"
             elif name in self.secrets:
                 hint = f" (did you mean 'secrets.{name}'?)"
             else:
-                hint = suggest(name, CONTEXT_NAMES)
+                hint = suggest(name, (*CONTEXT_NAMES,
+                                      *(STATUS_FUNCTIONS if template.expression else ())))
             at(name, f"unknown name '{name}'{hint}")
         for name in sorted(refs.params - set(self.params)):
             at(name, f"unknown param '{name}'{suggest(name, self.params)}")
@@ -855,6 +890,17 @@ class _Builder:
             if 0 < line <= len(lines) and tag in lines[line - 1]:
                 return line, lines[line - 1].index(tag) + 1
         return line, col
+    def check_status_functions(self, template: _Template, unknown: frozenset[str],
+                               at: Callable[[str, str], None]) -> frozenset[str]:
+        """Status functions are names of ``when`` only; returns the names still unknown."""
+        used = unknown & set(STATUS_FUNCTIONS)
+        if template.expression:
+            for name, message in status_calls(template.source)[1]:
+                at(name, message)
+        else:
+            for name in sorted(used):
+                at(name, f"{name}() is a status function: it works only in when")
+        return unknown - used
 
     def _template_position(self, template: _Template,
                            line_in_template: int | None) -> tuple[int | None, int | None]:

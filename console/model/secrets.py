@@ -91,14 +91,32 @@ def resolve_secret(
     environ: Mapping[str, str] | None = None,
     timeout: float = COMMAND_TIMEOUT,
 ) -> str:
-    """The value of one secret; raises :class:`SecretError`."""
+    """The value of one secret; raises :class:`SecretError`.
+
+    An empty value is an error (it could not be masked, and a step would run with a blank
+    password) unless the secret is declared ``optional = true``; an optional secret whose
+    environment variable is unset is empty too.
+    """
     if secret.source == "env":
-        return _from_env(secret, os.environ if environ is None else environ)
-    if secret.source == "file":
-        return _from_file(secret, base_dir)
-    if secret.source == "command":
-        return _from_command(secret, base_dir, timeout)
-    raise SecretError(f"secret '{secret.name}': unknown source {secret.source!r}")
+        env = os.environ if environ is None else environ
+        if secret.optional and secret.value not in env:
+            return ""
+        value = _from_env(secret, env)
+    elif secret.source == "file":
+        value = _from_file(secret, base_dir)
+    elif secret.source == "command":
+        value = _from_command(secret, base_dir, timeout)
+    else:
+        raise SecretError(f"secret '{secret.name}': unknown source {secret.source!r}")
+    if not value.strip() and not secret.optional:
+        what = {"env": f"environment variable {secret.value} is", "file": f"file {secret.value} is",
+                "command": "command printed"}[secret.source]
+        blank = "nothing" if secret.source == "command" else "empty"
+        if value:
+            blank = "only whitespace" if secret.source == "command" else "blank"
+        raise SecretError(f"secret '{secret.name}': {what} {blank} (set it, or declare the "
+                          "secret optional = true)")
+    return value
 
 
 def resolve_secrets(

@@ -8,7 +8,10 @@ answer (:meth:`console.engine.run.Run.refusal`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from textual.binding import Binding
+from textual.screen import Screen
 
 from console.ui.screens.actions import OPERATOR_ACTIONS, TASK_ACTIONS
 
@@ -16,6 +19,17 @@ if TYPE_CHECKING:
     from console.ui.screens.run_screen import RunScreen
 
 READ_ONLY = "read-only: this console watches the run and changes nothing"
+
+
+def bound_action(screen: Screen[Any], key: str) -> str | None:
+    """The action ``key`` is bound to on ``screen`` (the user's ``[keys]`` applied)."""
+    overrides: dict[str, str] = getattr(screen.app, "keymap_overrides", {})
+    for binding in screen.BINDINGS:
+        if isinstance(binding, Binding):
+            keys = overrides.get(binding.id or "", binding.key)
+            if key in (k.strip() for k in keys.split(",")):
+                return binding.action
+    return None
 
 
 def why_refused(screen: RunScreen, action: str) -> str | None:
@@ -37,6 +51,16 @@ def why_refused(screen: RunScreen, action: str) -> str | None:
         if selection is None:
             return "select a step first"
         return run.refusal(task_action, selection.step, selection.host)
+    if action == "exclude_host":
+        if not screen.started:
+            return "the run has not started yet: press g to start it"
+        host = screen.selected_host()
+        if host is None:
+            return "select a task of a remote host to exclude it"
+        if run.is_excluded(host):
+            return f"host {host} is already excluded"
+        if run.state.finished and not run.options.keep_alive:
+            return f"the run has {run.state}"
     if action == "breakpoint" and screen.selection is None:
         return "select a step first"
     if action == "open_log":

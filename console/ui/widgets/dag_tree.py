@@ -200,4 +200,8 @@ class DagTree(Tree[Selection]):
         text.append(f" #{task.attempt}" if task.attempt else "   ", style=pal.style("dim-text"))
         if task.exit_code and task.state is S.FAILED:
             text.append(f" exit {task.exit_code}", style=pal.state(task.state))
+        if self.run.is_excluded(task.host):
+            text.append(" excluded", style=pal.style("marker-removed", bold=True))
+        elif task.state is S.RUNNING and task.reason:  # a health poll's progress
+            text.append(f" {task.reason}", style=pal.style("dim-text"))
         return text
