@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.style import Style
 
-__all__ = ["has_control", "sanitize", "sgr_style", "styled_spans", "visible_length"]
+__all__ = ["has_control", "sanitize", "sgr_style", "styled_spans", "visible",
+           "visible_length"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 """Any character that needs a closer look (\\t and \\n are plain text)."""
@@ -74,6 +75,24 @@ def sanitize(text: str, *, keep_sgr: bool = False) -> str:
         text = "\n".join(_last_segment(line) if "\r" in line else line
                          for line in text.split("\n"))
     return _SEQUENCE.sub(_keep_sgr if keep_sgr else "", text)
+
+
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character but tab and newline written as an escape
+    (``\\x1b``, ``\\r``-as-``\\x0d``, bidi overrides as ``\\u202e``): for commands,
+    reasons and prompts shown in the console, where what is there must be seen, not
+    obeyed nor silently dropped."""
+    if _INVISIBLE.search(text) is None:
+        return text
+    return _INVISIBLE.sub(_escape, text)
 
 
 def visible_length(text: str) -> int:

@@ -9,6 +9,7 @@ from textual.widget import Widget
 
 from console.engine.events import TaskState
 from console.engine.run import Run
+from console.sanitize import visible
 from console.ui import format as fmt
 from console.ui.palette import palette
 from console.ui.system import Clock, SystemStats
@@ -85,5 +86,6 @@ class RunHeader(Widget):
                               style=pal.state(state))
         if run.options.params:
             shown = " ".join(f"{k}={fmt_param(v)}" for k, v in run.options.params.items())
-            bottom.append(f"params: {run.masker.mask(shown)}", style=pal.style("dim-text"))
+            bottom.append(f"params: {visible(run.masker.mask(shown))}",
+                          style=pal.style("dim-text"))
         return Text("\n").join([top, bottom])
