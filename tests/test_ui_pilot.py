@@ -480,3 +480,48 @@ async def test_exclude_host_key_skips_what_the_host_has_left(tmp_path):
         assert not screen.check_action("exclude_host", ())  # already excluded
         await select(pilot, screen, "preflight")  # a local step: no host to exclude
         assert not screen.check_action("exclude_host", ())
+
+
+POLLING = """
+[workflow]
+name = "Poll"
+
+[hosts.web1]
+[hosts.lb1]
+
+[steps.health]
+on = "web1"
+run = "exit 1"
+poll = "30s"
+within = "10m"
+delegate = "lb1"
+"""
+
+
+async def test_a_polling_task_shows_its_progress_in_tree_and_detail(tmp_path):
+    from console.ui.widgets.dag_tree import DagTree
+    from console.ui.widgets.step_detail import StepDetail
+
+    app, world = make_app(tmp_path, POLLING, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await until(lambda: world.records and world.records[0].end_seq is not None)
+        await select(pilot, screen, "health", "web1")
+        await pilot.pause()
+        tree = screen.query_one(DagTree)
+        label = tree.task_label(screen.run.tasks[("health", "web1")], palette_of(app), 0.0)
+        assert "polling 1/20 · " in label.plain
+        facts = screen.query_one(StepDetail)._facts()
+        text = " ".join(part.plain for part in facts.renderables if hasattr(part, "plain"))
+        assert "reason: polling 1/20" in text
+        assert "runs on: lb1 (delegate" in text
+        assert "poll: every 30s until it exits 0, within 600s" in text
+        assert world.records[0].executor == "lb1"
+        screen.run.cancel("health", "web1")
+        await until(lambda: state(screen, "health", "web1") is S.CANCELLED)
+
+
+def palette_of(app):
+    from console.ui.palette import palette
+
+    return palette(app)

@@ -707,21 +707,38 @@ class Run(HostExclusion, RunActions, RunTexts):
         if self._halted:  # that commit failed: the side effect must not start unrecorded
             return self._finish(task, step, attempt,
                                 ExitStatus(None, error=f"not started: {self._halted}"), None)
+        if step.poll is not None:  # a health poll: many runs, one attempt (engine/poll.py)
+            from console.engine.poll import run_polls
+
+            return self._finish(task, step, attempt,
+                                *await run_polls(self, task, step, attempt, request))
+        status, timed_out = await self._execute_command(task, step, request, step.timeout)
+        reason = None
+        if timed_out:
+            reason = f"timed out after {_seconds(step.timeout or 0)}"
+        return self._finish(task, step, attempt, status, reason)
+
+    async def _execute_command(self, task: Task, step: Step, request: CommandRequest,
+                               timeout: float | None,
+                               sink: Callable[[Stream, str], None] | None = None,
+                               ) -> tuple[ExitStatus, bool]:
+        """Run the command once on its host (the step's delegate, if any); returns its
+        exit status and whether ``timeout`` ended it."""
         try:
-            executor = self._executor(task.host)
-            execution = await executor.start(request, self._output_sink(task))
+            executor = self._executor(step.command_host(task.host))
+            execution = await executor.start(request, sink or self._output_sink(task))
         except Exception as exc:  # an executor that cannot start reports one line
-            return self._finish(task, step, attempt, ExitStatus(None, error=str(exc)), None)
+            return ExitStatus(None, error=str(exc)), False
         task.execution = execution
         if task.cancel_requested:
             await execution.terminate()
         timed_out = False
         try:
-            if step.timeout is None:
+            if timeout is None:
                 status = await execution.wait()
             else:
                 waiter = asyncio.ensure_future(execution.wait())
-                done, _ = await asyncio.wait({waiter}, timeout=step.timeout)
+                done, _ = await asyncio.wait({waiter}, timeout=timeout)
                 if not done:
                     timed_out = True
                     await execution.terminate()
@@ -731,10 +748,7 @@ class Run(HostExclusion, RunActions, RunTexts):
             await execution.terminate()
             await asyncio.shield(asyncio.ensure_future(execution.wait()))
             raise
-        reason = None
-        if timed_out:
-            reason = f"timed out after {_seconds(step.timeout or 0)}"
-        return self._finish(task, step, attempt, status, reason)
+        return status, timed_out
 
     def _finish(self, task: Task, step: Step, attempt: Attempt, status: ExitStatus | None,
                 reason: str | None) -> float | None:
@@ -833,7 +847,8 @@ class Run(HostExclusion, RunActions, RunTexts):
         if cwd and templating.needs_render(cwd):
             cwd = templating.render_value(cwd, context or self._context(task))
         shell = step.shell
-        return CommandRequest(task.step, self.workflow.host(task.host), command, shell, env, cwd)
+        return CommandRequest(task.step, self.workflow.host(step.command_host(task.host)), command,
+                              shell, env, cwd)
 
     def preview_command(self, step: str, host: str) -> str:
         """The command of ``step`` on ``host`` with secrets masked: the last attempt's, else

@@ -129,6 +129,11 @@ class Step:
         """A step without ``run`` waits for the operator to mark it done."""
         return self.run is None
 
+    def command_host(self, host: str) -> str:
+        """Where the command of this step's task on ``host`` runs: its ``delegate``, if any.
+        The task still belongs to ``host`` (order, rollout batch, ``{{ host }}``, undo)."""
+        return self.delegate or host
+
     @property
     def gated(self) -> bool:
         """Approval is needed before every task of this step starts."""
