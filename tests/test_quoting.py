@@ -185,3 +185,13 @@ def test_injection_through_the_real_command(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert not marker.exists()
     assert f"release: $(touch {marker})" in result.stdout
+
+
+def test_undo_is_checked_like_run() -> None:
+    text = ('[workflow]\nname = "u"\n[params]\np = "x"\n[steps.a]\nrun = "true"\n'
+            'undo = "echo `{{ params.p }}`"\n')
+    with pytest.raises(WorkflowError) as info:
+        load_text(text, "wf.toml")
+    (problem,) = info.value.problems
+    assert str(problem).startswith("wf.toml:6:14: steps.a.undo: {{ params.p }} is inside "
+                                   "backticks")
