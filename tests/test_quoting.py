@@ -193,5 +193,5 @@ def test_undo_is_checked_like_run() -> None:
     with pytest.raises(WorkflowError) as info:
         load_text(text, "wf.toml")
     (problem,) = info.value.problems
-    assert str(problem).startswith("wf.toml:6:14: steps.a.undo: {{ params.p }} is inside "
+    assert str(problem).startswith("wf.toml:7:15: steps.a.undo: {{ params.p }} is inside "
                                    "backticks")
