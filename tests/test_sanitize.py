@@ -313,3 +313,16 @@ async def test_console_shows_escapes_in_commands_prompts_and_reasons(tmp_path: P
             shot = app.export_screenshot()
             assert "\x1b" not in shot and "\x07" not in shot, step
         assert "\\x1b" in shot
+
+
+def test_check_refuses_host_and_group_names_with_control_characters() -> None:
+    text = (HEAD + '[hosts."web\\u001b]0;x\\u0007"]\naddress = "10.0.0.1"\n'
+            '[hosts.ok]\ngroups = ["g\\u0007"]\n')
+    with pytest.raises(WorkflowError) as info:
+        load_text(text, "wf.toml")
+    lines = [str(p) for p in info.value.problems]
+    assert lines == [
+        'wf.toml:3:1: host or group name "web\\u001b]0;x\\u0007" may not hold control '
+        'characters',
+        'wf.toml:5:1: host or group name "g\\u0007" may not hold control characters',
+    ]
