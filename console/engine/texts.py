@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from console.model import templating
 from console.model.masking import Placeholders
 from console.model.workflow import LOCAL
+from console.sanitize import visible
 
 if TYPE_CHECKING:
     from console.engine.run import RunOptions
@@ -50,7 +51,7 @@ class RunTexts:
         """``source`` rendered as plain text for ``step`` on ``host`` (default: the step's
         first host), secrets masked; on a template error the source plus why."""
         if not templating.needs_render(source):
-            return self.masker.mask(source)
+            return visible(self.masker.mask(source))
         from console.engine.task import Task
 
         if host is None:
@@ -67,7 +68,7 @@ class RunTexts:
             text = f"{source} [not rendered: {self.placeholders.hide(str(exc))}]"
         except Exception as exc:  # an unknown host, a broken context: say so, never raise
             text = f"{source} [not rendered: {exc}]"
-        return self.masker.mask(text)
+        return visible(self.masker.mask(text))  # a param could carry an escape sequence
 
     def step_name(self, step: str, host: str | None = None) -> str:
         """The step's display name, rendered."""

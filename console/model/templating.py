@@ -170,9 +170,17 @@ def _value_env() -> ImmutableSandboxedEnvironment:
     return _make_env(finalize=_value_finalize)
 
 
+def _shell_finalize_in(context: Any, value: Any) -> Any:
+    return _shell_finalize(value)
+
+
 @functools.cache
 def _command_env() -> ImmutableSandboxedEnvironment:
-    return _make_env(finalize=_shell_finalize)
+    from jinja2 import pass_context
+
+    # pass_context: Jinja must not fold a constant ({{ 'a b' }}) at compile time, where
+    # the shell context it lands in is not known yet; every value is quoted at render.
+    return _make_env(finalize=pass_context(_shell_finalize_in))
 
 
 _cache: dict[tuple[str, str], Any] = {}

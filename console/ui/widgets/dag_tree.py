@@ -14,6 +14,7 @@ from console.engine.events import TaskState
 from console.engine.run import Run
 from console.engine.task import Task
 from console.model.workflow import LOCAL
+from console.sanitize import visible
 from console.ui import format as fmt
 from console.ui.palette import Palette, palette
 from console.ui.system import Clock
@@ -203,5 +204,5 @@ class DagTree(Tree[Selection]):
         if self.run.is_excluded(task.host):
             text.append(" excluded", style=pal.style("marker-removed", bold=True))
         elif task.state is S.RUNNING and task.reason:  # a health poll's progress
-            text.append(f" {task.reason}", style=pal.style("dim-text"))
+            text.append(f" {visible(task.reason)}", style=pal.style("dim-text"))
         return text

@@ -13,6 +13,7 @@ from textual.widgets import Markdown, Static
 from console.engine.events import TaskState
 from console.engine.run import Run
 from console.model.workflow import Step
+from console.sanitize import visible
 from console.ui import format as fmt
 from console.ui.commands import command_lines
 from console.ui.palette import Palette, palette
@@ -75,7 +76,7 @@ class StepDetail(VerticalScroll):
         parts: list[Text | Table] = [title]
         reasons = sorted({t.reason for t in tasks if t.reason})
         for reason in reasons[:3]:
-            parts.append(Text(f"reason: {reason}", style=pal.state(state)))
+            parts.append(Text(f"reason: {visible(reason)}", style=pal.state(state)))
         if step.id in run.removed_steps:
             parts.append(Text("removed from the file: it stays because it had started",
                               style=pal.style("marker-removed")))
@@ -121,7 +122,7 @@ class StepDetail(VerticalScroll):
                 exit_code = f"sig {attempt.signal}"
             table.add_row(f"#{attempt.number}", task.host,
                           Text(fmt.label(state), style=pal.state(state)), exit_code,
-                          fmt.duration(attempt.duration), attempt.reason or "")
+                          fmt.duration(attempt.duration), visible(attempt.reason or ""))
         return table
 
 
