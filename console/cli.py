@@ -192,9 +192,21 @@ def _headless(run: Any, args: argparse.Namespace, store: Any, *, watch: Path | N
               resumed: bool = False) -> int:
     from console.headless import run_headless
 
+    claim = None
     with _store_errors():
-        return run_headless(run, json_mode=args.json, interactive=run.options.approval == "wait",
-                            store=store, watch=watch, resumed=resumed)
+        if store is not None:  # another live run of this workflow: warn, or refuse
+            from console.store.concurrent import claim_workflow
+
+            claim = claim_workflow(store, run)
+            for warning in claim.warnings:
+                _err(f"baton: warning: {warning}")
+        try:
+            return run_headless(run, json_mode=args.json,
+                                interactive=run.options.approval == "wait",
+                                store=store, watch=watch, resumed=resumed)
+        finally:
+            if claim is not None:
+                claim.release()
 
 
 def _stdin_is_tty() -> bool:

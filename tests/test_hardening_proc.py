@@ -531,3 +531,58 @@ def test_10_success_printed_is_never_re_run(tmp_path: Path, small_tmpfs: Path) -
     ran = side.read_text().split()
     for step in printed:
         assert ran.count(step) == 1, (step, ran, again.stdout)
+
+
+# --- 17: two live runs of one workflow ---------------------------------------------------------
+
+
+def _start_holding(path: Path, home: Path, gate: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "console.cli", "run", str(path),
+                             "--headless", "--yes"], env=baton_env({"BATON_HOME": str(home)}),
+                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert _wait_until(lambda: gate.exists(), 30), "the first run did not start"
+    return proc
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_17_a_second_live_run_is_warned_or_refused(tmp_path: Path, exclusive: bool) -> None:
+    home = tmp_path / "home"
+    gate, go = tmp_path / "started", tmp_path / "go"
+    path = write_workflow(tmp_path, f"""
+        [workflow]
+        name = "once"
+        exclusive = {str(exclusive).lower()}
+
+        [steps.a]
+        run = "touch {gate}; while [ ! -e {go} ]; do sleep 0.05; done; echo done >> {tmp_path}/ran"
+    """)
+    first = _start_holding(path, home, gate)
+    try:
+        listed = baton("runs", "--json", env={"BATON_HOME": str(home)})
+        first_id = json.loads(listed.stdout.splitlines()[0])["id"]
+        second = subprocess.Popen([sys.executable, "-m", "console.cli", "run", str(path),
+                                   "--headless", "--yes"],
+                                  env=baton_env({"BATON_HOME": str(home)}), cwd=REPO,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        if exclusive:
+            _, err = second.communicate(timeout=30)
+            assert second.returncode == 2, err
+            assert err.count("\n") == 1 and first_id in err and "exclusive" in err
+        else:
+            time.sleep(1.0)
+            go.touch()
+            _, err = second.communicate(timeout=30)
+            assert second.returncode == 0, err
+            assert "warning" in err and first_id in err and "live" in err
+        go.touch()
+        assert first.wait(timeout=30) == 0
+    finally:
+        go.touch()
+        first.kill()
+    assert (tmp_path / "ran").read_text().count("done") == (1 if exclusive else 2)
+    # once the first is over, an exclusive workflow runs again
+    if exclusive:
+        again = baton("run", path, "--headless", "--yes", env={"BATON_HOME": str(home)})
+        assert again.returncode == 0 and "warning" not in again.stderr
