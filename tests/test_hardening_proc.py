@@ -586,3 +586,64 @@ def test_17_a_second_live_run_is_warned_or_refused(tmp_path: Path, exclusive: bo
     if exclusive:
         again = baton("run", path, "--headless", "--yes", env={"BATON_HOME": str(home)})
         assert again.returncode == 0 and "warning" not in again.stderr
+
+
+# --- 9: what a killed baton left running ----------------------------------------------------
+
+
+def test_9_resume_reports_and_ends_leftovers_before_re_running(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    sleep, daemon = _sleep_value(), _sleep_value()
+    mark = tmp_path / "mark"
+    path = write_workflow(tmp_path, f"""
+        [workflow]
+        name = "crash"
+
+        [steps.a]
+        run = '''
+        if [ -e {mark} ]; then
+          pgrep -f "sleep {sleep}|sleep {daemon}" >/dev/null && echo LEFTOVER-STILL-THERE
+          echo second
+        else
+          touch {mark}
+          setsid sh -c 'sleep {daemon} &'
+          sleep {sleep}
+        fi
+        '''
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "console.cli", "run", str(path),
+                             "--headless", "--yes"], env=baton_env({"BATON_HOME": str(home)}),
+                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_until(lambda: _alive_with(sleep) and _alive_with(daemon), 30)
+        time.sleep(0.3)  # the identity row is committed with the pass after the start
+        proc.kill()
+        proc.wait()
+        assert _alive_with(sleep) and _alive_with(daemon)  # survived baton: the bug
+        listed = baton("runs", "--json", env={"BATON_HOME": str(home)})
+        run_id = json.loads(listed.stdout.splitlines()[0])["id"]
+        result = baton("resume", run_id, "--headless", "--yes",
+                       env={"BATON_HOME": str(home)}, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "attempt 1 of a was interrupted but left processes running" in result.stderr
+        assert "(sleep)" in result.stderr and "ended them" in result.stderr
+        assert "second" in result.stdout and "LEFTOVER-STILL-THERE" not in result.stdout
+        assert not _alive_with(sleep) and not _alive_with(daemon)
+    finally:
+        proc.kill()
+        _kill_all(sleep)
+        _kill_all(daemon)
+
+
+def test_9_the_attempt_identity_is_stored(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    path = write_workflow(tmp_path, OK_FLOW)
+    assert baton("run", path, "--headless", env={"BATON_HOME": str(home)}).returncode == 0
+    with Store.open(home) as store:
+        rows = store._db.execute("SELECT step, host, number, tag, pid, started, sid "
+                                 "FROM processes").fetchall()
+    assert len(rows) == 1
+    step, host, number, tag, pid, started, sid = rows[0]
+    assert (step, host, number) == ("a", "local", 1)
+    assert len(tag) == 16 and pid > 0 and started > 0 and sid == pid

@@ -35,12 +35,14 @@ from console.engine.events import (
     TaskState,
 )
 from console.engine.exclusion import HostExclusion
+from console.engine.identity import note_started
 from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
 from console.engine.rollout import RolloutPlan
 from console.engine.task import Attempt, Task
 from console.engine.texts import RunTexts
 from console.executors.base import CommandRequest, Executor, ExitStatus, Stream
+from console.executors.containment import new_tag
 from console.model import templating
 from console.model.workflow import LOCAL, Host, Step, Workflow
 
@@ -111,6 +113,8 @@ class Run(HostExclusion, RunActions, RunTexts):
         self._subscribers: list[Callable[[Event], None]] = []
         self._wake = asyncio.Event()
         self._closing = False
+        self.started_hooks: list[Callable[[Task, Attempt], None]] = []
+        """Called once an attempt's process has started (its identity is known)."""
         self._halted: str | None = None
         """Why nothing new may start (the history cannot be written); see :meth:`halt`."""
         self._interrupted = False
@@ -674,6 +678,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         except templating.TemplateError as exc:
             return self._finish(task, step, attempt, None, f"template error: {exc}")
         attempt.command = self.masker.mask(command)
+        attempt.tag = request.tag
         self._set(task, S.RUNNING, None)
         task.stdout_tail = TailBuffer()
         # One loop pass before launching: what subscribers scheduled for the end of this
@@ -688,6 +693,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         except Exception as exc:  # an executor that cannot start reports one line
             return self._finish(task, step, attempt, ExitStatus(None, error=str(exc)), None)
         task.execution = execution
+        note_started(task, attempt, execution, self.started_hooks)
         if task.cancel_requested:
             await execution.terminate()
         timed_out = False
@@ -805,7 +811,8 @@ class Run(HostExclusion, RunActions, RunTexts):
         if cwd and templating.needs_render(cwd):
             cwd = templating.render_value(cwd, context or self._context(task))
         shell = step.shell
-        return CommandRequest(task.step, self.workflow.host(task.host), command, shell, env, cwd)
+        return CommandRequest(task.step, self.workflow.host(task.host), command, shell, env, cwd,
+                              new_tag())
 
     def preview_command(self, step: str, host: str) -> str:
         """The command of ``step`` on ``host`` with secrets masked: the last attempt's, else
