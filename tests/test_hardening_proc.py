@@ -647,3 +647,34 @@ def test_9_the_attempt_identity_is_stored(tmp_path: Path) -> None:
     step, host, number, tag, pid, started, sid = rows[0]
     assert (step, host, number) == ("a", "local", 1)
     assert len(tag) == 16 and pid > 0 and started > 0 and sid == pid
+
+
+async def test_9_remote_leftovers_are_found_and_ended_by_tag(sshd_fleet: Fleet) -> None:
+    import asyncssh
+
+    from console.executors.leftovers import handle_remote
+    from console.executors.ssh import ssh_executor_factory
+    from console.model.workflow import Host, Workflow
+
+    server = sshd_fleet.servers[0]
+    host = Host(name="web1", address=server.address, port=server.port, user="root",
+                identity=str(sshd_fleet.client_key), known_hosts=str(sshd_fleet.known_hosts))
+    workflow = Workflow(name="remote crash", hosts={"web1": host})
+    sleep, tag = _sleep_value(), uuid.uuid4().hex[:16]
+    async with asyncssh.connect(server.address, port=server.port, username="root",
+                                client_keys=[str(sshd_fleet.client_key)], config=[],
+                                known_hosts=str(sshd_fleet.known_hosts)) as conn:
+        # what a killed baton leaves on a host: a tagged process outside any session of ours
+        await conn.run(f"BATON_ATTEMPT={tag} setsid sleep {sleep} </dev/null >/dev/null 2>&1 &")
+    try:
+        assert _wait_until(lambda: bool(_alive_with(sleep)), 10)
+        rows = [("a", "web1", 1, tag, None, None, None)]
+        factory = ssh_executor_factory(workflow, ssh_config=[], connect_timeout=5.0)
+        found, problems = await handle_remote(workflow, rows, end=False, executor_for=factory)
+        assert problems == [] and len(found) == 1 and "(sleep)" in found[0].names
+        assert _alive_with(sleep)  # finding ends nothing
+        found, problems = await handle_remote(workflow, rows, end=True, executor_for=factory)
+        assert problems == [] and len(found) == 1
+        assert _wait_until(lambda: not _alive_with(sleep), 5)
+    finally:
+        _kill_all(sleep)
