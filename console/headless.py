@@ -259,6 +259,8 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
         if recorder is not None:
             verb = "resuming run" if resumed else "run"
             _say(err, f"{verb} {run.id} (baton show {run.id})")
+    for warning in run.secret_warnings:
+        _say(err, f"baton: warning: {warning}")
     run.subscribe(printer)
     prompter = None
     if interactive:

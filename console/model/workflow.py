@@ -40,6 +40,8 @@ class Secret:
     source: SecretSource
     value: str
     """The env variable name, file path or shell command (not the secret itself)."""
+    optional: bool = False
+    """An unset environment variable or an empty value is allowed (it renders as "")."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,9 @@ class Host:
     proxy_command: str | None = None
     """OpenSSH ProxyCommand (``%h``, ``%p``, ``%r`` expanded) instead of a direct connection."""
     origin: Mapping[str, str] = field(default_factory=dict, compare=False)
-    """Where each connection value came from (``address`` -> ``hosts.ini:4 (ansible_host)``);
-    a field not listed came from the workflow (or is the default)."""
+    """Where each connection value came from (``address`` -> ``hosts.ini:4 (ansible_host)``)
+    and each imported variable (``vars.NAME`` -> ``group_vars/web.yml:3``); a field not
+    listed came from the workflow (or is the default)."""
     notes: tuple[str, ...] = field(default=(), compare=False)
     """What the import says about this host (``ansible_become`` ignored, …)."""
 
@@ -125,6 +128,11 @@ class Step:
     def manual(self) -> bool:
         """A step without ``run`` waits for the operator to mark it done."""
         return self.run is None
+
+    def command_host(self, host: str) -> str:
+        """Where the command of this step's task on ``host`` runs: its ``delegate``, if any.
+        The task still belongs to ``host`` (order, rollout batch, ``{{ host }}``, undo)."""
+        return self.delegate or host
 
     @property
     def gated(self) -> bool:

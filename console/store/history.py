@@ -397,6 +397,12 @@ class Store:
     def log_path(self, run_id: str, step: str, host: str, attempt: int) -> Path:
         return logs.log_path(self.home, run_id, step, host, attempt)
 
+    def stderr_tail(self, run_id: str, step: str, host: str, attempt: int,
+                    count: int = 10) -> list[str]:
+        """The last ``count`` stderr lines of one attempt (masked when written)."""
+        return logs.tail_lines(logs.log_path(self.home, run_id, step, host, attempt,
+                                             "stderr"), count)
+
     def read_log(self, run_id: str, step: str, host: str, attempt: int) -> str:
         """The output of one attempt ("" when it printed nothing)."""
         try:

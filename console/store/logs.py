@@ -4,6 +4,7 @@ Layout under ``$BATON_HOME``::
 
     history.sqlite                          runs, tasks, attempts, events, actions
     logs/<run_id>/<step>@<host>.<n>.log     output of attempt n, stdout and stderr lines
+    logs/<run_id>/<step>@<host>.<n>.stderr  its stderr lines alone (the postmortem's tail)
     locks/<run_id>.lock                     flock held by the process recording the run
 
 Folders are 0700 and files 0600 whatever the umask: they hold commands and output. No
@@ -120,10 +121,29 @@ def _opener(path: str, flags: int) -> int:
     return open_private(Path(path), flags)
 
 
-def log_path(home: Path, run_id: str, step: str, host: str, attempt: int) -> Path:
-    """Where the output of one attempt is kept. Step and host are %-quoted for the name."""
-    name = f"{quote(step, safe='')}@{quote(host, safe='')}.{attempt}.log"
+def log_path(home: Path, run_id: str, step: str, host: str, attempt: int,
+             suffix: str = "log") -> Path:
+    """Where the output of one attempt is kept (``suffix="stderr"``: its stderr lines
+    alone). Step and host are %-quoted for the name."""
+    name = f"{quote(step, safe='')}@{quote(host, safe='')}.{attempt}.{suffix}"
     return home / "logs" / run_id / name
+
+
+def tail_lines(path: Path, count: int) -> list[str]:
+    """The last ``count`` lines of a text file ([] when it does not exist)."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            block = b""
+            while size and block.count(b"\n") <= count:
+                step = min(size, 1 << 16)
+                size -= step
+                handle.seek(size)
+                block = handle.read(step) + block
+    except FileNotFoundError:
+        return []
+    lines = block.decode("utf-8", errors="replace").splitlines()
+    return lines[-count:] if count else []
 
 
 DEFAULT_LOG_LIMIT = 256 * 1024**2
@@ -227,14 +247,22 @@ class LogFiles:
         self.home = home
         self.run_id = run_id
         self.limit = limit
-        self._files: dict[tuple[str, str], dict[int, _Log]] = {}
+        self._files: dict[tuple[str, str], dict[int | str, _Log]] = {}
         self._dirty: set[IO[str]] = set()
         self._dir_ready = False
 
-    def write(self, step: str, host: str, attempt: int, text: str) -> None:
-        log = self._files.get((step, host), {}).get(attempt)
+    def write(self, step: str, host: str, attempt: int, text: str,
+              stderr: bool = False) -> None:
+        """Append ``text`` to the attempt's log; ``stderr``: to its stderr file too."""
+        self._write(step, host, attempt, "log", text)
+        if stderr:
+            self._write(step, host, attempt, "stderr", text)
+
+    def _write(self, step: str, host: str, attempt: int, suffix: str, text: str) -> None:
+        key: int | str = attempt if suffix == "log" else f"{attempt}.{suffix}"
+        log = self._files.get((step, host), {}).get(key)
         if log is None:
-            log = self._open(step, host, attempt)
+            log = self._open(step, host, attempt, suffix, key)
         try:
             log.write(text)
         except OSError as exc:
@@ -242,16 +270,16 @@ class LogFiles:
                              f"is cut there") from None
         self._dirty.add(log.handle)
 
-    def _open(self, step: str, host: str, attempt: int) -> _Log:
-        path = log_path(self.home, self.run_id, step, host, attempt)
+    def _open(self, step: str, host: str, attempt: int, suffix: str,
+              key: int | str) -> _Log:
+        path = log_path(self.home, self.run_id, step, host, attempt, suffix)
         if not self._dir_ready:
             ensure_dir(path.parent.parent)
             ensure_dir(path.parent)
             self._dir_ready = True
         handle = open(path, "a", encoding="utf-8", errors="replace",  # noqa: SIM115
                       buffering=1 << 16, opener=_opener)
-        log = self._files.setdefault((step, host), {})[attempt] = _Log(path, handle,
-                                                                       self.limit)
+        log = self._files.setdefault((step, host), {})[key] = _Log(path, handle, self.limit)
         return log
 
     @property

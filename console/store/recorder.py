@@ -159,7 +159,8 @@ class Recorder:
             kind = event.type
             if kind == "log":
                 self._logs.write(event.step, event.host, event.attempt,  # type: ignore[union-attr]
-                                 event.text + "\n")  # type: ignore[union-attr]
+                                 event.text + "\n",  # type: ignore[union-attr]
+                                 event.stream == "stderr")  # type: ignore[union-attr]
                 self._schedule()
             elif kind == "task":
                 self._on_task(event)  # type: ignore[arg-type]
@@ -186,9 +187,11 @@ class Recorder:
         if task is not None and task.attempts:
             a = task.attempts[-1]
             state = a.state if a.state is not None else event.state
+            mask = self.run.masker.mask  # the engine masks both; this is the last line
             self._attempts[(*key, a.number)] = (
                 self.run_id, event.step, event.host, a.number, a.started, a.ended, a.exit_code,
-                a.signal, str(state), a.reason, a.command, a.digest or None)
+                a.signal, str(state), a.reason and mask(a.reason), mask(a.command),
+                a.digest or None)
             if a.digest != self._digest:
                 self._note_definition(self.run.workflow)
             if event.state is TaskState.RUNNING and a.tag:

@@ -53,7 +53,7 @@ class HistoryActions:
         """Start recording ``run`` (before it executes); the recorder's subscription moves
         ahead of the console's, so an action is committed before the console shows it.
         False (with a notification) when the store refuses: the run must not start."""
-        if self.history is None:
+        if self.history is None or run.options.dry_run:  # a dry run is not history
             return True
         from console.store.concurrent import claim_workflow
 
@@ -167,7 +167,8 @@ class HistoryActions:
             stored = await history.read(lambda s: s.load(run_id))
             run = await asyncio.to_thread(rebuild, stored, secrets=True,
                                           executor_for=self.executor_for, clock=self.clock,
-                                          user=self.launch.user)
+                                          user=self.launch.user,
+                                          approval="auto" if self.launch.yes else "wait")
             logs = await history.read(lambda s: read_logs(s, stored))
         except (StoreError, HistoryError) as exc:
             if run_id in history.locks:
