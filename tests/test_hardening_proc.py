@@ -358,13 +358,14 @@ def small_tmpfs(tmp_path: Path) -> object:
 
 
 def _fill(folder: Path) -> None:
-    with open(folder / "filler", "wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError:
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while os.write(fd, b"\0" * 4096):
             pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.parametrize("how", ["full", "read-only"])

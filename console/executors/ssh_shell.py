@@ -168,10 +168,10 @@ def task_command(shell: str, script: str, env: dict[str, str], cwd: str | None,
                  tag: str = "", name: str = "baton") -> bytes:
     """The line of shell code that makes the control shell run one task."""
     exports = []
-    for name, value in env.items():
-        if not _ENV_NAME.match(name):
-            raise TaskSetupError(f"invalid environment variable name {name!r}")
-        exports.append(f"export {name}={shlex.quote(value)}")
+    for key, value in env.items():
+        if not _ENV_NAME.match(key):
+            raise TaskSetupError(f"invalid environment variable name {key!r}")
+        exports.append(f"export {key}={shlex.quote(value)}")
     if cwd in ("~", "~/"):
         cwd = "."
     elif cwd and cwd.startswith("~/"):
