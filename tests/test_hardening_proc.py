@@ -75,6 +75,13 @@ class _Out:
         self.text.append(text)
 
 
+READ_EVERY_FD_SHORT = r"""# {marker}
+for f in /proc/$$/fd/* /proc/self/fd/*; do [ -p "$f" ] || cat "$f" 2>/dev/null; done
+sh -c 'for f in /proc/$PPID/fd/* /proc/$$/fd/*; do [ -p "$f" ] || cat "$f"; done' 2>/dev/null
+cat 2>/dev/null
+echo end"""
+"""Under the short-script size: read by the shell's own ``read``."""
+
 READ_EVERY_FD = (r"""# {marker}
 for f in /proc/$$/fd/* /proc/self/fd/*; do [ -p "$f" ] || cat "$f" 2>/dev/null; done
 sh -c 'for f in /proc/$PPID/fd/* /proc/$$/fd/*; do [ -p "$f" ] || cat "$f"; done' 2>/dev/null
@@ -86,14 +93,15 @@ echo end
 marker at both ends (a shell reading its script as it goes has not read the end yet)."""
 
 
+@pytest.mark.parametrize("script", [READ_EVERY_FD, READ_EVERY_FD_SHORT], ids=["long", "short"])
 @pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
 @pytest.mark.parametrize("use_pidfd", [True, False])
 async def test_4_no_process_of_the_step_can_read_the_script(
-        shell: str, use_pidfd: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+        shell: str, use_pidfd: bool, script: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(LocalExecutor, "use_pidfd", use_pidfd)
     marker = f"secret-{uuid.uuid4().hex}"
     out = _Out()
-    request = CommandRequest("s", LOCAL_HOST, READ_EVERY_FD.format(marker=marker), shell=shell)
+    request = CommandRequest("s", LOCAL_HOST, script.format(marker=marker), shell=shell)
     execution = await LocalExecutor().start(request, out)
     status = await asyncio.wait_for(execution.wait(), 30)
     text = "\n".join(out.text)
@@ -110,6 +118,25 @@ async def test_4_stdin_of_the_step_is_empty_and_the_script_runs_whole() -> None:
     lines = "\n".join(out.text).split("\n")
     assert lines[0] == "no-input"
     assert lines[-1] == "line2999" and len(lines) == 3001
+
+
+EXACT = ("printf '%s|\\n' '  lead' 'back\\slash' 'tab\there' \"dq \\\"x\\\"\"\n"
+         "cat <<'EOF'\n  a \\ b\nEOF\n"
+         "printf 'no newline at the end\\n'")
+"""Leading blanks, backslashes, a heredoc and no final newline survive the hand-over."""
+
+
+@pytest.mark.parametrize("pad", [0, 2000], ids=["short", "long"])
+@pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
+async def test_4_the_script_reaches_the_shell_byte_for_byte(shell: str, pad: int) -> None:
+    out = _Out()
+    script = "#" * pad + "\n" + EXACT
+    execution = await LocalExecutor().start(CommandRequest("s", LOCAL_HOST, script,
+                                                           shell=shell), out)
+    assert (await asyncio.wait_for(execution.wait(), 30)).ok
+    assert "\n".join(out.text).split("\n") == [
+        "  lead|", "back\\slash|", "tab\there|", 'dq "x"|', "  a \\ b",
+        "no newline at the end"]
 
 
 # --- 8: containment ----------------------------------------------------------------------
@@ -203,12 +230,13 @@ async def remote(sshd_fleet: Fleet) -> AsyncIterator[SSHExecutor]:
     await executor.close()
 
 
+@pytest.mark.parametrize("script", [READ_EVERY_FD, READ_EVERY_FD_SHORT], ids=["long", "short"])
 @pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
 async def test_4_remote_no_process_of_the_step_can_read_the_script(
-        remote: SSHExecutor, shell: str) -> None:
+        remote: SSHExecutor, shell: str, script: str) -> None:
     marker = f"secret-{uuid.uuid4().hex}"
     out = _Out()
-    request = CommandRequest("s", remote.host, READ_EVERY_FD.format(marker=marker), shell=shell)
+    request = CommandRequest("s", remote.host, script.format(marker=marker), shell=shell)
     execution = await remote.start(request, out)
     status = await asyncio.wait_for(execution.wait(), 30)
     text = "\n".join(out.text)
