@@ -35,6 +35,7 @@ from console.engine.events import (
     TaskState,
 )
 from console.engine.exclusion import HostExclusion
+from console.engine.identity import note_started
 from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
 from console.engine.rollout import RolloutPlan
@@ -42,6 +43,7 @@ from console.engine.shown import derived_secrets, shown_command, shown_template_
 from console.engine.task import Attempt, Task
 from console.engine.texts import RunTexts
 from console.executors.base import CommandRequest, Executor, ExitStatus, HostKeyAsker, Stream
+from console.executors.containment import new_tag
 from console.model import masking, templating
 from console.model.durations import retry_delay
 from console.model.workflow import LOCAL, Host, Step, Workflow
@@ -115,6 +117,8 @@ class Run(HostExclusion, RunActions, RunTexts):
         self._subscribers: list[Callable[[Event], None]] = []
         self._wake = asyncio.Event()
         self._closing = False
+        self.started_hooks: list[Callable[[Task, Attempt], None]] = []
+        """Called once an attempt's process has started (its identity is known)."""
         self._halted: str | None = None
         """Why nothing new may start (the history cannot be written); see :meth:`halt`."""
         self._interrupted = False
@@ -718,6 +722,7 @@ class Run(HostExclusion, RunActions, RunTexts):
             return self._finish(task, step, attempt, None, f"template error: {message}")
         if values and self.masker:
             self._mask_derived(task, sources, values)
+        attempt.tag = request.tag
         self._set(task, S.RUNNING, None)
         task.stdout_tail = TailBuffer()
         # One loop pass before launching: what subscribers scheduled for the end of this
@@ -749,6 +754,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         except Exception as exc:  # an executor that cannot start reports one line
             return ExitStatus(None, error=str(exc)), False
         task.execution = execution
+        note_started(task, task.attempts[-1], execution, self.started_hooks)
         if task.cancel_requested:
             await execution.terminate()
         timed_out = False
@@ -868,7 +874,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         host = self.workflow.host(step.command_host(task.host))
         if cwd and host.is_local:
             cwd = local_cwd(cwd, self.workflow)
-        return CommandRequest(task.step, host, command, step.shell, env, cwd)
+        return CommandRequest(task.step, host, command, step.shell, env, cwd, tag=new_tag())
 
     def preview_command(self, step: str, host: str) -> str:
         """The command of ``step`` on ``host`` with secrets masked: the last attempt's, else
