@@ -1,7 +1,8 @@
 """Parity on real files: ``baton hosts --json`` against what the reference tools print.
 
-- 43 Ansible inventories from public repositories (tests/fixtures/inventories, sources in
-  SOURCES.md) against ``ansible-inventory --list`` of ansible-core 2.19, recorded by
+- 49 Ansible inventories and 2 inventory trees from public repositories
+  (tests/fixtures/inventories, sources in SOURCES.md) against ``ansible-inventory --list``
+  of ansible-core 2.19, recorded by
   tests/tools/record_ansible_inventories.py: the same hosts, the same groups (transitively),
   the same variables with the same types, and the connection values Ansible's ssh plugin
   would use, or, where Ansible refuses the file, a located one-line refusal.
@@ -29,6 +30,8 @@ DELIBERATE: dict[str, str] = {
     # file: what Baton's located refusal says (Ansible reads these files)
     "a4d-orchestration-hosts.ini": "-o StrictHostKeyChecking is not supported: Baton always "
                                    "checks host keys",
+    "kube-rke2-inventory-ini-in.yml": "-o StrictHostKeyChecking is not supported: Baton "
+                                      "always checks host keys",
 }
 SECRET = re.compile(r"pass|secret|token|credential|vault|private_key(?!_file)|api_?key", re.I)
 
