@@ -98,6 +98,7 @@ run = "echo $SSH_CONNECTION; sleep 1.5"
 on = "inner"
 """
     monkeypatch.setenv("BATON_TEST_MARK", "ran-in-baton")
+    monkeypatch.setenv("HOME", str(tmp_path))  # the engine's default reads ~/.ssh/config
     path = write(tmp_path, fleet, inventory, steps)
     wf = load_workflow(path)
     assert wf.hosts["localhost"].is_local
