@@ -237,3 +237,15 @@ async def test_proxyjump_alias_with_unknown_key_is_recorded_with_accept_new(
         "(SHA256:")
 
 
+
+
+async def test_jump_loop_from_ssh_config_is_refused_not_hung(sshd_fleet: Fleet,
+                                                            tmp_path: Path) -> None:
+    fleet = sshd_fleet
+    config = tmp_path / "ssh_config"
+    config.write_text("Host alpha\n  ProxyJump beta\nHost beta\n  ProxyJump alpha\n")
+    host = Host("alpha", "alpha", known_hosts=str(fleet.known_hosts))
+    ex = SSHExecutor(host, ssh_config=[str(config)], connect_timeout=5.0)
+    status, _ = await asyncio.wait_for(run_one(ex, "true"), 20)
+    await ex.close()
+    assert status.error is not None and "jump hosts loop: alpha -> beta -> alpha" in status.error

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,11 @@ def _setup_limit() -> asyncio.Semaphore:
     if limit is None:
         limit = _setup_limits[loop] = asyncio.Semaphore(MAX_PARALLEL_SETUP)
     return limit
+
+
+_JUMP_CHAIN: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "baton_jump_chain", default=())
+"""Hosts whose connection is waiting for the jump being opened (to refuse loops)."""
 
 
 class SSHError(Exception):
@@ -222,10 +228,17 @@ class Connector:
         jump_host = self._jump_host(spec)
         if jump_host.name == self.host.name:
             raise SSHError(f"{self.host.name}: a host cannot be its own jump host")
+        chain = _JUMP_CHAIN.get()
+        if jump_host.name in chain:  # e.g. ssh_config's `Host *` + ProxyJump on the bastion
+            loop = " -> ".join((*chain, self.host.name, jump_host.name))
+            raise SSHError(f"{self.host.name}: jump hosts loop: {loop}")
+        token = _JUMP_CHAIN.set((*chain, self.host.name))
         try:
             return await self.context.connector(jump_host).connection()
         except SSHError as exc:
             raise SSHError(f"{self.host.name}: via jump host {exc}") from None
+        finally:
+            _JUMP_CHAIN.reset(token)
 
     async def _open(self, tunnel: Any, settings: dict[str, Any]) -> asyncssh.SSHClientConnection:
         known_hosts = self.context.policy.file(self.host.known_hosts
