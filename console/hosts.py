@@ -47,6 +47,14 @@ def _load(path: str) -> tuple[SSHOptions, dict[str, Host], dict[str, Any]]:
     if not path.startswith("ansible:") and Path(path).suffix.lower() == ".toml":
         from console.model.loader import WorkflowError, load_workflow
 
+        if _is_toml_inventory(Path(path)):
+            from console.model.inventory import load_inventory
+
+            ssh, hosts, problems = load_inventory(Path(path))
+            if problems:
+                raise HostsError("\n".join(str(p) for p in problems))
+            return ssh or SSHOptions(), hosts, {"inventory": path}
+
         try:
             workflow = load_workflow(Path(path))
         except WorkflowError as exc:
@@ -66,6 +74,17 @@ def _load(path: str) -> tuple[SSHOptions, dict[str, Host], dict[str, Any]]:
             "renamed_hosts": imported.renamed_hosts, "renamed_groups": imported.renamed_groups,
             "groups": imported.groups}
     return SSHOptions(), imported.hosts, meta
+
+
+def _is_toml_inventory(path: Path) -> bool:
+    """A TOML inventory file (``[ssh]``/``[hosts.*]`` and no ``[workflow]``)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return "workflow" not in data and "hosts" in data
 
 
 def _chain(host: Host, hosts: Mapping[str, Host], first: str | None) -> list[str]:
