@@ -349,3 +349,203 @@ async def test_exclude_host_is_recorded_in_store_timeline_json_and_printer(tmp_p
         e for e in events if e.get("action") == "exclude_host").items()
     assert any(e["type"] == "task" and e["host"] == "web2" and e["state"] == "skipped"
                and e["reason"] == "host excluded" for e in events)
+
+
+# ------------------------------------------------------------------ health polls
+
+def _logs(h: Harness, sid: str, host: str = "local") -> list[str]:
+    from console.engine.events import LogEvent
+
+    return [line for e in h.events if isinstance(e, LogEvent) and e.step == sid
+            and e.host == host for line in e.lines]
+
+
+def _reasons(h: Harness, sid: str, host: str = "local") -> list[str | None]:
+    from console.engine.events import TaskEvent
+
+    return [e.reason for e in h.events if isinstance(e, TaskEvent) and e.step == sid
+            and e.host == host]
+
+
+async def test_a_poll_succeeds_on_the_nth_poll_in_one_attempt() -> None:
+    h = Harness(workflow(step("health", "echo checking\nfail_until h 4\necho healthy",
+                              poll=0.02, within=5.0),
+                         step("after", needs=("health",))))
+    assert await h.finish() is RunState.SUCCEEDED
+    task = h.run.tasks[("health", "local")]
+    assert len(h.world.starts("health")) == 4
+    assert task.attempt == 1 and len(task.attempts) == 1
+    assert h.states("health") == [S.RUNNING] * 5 + [S.SUCCEEDED]  # 4 polls, no failure
+    reasons = _reasons(h, "health")
+    assert [r.split(" · ")[0] for r in reasons[1:5]] == [
+        "polling 1/250", "polling 2/250", "polling 3/250", "polling 4/250"]
+    assert reasons[1].endswith("s left")
+    logs = _logs(h, "health")
+    assert logs[:3] == ["poll 1/250: exit 1 · 5s left · checking",
+                        "poll 2/250: exit 1 · 5s left · checking",
+                        "poll 3/250: exit 1 · 5s left · checking"]
+    assert logs[3:] == ["checking", "healthy"]  # the poll that counts, whole
+    assert task.outputs.stdout == "checking\nhealthy\n"
+    assert h.world.order()[-1] == "after"
+
+
+async def test_a_poll_still_failing_at_within_fails_with_the_last_output() -> None:
+    h = Harness(workflow(step("health", "echo down\nerr connection refused\nexit 7",
+                              poll=0.05, within=0.2),
+                         step("after", needs=("health",))))
+    assert await h.finish() is RunState.FAILED
+    task = h.run.tasks[("health", "local")]
+    polls = len(h.world.starts("health"))
+    assert polls == 4
+    assert task.reason == "still failing after 0.2s (4 polls): exit 7"
+    assert task.exit_code == 7 and task.attempt == 1
+    assert task.outputs.stdout == "down\n"
+    logs = _logs(h, "health")
+    assert len(logs) == 3 + 2  # three compact lines, then the last poll whole
+    assert logs[0].startswith("poll 1/4: exit 7 · ") and logs[0].endswith(
+        "s left · connection refused")
+    assert logs[-2:] == ["down", "connection refused"]
+    assert h.state("after") is S.BLOCKED
+
+
+async def test_a_poll_attempt_is_retried_as_a_whole() -> None:
+    h = Harness(workflow(step("health", "fail_until h 5", poll=0.01, within=0.025,
+                              retries=1)))
+    assert await h.finish() is RunState.SUCCEEDED
+    task = h.run.tasks[("health", "local")]
+    assert task.attempt == 2
+    assert [a.state for a in task.attempts] == [S.FAILED, S.SUCCEEDED]
+    assert task.attempts[0].reason.startswith("still failing after 0.025s (3 polls)")
+
+
+async def test_a_poll_waits_delay_first_and_timeout_bounds_each_poll() -> None:
+    import time
+
+    h = Harness(workflow(step("health", "fail_until h 2\nsleep 5", poll=0.01, within=5.0,
+                              delay=0.2, timeout=0.05)))
+    h.start()
+    began = time.monotonic()
+    await h.until(lambda: h.world.records)
+    assert time.monotonic() - began >= 0.19
+    assert "waiting 0.2s before the first poll" in _reasons(h, "health")
+    await h.until(lambda: len(h.world.records) >= 3)
+    h.run.cancel("health")
+    assert await h.finish() is RunState.FAILED
+    assert "poll 2/500: timed out after 0.05s" in " ".join(_logs(h, "health"))
+
+
+async def test_cancel_mid_poll_acts_at_once_between_and_during_polls() -> None:
+    import time
+
+    h = Harness(workflow(step("health", "exit 1", poll=30.0, within=600.0)))
+    h.start()
+    await h.until(lambda: h.world.records and h.world.records[0].end_seq is not None)
+    await h.until(lambda: h.run.tasks[("health", "local")].execution is not None)
+    began = time.monotonic()
+    h.run.cancel("health")
+    assert await h.finish(timeout=2) is RunState.FAILED
+    assert time.monotonic() - began < 1
+    assert h.state("health") is S.CANCELLED
+    assert h.run.tasks[("health", "local")].reason == "cancelled by operator"
+
+    h = Harness(workflow(step("health", "hold forever", poll=0.01, within=600.0)))
+    h.start()
+    await h.state_of("health", S.RUNNING)
+    await h.until(lambda: h.world.records)
+    h.run.cancel("health")
+    assert await h.finish(timeout=2) is RunState.FAILED
+    assert h.state("health") is S.CANCELLED and h.world.terminated == ["health"]
+    assert len(h.world.records) == 1
+
+
+async def test_pause_mid_poll_holds_the_next_poll_and_the_within_clock() -> None:
+    import asyncio
+
+    h = Harness(workflow(step("health", "fail_until h 6", poll=0.05, within=0.4)))
+    h.start()
+    await h.until(lambda: len(h.world.records) == 2)
+    h.run.pause()
+    await h.until(lambda: (_reasons(h, "health")[-1] or "").startswith("polling paused"))
+    polls = len(h.world.records)
+    await asyncio.sleep(0.6)  # longer than within: a pause does not use it up
+    assert len(h.world.records) == polls
+    assert h.state("health") is S.RUNNING
+    h.run.resume()
+    assert await h.finish() is RunState.SUCCEEDED
+    assert len(h.world.records) == 6
+
+
+async def test_in_a_rollout_a_poll_counts_for_its_host() -> None:
+    steps = [step("deploy", "ok", on=("web",)),
+             step("health", "{{ ('exit 1' if host.name == 'web2' else 'fail_until '"
+                            " ~ host.name ~ ' 3') | raw }}", on=("web",), needs=("deploy",),
+                  poll=0.01, within=0.1),
+             step("undrain", "ok", on=("web",), needs=("health",))]
+    h = Harness(rollout_workflow(steps, ("deploy", "health", "undrain"), hosts=3,
+                                 serial=(1,)))
+    assert await h.finish() is RunState.FAILED
+    assert h.state("health", "web1") is S.SUCCEEDED
+    assert h.state("health", "web2") is S.FAILED
+    assert h.state("undrain", "web2") is S.BLOCKED
+    assert h.state("deploy", "web3") is S.BLOCKED  # past the rollout's max_fail
+    web1 = [r for r in h.world.records if r.host == "web1"]
+    assert [r.step for r in web1] == ["deploy", "health", "health", "health", "undrain"]
+    assert max(r.start_seq for r in web1) < min(r.start_seq for r in h.world.records
+                                                if r.host == "web2")
+
+
+# ------------------------------------------------------------------ delegation
+
+async def test_delegated_rollout_steps_run_on_the_delegate_as_their_hosts_tasks() -> None:
+    steps = [step("drain", "echo drain {{ host.name }}", on=("web",), delegate="lb1"),
+             step("deploy", "echo deploy {{ host.name }}", on=("web",), needs=("drain",)),
+             step("undrain", "echo undrain {{ host.name }}\nfail_until u-{{ host.name }} 2",
+                  on=("web",), needs=("deploy",), delegate="lb1", retries=1)]
+    h = Harness(rollout_workflow(steps, ("drain", "deploy", "undrain"), hosts=4,
+                                 serial=(2,), delegate_hosts=True))
+    assert await h.finish() is RunState.SUCCEEDED
+    # the tasks belong to their own hosts; lb1 has none
+    assert {t.host for t in h.run.tasks.values()} == {"web1", "web2", "web3", "web4"}
+    records = sorted(h.world.records, key=lambda r: r.start_seq)
+    on_lb1 = [r.script.split("\n")[0] for r in records if r.executor == "lb1"]
+    assert all(r.host == "lb1" for r in records if r.step != "deploy")
+    assert [r.executor for r in records if r.step == "deploy"] == [
+        "web1", "web2", "web3", "web4"]
+    assert sorted(on_lb1) == sorted([f"echo drain web{i}" for i in (1, 2, 3, 4)]
+                                    + [f"echo undrain web{i}" for i in (1, 2, 3, 4)] * 2)
+    for host in ("web1", "web2", "web3", "web4"):  # per host: drain, deploy, undrain
+        mine = [r.script.split("\n")[0].split()[1] for r in records
+                if r.script.split("\n")[0].endswith(host)]
+        assert mine == ["drain", "deploy", "undrain", "undrain"], (host, mine)  # + retry
+        task = h.run.tasks[("undrain", host)]
+        assert task.attempt == 2 and task.state is S.SUCCEEDED
+    # batch 2 is drained only after batch 1 is back in the load balancer
+    last_undrain_b1 = max(r.end_seq or 0 for r in records if r.step == "undrain"
+                          and r.script.split("\n")[0].split()[-1] in ("web1", "web2"))
+    first_drain_b2 = min(r.start_seq for r in records if r.step == "drain"
+                         and r.script.split()[-1] in ("web3", "web4"))
+    assert last_undrain_b1 < first_drain_b2
+    assert h.run.preview_command("drain", "web3") == "echo drain web3"
+
+
+async def test_delegate_local_runs_a_remote_hosts_task_here() -> None:
+    h = Harness(workflow(step("silence", "echo {{ host.name }}", on=("web",),
+                              delegate="local"), hosts=dict(list(WEB.items())[:2])))
+    assert await h.finish() is RunState.SUCCEEDED
+    assert [(r.executor, r.host, r.script) for r in h.world.records] == [
+        ("local", "local", "echo web1"), ("local", "local", "echo web2")]
+    assert [t.key for t in h.run.tasks_in_order()] == [("silence", "web1"),
+                                                       ("silence", "web2")]
+    assert h.run.tasks[("silence", "web2")].outputs.stdout == "web2\n"
+
+
+async def test_a_hung_poll_without_timeout_is_ended_at_within() -> None:
+    import time
+
+    h = Harness(workflow(step("health", "echo probing\nsleep 30", poll=0.05, within=0.2)))
+    began = time.monotonic()
+    assert await h.finish() is RunState.FAILED
+    assert time.monotonic() - began < 2
+    task = h.run.tasks[("health", "local")]
+    assert task.reason == "still failing after 0.2s (1 poll): timed out after 0.2s"
+    assert task.outputs.stdout == "probing\n" and h.world.terminated == ["health"]

@@ -64,6 +64,18 @@ def test_bad_recovery_keys_are_located(snippet: str, message: str) -> None:
     assert len(found) == 1, found
 
 
+def test_undo_gets_the_context_aware_quoting_and_checks_of_run() -> None:
+    found = problems('[params]\nx = "a"\n[steps.a]\nrun = "x"\nundo = "echo `{{ params.x }}`"\n')
+    assert found == ["wf.toml:14:15: steps.a.undo: {{ params.x }} is inside backticks, where it "
+                     "cannot be quoted safely: use $( ) instead of backticks, or set it in env "
+                     '(env = { NAME = "{{ … }}" }) and use "$NAME" there, or mark it "| raw" if '
+                     "it is shell syntax on purpose"]
+    wf = load_text(HEAD + '[params]\nx = "a"\n[steps.a]\nrun = "x"\n'
+                   'undo = "echo \\"{{ params.x }}\\""\n')
+    text = render_plan(build_plan(wf, {"x": 'it\'s "q" $HOME'}))
+    assert '  undo on local:\n    | echo "it\'s \\"q\\" \\$HOME"\n' in text
+
+
 def test_good_keys_load_into_the_step() -> None:
     wf = load_text(HEAD + '''
 [steps.drain]

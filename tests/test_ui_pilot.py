@@ -11,7 +11,7 @@ from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.run_screen import RunScreen
 from console.ui.screens.timeline import TimelineScreen
 from console.ui.widgets.log_pane import LogPane
-from tests.ui_helpers import SIZE, make_app, run_screen, select, settle, state, until
+from tests.ui_helpers import DEMO, SIZE, make_app, run_screen, select, settle, state, until
 
 S = TaskState
 
@@ -223,7 +223,9 @@ async def test_breakpoint_and_step_mode(tmp_path):
         assert screen.run.step_mode is True
         await pilot.press("t")
         assert screen.run.step_mode is False
-        await pilot.press("g")
+        await pilot.press("g")  # the params form first (item 15), ctrl+s starts
+        assert isinstance(app.screen, ParamsForm)
+        await pilot.press("ctrl+s")
         await until(lambda: state(screen, "migrate") is S.AWAITING_APPROVAL)
         assert screen.run.tasks[("migrate", "local")].reason == "breakpoint"
         await pilot.press("b")
@@ -433,6 +435,34 @@ async def test_folder_view_lists_broken_files_and_opens_one(tmp_path):
         await until(lambda: state(screen, "x") is S.SUCCEEDED)
 
 
+async def test_console_dry_run_executes_nothing_and_shows_what_would_run(tmp_path):
+    app, world = make_app(tmp_path, start=True, dry_run=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await until(lambda: screen.run.settled)
+        await pilot.pause()
+        assert world.records == []
+        tasks = screen.run.tasks
+        assert tasks[("preflight", "local")].reason == "dry run: would run"
+        assert tasks[("cache", "local")].state is S.SKIPPED  # when is false: not "would run"
+        assert tasks[("cache", "local")].reason.startswith("when:")
+        assert all(t.state is S.SKIPPED for t in tasks.values())
+        assert any("would run: echo draining web1" in text
+                   for _, text in screen.session.step_log("drain").chunks)
+
+
+async def test_console_yes_approves_every_gate(tmp_path):
+    text = DEMO.replace('run = "hold notify"', 'run = "echo notified"')
+    app, _ = make_app(tmp_path, text, start=True, yes=True)
+    async with app.run_test(size=SIZE):
+        screen = await run_screen(app)
+        await until(lambda: state(screen, "deploy", "web1") is S.SUCCEEDED
+                    and state(screen, "verify") is S.SUCCEEDED, timeout=10)
+        approvals = [e.text for e in screen.session.timeline if e.kind == "action"]
+        assert any("approve" in text for text in approvals)
+        assert state(screen, "drain", "web3") is S.SUCCEEDED
+
+
 async def test_exclude_host_key_skips_what_the_host_has_left(tmp_path):
     app, _ = make_app(tmp_path, start=True)
     async with app.run_test(size=SIZE) as pilot:
@@ -450,3 +480,48 @@ async def test_exclude_host_key_skips_what_the_host_has_left(tmp_path):
         assert not screen.check_action("exclude_host", ())  # already excluded
         await select(pilot, screen, "preflight")  # a local step: no host to exclude
         assert not screen.check_action("exclude_host", ())
+
+
+POLLING = """
+[workflow]
+name = "Poll"
+
+[hosts.web1]
+[hosts.lb1]
+
+[steps.health]
+on = "web1"
+run = "exit 1"
+poll = "30s"
+within = "10m"
+delegate = "lb1"
+"""
+
+
+async def test_a_polling_task_shows_its_progress_in_tree_and_detail(tmp_path):
+    from console.ui.widgets.dag_tree import DagTree
+    from console.ui.widgets.step_detail import StepDetail
+
+    app, world = make_app(tmp_path, POLLING, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await until(lambda: world.records and world.records[0].end_seq is not None)
+        await select(pilot, screen, "health", "web1")
+        await pilot.pause()
+        tree = screen.query_one(DagTree)
+        label = tree.task_label(screen.run.tasks[("health", "web1")], palette_of(app), 0.0)
+        assert "polling 1/20 · " in label.plain
+        facts = screen.query_one(StepDetail)._facts()
+        text = " ".join(part.plain for part in facts.renderables if hasattr(part, "plain"))
+        assert "reason: polling 1/20" in text
+        assert "runs on: lb1 (delegate" in text
+        assert "poll: every 30s until it exits 0, within 600s" in text
+        assert world.records[0].executor == "lb1"
+        screen.run.cancel("health", "web1")
+        await until(lambda: state(screen, "health", "web1") is S.CANCELLED)
+
+
+def palette_of(app):
+    from console.ui.palette import palette
+
+    return palette(app)

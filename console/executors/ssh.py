@@ -30,7 +30,14 @@ from typing import Any
 
 import asyncssh
 
-from console.executors.base import GRACE_SECONDS, CommandRequest, ExitStatus, OutputCallback
+from console.executors.base import (
+    GRACE_SECONDS,
+    CommandRequest,
+    ExitStatus,
+    HostKeyAsker,
+    HostKeyQuestion,
+    OutputCallback,
+)
 from console.executors.containment import new_tag
 from console.executors.ssh_config import (
     Resolved,
@@ -95,6 +102,8 @@ class SSHContext:
     """Overrides ``defaults.connect_timeout`` when set."""
     keepalive_interval: float = KEEPALIVE_INTERVAL
     max_sessions: int = MAX_SESSIONS
+    ask_host_key: HostKeyAsker | None = None
+    """Asked about an unknown host key (when not accepted anyway); None refuses it."""
     policy: HostKeyPolicy = field(init=False)
     connectors: dict[str, Connector] = field(init=False, default_factory=dict)
     users: int = field(init=False, default=0)
@@ -114,6 +123,15 @@ class SSHContext:
         connectors.sort(key=lambda c: c.host.name in {x.host.jump for x in connectors})
         for connector in connectors:
             await connector.close()
+
+
+class _UnknownKey(SSHError):
+    """A host key no known_hosts vouches for, with what is needed to ask about it."""
+
+    def __init__(self, reason: str, verdict: Verdict, known_hosts: KnownHosts) -> None:
+        super().__init__(reason)
+        self.verdict = verdict
+        self.known_hosts = known_hosts
 
 
 class _Client(asyncssh.SSHClient):
@@ -204,9 +222,28 @@ class Connector:
             tunnel: Any = None
             if self.resolved is not None and self.resolved.jump:
                 tunnel = await self._jump(self.resolved.jump)
-            async with _setup_limit():
-                self._conn = await self._open(tunnel, settings)
+            try:
+                async with _setup_limit():
+                    self._conn = await self._open(tunnel, settings)
+            except _UnknownKey as unknown:  # ask outside the setup limit: it may take long
+                if not await self._trust(unknown):
+                    raise SSHError(str(unknown)) from None
+                async with _setup_limit():
+                    self._conn = await self._open(tunnel, settings)
             return self._conn
+
+    async def _trust(self, unknown: _UnknownKey) -> bool:
+        """Ask the operator about an unknown key; trusted, it is recorded like
+        ``--accept-new-host-keys`` does (a changed key never gets here)."""
+        ask, verdict = self.context.ask_host_key, unknown.verdict
+        if ask is None or verdict.key is None:
+            return False
+        question = HostKeyQuestion(self.host.name, verdict.label, verdict.key_type,
+                                   verdict.fingerprint, str(unknown.known_hosts.path))
+        if not await ask(question):
+            return False
+        unknown.known_hosts.record(verdict.host, verdict.port, verdict.key)
+        return True
 
     def _jump_host(self, spec: str) -> Host:
         """A declared host, or an ssh destination ``[user@]host[:port]`` (the last hop of
@@ -249,7 +286,12 @@ class Connector:
                 self.host.address, tunnel=tunnel, known_hosts=known_hosts.lookup,
                 client_factory=lambda: client, **settings)
         except Exception as exc:  # every failure becomes one line naming the host
-            raise SSHError(self._reason(exc, client, known_hosts)) from None
+            reason = self._reason(exc, client, known_hosts)
+            verdict = client.verdict
+            if (isinstance(exc, asyncssh.HostKeyNotVerifiable) and verdict is not None
+                    and verdict.kind == "unknown" and self.context.ask_host_key is not None):
+                raise _UnknownKey(reason, verdict, known_hosts) from None
+            raise SSHError(reason) from None
         self._client = client
         return conn
 

@@ -72,10 +72,14 @@ def load_ansible_inventory(path: str | Path) -> dict[str, Host]:
 
 
 def import_inventory(path: str | Path) -> Imported:
+    from console.model.bounded import FILE_LIMIT, BoundedError, read_regular
+
     path = Path(path)
     source = str(path)
     try:
-        data = path.read_bytes()
+        data = read_regular(path, FILE_LIMIT)
+    except BoundedError as exc:
+        raise AnsibleInventoryError(f"{source}: {exc}") from None
     except OSError as exc:
         raise AnsibleInventoryError(f"{source}: cannot read: {exc.strerror or exc}") from None
     if os.path.isfile(path) and os.access(path, os.X_OK) and not _looks_static(path, data):

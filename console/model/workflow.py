@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+DEFAULT_LOG_LIMIT = 256 * 1024**2
+"""Output kept per attempt's log unless ``[workflow] log_limit`` says otherwise."""
+MIN_LOG_LIMIT = 4096
+
 LOCAL = "local"
 """The host name of the machine baton runs on. Local steps run on this host."""
 
@@ -36,6 +40,8 @@ class Secret:
     source: SecretSource
     value: str
     """The env variable name, file path or shell command (not the secret itself)."""
+    optional: bool = False
+    """An unset environment variable or an empty value is allowed (it renders as "")."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,11 @@ class Step:
         """A step without ``run`` waits for the operator to mark it done."""
         return self.run is None
 
+    def command_host(self, host: str) -> str:
+        """Where the command of this step's task on ``host`` runs: its ``delegate``, if any.
+        The task still belongs to ``host`` (order, rollout batch, ``{{ host }}``, undo)."""
+        return self.delegate or host
+
     @property
     def gated(self) -> bool:
         """Approval is needed before every task of this step starts."""
@@ -162,6 +173,10 @@ class Workflow:
     description: str = ""
     concurrency: int = 16
     inventory: str | None = None
+    log_limit: int = DEFAULT_LOG_LIMIT
+    """Bytes of output kept per attempt's log (head and tail; the middle is dropped)."""
+    exclusive: bool = False
+    """Refuse to start a run while another run of this workflow is live on this machine."""
     params: dict[str, Param] = field(default_factory=dict)
     secrets: dict[str, Secret] = field(default_factory=dict)
     ssh: SSHOptions = field(default_factory=SSHOptions)

@@ -12,6 +12,7 @@ from textual.widgets import Markdown, Static
 
 from console.engine.events import TaskState
 from console.engine.run import Run
+from console.model.workflow import Step
 from console.ui import format as fmt
 from console.ui.commands import command_lines
 from console.ui.palette import Palette, palette
@@ -85,6 +86,11 @@ class StepDetail(VerticalScroll):
             parts.append(Text(f"needs: {', '.join(step.needs)}", style=pal.style("dim-text")))
         hosts = ", ".join(t.host for t in tasks) or "none (excluded by --limit)"
         parts.append(Text(f"hosts: {hosts}"))
+        parts.extend(Text(line, style=pal.style("dim-text")) for line in _recovery(step))
+        excluded = sorted({t.host for t in tasks if run.is_excluded(t.host)})
+        if excluded:
+            parts.append(Text(f"excluded from this run: {', '.join(excluded)}",
+                              style=pal.style("marker-removed")))
         if tasks:
             groups = run.command_groups(step.id, [t.host for t in tasks])
             if groups:
@@ -117,3 +123,15 @@ class StepDetail(VerticalScroll):
                           Text(fmt.label(state), style=pal.state(state)), exit_code,
                           fmt.duration(attempt.duration), attempt.reason or "")
         return table
+
+
+def _recovery(step: Step) -> list[str]:
+    """What the detail pane says about a step's delegate and health poll."""
+    out = []
+    if step.delegate:
+        out.append(f"runs on: {step.delegate} (delegate: each task stays its own host's)")
+    if step.poll is not None:
+        delay = f", after {step.delay:g}s" if step.delay else ""
+        out.append(f"poll: every {step.poll:g}s until it exits 0, within "
+                   f"{step.within or 0:g}s{delay}")
+    return out
