@@ -84,9 +84,18 @@ def read_var_files(base: Path, kind: str, name: str) -> VarFiles:
     return out
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, seen: dict[int, Any] | None = None) -> Any:
+    """Mappings become plain dicts; shared (aliased) values stay shared, so a document
+    full of nested YAML aliases cannot blow up in memory."""
+    if not isinstance(value, (dict, list)):
+        return value
+    seen = {} if seen is None else seen
+    if id(value) in seen:
+        return seen[id(value)]
+    out: Any = {} if isinstance(value, dict) else []
+    seen[id(value)] = out
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+        out.update((k, _plain(v, seen)) for k, v in value.items())
+    else:
+        out.extend(_plain(v, seen) for v in value)
+    return out
