@@ -43,7 +43,7 @@ from console.executors.ssh_config import (
     Resolved,
     config_paths,
     expand_proxy_command,
-    parse_destination,
+    jump_destination,
     resolve,
 )
 from console.executors.ssh_hostkeys import HostKeyPolicy, KnownHosts, Verdict, describe
@@ -245,24 +245,11 @@ class Connector:
         unknown.known_hosts.record(verdict.host, verdict.port, verdict.key)
         return True
 
-    def _jump_host(self, spec: str) -> Host:
-        """A declared host, or an ssh destination ``[user@]host[:port]`` (the last hop of
-        a comma-separated chain; the hops before it become its own jump)."""
-        hops = [hop.strip() for hop in spec.split(",") if hop.strip()]
-        last, before = hops[-1], ",".join(hops[:-1]) or None
-        declared = self.context.hosts.get(last)
-        if declared is not None and before is None:
-            return declared
-        source = self.resolved.sources.get("jump", "") if self.resolved else ""
-        if "jump" not in self.host.origin and not source.startswith("ssh_config"):
-            raise SSHError(f"{self.host.name}: jump host '{spec}' is not a declared host")
-        user, address, port = parse_destination(last)
-        return Host(name=spec, address=address, user=user, port=port, jump=before,
-                    known_hosts=self.host.known_hosts,
-                    origin={"jump": f"jump host of {self.host.name}"} if before else {})
-
     async def _jump(self, spec: str) -> asyncssh.SSHClientConnection:
-        jump_host = self._jump_host(spec)
+        try:
+            jump_host = jump_destination(spec, self.host, self.context.hosts, self.resolved)
+        except ValueError as exc:
+            raise SSHError(str(exc)) from None
         if jump_host.name == self.host.name:
             raise SSHError(f"{self.host.name}: a host cannot be its own jump host")
         chain = _JUMP_CHAIN.get()
