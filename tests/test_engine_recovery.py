@@ -549,3 +549,36 @@ async def test_a_hung_poll_without_timeout_is_ended_at_within() -> None:
     task = h.run.tasks[("health", "local")]
     assert task.reason == "still failing after 0.2s (1 poll): timed out after 0.2s"
     assert task.outputs.stdout == "probing\n" and h.world.terminated == ["health"]
+
+
+async def test_cancel_and_close_during_the_delay_before_the_first_poll() -> None:
+    h = Harness(workflow(step("health", "ok", poll=0.01, within=1.0, delay=30.0)))
+    h.start()
+    await h.until(lambda: "waiting 30s before the first poll" in _reasons(h, "health"))
+    h.run.cancel("health")
+    assert await h.finish(timeout=2) is RunState.FAILED
+    assert h.state("health") is S.CANCELLED and h.world.records == []
+
+    h = Harness(workflow(step("health", "exit 1", poll=30.0, within=60.0),
+                         step("cleanup", "echo c", needs=("health",), when="always()")))
+    h.start()
+    await h.until(lambda: h.world.records and h.world.records[0].end_seq is not None)
+    h.run.interrupt()  # Ctrl-C: the wait between polls ends at once
+    assert await h.finish(timeout=2) is RunState.INTERRUPTED
+    assert h.state("health") is S.CANCELLED and h.state("cleanup") is S.CANCELLED
+
+
+async def test_retry_downstream_does_not_revive_an_excluded_hosts_tasks() -> None:
+    steps = [step("build", "ok"),
+             step("deploy", "ok", on=("web",), needs=("build",))]
+    h = Harness(workflow(*steps, hosts=dict(list(WEB.items())[:2])), keep_alive=True)
+    h.start()
+    await h.until(lambda: h.run.settled and h.run.state is RunState.SUCCEEDED)
+    h.run.exclude_host("web2")
+    h.run.retry_downstream("build")
+    await h.until(lambda: len(h.world.starts("build")) == 2 and h.run.settled)
+    assert h.state("deploy", "web2") is S.SKIPPED
+    assert h.run.tasks[("deploy", "web2")].reason == "host excluded"
+    assert [r.host for r in h.world.starts("deploy")] == ["web1", "web2", "web1"]
+    h.run.close()
+    await h.finish()
