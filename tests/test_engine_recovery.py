@@ -381,9 +381,9 @@ async def test_a_poll_succeeds_on_the_nth_poll_in_one_attempt() -> None:
         "polling 1/250", "polling 2/250", "polling 3/250", "polling 4/250"]
     assert reasons[1].endswith("s left")
     logs = _logs(h, "health")
-    assert logs[:3] == ["poll 1/250: exit 1 · 5s left · checking",
-                        "poll 2/250: exit 1 · 5s left · checking",
-                        "poll 3/250: exit 1 · 5s left · checking"]
+    assert logs[:3] == ["polling 1/250 · 5s left · exit 1 · checking",
+                        "polling 2/250 · 5s left · exit 1 · checking",
+                        "polling 3/250 · 5s left · exit 1 · checking"]
     assert logs[3:] == ["checking", "healthy"]  # the poll that counts, whole
     assert task.outputs.stdout == "checking\nhealthy\n"
     assert h.world.order()[-1] == "after"
@@ -396,26 +396,27 @@ async def test_a_poll_still_failing_at_within_fails_with_the_last_output() -> No
     assert await h.finish() is RunState.FAILED
     task = h.run.tasks[("health", "local")]
     polls = len(h.world.starts("health"))
-    assert polls == 4
-    assert task.reason == "still failing after 0.2s (4 polls): exit 7"
+    assert 2 <= polls <= 4  # every 0.05 s for 0.2 s: fewer when the machine is slow
+    assert task.reason == f"still failing after 0.2s ({polls} polls): exit 7"
     assert task.exit_code == 7 and task.attempt == 1
     assert task.outputs.stdout == "down\n"
     logs = _logs(h, "health")
-    assert len(logs) == 3 + 2  # three compact lines, then the last poll whole
-    assert logs[0].startswith("poll 1/4: exit 7 · ") and logs[0].endswith(
-        "s left · connection refused")
+    assert len(logs) == polls - 1 + 2  # a compact line per poll, then the last one whole
+    assert logs[0].startswith("polling 1/4 · ") and logs[0].endswith(
+        "s left · exit 7 · connection refused")
     assert logs[-2:] == ["down", "connection refused"]
     assert h.state("after") is S.BLOCKED
 
 
 async def test_a_poll_attempt_is_retried_as_a_whole() -> None:
-    h = Harness(workflow(step("health", "fail_until h 5", poll=0.01, within=0.025,
-                              retries=1)))
+    # one poll per attempt: the next one would start after within
+    h = Harness(workflow(step("health", "fail_until h 2", poll=1.0, within=0.5, retries=1)))
     assert await h.finish() is RunState.SUCCEEDED
     task = h.run.tasks[("health", "local")]
     assert task.attempt == 2
     assert [a.state for a in task.attempts] == [S.FAILED, S.SUCCEEDED]
-    assert task.attempts[0].reason.startswith("still failing after 0.025s (3 polls)")
+    assert task.attempts[0].reason == "still failing after 0.5s (1 poll): exit 1"
+    assert S.RETRYING in h.states("health")
 
 
 async def test_a_poll_waits_delay_first_and_timeout_bounds_each_poll() -> None:
@@ -431,7 +432,8 @@ async def test_a_poll_waits_delay_first_and_timeout_bounds_each_poll() -> None:
     await h.until(lambda: len(h.world.records) >= 3)
     h.run.cancel("health")
     assert await h.finish() is RunState.FAILED
-    assert "poll 2/500: timed out after 0.05s" in " ".join(_logs(h, "health"))
+    assert "s left · timed out after 0.05s" in _logs(h, "health")[1]
+    assert _logs(h, "health")[1].startswith("polling 2/500 · ")
 
 
 async def test_cancel_mid_poll_acts_at_once_between_and_during_polls() -> None:
@@ -461,13 +463,13 @@ async def test_cancel_mid_poll_acts_at_once_between_and_during_polls() -> None:
 async def test_pause_mid_poll_holds_the_next_poll_and_the_within_clock() -> None:
     import asyncio
 
-    h = Harness(workflow(step("health", "fail_until h 6", poll=0.05, within=0.4)))
+    h = Harness(workflow(step("health", "fail_until h 6", poll=0.05, within=1.0)))
     h.start()
     await h.until(lambda: len(h.world.records) == 2)
     h.run.pause()
     await h.until(lambda: (_reasons(h, "health")[-1] or "").startswith("polling paused"))
     polls = len(h.world.records)
-    await asyncio.sleep(0.6)  # longer than within: a pause does not use it up
+    await asyncio.sleep(1.2)  # longer than within: a pause does not use it up
     assert len(h.world.records) == polls
     assert h.state("health") is S.RUNNING
     h.run.resume()
@@ -479,7 +481,7 @@ async def test_in_a_rollout_a_poll_counts_for_its_host() -> None:
     steps = [step("deploy", "ok", on=("web",)),
              step("health", "{{ ('exit 1' if host.name == 'web2' else 'fail_until '"
                             " ~ host.name ~ ' 3') | raw }}", on=("web",), needs=("deploy",),
-                  poll=0.01, within=0.1),
+                  poll=0.01, within=1.0),
              step("undrain", "ok", on=("web",), needs=("health",))]
     h = Harness(rollout_workflow(steps, ("deploy", "health", "undrain"), hosts=3,
                                  serial=(1,)))
