@@ -102,7 +102,22 @@ def _start_at(workflow: Any, step: str | None) -> str | None:
 
 def cmd_console(args: argparse.Namespace) -> int:
     run_console = _console_entry()
-    return run_console(args.path, theme=args.theme, read_only=args.read_only)
+    path, note = console_target(args.path)
+    return run_console(path, theme=args.theme, read_only=args.read_only, folder_note=note)
+
+
+def console_target(path: str | None) -> tuple[str, str | None]:
+    """What ``baton [PATH]`` opens: PATH, else ``./workflows``, else (no such folder
+    here, e.g. after ``pip install``) the bundled examples, with a line saying so."""
+    if path is not None or Path("workflows").exists():
+        return path or "workflows", None
+    from console.paths import bundled
+
+    examples = bundled("workflows")
+    if not examples.is_dir():
+        return "workflows", None
+    return str(examples), (f"No ./workflows here: these are the bundled examples, in "
+                           f"{examples}. `baton new NAME` starts your own.")
 
 
 def _console_entry() -> Any:
@@ -119,10 +134,10 @@ def _console_run(args: argparse.Namespace) -> int:
     run_console = _console_entry()
     from console.model.params import ParamError, parse_assignments
 
-    ignored = [flag for flag, on in (("--yes", args.yes), ("--dry-run", args.dry_run),
-                                     ("--watch", args.watch)) if on]
-    if ignored:
-        _err(f"baton: {', '.join(ignored)} only apply with --headless; ignored in the console")
+    # --dry-run, --yes and --watch are honoured (the console always applies saves of the
+    # workflow file to the live run); only --no-history has no meaning there
+    if getattr(args, "no_history", False):
+        raise UsageError("--no-history only applies with --headless")
     try:
         params = parse_assignments(args.param)
     except ParamError as exc:
@@ -130,7 +145,7 @@ def _console_run(args: argparse.Namespace) -> int:
     limit = tuple(p.strip() for item in args.limit for p in item.split(",") if p.strip())
     return run_console(args.file, params=params, limit=limit, step_mode=args.step,
                        start_at=args.start_at, theme=args.theme, read_only=args.read_only,
-                       start=True)
+                       start=True, dry_run=args.dry_run, yes=args.yes)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -211,12 +226,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     bad_files = 0
     for path in args.files:
         try:
-            load_workflow(Path(path))
+            workflow = load_workflow(Path(path))
         except WorkflowError as exc:
             bad_files += 1
             problems += len(exc.problems)
             for problem in exc.problems:
                 _out(f"{problem}\n")
+            continue
+        renames = sorted({note for host in workflow.hosts.values() for note in host.notes
+                          if " is imported as " in note})
+        for note in renames:  # names of an imported inventory that Baton had to change
+            _err(f"{path}: note: {note}")
     files = len(args.files)
     noun = "file" if files == 1 else "files"
     if problems:
@@ -284,6 +304,14 @@ def _open_store() -> Any:
         return Store.open()
 
 
+def _read_store() -> Any:
+    """The history for reading only (`runs`, `show`): no write access needed."""
+    from console.store import Store
+
+    with _store_errors():
+        return Store.open_read()
+
+
 def _age(text: str, flag: str) -> float:
     from console.model.durations import parse_duration
 
@@ -329,7 +357,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     workflow = args.workflow
     if workflow is not None and Path(workflow).is_file():
         workflow = str(Path(workflow).resolve())
-    store = _open_store()
+    store = _read_store()
     with store, _store_errors():
         try:
             runs = store.runs(workflow=workflow, status=args.status, since=since,
@@ -356,13 +384,16 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise UsageError("choose one of --json and --markdown")
     from console.store import timeline
 
-    store = _open_store()
+    store = _read_store()
     with store, _store_errors():
         stored = store.load(args.run)
+        if args.markdown:
+            markdown = timeline.render_markdown(stored, stderr=lambda a: store.stderr_tail(
+                stored.id, a.step, a.host, a.number, timeline.STDERR_LINES))
     if args.json:
         sys.stdout.write(json.dumps(timeline.to_json(stored), indent=2) + "\n")
     elif args.markdown:
-        _out(timeline.render_markdown(stored))
+        _out(markdown)
     else:
         _out(timeline.render_table(stored))
     return EXIT_OK
@@ -435,7 +466,8 @@ def load_digest(path: Path) -> str | None:
 
 def _console_resume(args: argparse.Namespace) -> int:
     run_console = _console_entry()
-    return run_console(None, resume=args.run, theme=args.theme, read_only=args.read_only)
+    return run_console(None, resume=args.run, theme=args.theme, read_only=args.read_only,
+                       yes=args.yes)
 
 
 # --- parser ----------------------------------------------------------------------------
@@ -470,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="baton",
         description="Baton: an operations console for runbooks (TOML workflows).",
         epilog="`baton [PATH]` opens the console on a workflow file or folder "
-        "(default ./workflows).",
+        "(default ./workflows; without one, the bundled examples).",
     )
     parser.add_argument("--version", action="version", version=f"baton {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -528,7 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_console_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="baton", description="Open the console on a workflow file or folder.")
-    parser.add_argument("path", nargs="?", default="workflows", metavar="PATH")
+    parser.add_argument("path", nargs="?", default=None, metavar="PATH",
+                        help="workflow file or folder (default ./workflows, else the "
+                        "bundled examples)")
     parser.add_argument("--theme", metavar="NAME")
     parser.add_argument("--read-only", action="store_true")
     parser.set_defaults(func=cmd_console)

@@ -26,12 +26,14 @@ from console.printers import HumanPrinter, JsonPrinter, format_summary, task_lab
 from console.sanitize import sanitize
 
 if TYPE_CHECKING:
-    from console.store import Store
+    from console.store import Store, StoreError
     from console.store.recorder import Recorder
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+EXIT_HISTORY = 2
+"""The history could not be written: whatever happened is not reported as a success."""
 
 _MAX_LABEL = 32
 
@@ -209,24 +211,41 @@ async def execute_headless(
     err = err if err is not None else sys.stderr
     binary = _binary(out)
     tty = use_color(out)
-    recorder = store.record(run) if store is not None else None
+    recorder = None
+    if store is not None:
+        def history_failed(error: StoreError) -> None:
+            _say(err, f"baton: error: {error}; no new task starts")
+            run.halt(str(error))
+
+        recorder = store.record(run, on_error=history_failed)
+    code = EXIT_FAILED
     try:
-        return await _drive(run, recorder, json_mode=json_mode,
+        code = await _drive(run, recorder, json_mode=json_mode,
                             interactive=interactive, binary=binary, tty=tty, err=err,
                             stdin_fd=stdin_fd, watch=watch, resumed=resumed)
     finally:
         if recorder is not None:
             recorder.close()
+            if recorder.error is not None:
+                _say(err, f"baton: error: run {run.id} could not be recorded ("
+                     f"{recorder.error}); it is not reported as a success, and tasks "
+                     f"whose result was not recorded are not shown as done")
+                code = EXIT_HISTORY
         if binary is not out and binary is not getattr(out, "buffer", None):
             with contextlib.suppress(OSError):  # our own writer on a dup of stdout
                 binary.close()
+    return code
 
 
 async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, interactive: bool,
                  binary: IO[bytes], tty: bool, err: IO[str], stdin_fd: int,
                  watch: Path | None, resumed: bool) -> int:
     # Nothing is printed before the store holds it: the recorder commits first.
-    commit = recorder.flush if recorder is not None else None
+    commit = None
+    if recorder is not None:
+        def commit() -> bool:
+            recorder.flush()
+            return recorder.error is None
     if json_mode:
         printer: HumanPrinter | JsonPrinter = JsonPrinter(
             binary, flush_each=tty, mask=run.masker.mask, before_output=commit
@@ -240,6 +259,8 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
         if recorder is not None:
             verb = "resuming run" if resumed else "run"
             _say(err, f"{verb} {run.id} (baton show {run.id})")
+    for warning in run.secret_warnings:
+        _say(err, f"baton: warning: {warning}")
     run.subscribe(printer)
     prompter = None
     if interactive:
@@ -274,7 +295,9 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
             await prompter.close()
 
     total = (run.ended - run.started) if run.started and run.ended else None
-    if json_mode:
+    if recorder is not None and recorder.error is not None:
+        printer.flush()  # dropped: the history does not hold what it would report
+    elif json_mode:
         printer.flush()
         err.write(format_summary(run.tasks_in_order(), state, total,
                                  color=use_color(err), mask=run.masker.mask))

@@ -104,7 +104,8 @@ def hosts_report(path: str, ssh_config: str | Sequence[str] = ()) -> dict[str, A
             sources.update(resolved.sources)
         row["groups"] = list(host.groups)
         row["vars"] = _mask(host.vars)
-        row["sources"] = sources
+        row["sources"] = {k: v for k, v in sources.items() if not k.startswith("vars.")}
+        row["var_sources"] = {k[5:]: v for k, v in host.origin.items() if k.startswith("vars.")}
         row["notes"] = list(host.notes)
         rows.append(row)
     return {**{k: v for k, v in meta.items() if v}, "hosts": rows}
@@ -142,7 +143,9 @@ def render_text(report: dict[str, Any]) -> str:
         if row["groups"]:
             lines.append(f"  groups      {', '.join(row['groups'])}")
         for key, value in row["vars"].items():
-            lines.append(f"  var         {key} = {json.dumps(value, default=str)}")
+            where = row["var_sources"].get(key)
+            lines.append(f"  var         {key} = {json.dumps(value, default=str)}"
+                         + (f"  [{where}]" if where else ""))
         for note in row["notes"]:
             lines.append(f"  note        {note}")
     if not report["hosts"]:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from console.engine.rollout import RolloutPlan
-from console.model.templating import MASK, TemplateError, render_command
+from console.engine.shown import shown_command
+from console.model.masking import Masker, Placeholders
+from console.model.templating import TemplateError
 from console.model.workflow import LOCAL, Host, Step, Workflow
 
 
@@ -116,7 +118,7 @@ def host_context(workflow: Workflow, host: Host) -> dict[str, Any]:
 
 def _commands(
     workflow: Workflow, step: Step, hosts: tuple[str, ...], base: Mapping[str, Any],
-    source: str | None = None,
+    placeholders: Placeholders, source: str | None = None,
 ) -> tuple[PlannedCommand, ...]:
     source = step.run if source is None else source
     if source is None:
@@ -125,11 +127,15 @@ def _commands(
     for name in hosts or (LOCAL,):
         context = {**base, "host": host_context(workflow, workflow.host(name))}
         try:
-            text = render_command(source, context)
+            text = shown_command(source, context, placeholders, _NO_SECRETS)
         except TemplateError as exc:
             return (PlannedCommand(hosts, source, rendered=False, why=str(exc)),)
         grouped.setdefault(text, []).append(name)
     return tuple(PlannedCommand(tuple(names), text, True) for text, names in grouped.items())
+
+
+_NO_SECRETS = Masker(())
+"""Secrets are never resolved for a plan: the placeholders are all there is to hide."""
 
 
 def _markers(step: Step) -> tuple[str, ...]:
@@ -169,9 +175,10 @@ def build_plan(
 ) -> Plan:
     """Everything ``baton plan`` shows. ``params`` are resolved values."""
     patterns = tuple(limit)
+    placeholders = Placeholders(workflow.secrets)
     base = {
         "params": dict(params),
-        "secrets": dict.fromkeys(workflow.secrets, MASK),
+        "secrets": placeholders.values,
         "workflow": {"name": workflow.name},
     }
     layer_of = layers(workflow)
@@ -190,8 +197,9 @@ def build_plan(
                 markers=_markers(step),
                 when=step.when,
                 rollout=rollout.name if rollout else None,
-                commands=_commands(workflow, step, hosts, base),
-                undo=_commands(workflow, step, hosts, base, step.undo) if step.undo else (),
+                commands=_commands(workflow, step, hosts, base, placeholders),
+                undo=(_commands(workflow, step, hosts, base, placeholders, step.undo)
+                      if step.undo else ()),
                 details=_details(step),
             )
         )

@@ -74,7 +74,8 @@ class _Writer:
     ``before_output`` runs before any byte leaves (headless passes the store's commit):
     a line never reports a state the run's history does not hold yet, however the
     output is buffered, and the store can commit once per pass instead of once per
-    finished task.
+    finished task. When it returns False (the commit failed) the buffered lines are
+    dropped instead.
     """
 
     LIMIT = 1 << 16
@@ -83,7 +84,7 @@ class _Writer:
                  "flush_each")
 
     def __init__(self, out: IO[bytes], flush_each: bool,
-                 before_output: Callable[[], None] | None = None) -> None:
+                 before_output: Callable[[], bool | None] | None = None) -> None:
         self._out = out
         self.flush_each = flush_each
         self.before_output = before_output
@@ -121,8 +122,12 @@ class _Writer:
             self._pending = None
         if self.broken or not self._parts:
             return
-        if self.before_output is not None:
-            self.before_output()
+        if self.before_output is not None and self.before_output() is False:
+            # the history could not take what these lines report: they are not printed
+            # (a success the store does not hold would be re-run by a resume)
+            self._parts.clear()
+            self._size = 0
+            return
         data = b"".join(self._parts) if len(self._parts) > 1 else self._parts[0]
         self._parts.clear()
         self._size = 0
@@ -197,7 +202,7 @@ class HumanPrinter:
         flush_each: bool = False,
         width: int = 0,
         mask: Mask = _no_mask,
-        before_output: Callable[[], None] | None = None,
+        before_output: Callable[[], bool | None] | None = None,
     ) -> None:
         self._w = _Writer(out, flush_each, before_output)
         self._color = color
@@ -376,7 +381,7 @@ class JsonPrinter:
     """One JSON object per line (SPEC section 4), compact, UTF-8, keys in SPEC order."""
 
     def __init__(self, out: IO[bytes], *, flush_each: bool = False, mask: Mask = _no_mask,
-                 before_output: Callable[[], None] | None = None) -> None:
+                 before_output: Callable[[], bool | None] | None = None) -> None:
         self._w = _Writer(out, flush_each, before_output)
         self._mask = mask
         self._heads: dict[tuple[str, str, str], str] = {}

@@ -402,3 +402,28 @@ def test_dynamic_inventory_through_ansible_inventory(tmp_path: Path,
         assert (tmp_path / "args").read_text().split() == ["-i", str(source), "--list"]
         assert hosts["ec2-1"].address == "10.9.0.1" and hosts["ec2-1"].groups == ("aws_ec2",)
         assert hosts["ec2-1"].vars["zone"] == "a"
+
+
+@pytest.mark.parametrize("line", [
+    "h1 ansible_host='{{ lookup(\"env\", \"IP\") }}'",
+    "h1 ansible_user='{{ deploy_user }}'",
+    "h1 ansible_ssh_common_args='-o ProxyJump={{ bastion }}'",
+])
+def test_templated_connection_values_are_refused(line: str) -> None:
+    # Ansible would evaluate the template; Baton connecting to the literal text would
+    # silently go somewhere else
+    with pytest.raises(AnsibleInventoryError) as caught:
+        parse_ini(f"[g]\n{line}\n", "i.ini")
+    assert str(caught.value).startswith("i.ini:2: host 'h1': ansible_")
+    assert "is an Ansible template" in str(caught.value)
+    host = parse_ini("h1 local_release_dir='{{ansible_env.HOME}}/releases'\n", "i.ini")["h1"]
+    assert host.vars["local_release_dir"] == "{{ansible_env.HOME}}/releases"  # a plain var
+
+
+def test_non_utf8_bytes_in_comments_are_accepted_elsewhere_located(tmp_path: Path) -> None:
+    path = tmp_path / "hosts"
+    path.write_bytes(b"# caf\xe9 (latin-1 comment)\n[web]\nweb1 ansible_port=2222\n")
+    assert load_ansible_inventory(path)["web1"].port == 2222
+    path.write_bytes(b"[web]\nweb1 note=caf\xe9\n")
+    with pytest.raises(AnsibleInventoryError, match=rf"^{path}:2: not UTF-8 text$"):
+        load_ansible_inventory(path)

@@ -98,9 +98,24 @@ def test_usage_errors_exit_2_without_traceback() -> None:
 
 
 def test_console_on_a_missing_path_exits_2(tmp_path: Path) -> None:
-    result = baton(cwd=tmp_path)  # default ./workflows does not exist here
+    result = baton("nope", cwd=tmp_path)  # a path given that does not exist
     assert result.returncode == 2
-    assert result.stderr == "baton: workflows: no such file or folder\n"
+    assert result.stderr == "baton: nope: no such file or folder\n"
+
+
+def test_without_workflows_here_the_console_opens_the_bundled_examples(tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    from console.cli import console_target
+    from console.paths import bundled
+
+    monkeypatch.chdir(tmp_path)
+    path, note = console_target(None)
+    assert Path(path) == bundled("workflows") and (Path(path) / "log-rotation.toml").is_file()
+    assert note is not None and str(bundled("workflows")) in note
+    assert "`baton new NAME` starts your own" in note
+    (tmp_path / "workflows").mkdir()
+    assert console_target(None) == ("workflows", None)
+    assert console_target("other") == ("other", None)
 
 
 def test_resume_in_the_console_of_an_unknown_run_is_one_line(baton_home: Path) -> None:
@@ -379,7 +394,7 @@ def test_plan_shows_order_hosts_batches_and_masked_commands(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "tok-value" not in out
-    assert "deploy -r 2.0 --token '***' --on web1" in out
+    assert "deploy -r 2.0 --token *** --on web1" in out
     assert "--on web3" in out
     assert "batch 1: web1" in out
     assert "batch 2: web2, web3" in out

@@ -432,7 +432,23 @@ async def test_dry_run_runs_nothing_and_shows_commands():
     assert h.world.records == []
     logs = {e.step: e.text for e in h.events if isinstance(e, LogEvent)}
     assert logs["a"] == "would run: echo ***"
-    assert all(t.state is S.SKIPPED and t.reason == "dry run" for t in h.run.tasks.values())
+    reasons = {sid: h.run.tasks[(sid, "local")].reason for sid in "amg"}
+    assert all(t.state is S.SKIPPED for t in h.run.tasks.values())
+    assert reasons == {"a": "dry run: would run", "m": "dry run: would wait for the operator",
+                       "g": "dry run: would run"}
+
+
+async def test_dry_run_evaluates_when_with_the_params():
+    h = Harness(workflow(step("prod", run="echo prod", when="params.target == 'prod'"),
+                         step("stage", run="echo stage", when="params.target != 'prod'"),
+                         step("late", run="echo x", when="steps.stage.stdout != ''")),
+                dry_run=True, params={"target": "staging"})
+    assert await h.finish() is RunState.SUCCEEDED
+    assert h.world.records == []
+    logs = {e.step: e.text for e in h.events if isinstance(e, LogEvent)}
+    assert "prod" not in logs and logs["stage"] == "would run: echo stage"
+    assert h.run.tasks[("prod", "local")].reason == "when: params.target == 'prod' is false"
+    assert h.run.tasks[("stage", "local")].reason == "dry run: would run"
 
 
 async def test_secrets_masked_in_logs_and_reasons():

@@ -5,6 +5,8 @@ what a step starts (8), leftovers after a crash (9), history failures (10), the 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -16,11 +18,15 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import REPO, baton, baton_env, write_workflow
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from console.executors.base import CommandRequest
 from console.executors.local import LocalExecutor
 from console.executors.ssh import SSHExecutor
 from console.model.workflow import LOCAL_HOST
+from console.store import Store, StoreError
+from console.store.logs import LogFiles
 from tests import sshd
 from tests.sshd import Fleet
 
@@ -255,3 +261,273 @@ async def test_8_remote_leftover_is_named_and_the_task_ends(remote: SSHExecutor)
         assert not _alive_with(sleep), "the leftover survived the run"
     finally:
         _kill_all(sleep)
+
+
+# --- 13: the state directory ---------------------------------------------------------------
+
+
+OK_FLOW = """
+    [workflow]
+    name = "ok"
+
+    [steps.a]
+    run = "echo hello"
+"""
+
+
+def test_13_a_planted_probe_link_is_not_written_through(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    target = tmp_path / "precious"
+    target.write_text("keep me")
+    (home / f".write-test-{os.getpid()}").symlink_to(target)
+    Store.open(home).close()
+    assert target.read_text() == "keep me"
+    assert not os.path.lexists(home / f".write-test-{os.getpid()}")
+
+
+@pytest.mark.parametrize("name", ["history.sqlite", "history.sqlite-wal"])
+def test_13_a_planted_database_link_is_refused(tmp_path: Path, name: str) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    target = tmp_path / "precious"
+    target.write_text("keep me")
+    target.chmod(0o644)
+    (home / name).symlink_to(target)
+    with pytest.raises(StoreError, match="symbolic link") as caught:
+        Store.open(home)
+    assert str(home / name) in str(caught.value)
+    assert target.read_text() == "keep me"
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_13_a_planted_log_link_is_not_written_through(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "logs").mkdir(parents=True, mode=0o700)
+    home.chmod(0o700)
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (home / "logs" / "r1").symlink_to(target)
+    from console.store.logs import LogFiles
+
+    files = LogFiles(home, "r1")
+    with pytest.raises(StoreError, match="symbolic link"):
+        files.write("a", "local", 1, "secret output\n")
+    assert list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["home", "logs", "locks"])
+def test_13_loose_modes_are_refused_with_the_fix(tmp_path: Path, where: str) -> None:
+    home = tmp_path / "home"
+    path = write_workflow(tmp_path, OK_FLOW)
+    assert baton("run", path, "--headless", env={"BATON_HOME": str(home)}).returncode == 0
+    folder = home if where == "home" else home / where
+    folder.chmod(0o777)
+    for args in (["run", path, "--headless"], ["runs"]):
+        result = baton(*args, env={"BATON_HOME": str(home)})
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1
+        assert str(folder) in result.stderr and f"chmod 700 {folder}" in result.stderr
+    assert folder.stat().st_mode & 0o777 == 0o777  # refused, not silently changed
+
+
+def test_13_a_home_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a folder away")
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    os.chown(home, 12345, 12345)
+    result = baton("runs", env={"BATON_HOME": str(home)})
+    assert result.returncode == 2
+    assert f"{home} is owned by uid 12345" in result.stderr and "chown" in result.stderr
+
+
+# --- 16: reading history needs no write access ----------------------------------------------
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> object:
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
+                           str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    with open(folder / "filler", "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("how", ["full", "read-only"])
+def test_16_runs_and_show_work_on_a_full_or_read_only_home(
+        tmp_path: Path, small_tmpfs: Path, how: str) -> None:
+    home = small_tmpfs / "home"
+    path = write_workflow(tmp_path, OK_FLOW)
+    result = baton("run", path, "--headless", env={"BATON_HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    listed = baton("runs", "--json", env={"BATON_HOME": str(home)})
+    run_id = listed.stdout.split('"id": "')[1].split('"')[0]
+    if how == "full":
+        _fill(small_tmpfs)
+    else:
+        subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
+    runs = baton("runs", env={"BATON_HOME": str(home)})
+    assert runs.returncode == 0, runs.stderr
+    assert run_id in runs.stdout
+    shown = baton("show", run_id, "--json", env={"BATON_HOME": str(home)})
+    assert shown.returncode == 0, shown.stderr
+    assert '"succeeded"' in shown.stdout
+
+
+# --- 11: per-attempt log cap -----------------------------------------------------------------
+
+
+
+@settings(max_examples=60, deadline=None)
+@given(lines=st.lists(st.text(alphabet="abcxyz 0123", max_size=300), min_size=1, max_size=150),
+       cuts=st.lists(st.integers(1, 4000), min_size=1, max_size=40),
+       limit=st.sampled_from([4096, 5000, 9000]))
+def test_11_the_log_keeps_head_and_tail_and_says_what_was_dropped(
+        tmp_path_factory: pytest.TempPathFactory, lines: list[str], cuts: list[int],
+        limit: int) -> None:
+    home = tmp_path_factory.mktemp("home")
+    home.chmod(0o700)
+    text = "".join(f"{i}:{line}\n" for i, line in enumerate(lines))
+    files = LogFiles(home, "r", limit)
+    at = 0
+    for size in cuts * (len(text) // sum(cuts) + 1):
+        if at >= len(text):
+            break
+        files.write("a", "local", 1, text[at : at + size])
+        at += size
+    files.close()
+    log = (home / "logs" / "r" / "a@local.1.log").read_text()
+    if "[baton: " not in log:
+        assert log == text and len(text) <= limit
+        return
+    head, _, rest = log.partition("[baton: ")
+    note, _, tail = rest.partition("]\n")
+    dropped = int(note.split()[0])
+    assert text.startswith(head) and text.endswith(tail)
+    assert len(head) + dropped + len(tail) == len(text)
+    assert len(head) + len(tail) <= limit
+    assert head == "" or head.endswith("\n")
+    assert tail == "" or text[len(text) - len(tail) - 1] == "\n"  # whole lines
+    assert "bytes of output dropped here" in note
+    assert not (home / "logs" / "r" / "a@local.1.log.tail").exists()
+
+
+def test_11_log_limit_caps_a_flooding_step(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "flood"
+        log_limit = "64KiB"
+
+        [steps.a]
+        run = "seq 1 200000"
+    """)
+    result = baton("run", path, "--headless", "--json", env={"BATON_HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    logs = list((home / "logs").rglob("a@local.1.log"))
+    assert len(logs) == 1
+    text = logs[0].read_text()
+    assert len(text) < 64 * 1024 + 200
+    assert text.startswith("1\n2\n3\n") and text.endswith("199999\n200000\n")
+    assert "bytes of output dropped here" in text
+
+
+def test_11_log_limit_is_checked(tmp_path: Path) -> None:
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "bad"
+        log_limit = "lots"
+
+        [steps.a]
+        run = "true"
+    """)
+    result = baton("check", path)
+    assert result.returncode == 1
+    assert f"{path}:3:" in result.stdout and "log_limit" in result.stdout
+
+
+# --- 10: a history that cannot be written ------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["human", "json"])
+def test_10_a_full_home_stops_the_run_and_never_reports_success(
+        tmp_path: Path, small_tmpfs: Path, mode: str) -> None:
+    home = small_tmpfs / "home"
+    side = tmp_path / "side"
+    path = write_workflow(tmp_path, f"""
+        [workflow]
+        name = "full"
+
+        [steps.a]
+        run = "echo a >> {side}; seq 1 400000"
+
+        [steps.b]
+        needs = ["a"]
+        run = "echo b >> {side}"
+    """)
+    args = ["run", path, "--headless", *(["--json"] if mode == "json" else [])]
+    result = baton(*args, env={"BATON_HOME": str(home)}, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "No space left on device" in result.stderr
+    assert "error" in result.stderr and "not reported as a success" in result.stderr
+    assert "succeeded" not in result.stdout  # neither the task nor the run
+    assert side.read_text().split() == ["a"]  # b never started
+    # the log says it was cut, not silently
+    assert "cannot write the log" in result.stderr
+    # space comes back: a resume re-runs only what was not reported done
+    for log in (home / "logs").rglob("*.log"):
+        log.unlink()
+    listed = baton("runs", "--json", env={"BATON_HOME": str(home)})
+    assert listed.returncode == 0, listed.stderr
+    assert '"state": "succeeded"' not in listed.stdout
+
+
+def test_10_success_printed_is_never_re_run(tmp_path: Path, small_tmpfs: Path) -> None:
+    home = small_tmpfs / "home"
+    side = tmp_path / "side"
+    path = write_workflow(tmp_path, f"""
+        [workflow]
+        name = "full later"
+
+        [steps.a]
+        run = "echo a >> {side}"
+
+        [steps.b]
+        needs = ["a"]
+        run = "echo b >> {side}; seq 1 400000"
+
+        [steps.c]
+        needs = ["b"]
+        run = "echo c >> {side}"
+    """)
+    result = baton("run", path, "--headless", "--json", env={"BATON_HOME": str(home)},
+                   timeout=120)
+    assert result.returncode == 2, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    printed = {e["step"] for e in events if e["type"] == "task" and e["state"] == "succeeded"}
+    assert "succeeded" not in result.stderr  # nor in the summary
+    assert "c" not in side.read_text().split()
+    for log in (home / "logs").rglob("*.log"):
+        log.unlink()
+    assert "a" in printed  # it succeeded before the disk filled up
+    listed = baton("runs", "--json", env={"BATON_HOME": str(home)})
+    run_id = listed.stdout.split('"id": "')[1].split('"')[0]
+    again = baton("resume", run_id, "--headless", "--yes", env={"BATON_HOME": str(home)},
+                  timeout=120)
+    ran = side.read_text().split()
+    for step in printed:
+        assert ran.count(step) == 1, (step, ran, again.stdout)

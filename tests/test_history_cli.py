@@ -420,7 +420,8 @@ def test_an_unwritable_home_is_one_line_and_exit_2(tmp_path: Path) -> None:
         result = baton(*args, env={"BATON_HOME": str(home)})
         assert result.returncode == 2, args
         assert result.stdout == ""
-        assert result.stderr.startswith(f"baton: cannot write to baton home {home}"), args
+        verb = "read" if args[0] in ("runs", "show") else "write to"  # reading needs no write
+        assert result.stderr.startswith(f"baton: cannot {verb} baton home {home}"), args
         assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
@@ -475,3 +476,26 @@ def test_a_printed_event_is_already_in_the_store(tmp_path: Path, baton_home: Pat
         stored = dict(db.execute("SELECT step, state FROM tasks WHERE run_id = ?", (run_id,)))
         db.close()
         assert stored == {"first": "succeeded", "slow": "running"}
+
+
+def test_show_markdown_has_the_last_stderr_lines_of_each_failed_attempt(
+        tmp_path: Path, baton_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PM_TOKEN", "s3cr3t-value")
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "Postmortem"
+        [secrets]
+        token = { env = "PM_TOKEN" }
+        [steps.boom]
+        run = '''for i in $(seq 1 15); do echo "out $i"; echo "err $i {{ secrets.token }}" >&2; done
+        printf '\\033]0;evil title\\007oops\\n' >&2
+        exit 3'''
+    """)
+    run_id = json_run(path)
+    markdown = baton("show", run_id, "--markdown").stdout
+    failures = markdown.split("## Failures\n", 1)[1].split("\n## ", 1)[0]
+    assert "### `boom` attempt 1: exit 3" in failures
+    assert "err 15 ***" in failures and "err 7 ***" in failures and "err 6 " not in failures
+    assert "oops" in failures and "evil title" not in failures and "\x1b" not in markdown
+    assert "out 15" not in failures and "s3cr3t-value" not in markdown
+    assert 'for i in $(seq 1 15); do echo "out $i"' in markdown  # the whole command

@@ -23,6 +23,7 @@ from console.cli import main
 
 HERE = Path(__file__).parent / "fixtures" / "inventories"
 FILES = sorted(p.name for p in HERE.iterdir() if p.is_file() and p.name != "SOURCES.md")
+TREES = sorted(p.name for p in (HERE / "trees").iterdir())
 
 DELIBERATE: dict[str, str] = {
     # file: what Baton's located refusal says (Ansible reads these files)
@@ -131,9 +132,24 @@ def test_inventory_matches_ansible(name: str, capsys: pytest.CaptureFixture[str]
     assert differences(name, json.loads(out), recorded["listing"]) == []
 
 
+@pytest.mark.parametrize("name", TREES)
+def test_inventory_with_group_vars_and_host_vars_matches_ansible(
+        name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    recorded = json.loads((HERE / "expected" / f"trees-{name}.json").read_text())
+    (inventory,) = [p for p in (HERE / "trees" / name).iterdir() if p.is_file()]
+    code, out, err = baton_hosts(capsys, inventory)
+    assert code == 0, err
+    report = json.loads(out)
+    assert differences(name, report, recorded["listing"]) == []
+    assert any("/group_vars/" in source for row in report["hosts"]
+               for source in row["var_sources"].values())
+
+
 def test_the_corpus_is_real_and_recorded() -> None:
-    assert len(FILES) >= 30
+    assert len(FILES) + len(TREES) >= 30
     sources = (HERE / "SOURCES.md").read_text()
     for name in FILES:
         assert f"| {name} |" in sources, name
         assert (HERE / "expected" / f"{name}.json").is_file(), name
+    for name in TREES:
+        assert f"| trees/{name} |" in sources, name

@@ -5,6 +5,7 @@ are `check` errors (FILE:LINE:COL) unless the value is marked `| raw`."""
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,13 @@ HOSTILE = st.lists(
 ).map("".join)
 
 
+_SCRATCH = tempfile.mkdtemp(prefix="baton-quoting-")
+"""Where the scripts run: should quoting ever fail, what a value runs lands here."""
+
+
 def _run(shell: str, script: str) -> bytes:
     return subprocess.run([shell, "-c", script], capture_output=True, check=True,
-                          timeout=20).stdout
+                          timeout=20, cwd=_SCRATCH).stdout
 
 
 def _script(value: str) -> tuple[str, list[str]]:

@@ -11,7 +11,7 @@ from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.run_screen import RunScreen
 from console.ui.screens.timeline import TimelineScreen
 from console.ui.widgets.log_pane import LogPane
-from tests.ui_helpers import SIZE, make_app, run_screen, select, settle, state, until
+from tests.ui_helpers import DEMO, SIZE, make_app, run_screen, select, settle, state, until
 
 S = TaskState
 
@@ -223,7 +223,9 @@ async def test_breakpoint_and_step_mode(tmp_path):
         assert screen.run.step_mode is True
         await pilot.press("t")
         assert screen.run.step_mode is False
-        await pilot.press("g")
+        await pilot.press("g")  # the params form first (item 15), ctrl+s starts
+        assert isinstance(app.screen, ParamsForm)
+        await pilot.press("ctrl+s")
         await until(lambda: state(screen, "migrate") is S.AWAITING_APPROVAL)
         assert screen.run.tasks[("migrate", "local")].reason == "breakpoint"
         await pilot.press("b")
@@ -431,6 +433,34 @@ async def test_folder_view_lists_broken_files_and_opens_one(tmp_path):
         await pilot.press("up", "enter")
         screen = await run_screen(app)
         await until(lambda: state(screen, "x") is S.SUCCEEDED)
+
+
+async def test_console_dry_run_executes_nothing_and_shows_what_would_run(tmp_path):
+    app, world = make_app(tmp_path, start=True, dry_run=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await until(lambda: screen.run.settled)
+        await pilot.pause()
+        assert world.records == []
+        tasks = screen.run.tasks
+        assert tasks[("preflight", "local")].reason == "dry run: would run"
+        assert tasks[("cache", "local")].state is S.SKIPPED  # when is false: not "would run"
+        assert tasks[("cache", "local")].reason.startswith("when:")
+        assert all(t.state is S.SKIPPED for t in tasks.values())
+        assert any("would run: echo draining web1" in text
+                   for _, text in screen.session.step_log("drain").chunks)
+
+
+async def test_console_yes_approves_every_gate(tmp_path):
+    text = DEMO.replace('run = "hold notify"', 'run = "echo notified"')
+    app, _ = make_app(tmp_path, text, start=True, yes=True)
+    async with app.run_test(size=SIZE):
+        screen = await run_screen(app)
+        await until(lambda: state(screen, "deploy", "web1") is S.SUCCEEDED
+                    and state(screen, "verify") is S.SUCCEEDED, timeout=10)
+        approvals = [e.text for e in screen.session.timeline if e.kind == "action"]
+        assert any("approve" in text for text in approvals)
+        assert state(screen, "drain", "web3") is S.SUCCEEDED
 
 
 async def test_exclude_host_key_skips_what_the_host_has_left(tmp_path):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from console.engine.events import RunState, TaskState
 from console.engine.outputs import Outputs
+from console.executors.base import HostKeyAsker, HostKeyQuestion
 
 if TYPE_CHECKING:
     from console.engine.task import Task
@@ -38,6 +39,10 @@ class RunActions:
         user: str
         step_mode: bool
         breakpoints: set[str]
+        started: float | None
+        host_key_prompt: HostKeyAsker | None
+        _closing: bool
+        _base_context: dict[str, Any] | None
         _by_step: dict[str, list[Task]]
         _ready: dict[tuple[str, str], Task]
         _wake: asyncio.Event
@@ -65,6 +70,29 @@ class RunActions:
         except ActionError as exc:
             return str(exc)
         return None
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        """Replace the resolved params before the run starts (the console's params form)."""
+        if self.started is not None:
+            raise ActionError("cannot change params: the run has started")
+        self.options.params = dict(params)
+        self._base_context = None
+
+    async def ask_host_key(self, question: HostKeyQuestion) -> bool:
+        """An SSH host key no known_hosts vouches for: ask :attr:`host_key_prompt` (the
+        console's dialog). The answer is an operator action (``trust_host_key`` or
+        ``refuse_host_key``) on that host; with nobody to ask the key is refused."""
+        prompt = self.host_key_prompt
+        if prompt is None or self._closing:
+            return False
+        trusted = await prompt(question)
+        what = f"{question.key_type} {question.fingerprint} of {question.label}"
+        if trusted:
+            self._record("trust_host_key", None, question.host,
+                         f"{what}, recorded in {question.known_hosts}")
+        else:
+            self._record("refuse_host_key", None, question.host, what)
+        return trusted
 
     def answer_quit(self, cancel: bool) -> None:
         """The operator, quitting while the run is live, chose to cancel the run or to stay:

@@ -38,10 +38,12 @@ from console.engine.exclusion import HostExclusion
 from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
 from console.engine.rollout import RolloutPlan
+from console.engine.shown import shown_command, shown_template_error
 from console.engine.task import Attempt, Task
 from console.engine.texts import RunTexts
-from console.executors.base import CommandRequest, Executor, ExitStatus, Stream
-from console.model import templating
+from console.executors.base import CommandRequest, Executor, ExitStatus, HostKeyAsker, Stream
+from console.model import masking, templating
+from console.model.durations import retry_delay
 from console.model.workflow import LOCAL, Host, Step, Workflow
 
 __all__ = ["APPROVAL_REQUIRED", "ActionError", "Run", "RunOptions", "new_run_id"]
@@ -104,13 +106,17 @@ class Run(HostExclusion, RunActions, RunTexts):
         self.ended: float | None = None
         self.step_mode = self.options.step_mode
         self.breakpoints: set[str] = set()
-        self.masker = templating.Masker(self.options.secrets.values())
+        self._secrets_changed()
+        self.host_key_prompt: HostKeyAsker | None = None
+        """Who answers an unknown SSH host key (the console's dialog); None refuses it."""
         self._executor_for = executor_for or self._default_executor
         self._ssh_factory: Callable[[Host], Executor] | None = None
         self._executors: dict[str, Executor] = {}
         self._subscribers: list[Callable[[Event], None]] = []
         self._wake = asyncio.Event()
         self._closing = False
+        self._halted: str | None = None
+        """Why nothing new may start (the history cannot be written); see :meth:`halt`."""
         self._interrupted = False
         self._interrupting: dict[tuple[str, str], str] = {}
         """Tasks stopped by :meth:`interrupt`: they end ``interrupted``, not cancelled."""
@@ -129,6 +135,13 @@ class Run(HostExclusion, RunActions, RunTexts):
         self._index(workflow)
         if self.options.start_at is not None and self.options.start_at not in workflow.steps:
             raise ValueError(f"--start-at: unknown step '{self.options.start_at}'")
+
+    def _secrets_changed(self) -> None:
+        secrets = self.options.secrets
+        self.masker = masking.Masker(secrets.values())
+        self.placeholders = masking.Placeholders(secrets)
+        self.secret_warnings = masking.short_secret_warnings(secrets)
+        """Secrets masked only as whole words (too short): shown at run start."""
 
     def _index(self, workflow: Workflow) -> None:
         """(Re)build order, dependents, tasks and rollout plans; keeps existing tasks."""
@@ -281,7 +294,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         try:
             while True:
                 self._pass()
-                if self._closing and not self._running:
+                if (self._closing or self._halted) and not self._running:
                     break
                 if self.settled and not self._running:
                     final = self._final_state()
@@ -297,6 +310,8 @@ class Run(HostExclusion, RunActions, RunTexts):
             await self._close_executors()
         if self._interrupted:
             self._set_run_state(RunState.INTERRUPTED)
+        elif self._halted:
+            self._set_run_state(RunState.FAILED)
         elif not self.state.finished:
             self._set_run_state(self._final_state())
         return self.state
@@ -495,19 +510,23 @@ class Run(HostExclusion, RunActions, RunTexts):
 
     def _make_ready(self, task: Task) -> None:
         step = self.workflow.steps[task.step]
-        if self.options.dry_run:
-            self._dry_run(task, step)
-            return
         if step.when:
             try:
                 go = templating.evaluate(step.when, {**self._context(task),
                                                      **status_functions(self, task)})
             except templating.TemplateError as exc:
-                self._set(task, S.FAILED, f"when: {exc}")
+                if not self.options.dry_run:
+                    self._set(task, S.FAILED, f"when: {exc}")
+                    return
+                # a dry run has no outputs yet: `when` is decided when the run is real
+                self._dry_run(task, step, f"when: decided at run time ({exc})")
                 return
             if not go:
                 self._set(task, S.SKIPPED, f"when: {step.when} is false")
                 return
+        if self.options.dry_run:
+            self._dry_run(task, step)
+            return
         if step.manual:
             self._hold(task, S.AWAITING_OPERATOR)
             return
@@ -563,17 +582,23 @@ class Run(HostExclusion, RunActions, RunTexts):
             return f"dangerous step: type '{step.id}' to approve"
         return self._batch_gate(task) or "step mode"
 
-    def _dry_run(self, task: Task, step: Step) -> None:
+    def _dry_run(self, task: Task, step: Step, note: str | None = None) -> None:
+        """Show what the task would do (``would run: <command>``) and skip it: nothing is
+        executed. ``when`` was evaluated already (params are known)."""
         if step.manual:
             text = f"would wait for the operator: {self.step_name(task.step, task.host)}"
+            reason = "dry run: would wait for the operator"
         else:
             try:
-                command = self._render(task, step)
+                command = self._shown(task, step)
             except templating.TemplateError:
                 command = step.run or ""
             text = "would run: " + command
+            reason = "dry run: would run"
+        if note:
+            reason = f"{reason} ({note})"
         self._emit(LogEvent(task.step, task.host, "stdout", self.masker.mask(text), self.clock()))
-        self._set(task, S.SKIPPED, "dry run")
+        self._set(task, S.SKIPPED, reason)
 
     def _check_max_fail(self, sid: str) -> None:
         """Stop launching hosts of a step once its failures exceed ``max_fail``."""
@@ -602,7 +627,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         return max(1, math.floor(len(self._by_step[step.id]) * percent / 100))
 
     def _launch(self) -> None:
-        if self.state is RunState.PAUSED or self._closing:
+        if self.state is RunState.PAUSED or self._closing or self._halted:
             return
         limit = self.workflow.concurrency
         if self._running >= limit or not self._ready:
@@ -667,14 +692,21 @@ class Run(HostExclusion, RunActions, RunTexts):
         try:
             command = self._render(task, step)
             request = self._request(task, step, command)
+            attempt.command = self._shown(task, step, command)
         except templating.TemplateError as exc:
-            return self._finish(task, step, attempt, None, f"template error: {exc}")
-        attempt.command = self.masker.mask(command)
+            sources = [(step.run or "", True), *((v, False) for v in step.env.values()),
+                       (step.cwd or "", False)]
+            message = shown_template_error(exc, sources, self._context(task),
+                                           self.placeholders, self.masker)
+            return self._finish(task, step, attempt, None, f"template error: {message}")
         self._set(task, S.RUNNING, None)
         task.stdout_tail = TailBuffer()
         # One loop pass before launching: what subscribers scheduled for the end of this
         # pass (the store's commit of ``running``) happens before the side effect starts.
         await asyncio.sleep(0)
+        if self._halted:  # that commit failed: the side effect must not start unrecorded
+            return self._finish(task, step, attempt,
+                                ExitStatus(None, error=f"not started: {self._halted}"), None)
         if step.poll is not None:  # a health poll: many runs, one attempt (engine/poll.py)
             from console.engine.poll import run_polls
 
@@ -732,18 +764,20 @@ class Run(HostExclusion, RunActions, RunTexts):
                     reason = f"killed by signal {status.signal}"
                 elif status.exit_code:
                     reason = f"exit {status.exit_code}"
+        if reason is not None:  # the attempt's record is written from it too: mask it here
+            reason = self.masker.mask(reason)  # (a cwd error names the rendered cwd)
         ok = status is not None and status.ok and reason is None
         tail = task.stdout_tail.value() if task.stdout_tail is not None else ""
         task.stdout_tail = None
         if task.cancel_requested:
             state = S.INTERRUPTED if task.key in self._interrupting else S.CANCELLED
-            reason = task.cancel_requested
+            reason = self.masker.mask(task.cancel_requested)
         elif ok:
             state = S.SUCCEEDED
         elif task.auto_retries < step.retries and not self._closing \
                 and not self.is_excluded(task.host):
             task.auto_retries += 1
-            delay = step.retry_delay * step.retry_backoff ** (task.auto_retries - 1)
+            delay = retry_delay(step.retry_delay, step.retry_backoff, task.auto_retries)
             attempt.state, attempt.reason = S.FAILED, reason
             task.outputs = Outputs("failed", task.exit_code, tail)
             self._set(task, S.RETRYING,
@@ -769,7 +803,8 @@ class Run(HostExclusion, RunActions, RunTexts):
             from console.executors.ssh import ssh_executor_factory
 
             self._ssh_factory = ssh_executor_factory(
-                self.workflow, accept_new_host_keys=self.options.accept_new_host_keys)
+                self.workflow, accept_new_host_keys=self.options.accept_new_host_keys,
+                ask_host_key=self.ask_host_key)
         return self._ssh_factory(host)
 
     def _executor(self, host: str) -> Executor:
@@ -834,9 +869,15 @@ class Run(HostExclusion, RunActions, RunTexts):
             if waiting:
                 return self.masker.mask(f"{source}\n# rendered once {', '.join(waiting)} ran")
         try:
-            return self.masker.mask(self._render(task, definition))
+            return self._shown(task, definition)
         except templating.TemplateError as exc:
             return self.masker.mask(f"{definition.run or ''}\n# not rendered yet: {exc}")
+
+    def _shown(self, task: Task, step: Step, rendered: str | None = None) -> str:
+        """The command as shown and stored: rendered with placeholders, masked."""
+        source = step.run or ""
+        context = self._context(task) if templating.needs_render(source) else {}
+        return shown_command(source, context, self.placeholders, self.masker, rendered)
 
     def _render(self, task: Task, step: Step) -> str:
         source = step.run or ""
@@ -968,7 +1009,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         self.options.params.update(params)
         if secrets:
             self.options.secrets.update(secrets)
-            self.masker = templating.Masker(self.options.secrets.values())
+            self._secrets_changed()
         return None
 
     def reload_failed(self, error: str) -> ReloadEvent:
@@ -994,6 +1035,14 @@ class Run(HostExclusion, RunActions, RunTexts):
                 self._interrupting[task.key] = reason
                 self._cancel_task(task, reason)
         self._wake.set()
+
+    def halt(self, reason: str) -> None:
+        """The history cannot be written: nothing new starts, the running tasks finish,
+        then the run ends ``failed`` (never reported as a success)."""
+        if self._halted is None:
+            self._halted = reason
+            self._ready.clear()
+            self._wake.set()
 
     def close(self) -> None:
         """Stop scheduling; cancel what runs or waits. ``execute`` returns when it is over."""

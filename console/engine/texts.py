@@ -3,10 +3,10 @@ and the command each host of a gate will run.
 
 Step names, ``confirm`` prompts and descriptions are Jinja templates (SPEC section 1) with
 the same context as ``run`` (params, host, steps outputs, secrets), rendered as plain text
-and masked. Every place that shows them (console, headless prompt and printers, the
-stored reason, ``baton show``) takes them from here, so they all say the same thing. A
-template that cannot be rendered (yet) never raises: the source is shown with one line
-saying why.
+with placeholders for the secrets (see :mod:`console.engine.shown`) and masked. Every
+place that shows them (console, headless prompt and printers, the stored reason, ``baton
+show``) takes them from here, so they all say the same thing. A template that cannot be
+rendered (yet) never raises: the source is shown with one line saying why.
 
 :class:`RunTexts` is mixed into :class:`console.engine.run.Run`.
 """
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from console.model import templating
+from console.model.masking import Placeholders
 from console.model.workflow import LOCAL
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class RunTexts:
     if TYPE_CHECKING:  # provided by Run
         workflow: Workflow
         masker: templating.Masker
+        placeholders: Placeholders
         tasks: dict[tuple[str, str], Task]
         _by_step: dict[str, list[Task]]
 
@@ -53,10 +55,11 @@ class RunTexts:
             tasks = self._by_step.get(step) or ()
             host = tasks[0].host if tasks else LOCAL
         task = self.tasks.get((step, host)) or Task(step, host)
-        try:
-            text = templating.render_value(source, self._context(task))
+        try:  # display only: rendered with placeholders, never with the secrets
+            context = {**self._context(task), "secrets": self.placeholders.values}
+            text = self.placeholders.hide(templating.render_value(source, context))
         except templating.TemplateError as exc:
-            text = f"{source} [not rendered: {exc}]"
+            text = f"{source} [not rendered: {self.placeholders.hide(str(exc))}]"
         except Exception as exc:  # an unknown host, a broken context: say so, never raise
             text = f"{source} [not rendered: {exc}]"
         return self.masker.mask(text)

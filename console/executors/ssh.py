@@ -29,7 +29,14 @@ from typing import Any
 
 import asyncssh
 
-from console.executors.base import GRACE_SECONDS, CommandRequest, ExitStatus, OutputCallback
+from console.executors.base import (
+    GRACE_SECONDS,
+    CommandRequest,
+    ExitStatus,
+    HostKeyAsker,
+    HostKeyQuestion,
+    OutputCallback,
+)
 from console.executors.containment import new_tag
 from console.executors.ssh_config import (
     Resolved,
@@ -89,6 +96,8 @@ class SSHContext:
     """Overrides ``defaults.connect_timeout`` when set."""
     keepalive_interval: float = KEEPALIVE_INTERVAL
     max_sessions: int = MAX_SESSIONS
+    ask_host_key: HostKeyAsker | None = None
+    """Asked about an unknown host key (when not accepted anyway); None refuses it."""
     policy: HostKeyPolicy = field(init=False)
     connectors: dict[str, Connector] = field(init=False, default_factory=dict)
     users: int = field(init=False, default=0)
@@ -110,6 +119,15 @@ class SSHContext:
             await connector.close()
 
 
+class _UnknownKey(SSHError):
+    """A host key no known_hosts vouches for, with what is needed to ask about it."""
+
+    def __init__(self, reason: str, verdict: Verdict, known_hosts: KnownHosts) -> None:
+        super().__init__(reason)
+        self.verdict = verdict
+        self.known_hosts = known_hosts
+
+
 class _Client(asyncssh.SSHClient):
     """Judges host keys asyncssh does not trust and notices a lost connection."""
 
@@ -121,8 +139,11 @@ class _Client(asyncssh.SSHClient):
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
         verdict = self._known_hosts.judge(host, addr, port, key)
-        if verdict.kind == "unknown" and self._connector.context.policy.accept_new:
+        policy = self._connector.context.policy
+        if verdict.kind == "unknown" and policy.accept_new:
             self._known_hosts.record(host, port, key)
+            policy.notices.append(f"baton: permanently added the host key of {verdict.label} "
+                                  f"({verdict.fingerprint}) to {self._known_hosts.path}")
             return True
         self.verdict = verdict
         return False
@@ -195,9 +216,28 @@ class Connector:
             tunnel: Any = None
             if self.resolved is not None and self.resolved.jump:
                 tunnel = await self._jump(self.resolved.jump)
-            async with _setup_limit():
-                self._conn = await self._open(tunnel, settings)
+            try:
+                async with _setup_limit():
+                    self._conn = await self._open(tunnel, settings)
+            except _UnknownKey as unknown:  # ask outside the setup limit: it may take long
+                if not await self._trust(unknown):
+                    raise SSHError(str(unknown)) from None
+                async with _setup_limit():
+                    self._conn = await self._open(tunnel, settings)
             return self._conn
+
+    async def _trust(self, unknown: _UnknownKey) -> bool:
+        """Ask the operator about an unknown key; trusted, it is recorded like
+        ``--accept-new-host-keys`` does (a changed key never gets here)."""
+        ask, verdict = self.context.ask_host_key, unknown.verdict
+        if ask is None or verdict.key is None:
+            return False
+        question = HostKeyQuestion(self.host.name, verdict.label, verdict.key_type,
+                                   verdict.fingerprint, str(unknown.known_hosts.path))
+        if not await ask(question):
+            return False
+        unknown.known_hosts.record(verdict.host, verdict.port, verdict.key)
+        return True
 
     def _jump_host(self, spec: str) -> Host:
         """A declared host, or an ssh destination ``[user@]host[:port]`` (the last hop of
@@ -233,7 +273,12 @@ class Connector:
                 self.host.address, tunnel=tunnel, known_hosts=known_hosts.lookup,
                 client_factory=lambda: client, **settings)
         except Exception as exc:  # every failure becomes one line naming the host
-            raise SSHError(self._reason(exc, client, known_hosts)) from None
+            reason = self._reason(exc, client, known_hosts)
+            verdict = client.verdict
+            if (isinstance(exc, asyncssh.HostKeyNotVerifiable) and verdict is not None
+                    and verdict.kind == "unknown" and self.context.ask_host_key is not None):
+                raise _UnknownKey(reason, verdict, known_hosts) from None
+            raise SSHError(reason) from None
         self._client = client
         return conn
 
@@ -244,8 +289,11 @@ class Connector:
                 return describe(client.verdict, known_hosts, name)
             return f"{name}: host key of {label} refused: {exc.reason}"
         if isinstance(exc, asyncssh.PermissionDenied):
+            missing = self.resolved.missing if self.resolved is not None else []
+            skipped = "".join(f"; ssh_config IdentityFile {path} does not exist"
+                              for path in missing)
             return (f"{name}: authentication failed at {label} (public key only; "
-                    "password prompts are disabled)")
+                    f"password prompts are disabled{skipped})")
         if isinstance(exc, ConnectionRefusedError):
             return f"{name}: connection refused by {label}"
         if isinstance(exc, TimeoutError):
@@ -344,6 +392,9 @@ class SSHExecution:
         except SSHError as exc:
             return ExitStatus(None, error=str(exc))
         self._session = session
+        notices = self._connector.context.policy.notices
+        while notices:  # keys recorded for this connection (or its jump hosts), as ssh says
+            self._on_output("stderr", notices.pop(0) + "\n")
         try:
             self._remote = session.run(command, self._on_output, request.cwd)
             return await asyncio.shield(self._remote.done)

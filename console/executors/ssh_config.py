@@ -44,6 +44,8 @@ class Resolved:
     """Identity files that exist, in the order they are tried."""
     missing: list[str] = field(default_factory=list)
     """Identity files from ssh_config that do not exist (skipped, as OpenSSH does)."""
+    configured: list[str] = field(default_factory=list)
+    """ssh_config's IdentityFile entries in order, existing or not."""
     jump: str | None = None
     proxy_command: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
@@ -130,8 +132,10 @@ def resolve(host: Host, defaults: SSHOptions, ssh_config: str | Sequence[str] = 
         resolved.identities = [path]
         sources["identity"] = written("identity", bool(host.identity))
     else:
-        for entry in config.get("IdentityFile", ()) or ():  # type: ignore[union-attr]
+        entries: Any = config.get("IdentityFile", ()) or ()
+        for entry in entries:
             path = os.path.expanduser(str(entry))
+            resolved.configured.append(path)
             (resolved.identities if os.path.isfile(path) else resolved.missing).append(path)
         if resolved.identities or resolved.missing:
             sources["identity"] = "ssh_config IdentityFile"

@@ -29,6 +29,7 @@ from typing import Any
 from console.model.ansible_conn import connection_fields
 from console.model.ansible_data import ALL, UNGROUPED, AnsibleInventoryError, Inventory, InvHost
 from console.model.ansible_ini import parse_ini_into
+from console.model.ansible_vardirs import VarFiles, read_var_files
 from console.model.ansible_yaml import YamlShape, load_yaml, parse_yaml_into
 from console.model.workflow import LOCAL, Host
 
@@ -71,10 +72,14 @@ def load_ansible_inventory(path: str | Path) -> dict[str, Host]:
 
 
 def import_inventory(path: str | Path) -> Imported:
+    from console.model.bounded import FILE_LIMIT, BoundedError, read_regular
+
     path = Path(path)
     source = str(path)
     try:
-        data = path.read_bytes()
+        data = read_regular(path, FILE_LIMIT)
+    except BoundedError as exc:
+        raise AnsibleInventoryError(f"{source}: {exc}") from None
     except OSError as exc:
         raise AnsibleInventoryError(f"{source}: cannot read: {exc.strerror or exc}") from None
     if os.path.isfile(path) and os.access(path, os.X_OK) and not _looks_static(path, data):
@@ -82,7 +87,7 @@ def import_inventory(path: str | Path) -> Imported:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise AnsibleInventoryError(f"{source}: not UTF-8 text") from None
+        return _finish(_ini_bytes(data, source), "ini", var_dirs=True)
     suffix = path.suffix.lower()
     yaml_error: AnsibleInventoryError | None = None
     if suffix in YAML_SUFFIXES:
@@ -90,14 +95,15 @@ def import_inventory(path: str | Path) -> Imported:
             document = load_yaml(text, source)
         except AnsibleInventoryError as exc:
             yaml_error, document = exc, None
-        if isinstance(document, dict) and document.get("plugin"):
+        if isinstance(document, dict) and document.get("plugin") and suffix in (".yml",
+                                                                             ".yaml"):
             return _dynamic(path, f"an inventory plugin configuration "
                                   f"(plugin: {_plugin_name(document)})")
         if yaml_error is None:
             inv = Inventory(source)
             try:
                 parse_yaml_into(inv, document)
-                return _finish(inv, "yaml")
+                return _finish(inv, "yaml", var_dirs=True)
             except YamlShape as exc:
                 yaml_error = exc
             except AnsibleInventoryError as exc:
@@ -114,7 +120,23 @@ def import_inventory(path: str | Path) -> Imported:
         if yaml_error is not None and suffix in (".yml", ".yaml", ".json"):
             raise yaml_error from None
         raise
-    return _finish(inv, "ini")
+    return _finish(inv, "ini", var_dirs=True)
+
+
+def _ini_bytes(data: bytes, source: str) -> Inventory:
+    """INI that is not UTF-8 throughout: as Ansible, comment lines may hold any bytes."""
+    lines: list[str] = []
+    for number, line in enumerate(data.splitlines(), 1):
+        if line[:1] in (b"#", b";"):
+            lines.append("")
+            continue
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise AnsibleInventoryError(f"{source}:{number}: not UTF-8 text") from None
+    inv = Inventory(source)
+    parse_ini_into(inv, "\n".join(lines))
+    return inv
 
 
 def _looks_static(path: Path, data: bytes) -> bool:
@@ -180,8 +202,18 @@ def from_listing(listing: Any, source: str) -> Inventory:
     return inv
 
 
-def _finish(inv: Inventory, reader: str) -> Imported:
+def _finish(inv: Inventory, reader: str, var_dirs: bool = False) -> Imported:
     inv.reconcile()
+    if var_dirs:  # not for ansible-inventory's output: it holds group_vars/host_vars
+        base = Path(inv.source).parent
+        cache: dict[tuple[str, str], VarFiles] = {}
+
+        def files(kind: str, name: str) -> VarFiles:
+            if (kind, name) not in cache:
+                cache[kind, name] = read_var_files(base, kind, name)
+            return cache[kind, name]
+
+        inv.var_files = files
     hosts, groups = _renames(inv)
     imported = Imported(inv.source, {}, hosts, groups, reader=reader)
     for group in inv.groups.values():
@@ -227,11 +259,18 @@ def _host(inv: Inventory, host: InvHost, name: str, renamed: dict[str, str]) -> 
         return AnsibleInventoryError(f"{at}: {message}" if at else f"{inv.source}: {message}")
 
     fields = connection_fields(host.name, merged, origin, fail)
-    direct = [g for g in host.groups if host in g.hosts]
+    direct = [g for g in host.groups if host.name in g.names]
     ordered = direct + [g for g in host.groups if g not in direct]
     groups = tuple(renamed.get(g.name, g.name) for g in ordered
                    if g.name not in (ALL, UNGROUPED))
     notes = list(fields.pop("notes"))
     if name != host.name:
-        notes.append(f"imported as '{name}': '{host.name}' is reserved in Baton")
+        notes.append(f"Ansible host '{host.name}' is imported as '{name}' ('local' is this "
+                     "machine in Baton)")
+    for group in ordered:
+        if group.name in renamed:
+            notes.append(f"Ansible group '{group.name}' is imported as "
+                         f"'{renamed[group.name]}' (host and group names share one "
+                         "namespace, 'local' is this machine)")
+    fields["origin"] = {**fields["origin"], **{f"vars.{k}": v for k, v in origin.items()}}
     return Host(name=name, groups=groups, vars=merged, notes=tuple(notes), **fields)

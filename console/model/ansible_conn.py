@@ -17,6 +17,7 @@ runs steps as the connecting user and says so in ``baton hosts``.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -96,6 +97,15 @@ def connection_fields(name: str, merged: Mapping[str, Any], origin: Mapping[str,
         for var in spellings:
             if var in merged and merged[var] not in (None, ""):
                 set_from(field, var, merged[var])
+    for field in ("address", "port", "user", "identity"):
+        if field in where and _templated(out[field]):
+            var = where[field].rsplit("(", 1)[1].rstrip(")")
+            raise fail(var, f"host '{name}': {var} is an Ansible template ({{{{ … }}}}); "
+                       "Baton does not evaluate Ansible's Jinja: write the value")
+    for var in ARGS:
+        if _templated(merged.get(var)):
+            raise fail(var, f"host '{name}': {var} is an Ansible template ({{{{ … }}}}); "
+                       "Baton does not evaluate Ansible's Jinja: write the value")
     if "address" in where:
         out["address"] = str(out["address"])
     if "user" in out:
@@ -113,7 +123,7 @@ def connection_fields(name: str, merged: Mapping[str, Any], origin: Mapping[str,
         out["port"] = port
     for var in ARGS:
         if var in merged and merged[var] not in (None, ""):
-            _ssh_args(name, var, merged[var], out, where, lambda m, v=var: fail(v, m),
+            _ssh_args(name, var, merged[var], out, where, functools.partial(fail, var),
                       origin.get(var, "?"))
     if any(k.startswith("ansible_become") for k in merged) and merged.get("ansible_become") \
             not in (False, "false", "False", "no", 0, None):
@@ -181,6 +191,10 @@ def _ssh_args(name: str, var: str, value: Any, out: dict[str, Any], where: dict[
                        "--accept-new-host-keys to trust new hosts on first use)")
         elif key not in _SAME_ANYWAY:
             raise fail(f"host '{name}': {var}: -o {_cased(rest)} is not supported by Baton")
+
+
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 def _cased(option: str) -> str:

@@ -14,6 +14,7 @@ Every variable remembers where it was set (``file:line``) for ``baton hosts``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,8 @@ class Group:
     vars: dict[str, Any] = field(default_factory=dict)
     where: dict[str, int] = field(default_factory=dict)
     hosts: list[InvHost] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+    """Names of ``hosts`` (membership tests on big inventories)."""
     children: list[Group] = field(default_factory=list)
     parents: list[Group] = field(default_factory=list)
     depth: int = 0
@@ -74,6 +77,9 @@ class Inventory:
         self.groups: dict[str, Group] = {}
         self.hosts: dict[str, InvHost] = {}
         self.line = 0
+        self.var_files: Callable[[str, str], list[tuple[dict[str, Any], dict[str, str]]]] \
+            | None = None
+        """group_vars/host_vars reader (set for inventory files, see ansible_vardirs)."""
         self.add_group(ALL)
         self.add_group(UNGROUPED)
         self.add_child(ALL, UNGROUPED)
@@ -100,7 +106,8 @@ class Inventory:
                 self._set(host.vars, host.where, "ansible_port", int(port))
         if group:
             members = self.groups[group]
-            if host not in members.hosts:
+            if host.name not in members.names:
+                members.names.add(host.name)
                 members.hosts.append(host)
                 host.add_group(members)
 
@@ -151,7 +158,8 @@ class Inventory:
                     host.add_group(kid)
         elif child in self.hosts:
             host = self.hosts[child]
-            if host not in group.hosts:
+            if host.name not in group.names:
+                group.names.add(host.name)
                 group.hosts.append(host)
                 host.add_group(group)
         else:
@@ -174,12 +182,16 @@ class Inventory:
         out: list[InvHost] = []
         stack = [group]
         seen: set[int] = set()
+        members: set[int] = set()
         while stack:
             current = stack.pop(0)
             if id(current) in seen:
                 continue
             seen.add(id(current))
-            out.extend(h for h in current.hosts if h not in out)
+            for host in current.hosts:
+                if id(host) not in members:
+                    members.add(id(host))
+                    out.append(host)
             stack.extend(current.children)
         return out
 
@@ -194,12 +206,15 @@ class Inventory:
             if ungrouped in host.groups:
                 if set(host.groups) - {everyone, ungrouped}:
                     ungrouped.hosts.remove(host)
+                    ungrouped.names.discard(host.name)
                     host.groups.remove(ungrouped)
             elif not host.groups or host.groups == [everyone]:
                 self.add_child(UNGROUPED, host.name)
 
     def host_vars(self, host: InvHost) -> tuple[dict[str, Any], dict[str, str]]:
-        """(merged variables, where each came from: ``group NAME`` or ``host``, line)."""
+        """(merged variables, where each came from as ``file:line``), in Ansible's order:
+        the file's group vars, group_vars/all, group_vars/GROUP, the file's host vars,
+        host_vars/HOST (groups sorted by depth, priority, name)."""
         merged: dict[str, Any] = {}
         origin: dict[str, str] = {}
         groups = sorted(host.groups, key=lambda g: (g.depth, g.priority, g.name))
@@ -207,35 +222,17 @@ class Inventory:
             for key, value in group.vars.items():
                 merged[key] = value
                 origin[key] = f"{self.source}:{group.where.get(key, group.line)}"
+        files = self.var_files
+        if files is not None:
+            for group in groups:
+                for variables, where in files("group_vars", group.name):
+                    merged.update(variables)
+                    origin.update(where)
         for key, value in host.vars.items():
             merged[key] = value
             origin[key] = f"{self.source}:{host.where.get(key, host.line)}"
+        if files is not None:
+            for variables, where in files("host_vars", host.name):
+                merged.update(variables)
+                origin.update(where)
         return merged, origin
-
-    def listing(self) -> dict[str, Any]:
-        """``ansible-inventory --list`` output (hostvars and the group tree)."""
-        out: dict[str, Any] = {}
-        seen: set[str] = set()
-
-        def walk(group: Group) -> None:
-            entry: dict[str, Any] = {}
-            if group.name != ALL and group.hosts:
-                entry["hosts"] = [h.name for h in group.hosts]
-            kids = [k.name for k in group.children]
-            if kids:
-                entry["children"] = kids
-            if entry:
-                out[group.name] = entry
-            for kid in group.children:
-                if kid.name not in seen:
-                    seen.add(kid.name)
-                    walk(kid)
-
-        walk(self.groups[ALL])
-        hostvars = {}
-        for host in self.hosts.values():
-            merged, _ = self.host_vars(host)
-            if merged:
-                hostvars[host.name] = merged
-        out["_meta"] = {"hostvars": hostvars}
-        return out

@@ -117,8 +117,9 @@ def _add_pending_children(inv: Inventory, group: str, pending: dict[str, dict[st
 
 
 def _host_line(inv: Inventory, line: str, group: str) -> None:
-    try:
-        tokens = shlex.split(line, comments=True)
+    try:  # no quote, escape or comment: shlex would split on whitespace alone
+        tokens = (line.split() if not any(c in line for c in "'\"\\#")
+                  else shlex.split(line, comments=True))
     except ValueError as exc:
         raise inv.fail(f"cannot split host line: {exc}") from None
     if not tokens:

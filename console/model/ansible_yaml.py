@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from console.model.ansible_data import AnsibleInventoryError, Inventory
 from console.model.ansible_hosts import expand_hostpattern

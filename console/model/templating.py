@@ -34,16 +34,19 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from console.model.masking import MASK, Masker
 
 if TYPE_CHECKING:
     from jinja2 import nodes
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = [
+    "MASK",
     "Masker",
     "TemplateError",
     "TemplateRefs",
@@ -54,7 +57,6 @@ __all__ = [
     "render_value",
 ]
 
-MASK = "***"
 _TEMPLATE_FILENAME = "<template>"
 _CACHE_LIMIT = 4096
 
@@ -326,59 +328,3 @@ def analyze(source: str, *, expression: bool = False) -> TemplateRefs:
         secrets=frozenset(found["secrets"]),
         steps=frozenset(found["steps"]),
     )
-
-
-# --- masking -------------------------------------------------------------------------
-
-
-class Masker:
-    """Replaces every secret value in text with ``***``.
-
-    Runs on every output chunk, so the common case is one search of a compiled regex, and
-    text is returned untouched when there is nothing to mask. When a chunk does contain a
-    secret, every occurrence of every value is located and overlapping or adjacent spans
-    are merged, so overlapping secrets never leave a fragment of either visible. The
-    shell-quoted form of each value is masked too, so a rendered command shows ``***``
-    rather than quoting fragments. A secret split across two chunks is not seen: feed it
-    whole lines.
-    """
-
-    __slots__ = ("_pattern", "_values")
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        values: set[str] = set()
-        for value in secrets:
-            if value:
-                values.add(value)
-                values.add(quote(value))
-        self._values = tuple(sorted(values, key=lambda v: (-len(v), v)))
-        self._pattern = (
-            re.compile("|".join(map(re.escape, self._values))) if self._values else None
-        )
-
-    def __bool__(self) -> bool:
-        return self._pattern is not None
-
-    def mask(self, text: str) -> str:
-        if self._pattern is None or not text or self._pattern.search(text) is None:
-            return text
-        spans: list[tuple[int, int]] = []
-        for value in self._values:
-            start = text.find(value)
-            while start != -1:
-                spans.append((start, start + len(value)))
-                start = text.find(value, start + 1)
-        spans.sort()
-        out: list[str] = []
-        position = 0
-        end = -1
-        for span_start, span_end in spans:
-            if span_start > end:
-                if end >= 0:
-                    out.append(MASK)
-                out.append(text[position:span_start])
-            end = max(end, span_end)
-            position = end
-        out.append(MASK)
-        out.append(text[position:])
-        return "".join(out)

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+DEFAULT_LOG_LIMIT = 256 * 1024**2
+"""Output kept per attempt's log unless ``[workflow] log_limit`` says otherwise."""
+MIN_LOG_LIMIT = 4096
+
 LOCAL = "local"
 """The host name of the machine baton runs on. Local steps run on this host."""
 
@@ -36,6 +40,8 @@ class Secret:
     source: SecretSource
     value: str
     """The env variable name, file path or shell command (not the secret itself)."""
+    optional: bool = False
+    """An unset environment variable or an empty value is allowed (it renders as "")."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +73,9 @@ class Host:
     proxy_command: str | None = None
     """OpenSSH ProxyCommand (``%h``, ``%p``, ``%r`` expanded) instead of a direct connection."""
     origin: Mapping[str, str] = field(default_factory=dict, compare=False)
-    """Where each connection value came from (``address`` -> ``hosts.ini:4 (ansible_host)``);
-    a field not listed came from the workflow (or is the default)."""
+    """Where each connection value came from (``address`` -> ``hosts.ini:4 (ansible_host)``)
+    and each imported variable (``vars.NAME`` -> ``group_vars/web.yml:3``); a field not
+    listed came from the workflow (or is the default)."""
     notes: tuple[str, ...] = field(default=(), compare=False)
     """What the import says about this host (``ansible_become`` ignored, …)."""
 
@@ -166,6 +173,10 @@ class Workflow:
     description: str = ""
     concurrency: int = 16
     inventory: str | None = None
+    log_limit: int = DEFAULT_LOG_LIMIT
+    """Bytes of output kept per attempt's log (head and tail; the middle is dropped)."""
+    exclusive: bool = False
+    """Refuse to start a run while another run of this workflow is live on this machine."""
     params: dict[str, Param] = field(default_factory=dict)
     secrets: dict[str, Secret] = field(default_factory=dict)
     ssh: SSHOptions = field(default_factory=SSHOptions)

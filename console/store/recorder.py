@@ -101,7 +101,8 @@ class Recorder:
         lock = logs.held_here(run.id, store.home)
         self._own_lock = lock is None
         self._lock = lock or logs.acquire_run_lock(run.id, store.home)
-        self._logs = logs.LogFiles(store.home, run.id)
+        self._logs = logs.LogFiles(store.home, run.id,
+                                   getattr(run.workflow, "log_limit", logs.DEFAULT_LOG_LIMIT))
         self._events: list[tuple[Any, ...]] = []
         self._tasks: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._attempts: dict[tuple[str, str, int], tuple[Any, ...]] = {}
@@ -154,7 +155,8 @@ class Recorder:
             kind = event.type
             if kind == "log":
                 self._logs.write(event.step, event.host, event.attempt,  # type: ignore[union-attr]
-                                 event.text + "\n")  # type: ignore[union-attr]
+                                 event.text + "\n",  # type: ignore[union-attr]
+                                 event.stream == "stderr")  # type: ignore[union-attr]
                 self._schedule()
             elif kind == "task":
                 self._on_task(event)  # type: ignore[arg-type]
@@ -181,9 +183,11 @@ class Recorder:
         if task is not None and task.attempts:
             a = task.attempts[-1]
             state = a.state if a.state is not None else event.state
+            mask = self.run.masker.mask  # the engine masks both; this is the last line
             self._attempts[(*key, a.number)] = (
                 self.run_id, event.step, event.host, a.number, a.started, a.ended, a.exit_code,
-                a.signal, str(state), a.reason, a.command, a.digest or None)
+                a.signal, str(state), a.reason and mask(a.reason), mask(a.command),
+                a.digest or None)
             if a.digest != self._digest:
                 self._note_definition(self.run.workflow)
         self._event_row(event)
@@ -268,7 +272,7 @@ class Recorder:
         if self._logs.dirty:
             try:
                 self._logs.flush()
-            except OSError as exc:
+            except (OSError, StoreError) as exc:
                 self._fail(exc)
         if not (self._events or self._tasks or self._attempts or self._actions
                 or self._run_update or self._definitions):

@@ -31,7 +31,7 @@ from console.engine.events import (
     TaskEvent,
     TaskState,
 )
-from console.engine.run import Run, RunOptions
+from console.engine.run import Approval, Run, RunOptions
 from console.engine.task import Attempt
 from console.executors.base import Executor
 from console.model.loader import WorkflowError, load_text
@@ -210,10 +210,12 @@ def ago(when: float | None, now: float) -> str:
 
 
 def rebuild(stored: StoredRun, *, secrets: bool, executor_for: Callable[[Host], Executor] | None,
-            clock: Callable[[], float], user: str | None = None) -> Run:
+            clock: Callable[[], float], user: str | None = None,
+            approval: Approval = "wait") -> Run:
     """The :class:`Run` of a stored run, from its last definition, params and options, with
     its task states restored. ``secrets``: resolve them (to resume); a run only looked at
-    needs none. Raises :class:`HistoryError`."""
+    needs none. ``approval="auto"`` (``--yes``) also re-runs the interrupted tasks.
+    Raises :class:`HistoryError`."""
     _, text = stored.last_definition()
     if text is None:
         raise HistoryError(f"run {stored.id}: its workflow definition is not in the store")
@@ -236,7 +238,7 @@ def rebuild(stored: StoredRun, *, secrets: bool, executor_for: Callable[[Host], 
                          limit=tuple(saved.get("limit") or ()),
                          step_mode=bool(saved.get("step_mode")),
                          start_at=saved.get("start_at"), run_id=stored.id, user=user,
-                         keep_alive=True)
+                         keep_alive=True, approval=approval)
     try:
         run = Run(workflow, options, executor_for=executor_for, clock=clock)
     except ValueError as exc:

@@ -264,6 +264,8 @@ class RunSession:
             target = event.step or event.host or ""
             if event.step and event.host and event.host != "local":
                 target = f"{event.step}@{event.host}"
+            elif not event.step and event.host:  # a host-wide action (a host key)
+                target = event.host
             text = " ".join(p for p in (event.action.replace("_", " "), target) if p)
             if event.reason:
                 text += f": {event.reason}"

@@ -8,7 +8,10 @@ answer (:meth:`console.engine.run.Run.refusal`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from textual.binding import Binding
+from textual.screen import Screen
 
 from console.ui.screens.actions import OPERATOR_ACTIONS, TASK_ACTIONS
 
@@ -16,6 +19,17 @@ if TYPE_CHECKING:
     from console.ui.screens.run_screen import RunScreen
 
 READ_ONLY = "read-only: this console watches the run and changes nothing"
+
+
+def bound_action(screen: Screen[Any], key: str) -> str | None:
+    """The action ``key`` is bound to on ``screen`` (the user's ``[keys]`` applied)."""
+    overrides: dict[str, str] = getattr(screen.app, "keymap_overrides", {})
+    for binding in screen.BINDINGS:
+        if isinstance(binding, Binding):
+            keys = overrides.get(binding.id or "", binding.key)
+            if key in (k.strip() for k in keys.split(",")):
+                return binding.action
+    return None
 
 
 def why_refused(screen: RunScreen, action: str) -> str | None:

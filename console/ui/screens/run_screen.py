@@ -23,12 +23,15 @@ from textual.worker import Worker
 from console.engine.events import ReloadEvent, RunState, TaskState
 from console.engine.run import ActionError, Run
 from console.engine.task import Task
+from console.model.params import ParamError, resolve_params
 from console.ui import reloading
+from console.ui.screens.hostkey import HostKeyAsk
 from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
-from console.ui.screens.refusals import why_refused
+from console.ui.screens.params_form import ParamsForm
+from console.ui.screens.refusals import bound_action, why_refused
 from console.ui.session import LogBuffer, RunSession
 from console.ui.system import Clock, Sampler
-from console.ui.widgets.banner import ReloadBanner
+from console.ui.widgets.banner import HistoryBanner, ReloadBanner
 from console.ui.widgets.dag_tree import DagTree, Selection, is_fan_out
 from console.ui.widgets.header import RunHeader
 from console.ui.widgets.log_pane import LogPane
@@ -98,6 +101,7 @@ class RunScreen(Screen[None]):
         self._log_pending = False
         self._log_synced = 0.0
         self._monotonic = time.monotonic
+        self.host_keys = HostKeyAsk(self)
 
     @property
     def baton(self) -> BatonApp:
@@ -109,6 +113,7 @@ class RunScreen(Screen[None]):
         yield RunHeader(self.run, self.clock, started=self.stored, read_only=self.read_only,
                         id="header")
         yield ReloadBanner(id="reload-banner")
+        yield HistoryBanner(id="history-banner")
         with Horizontal(id="main"):
             yield DagTree(self.run, self.clock, id="tree")
             with Vertical(id="right"):
@@ -124,6 +129,8 @@ class RunScreen(Screen[None]):
         self.set_interval(FRAME, self._frame, name="frame")
         self.set_interval(1.0, self.refresh_second, name="second")
         self.refresh_second()
+        if not self.read_only:
+            self.run.host_key_prompt = self.host_keys
         if self.autostart:
             self.start_run()
         self._watchers = reloading.Watchers() if self.stored else reloading.watch_workflow(self)
@@ -216,6 +223,8 @@ class RunScreen(Screen[None]):
         if not self.baton.record_run(self.run, self.session):
             return
         self.query_one(RunHeader).started = True
+        for warning in self.run.secret_warnings:
+            self.notify(warning, title="weak masking", severity="warning", timeout=20)
         self.executing = self.run_worker(self._execute(), name="run", group="run",
                                          exit_on_error=False)
         self.refresh_bindings()
@@ -257,7 +266,7 @@ class RunScreen(Screen[None]):
         what the operator types next would land here as more keys)."""
         if isinstance(self.focused, Input):
             return
-        action = self._action_of(event.key)
+        action = bound_action(self, event.key)
         if action is None:
             return
         why = why_refused(self, action)
@@ -265,15 +274,6 @@ class RunScreen(Screen[None]):
             event.stop()
             event.prevent_default()
             self.notify(why, severity="warning")
-
-    def _action_of(self, key: str) -> str | None:
-        overrides = self.baton.keymap_overrides
-        for binding in self.BINDINGS:
-            if isinstance(binding, Binding):
-                keys = overrides.get(binding.id or "", binding.key)
-                if key in (k.strip() for k in keys.split(",")):
-                    return binding.action
-        return None
 
     def _act(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         """Call a Run action; an ActionError becomes a notification."""
@@ -296,7 +296,25 @@ class RunScreen(Screen[None]):
     # ------------------------------------------------------------------ actions
 
     def action_start(self) -> None:
-        self.start_run()
+        """g: the params form first (every param, the values the run would use), then
+        the run starts with what the operator confirmed."""
+        if not self.run.workflow.params:
+            self.start_run()
+            return
+
+        def answered(values: object) -> None:
+            if not isinstance(values, dict):
+                return
+            try:
+                self.run.set_params(resolve_params(self.run.workflow.params, values))
+            except (ParamError, ActionError) as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.query_one(RunHeader).refresh()
+            self.start_run()
+
+        self.app.push_screen(ParamsForm(self.run.workflow, dict(self.run.options.params)),
+                             answered)
 
     def action_pause(self) -> None:
         if self.run.state is RunState.PAUSED:
@@ -518,6 +536,8 @@ class RunScreen(Screen[None]):
 
     async def close_run(self) -> None:
         """Close the run, wait for it, and let its recorder write the rest (once)."""
+        self.run.host_key_prompt = None
+        self.host_keys.close()  # an unanswered host key question is refused
         if self.executing is not None:
             self.run.close()
             await self.executing.wait()

@@ -19,6 +19,13 @@ _COUNT_ORDER = (TaskState.RUNNING, TaskState.RETRYING, TaskState.AWAITING_APPROV
                 TaskState.INTERRUPTED)
 
 
+def fmt_param(value: object) -> str:
+    """A param value as typed on the command line (``true``, not ``True``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 class RunHeader(Widget):
     """Two lines; :meth:`update_stats` and :meth:`refresh` are driven by the screen."""
 
@@ -50,7 +57,8 @@ class RunHeader(Widget):
         top.append(f"  run {run.id}  ", style=pal.style("dim-text"))
         if not self.started:
             top.append("NOT STARTED", style=pal.style("state-pending", bold=True))
-            top.append("  press g to start", style=pal.style("dim-text"))
+            if not self.read_only:  # read-only never starts it: do not offer g
+                top.append("  press g to start", style=pal.style("dim-text"))
         else:
             top.append(str(run.state).upper(), style=pal.run_state(run.state))
             end = run.ended if run.ended is not None else self.clock()
@@ -75,4 +83,7 @@ class RunHeader(Widget):
             if counts[state]:
                 bottom.append(f"{fmt.ICONS[state]} {counts[state]} {fmt.label(state)}  ",
                               style=pal.state(state))
+        if run.options.params:
+            shown = " ".join(f"{k}={fmt_param(v)}" for k, v in run.options.params.items())
+            bottom.append(f"params: {run.masker.mask(shown)}", style=pal.style("dim-text"))
         return Text("\n").join([top, bottom])
