@@ -584,3 +584,26 @@ async def test_retry_downstream_does_not_revive_an_excluded_hosts_tasks() -> Non
     assert [r.host for r in h.world.starts("deploy")] == ["web1", "web2", "web1"]
     h.run.close()
     await h.finish()
+
+
+def test_the_human_printer_leaves_poll_progress_to_the_log_lines() -> None:
+    import io
+
+    from console.engine.events import LogEvent, TaskEvent
+    from console.printers import HumanPrinter
+
+    out = io.BytesIO()
+    printer = HumanPrinter(out)
+    for reason in (None, "waiting 10s before the first poll", "polling 1/24 · 2m00s left"):
+        printer(TaskEvent("health", "web1", S.RUNNING, 1, None, reason, 1.0))
+    printer(LogEvent("health", "web1", "stdout", "polling 1/24 · 1m55s left · exit 7 · down",
+                     2.0))
+    printer(TaskEvent("health", "web1", S.RUNNING, 1, None, "polling paused · 1m50s left",
+                      3.0))
+    printer.flush()
+    assert out.getvalue().decode().splitlines() == [
+        "● health@web1 running (attempt 1)",
+        "● health@web1 running (attempt 1) (waiting 10s before the first poll)",
+        "health@web1 | polling 1/24 · 1m55s left · exit 7 · down",
+        "● health@web1 running (attempt 1) (polling paused · 1m50s left)",
+    ]
