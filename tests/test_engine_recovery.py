@@ -607,3 +607,32 @@ def test_the_human_printer_leaves_poll_progress_to_the_log_lines() -> None:
         "health@web1 | polling 1/24 · 1m55s left · exit 7 · down",
         "● health@web1 running (attempt 1) (polling paused · 1m50s left)",
     ]
+
+
+async def test_an_interrupted_need_holds_a_cleanup_step_until_the_operator_decides() -> None:
+    """After a crash, build was running: it is interrupted (not terminal). The cleanup
+    step is blocked by it, so the resumed run ends; once the operator skips build, the
+    cleanup step runs."""
+    from types import SimpleNamespace
+
+    steps = (step("build", "ok"), step("cleanup", "echo c", needs=("build",),
+                                       when="always()"))
+    record = SimpleNamespace(step="build", host="local", state="running", attempt=1,
+                             exit_code=None, reason=None, started=1.0, ended=None,
+                             outputs=None)
+    h = Harness(workflow(*steps))
+    h.run.restore([record])
+    assert await h.finish() is RunState.FAILED
+    assert h.state("build") is S.INTERRUPTED
+    assert h.state("cleanup") is S.BLOCKED
+    assert h.run.tasks[("cleanup", "local")].reason == "needs build (interrupted)"
+    assert h.world.records == []
+
+    h = Harness(workflow(*steps), keep_alive=True)
+    h.run.restore([record])
+    h.start()
+    await h.state_of("cleanup", S.BLOCKED)
+    h.run.skip("build", reason="built by hand")
+    await h.state_of("cleanup", S.SUCCEEDED)
+    h.run.close()
+    await h.finish()
