@@ -567,7 +567,7 @@ async def test_cancel_and_close_during_the_delay_before_the_first_poll() -> None
     await h.until(lambda: h.world.records and h.world.records[0].end_seq is not None)
     h.run.interrupt()  # Ctrl-C: the wait between polls ends at once
     assert await h.finish(timeout=2) is RunState.INTERRUPTED
-    assert h.state("health") is S.INTERRUPTED and h.state("cleanup") is S.PENDING
+    assert h.state("health") is S.INTERRUPTED and h.state("cleanup") is S.BLOCKED
 
 
 async def test_retry_downstream_does_not_revive_an_excluded_hosts_tasks() -> None:
