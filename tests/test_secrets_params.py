@@ -56,7 +56,7 @@ def test_file_secret_missing_names_secret_and_file(tmp_path: Path) -> None:
 
 def test_file_secret_directory(tmp_path: Path) -> None:
     secrets = {"token": Secret("token", "file", str(tmp_path))}
-    with pytest.raises(SecretError, match=r"^secret 'token': file .* is a directory$"):
+    with pytest.raises(SecretError, match=r"^secret 'token': file .* is a directory, not a file$"):
         resolve_secrets(secrets)
 
 

@@ -82,6 +82,17 @@ async def wait_gone(marker: str, timeout: float = 5.0) -> list[psutil.Process]:
         await asyncio.sleep(0.1)
 
 
+async def wait_started(marker: str, count: int, timeout: float = 10.0) -> list[psutil.Process]:
+    """The processes carrying ``marker`` once at least ``count`` run (a loaded machine
+    may take seconds to start a remote task)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = processes_with(marker)
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.05)
+
+
 def workflow(fleet: Fleet, servers: list[SSHServer], steps: dict[str, Step],
              **fields: Any) -> Workflow:
     hosts = {f"h{i:02d}": host_of(fleet, s, f"h{i:02d}", groups=("web",))
@@ -401,8 +412,7 @@ async def test_cancel_kills_term_ignoring_tree(executor: SSHExecutor) -> None:
     execution = await executor.start(
         CommandRequest("s", executor.host, "sh -c 'trap \"\" TERM; sleep 300' & sleep 300",
                        env={"MARK": marker}), Collected())
-    await asyncio.sleep(0.5)
-    assert len(processes_with(marker)) >= 3
+    assert len(await wait_started(marker, 3)) >= 3
     await execution.terminate(grace=0.5)
     status = await execution.wait()
     assert status.signal == 15 or status.signal == 9
@@ -416,8 +426,7 @@ async def test_client_going_away_kills_remote_tasks(executor: SSHExecutor) -> No
     marker = f"baton-mark-{secrets.token_hex(6)}"
     await executor.start(CommandRequest("s", executor.host, "sleep 300",
                                         env={"MARK": marker}), Collected())
-    await asyncio.sleep(0.5)
-    assert processes_with(marker)
+    assert await wait_started(marker, 1)
     await executor.close()  # connection closed under a running task: stdin EOF remotely
     assert await wait_gone(marker, 5.0) == []
 
