@@ -636,3 +636,14 @@ async def test_an_interrupted_need_holds_a_cleanup_step_until_the_operator_decid
     await h.state_of("cleanup", S.SUCCEEDED)
     h.run.close()
     await h.finish()
+
+
+async def test_a_polls_compact_line_and_output_are_masked() -> None:
+    secret = "hunter2\nline-two-of-it"
+    h = Harness(workflow(step("health", "echo token hunter2\necho line-two-of-it\nexit 1",
+                              poll=0.01, within=0.03)), secrets={"tok": secret})
+    assert await h.finish() is RunState.FAILED
+    logs = _logs(h, "health")
+    assert logs and all("hunter2" not in line and "line-two-of-it" not in line
+                        for line in logs), logs
+    assert "hunter2" not in (h.run.tasks[("health", "local")].outputs.stdout or "")

@@ -63,9 +63,11 @@ class _Capture:
     def __call__(self, stream: Stream, text: str) -> None:
         self.chunks.append((stream, text))
 
-    def last_line(self) -> str:
+    def last_line(self, mask: Callable[[str], str]) -> str:
+        """The last non-blank output line, masked as part of its whole chunk (a secret
+        that spans lines is masked before the line is cut out)."""
         for _stream, text in reversed(self.chunks):
-            for line in reversed(text.split("\n")):
+            for line in reversed(mask(text).split("\n")):
                 if line.strip():
                     return line.strip()
         return ""
@@ -186,7 +188,7 @@ async def _poll(run: Run, task: Task, step: Step, request: CommandRequest, clock
             _replay(run, task, capture)
             plural = "s" if number != 1 else ""
             return status, f"still failing after {_seconds(within)} ({number} poll{plural}): {why}"
-        line = capture.last_line()
+        line = capture.last_line(run.masker.mask)
         text = f"polling {count} · {_left(clock, deadline)} · {why}"
         run._emit(LogEvent(task.step, task.host, "stdout",
                            run.masker.mask(f"{text} · {line}" if line else text),
