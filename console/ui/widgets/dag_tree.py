@@ -4,9 +4,11 @@ fan-out step. Labels are updated in place, so the cursor and scroll position sur
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -51,6 +53,11 @@ class DagTree(Tree[Selection]):
     DEFAULT_CSS = """
     DagTree { padding: 0 1; }
     """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False, id="tree.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="tree.up"),
+    ]
 
     def __init__(self, run: Run, clock: Clock, *, id: str | None = None) -> None:
         super().__init__("steps", id=id)
