@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 FRAME = 1 / 30
 """Seconds between repaints of what changed: log floods are coalesced per frame."""
+FLEET_TASKS = 500
+"""Runs with more tasks than this are fleets: their states are drawn every FLEET_FRAME."""
+FLEET_FRAME = 1 / 4
 LOG_FRAME = 1 / 15
 """The log pane repaints at most this often while lines keep arriving: each repaint of
 it costs the event loop time that the pipes of running tasks are then not read."""
@@ -94,6 +97,8 @@ class RunScreen(Screen[None]):
         self._log_pending = False
         self._log_synced = 0.0
         self._monotonic = time.monotonic
+        self._keys_shown: tuple[bool, ...] = ()
+        self._state_synced = 0.0
 
     @property
     def baton(self) -> BatonApp:
@@ -147,26 +152,51 @@ class RunScreen(Screen[None]):
 
     # ------------------------------------------------------------------ refresh
 
-    def _frame(self) -> None:
+    def _frame(self, *, now: bool = False) -> None:
+        """Draw what changed. A fleet's states are drawn at most every :data:`FLEET_FRAME`
+        (changes pile up in the session meanwhile): redrawing a tree of thousands of tasks
+        30 times a second would leave the event loop no time for keys; ``now`` (after
+        an operator action) draws at once."""
+        moment = self._monotonic()
+        interval = FRAME if len(self.run.tasks) <= FLEET_TASKS else FLEET_FRAME
+        if not now and moment - self._state_synced < interval:
+            if self._log_pending:
+                self._sync_log(moment)
+            return
+        self._state_synced = moment
         changes = self.session.take_changes()
         if not changes and not self._log_pending:
             return
         tree = self.query_one(DagTree)
         selection = self._selection
         if changes.steps:
-            tree.update_steps(changes.steps)
+            tree.update_steps(changes.steps, changes.tasks)
         if changes.run or changes.steps:
             self.query_one(RunHeader).refresh()
             if selection is not None and (changes.run or selection.step in changes.steps):
                 self.query_one(StepDetail).update_facts()
-            self.refresh_bindings()
+            self._refresh_keys()
         if selection is not None and selection.step in changes.logs:
             self._log_pending = True
-        now = self._monotonic()
-        if self._log_pending and now - self._log_synced >= LOG_FRAME:
+        self._sync_log(moment)
+
+    def _sync_log(self, moment: float) -> None:
+        if self._log_pending and moment - self._log_synced >= LOG_FRAME:
             self._log_pending = False
-            self._log_synced = now
+            self._log_synced = moment
             self.query_one(LogPane).sync()
+
+    def _refresh_keys(self) -> None:
+        """Refresh the footer only when what applies changed: each refresh rebuilds it
+        (a restyle of every key), too costly to do on every frame of a busy run."""
+        keys = tuple(self.check_action(binding.action, ()) is not False
+                     for binding in self._key_bindings())
+        if keys != self._keys_shown:
+            self._keys_shown = keys
+            self.refresh_bindings()
+
+    def _key_bindings(self) -> list[Binding]:
+        return [b for b in self.BINDINGS if isinstance(b, Binding)]
 
     def refresh_second(self) -> None:
         header = self.query_one(RunHeader)
@@ -175,9 +205,10 @@ class RunScreen(Screen[None]):
         header.refresh()
         self.query_one(LogPane).update_title()
         tree = self.query_one(DagTree)
-        active = tree.active_steps()
+        tasks = tree.active_tasks()
+        active = {step for step, _ in tasks}
         if active:
-            tree.update_steps(active)
+            tree.update_steps(active, tasks)
             if self._selection is not None and self._selection.step in active:
                 self.query_one(StepDetail).update_facts()
 
@@ -189,7 +220,7 @@ class RunScreen(Screen[None]):
         self.query_one(StepDetail).show(selection)
         subject, buffer, multi = self._log_for(selection)
         self.query_one(LogPane).show(subject, buffer, multi_host=multi)
-        self.refresh_bindings()
+        self._refresh_keys()
 
     def _log_for(self, selection: Selection) -> tuple[str, LogBuffer, bool]:
         if selection.host is not None:
@@ -272,7 +303,7 @@ class RunScreen(Screen[None]):
         return True
 
     def _after_action(self) -> None:
-        self._frame()
+        self._frame(now=True)
         self.query_one(RunHeader).refresh()
         self.query_one(StepDetail).update_facts()
         self.refresh_bindings()

@@ -13,7 +13,6 @@ import re
 import time
 from collections import deque
 from itertools import islice
-
 from typing import ClassVar
 
 from rich.cells import cell_len
