@@ -8,13 +8,14 @@ an :class:`ActionError` becomes a notification and changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import ActiveBinding, Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Tree
@@ -23,7 +24,7 @@ from textual.worker import Worker
 from console.engine.events import ReloadEvent, RunState, TaskState
 from console.engine.run import ActionError, Run
 from console.engine.task import Task
-from console.ui import reloading
+from console.ui import navigation, reloading
 from console.ui.screens.actions import OPERATOR_ACTIONS, TASK_ACTIONS
 from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
 from console.ui.session import LogBuffer, RunSession
@@ -76,6 +77,11 @@ class RunScreen(Screen[None]):
            show=False),
         _b("o", "open_log", "Full log", "Open the selected task's full log in $PAGER",
            show=False),
+        _b("N", "next_attention", "Needs you",
+           "Jump to the next task that needs the operator (failed, awaiting approval or "
+           "awaiting the operator); the footer counts them"),
+        _b("ctrl+f", "find_step", "Find", "Find a step (name or id) or host by name; "
+           "Enter on an empty search finds the next match", show=False),
         _b("question_mark", "help", "Help", "The keys and what they do"),
         _b("q", "quit", "Quit", "Quit (asks first while tasks run)"),
     ]
@@ -97,8 +103,9 @@ class RunScreen(Screen[None]):
         self._log_pending = False
         self._log_synced = 0.0
         self._monotonic = time.monotonic
-        self._keys_shown: tuple[bool, ...] = ()
+        self._keys_shown: tuple[object, ...] = ()
         self._state_synced = 0.0
+        self._last_find = ""
 
     @property
     def baton(self) -> BatonApp:
@@ -189,14 +196,37 @@ class RunScreen(Screen[None]):
     def _refresh_keys(self) -> None:
         """Refresh the footer only when what applies changed: each refresh rebuilds it
         (a restyle of every key), too costly to do on every frame of a busy run."""
-        keys = tuple(self.check_action(binding.action, ()) is not False
-                     for binding in self._key_bindings())
+        keys = (*(self.check_action(binding.action, ()) is not False
+                  for binding in self._key_bindings()), len(self.needs_operator()))
         if keys != self._keys_shown:
             self._keys_shown = keys
             self.refresh_bindings()
 
     def _key_bindings(self) -> list[Binding]:
         return [b for b in self.BINDINGS if isinstance(b, Binding)]
+
+    def needs_operator(self) -> list[Task]:
+        return navigation.needs_operator(self.run)
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """The footer's keys: "Needs you" carries how many tasks wait for the operator;
+        when the keys do not all fit, help and quit come first, so they always show."""
+        bindings = super().active_bindings
+        for key, active in bindings.items():
+            if active.binding.action == "next_attention":
+                count = len(self.needs_operator())
+                described = dataclasses.replace(active.binding,
+                                                description=f"Needs you: {count}")
+                bindings[key] = active._replace(binding=described)
+        shown = [a for a in bindings.values() if a.binding.show]
+        width = sum(len(self.app.get_key_display(a.binding)) + len(a.binding.description) + 3
+                    for a in shown)
+        if width > self.size.width:
+            first = [k for k, a in bindings.items() if a.binding.action in ("help", "quit")]
+            bindings = {k: bindings[k] for k in first} | {
+                k: a for k, a in bindings.items() if k not in first}
+        return bindings
 
     def refresh_second(self) -> None:
         header = self.query_one(RunHeader)
@@ -286,6 +316,8 @@ class RunScreen(Screen[None]):
             if not self.started or self._selection is None:
                 return False
             return self.run.allowed(task_action, *self._target())
+        if action == "next_attention":
+            return bool(self.needs_operator())
         if action == "open_log":
             return self.baton.history is not None and len(self.selected_tasks()) == 1
         return True
@@ -405,6 +437,25 @@ class RunScreen(Screen[None]):
         title = f"Note on '{step}'" if step else "Note"
         self._ask(title, "what happened", True,
                   lambda text: self._act(self.run.note, text, step, host))
+
+    def action_next_attention(self) -> None:
+        target = navigation.next_needing(self.run, self._selection)
+        if target is None:
+            self.notify("no task needs the operator")
+            return
+        self.query_one(DagTree).select_step(target.step, target.host)
+
+    def action_find_step(self) -> None:
+        def found(text: str) -> None:
+            query = text or self._last_find
+            self._last_find = query
+            target = navigation.find(self.run, query, self._selection)
+            if target is None:
+                self.notify(f"no step or host matches '{query}'", severity="warning")
+            else:
+                self.query_one(DagTree).select_step(target.step, target.host)
+
+        self._ask("Find step or host", self._last_find or "name, id or host", False, found)
 
     def action_filter(self) -> None:
         self.query_one(LogPane).open_filter()
