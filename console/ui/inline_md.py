@@ -15,6 +15,7 @@ _INLINE = re.compile(
     r"|(?<![\w*])\*(?P<italic>[^*\s][^*]*)\*|(?<![\w_])_(?P<italic2>[^_\s][^_]*)_(?!\w)"
     r"|\[(?P<link>[^\]]+)\]\([^)]*\)"
 )
+_HEADING = re.compile(r"^\s*#{1,6}\s")
 _BLOCK_MARK = re.compile(r"^\s*(#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
 
 STYLES = {
@@ -28,15 +29,22 @@ STYLES = {
 
 
 def first_paragraph(markdown: str) -> str:
-    """The first paragraph of ``markdown`` as one line, without block markers."""
+    """The first paragraph of ``markdown`` as one line, without block markers; headings
+    are titles, not the paragraph (one is used only when nothing else is there)."""
     lines: list[str] = []
+    heading = ""
     for line in markdown.splitlines():
+        if _HEADING.match(line):
+            heading = heading or _BLOCK_MARK.sub("", line).strip()
+            if lines:
+                break
+            continue
         if not line.strip():
             if lines:
                 break
             continue
         lines.append(_BLOCK_MARK.sub("", line).strip())
-    return " ".join(lines)
+    return " ".join(lines) or heading
 
 
 def inline(markdown: str, style: Style | str = "") -> Text:
@@ -56,6 +64,6 @@ def fit(text: Text | str, width: int) -> Text:
     """``text`` cut to ``width`` cells, ending with ``…`` when it was longer."""
     result = Text(text) if isinstance(text, str) else text.copy()
     if width > 0 and result.cell_len > width:
-        result.truncate(width - 1)
+        result.truncate(width - 1, overflow="crop")
         result.append("…")
     return result

@@ -29,10 +29,11 @@ from console.ui.system import Clock
 S = TaskState
 EXPAND_UP_TO = 12
 """Fan-out steps with at most this many hosts start expanded."""
-NAME_WIDTH = 20
+NAME_WIDTH = 8
 """The narrowest name column; it widens to the longest step name the pane has room for."""
-FIXED_COLUMNS = 30
-"""Cells of a step line besides its name: icon, duration, attempt, host counts, markers."""
+FIXED_COLUMNS = 14
+"""Cells of a step line that come before and right after its name (toggle, icon, duration,
+attempt): what follows (host counts, markers, needs) may be cut with an ellipsis."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,10 @@ class DagTree(Tree[Selection]):
     DagTree { padding: 0 1; }
     """
 
+    ICON_NODE = "▸ "
+    ICON_NODE_EXPANDED = "▾ "
+    """Not Textual's ▶/▼: ▶ is the running state's icon."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "Down", show=False, id="tree.down"),
         Binding("k", "cursor_up", "Up", show=False, id="tree.up"),
@@ -80,7 +85,7 @@ class DagTree(Tree[Selection]):
         """Fan-out steps whose host nodes exist (they are added on first expand)."""
         self._stale: set[str] = set()
         """Fan-out steps whose hidden host labels were not updated."""
-        self.name_width = NAME_WIDTH
+        self.name_width = 0
 
     def on_mount(self) -> None:
         self.build()
@@ -90,9 +95,12 @@ class DagTree(Tree[Selection]):
             self.update_steps()
 
     def _fit_names(self) -> bool:
-        """Widen (or narrow) the name column to the longest name the pane holds."""
+        """Fit the name column to the longest step (or indented host) name, as far as
+        the pane has room."""
         longest = max((len(step.name) for step in self.run.workflow.steps.values()),
                       default=0)
+        hosts = {host for _, host in self.run.tasks}
+        longest = max(longest, *(len(host) + 3 for host in hosts))
         room = self.scrollable_content_region.width - FIXED_COLUMNS
         width = max(NAME_WIDTH, min(longest, room))
         changed = width != self.name_width
