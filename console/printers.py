@@ -163,6 +163,9 @@ _SYMBOL = {
     TaskState.CANCELLED: ("■", "red"),
     TaskState.BLOCKED: ("⊘", "red"),
     TaskState.INTERRUPTED: ("!", "red"),
+    TaskState.UNDOING: ("↺", "cyan"),
+    TaskState.UNDONE: ("↶", "blue"),
+    TaskState.UNDO_FAILED: ("↯", "red"),
 }
 
 _RUN_STYLE = {
@@ -172,6 +175,7 @@ _RUN_STYLE = {
     RunState.FAILED: "red",
     RunState.CANCELLED: "red",
     RunState.INTERRUPTED: "red",
+    RunState.ROLLED_BACK: "yellow",
 }
 
 

@@ -31,6 +31,7 @@ STATE_VARIABLES: dict[str, str] = {
     "state-cancelled": "#c9a26b",
     "state-blocked": "#ff9e7a",
     "state-interrupted": "#ff6b6b",
+    "state-undo": "#5fd3d3",
     "log-stderr": "#ff8a8a",
     "log-time": "#6d7585",
     "marker-danger": "#ff6b6b",

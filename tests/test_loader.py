@@ -152,6 +152,11 @@ BAD = [
     pytest.param('[steps.a]\n[rollouts.web]\nsteps = ["a"]\npause = true\n',
                  "rollouts.web: unknown key 'pause' (did you mean 'pause_between'?)", 6, 1,
                  id="rollout-unknown-key"),
+    pytest.param('[steps.a]\n[rollouts.web]\nsteps = ["a"]\non_failure = "rollbak"\n',
+                 "rollouts.web.on_failure: must be one of stop, pause, rollback, not 'rollbak' "
+                 "(did you mean 'rollback'?)", 6, 1, id="rollout-on-failure"),
+    pytest.param('[steps.a]\n[rollouts.web]\nsteps = ["a"]\non_failure = 1\n',
+                 "rollouts.web.on_failure: expected a string", 6, 1, id="rollout-on-failure-type"),
     pytest.param('[steps.a]\nrun = "{{ steps.a.stdout }}"\n',
                  "is read by step 'a' itself", 4, 1, id="self-read"),
     pytest.param('[steps.a]\non = "all"\n', "'all' matches no hosts", 4, 1, id="all-no-hosts"),
@@ -627,3 +632,11 @@ def test_secret_optional_flag() -> None:
     wf = load_text('[workflow]\nname = "w"\n[secrets]\na = { env = "A", optional = true }\n'
                    'b = { env = "B" }\n', "wf.toml")
     assert wf.secrets["a"].optional is True and wf.secrets["b"].optional is False
+
+
+def test_rollout_on_failure_is_read() -> None:
+    wf = load_text(HEAD + '[steps.a]\n[rollouts.web]\nsteps = ["a"]\non_failure = "rollback"\n',
+                   "wf.toml")
+    assert wf.rollouts["web"].on_failure == "rollback"
+    wf = load_text(HEAD + '[steps.a]\n[rollouts.web]\nsteps = ["a"]\n', "wf.toml")
+    assert wf.rollouts["web"].on_failure == "stop"

@@ -24,6 +24,10 @@ class TaskState(enum.StrEnum):
     CANCELLED = "cancelled"
     BLOCKED = "blocked"
     INTERRUPTED = "interrupted"
+    UNDOING = "undoing"
+    """A rollback runs this task's ``undo`` (SPEC section 5)."""
+    UNDONE = "undone"
+    UNDO_FAILED = "undo_failed"
 
     @property
     def finished(self) -> bool:
@@ -49,6 +53,8 @@ _FINISHED = frozenset(
         TaskState.CANCELLED,
         TaskState.BLOCKED,
         TaskState.INTERRUPTED,
+        TaskState.UNDONE,
+        TaskState.UNDO_FAILED,
     }
 )
 
@@ -60,6 +66,8 @@ class RunState(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
+    ROLLED_BACK = "rolled_back"
+    """A rollback finished: every planned undo is undone or skipped (exit code 1)."""
 
     @property
     def finished(self) -> bool:

@@ -38,6 +38,7 @@ from console.engine.exclusion import HostExclusion
 from console.engine.identity import note_started
 from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
+from console.engine.rollback import Rollback, check_rollouts, execute_rollback_only
 from console.engine.rollout import BatchCounts, RolloutPlan
 from console.engine.shown import derived_secrets, shown_command, shown_template_error
 from console.engine.task import Attempt, Task
@@ -138,6 +139,12 @@ class Run(HostExclusion, RunActions, RunTexts):
         self._running = 0
         self._running_by_step: dict[str, int] = {}
         self._base_context: dict[str, Any] | None = None
+        self.rollback: Rollback | None = None
+        """The rollback of this run (SPEC section 5), once one is planned."""
+        self.rollback_only = False
+        self.rollouts_failed: set[str] = set()
+        """Rollouts whose ``on_failure`` has acted (past their max_fail)."""
+        """A rollback from history: only its undos run, nothing else is scheduled."""
         self._index(workflow)
         if self.options.start_at is not None and self.options.start_at not in workflow.steps:
             raise ValueError(f"--start-at: unknown step '{self.options.start_at}'")
@@ -307,6 +314,8 @@ class Run(HostExclusion, RunActions, RunTexts):
             raise RuntimeError("run is already executing")
         self._executing = True
         self._wake = asyncio.Event()
+        if self.rollback_only:
+            return await execute_rollback_only(self)
         if not self._restored or self.started is None:  # a resumed run keeps its start
             self.started = self.clock()
         self._emit(RunEvent(self.id, RunState.RUNNING, self.started))
@@ -321,8 +330,13 @@ class Run(HostExclusion, RunActions, RunTexts):
         try:
             while True:
                 self._pass()
+                check_rollouts(self)
                 if (self._closing or self._halted) and not self._running:
                     break
+                if self.settled and not self._running and self.rollback is not None \
+                        and not self.rollback.started:
+                    await self.rollback.execute()  # a rollout's on_failure = "rollback"
+                    continue
                 if self.settled and not self._running:
                     final = self._final_state()
                     if not self.options.keep_alive:
@@ -348,6 +362,8 @@ class Run(HostExclusion, RunActions, RunTexts):
             return RunState.INTERRUPTED
         if self.cancelled_by is not None:
             return RunState.CANCELLED
+        if self.rollback is not None and self.rollback.started:
+            return RunState.ROLLED_BACK if self.rollback.complete else RunState.FAILED
         for task in self.tasks.values():
             if task.state in (S.CANCELLED, S.BLOCKED, S.INTERRUPTED):
                 return RunState.FAILED
@@ -967,7 +983,10 @@ class Run(HostExclusion, RunActions, RunTexts):
             outputs = record.outputs or {}
             task.outputs = Outputs(outputs.get("status"), outputs.get("exit_code"),
                                    outputs.get("stdout") or "")
-            if state in (S.RUNNING, S.RETRYING, S.INTERRUPTED):
+            if state is S.UNDOING:  # never re-run without an operator's decision
+                task.state = S.UNDO_FAILED
+                task.reason = f"was undoing when baton stopped (attempt {task.attempt})"
+            elif state in (S.RUNNING, S.RETRYING, S.INTERRUPTED):
                 task.state = S.INTERRUPTED
                 task.reason = record.reason if state is S.INTERRUPTED else (
                     f"was {state} when baton stopped (attempt {task.attempt})")

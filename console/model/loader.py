@@ -424,7 +424,8 @@ STEP_KEYS = (
     "retry_delay", "retry_backoff", "confirm", "dangerous", "continue_on_error",
     "serial", "max_fail", "env", "cwd", "shell", *RECOVERY_KEYS,
 )
-ROLLOUT_KEYS = ("steps", "serial", "max_fail", "pause_between")
+ROLLOUT_KEYS = ("steps", "serial", "max_fail", "pause_between", "on_failure")
+ON_FAILURE = ("stop", "pause", "rollback")
 MAX_BACKOFF = 100.0
 """The largest retry_backoff: delays grow by at most this factor per retry."""
 SHELL_TEMPLATES = ("run", "undo")
@@ -969,7 +970,16 @@ class _Builder:
             serial=tuple(serial) or ("100%",),
             max_fail=r.integer(table, path, "max_fail", 0, minimum=0) or 0,
             pause_between=r.boolean(table, path, "pause_between"),
+            on_failure=self.on_failure(table, path),
         )
+
+    def on_failure(self, table: dict[str, Any], path: KeyPath) -> str:
+        value = self.r.string(table, path, "on_failure", "stop") or "stop"
+        if value not in ON_FAILURE:
+            self.r.error((*path, "on_failure"), f"must be one of {', '.join(ON_FAILURE)}, "
+                         f"not '{value}'{suggest(value, ON_FAILURE)}")
+            return "stop"
+        return value
 
 
 _BAD_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

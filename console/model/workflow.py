@@ -164,6 +164,9 @@ class Rollout:
     serial: tuple[BatchSize, ...] = ("100%",)
     max_fail: int = 0
     pause_between: bool = False
+    on_failure: str = "stop"
+    """Past max_fail: ``stop`` (block the rest), ``pause`` the run, or ``rollback`` every
+    host the rollout touched (SPEC section 5)."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ ICONS: dict[TaskState, str] = {
     S.CANCELLED: "⊘",
     S.BLOCKED: "■",
     S.INTERRUPTED: "!",
+    S.UNDOING: "↺",
+    S.UNDONE: "↶",
+    S.UNDO_FAILED: "↯",
 }
 
 _VARIABLE: dict[TaskState, str] = {
@@ -34,6 +37,9 @@ _VARIABLE: dict[TaskState, str] = {
     S.CANCELLED: "state-cancelled",
     S.BLOCKED: "state-blocked",
     S.INTERRUPTED: "state-interrupted",
+    S.UNDOING: "state-undo",
+    S.UNDONE: "state-undo",
+    S.UNDO_FAILED: "state-failed",
 }
 
 _RUN_VARIABLE: dict[RunState, str] = {
@@ -43,11 +49,13 @@ _RUN_VARIABLE: dict[RunState, str] = {
     RunState.FAILED: "state-failed",
     RunState.CANCELLED: "state-cancelled",
     RunState.INTERRUPTED: "state-interrupted",
+    RunState.ROLLED_BACK: "state-undo",
 }
 
 # The state shown for a step with several tasks: the first one present in this order.
-_STEP_PRIORITY = (S.RUNNING, S.RETRYING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR, S.FAILED,
-                  S.INTERRUPTED, S.CANCELLED, S.BLOCKED, S.PENDING, S.SUCCEEDED, S.SKIPPED)
+_STEP_PRIORITY = (S.RUNNING, S.RETRYING, S.UNDOING, S.UNDO_FAILED, S.AWAITING_APPROVAL,
+                  S.AWAITING_OPERATOR, S.FAILED, S.INTERRUPTED, S.CANCELLED, S.BLOCKED,
+                  S.PENDING, S.SUCCEEDED, S.UNDONE, S.SKIPPED)
 
 
 def state_variable(state: TaskState) -> str:
