@@ -24,7 +24,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-COMMANDS = ("run", "check", "plan", "runs", "show", "resume", "new", "hosts")
+COMMANDS = ("run", "check", "plan", "runs", "show", "resume", "rollback", "new", "hosts")
 
 
 class UsageError(Exception):
@@ -437,6 +437,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
             return _headless(run, args, store, watch=watch, resumed=True)
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from console.rollback_cli import rollback
+
+    return rollback(args)
+
+
 def _rebuild(stored: Any, args: argparse.Namespace) -> tuple[Any, Path | None]:
     """The Run of a stored run, from the definition it last ran with (not the file on
     disk, which may have changed since), its params and options, and its task states."""
@@ -600,6 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
     _run_options(resume)
     resume.set_defaults(func=cmd_resume)
+    from console.rollback_cli import add_parser as add_rollback
+
+    add_rollback(sub)
 
     hosts = sub.add_parser("hosts", help="every host resolved as it will be connected")
     hosts.add_argument("file", metavar="FILE",
