@@ -110,31 +110,61 @@ class RollbackPlan:
     """Step -> the steps downstream of it whose undos go first (different rollouts)."""
     _host_after: dict[str, list[str]] = field(default_factory=dict)
     """Step -> downstream steps of its own rollout (per host)."""
+    _by_key: dict[tuple[str, str], UndoEntry] | None = None
+    _open_steps: dict[str, int] = field(default_factory=dict)
+    """Step -> its undos not over yet."""
+    _open_batches: dict[tuple[str, int], int] = field(default_factory=dict)
+    """(rollout, batch) -> its undos not over yet."""
 
     def entry(self, step: str, host: str) -> UndoEntry | None:
-        return next((e for e in self.entries if e.key == (step, host)), None)
+        self._index()
+        assert self._by_key is not None
+        return self._by_key.get((step, host))
 
     @property
     def complete(self) -> bool:
         return all(e.settled for e in self.entries)
 
+    def mark(self, entry: UndoEntry, state: str) -> None:
+        """``entry`` is now ``state``; keeps the counters :meth:`ready` reads."""
+        self._index()
+        was, entry.state = entry.over, state
+        if was != entry.over:
+            change = -1 if entry.over else 1
+            self._open_steps[entry.step] += change
+            if entry.rollout is not None:
+                batch = (entry.rollout, entry.batch or 0)
+                self._open_batches[batch] += change
+
+    def _index(self) -> None:
+        if self._by_key is not None:
+            return
+        self._by_key = {e.key: e for e in self.entries}
+        self._open_steps = {}
+        self._open_batches = {}
+        for e in self.entries:
+            self._open_steps[e.step] = self._open_steps.get(e.step, 0) + (not e.over)
+            if e.rollout is not None:
+                batch = (e.rollout, e.batch or 0)
+                self._open_batches[batch] = self._open_batches.get(batch, 0) + (not e.over)
+
     def ready(self, entry: UndoEntry) -> bool:
         """May ``entry`` start now (every undo that must come first is over)?"""
-        by_key = {e.key: e for e in self.entries}
+        self._index()
+        assert self._by_key is not None
         for later in self._after.get(entry.step, ()):
-            for other in self.entries:
-                if other.step != later:
-                    continue
-                if not other.over or (other.host == entry.host and not other.settled):
-                    return False
+            if self._open_steps.get(later):
+                return False
+            other = self._by_key.get((later, entry.host))
+            if other is not None and not other.settled:
+                return False
         for later in self._host_after.get(entry.step, ()):
-            other = by_key.get((later, entry.host))
+            other = self._by_key.get((later, entry.host))
             if other is not None and not other.settled:
                 return False
         if entry.rollout is not None and entry.batch is not None:
-            for other in self.entries:
-                if other.rollout == entry.rollout and (other.batch or 0) > entry.batch \
-                        and not other.over:
+            for (rollout, batch), count in self._open_batches.items():
+                if count and rollout == entry.rollout and batch > entry.batch:
                     return False
         return True
 
@@ -329,7 +359,7 @@ class Rollback:
                 break
             if entry.state != "planned" or not self.plan.ready(entry):
                 continue
-            entry.state = "undoing"
+            self.plan.mark(entry, "undoing")
             self._running[entry.key] = asyncio.get_running_loop().create_task(
                 self._undo(entry))
 
@@ -377,7 +407,7 @@ class Rollback:
             ok = reason is None
             state = S.UNDONE if ok else S.UNDO_FAILED
             attempt.state, attempt.reason = state, reason
-            entry.state = str(state)
+            self.plan.mark(entry, str(state))
             run._set(task, state, reason)
         finally:
             task.execution = None
@@ -392,7 +422,7 @@ class Rollback:
         """Try a failed undo again."""
         entry = self._failed(step, host)
         self.run._record("retry_undo", step, host, None)
-        entry.state = "planned"
+        self.plan.mark(entry, "planned")
         self._wake.set()
 
     def skip(self, step: str, host: str, reason: str | None = None) -> None:
@@ -400,7 +430,7 @@ class Rollback:
         entry = self._failed(step, host)
         run = self.run
         run._record("skip_undo", step, host, reason)
-        entry.state = "skipped"
+        self.plan.mark(entry, "skipped")
         text = f"undo skipped by {run.user}" + (f": {reason}" if reason else "")
         run._set(run.tasks[entry.key], S.SKIPPED, text)
         self._wake.set()
