@@ -346,7 +346,10 @@ def test_resume_after_a_kill(tmp_path: Path, baton_home: Path) -> None:
     # no --yes, no terminal: the interrupted task stays interrupted, the run fails
     held = baton("resume", run_id, "--headless")
     assert held.returncode == 1
-    assert held.stderr.startswith(f"resuming run {run_id} (baton show {run_id})\n")
+    # what the killed baton left running is reported and ended first (issue 11, item 9)
+    assert held.stderr.startswith("baton: attempt 1 of work was interrupted but left "
+                                  "processes running: ")
+    assert f"\nresuming run {run_id} (baton show {run_id})\n" in held.stderr
     assert "use --yes to retry interrupted tasks" in held.stderr
     assert any(line.split()[:3] == ["work", "local", "interrupted"]
                for line in held.stdout.splitlines())

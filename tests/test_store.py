@@ -567,7 +567,7 @@ def test_a_version_1_database_is_migrated_and_its_runs_load(tmp_path: Path):
     shutil.copy(FIXTURE_V1, home / "history.sqlite")
     with Store.open(home) as store:
         version = store._db.execute("SELECT version FROM schema_version").fetchone()[0]
-        assert version == 2
+        assert version == 3
         runs = store.runs(workflow="Nightly backup")
         assert [(r.id, r.state, r.user) for r in runs] == [("0m3vq9z00efgh", "failed", "bob"),
                                                           ("0m3vq1a00abcd", "succeeded",

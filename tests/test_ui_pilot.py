@@ -510,7 +510,7 @@ async def test_a_polling_task_shows_its_progress_in_tree_and_detail(tmp_path):
         await pilot.pause()
         tree = screen.query_one(DagTree)
         label = tree.task_label(screen.run.tasks[("health", "web1")], palette_of(app), 0.0)
-        assert "polling 1/20 · " in label.plain
+        assert "poll 1/20 · 10m00s" in label.plain
         facts = screen.query_one(StepDetail)._facts()
         text = " ".join(part.plain for part in facts.renderables if hasattr(part, "plain"))
         assert "reason: polling 1/20" in text

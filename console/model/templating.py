@@ -33,9 +33,10 @@ values, so callers must pass it through the run's :class:`Masker` like any other
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,7 @@ __all__ = [
     "needs_render",
     "render_command",
     "render_value",
+    "trace_values",
 ]
 
 _TEMPLATE_FILENAME = "<template>"
@@ -91,10 +93,6 @@ def text_of(value: Any) -> str:
     return str(value)
 
 
-def _plain_finalize(value: Any) -> Any:
-    return text_of(value) if isinstance(value, bool) else value
-
-
 def quote(text: str) -> str:
     """``shlex.quote`` (shlex is imported on first use: most runs never quote)."""
     from shlex import quote as shell_quote
@@ -106,9 +104,39 @@ _slots: ContextVar[list[str] | None] = ContextVar("baton_template_slots", defaul
 """The values of the command being rendered, in marker order (see :mod:`shellquote`)."""
 
 
+_trace: ContextVar[list[str] | None] = ContextVar("baton_template_trace", default=None)
+"""When set (:func:`trace_values`): the text of every ``{{ }}`` rendered, in order."""
+
+
+@contextlib.contextmanager
+def trace_values() -> Iterator[list[str]]:
+    """Collect the text of every ``{{ }}`` that ``render_command`` and ``render_value``
+    output inside the block, in order, before any quoting: what the program receives.
+    The engine compares it with a placeholder rendering to learn which values derive
+    from a secret (see :mod:`console.engine.shown`)."""
+    values: list[str] = []
+    token = _trace.set(values)
+    try:
+        yield values
+    finally:
+        _trace.reset(token)
+
+
+def _value_finalize(value: Any) -> Any:
+    if isinstance(value, bool):
+        value = text_of(value)
+    trace = _trace.get()
+    if trace is not None:
+        trace.append(str(value))
+    return value
+
+
 def _shell_finalize(value: Any) -> Any:
     from console.model.shellquote import MARK, marker
 
+    trace = _trace.get()
+    if trace is not None:
+        trace.append(text_of(value))
     values = _slots.get()
     if isinstance(value, Raw):
         if MARK in value:
@@ -139,12 +167,20 @@ def _make_env(**kwargs: Any) -> ImmutableSandboxedEnvironment:
 @functools.cache
 def _value_env() -> ImmutableSandboxedEnvironment:
     """Jinja is imported on first use (30 ms of start-up a plain-text workflow never pays)."""
-    return _make_env(finalize=_plain_finalize)
+    return _make_env(finalize=_value_finalize)
+
+
+def _shell_finalize_in(context: Any, value: Any) -> Any:
+    return _shell_finalize(value)
 
 
 @functools.cache
 def _command_env() -> ImmutableSandboxedEnvironment:
-    return _make_env(finalize=_shell_finalize)
+    from jinja2 import pass_context
+
+    # pass_context: Jinja must not fold a constant ({{ 'a b' }}) at compile time, where
+    # the shell context it lands in is not known yet; every value is quoted at render.
+    return _make_env(finalize=pass_context(_shell_finalize_in))
 
 
 _cache: dict[tuple[str, str], Any] = {}
@@ -207,6 +243,7 @@ def _compile(source: str, mode: str) -> Any:
         return compiled
     from jinja2 import TemplateSyntaxError
 
+    untraced = _trace.set(None)  # Jinja finalizes constants while compiling: not values
     try:
         if mode == "command":
             compiled = _command_env().from_string(source)
@@ -217,6 +254,8 @@ def _compile(source: str, mode: str) -> Any:
                                                        undefined_to_none=False)
     except TemplateSyntaxError as exc:
         raise _convert(exc) from None
+    finally:
+        _trace.reset(untraced)
     if len(_cache) >= _CACHE_LIMIT:
         _cache.clear()
     _cache[key] = compiled

@@ -419,7 +419,7 @@ class Store:
 
 _SUMMARY = "id, workflow, path, state, user, started, ended"
 _RUN_TABLES = (("runs", "id"), ("tasks", "run_id"), ("attempts", "run_id"),
-               ("events", "run_id"), ("actions", "run_id"))
+               ("processes", "run_id"), ("events", "run_id"), ("actions", "run_id"))
 
 
 def _matches(name: str | None, path: str | None, needle: str) -> bool:
