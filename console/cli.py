@@ -207,9 +207,21 @@ def _headless(run: Any, args: argparse.Namespace, store: Any, *, watch: Path | N
               resumed: bool = False) -> int:
     from console.headless import run_headless
 
+    claim = None
     with _store_errors():
-        return run_headless(run, json_mode=args.json, interactive=run.options.approval == "wait",
-                            store=store, watch=watch, resumed=resumed)
+        if store is not None:  # another live run of this workflow: warn, or refuse
+            from console.store.concurrent import claim_workflow
+
+            claim = claim_workflow(store, run)
+            for warning in claim.warnings:
+                _err(f"baton: warning: {warning}")
+        try:
+            return run_headless(run, json_mode=args.json,
+                                interactive=run.options.approval == "wait",
+                                store=store, watch=watch, resumed=resumed)
+        finally:
+            if claim is not None:
+                claim.release()
 
 
 def _stdin_is_tty() -> bool:
@@ -357,14 +369,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
     since = _since(args.since)
-    workflow = args.workflow
-    if workflow is not None and Path(workflow).is_file():
-        workflow = str(Path(workflow).resolve())
+    workflow = matching = None
+    if args.workflow is not None and Path(args.workflow).is_file():
+        workflow = str(Path(args.workflow).resolve())  # that file's runs
+    elif args.workflow is not None:
+        matching = args.workflow  # any part of the name or file name, ignoring case
     store = _read_store()
     with store, _store_errors():
         try:
             runs = store.runs(workflow=workflow, status=args.status, since=since,
-                              limit=args.limit)
+                              limit=args.limit, matching=matching)
         except ValueError as exc:
             raise UsageError(f"--status: {exc}") from None
         home = store.home
@@ -420,6 +434,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
                 return EXIT_OK
             store.mark_interrupted(run_id)
             run, watch = _rebuild(store.load(run_id), args)
+            from console.executors.leftovers import settle
+
+            settle(store, run_id, run.workflow, say=_err)  # before anything re-runs
             return _headless(run, args, store, watch=watch, resumed=True)
 
 
@@ -469,8 +486,44 @@ def load_digest(path: Path) -> str | None:
 
 def _console_resume(args: argparse.Namespace) -> int:
     run_console = _console_entry()
+    if not args.read_only and not _confirm_leftovers(args.run):
+        return EXIT_USAGE
     return run_console(None, resume=args.run, theme=args.theme, read_only=args.read_only,
                        yes=args.yes)
+
+
+def _confirm_leftovers(prefix: str) -> bool:
+    """Before the console resumes a run: what its interrupted attempts left running is
+    reported, and ended once the operator confirms on the terminal."""
+    from console.executors.leftovers import settle
+    from console.model.loader import WorkflowError, load_text
+    from console.store import LiveRunError
+
+    store = _open_store()
+    with store, _store_errors():
+        run_id = store.resolve(prefix)
+        if store.is_live(run_id):
+            return True  # the console says so itself
+        try:
+            with store.acquire_run_lock(run_id):
+                stored = store.load(run_id)
+                _, text = stored.last_definition()
+                try:
+                    workflow = load_text(text, stored.run.path or "<string>") if text else None
+                except WorkflowError:
+                    workflow = None
+                return settle(store, run_id, workflow, say=_err, ask=_ask_terminal)
+        except LiveRunError:
+            return True
+
+
+def _ask_terminal(prompt: str) -> bool:
+    if not _stdin_is_tty():
+        return True  # nobody to ask: end them, as headless does
+    try:
+        return input(prompt).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 # --- parser ----------------------------------------------------------------------------
@@ -521,12 +574,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="order, hosts, rollout batches, rendered commands")
     plan.add_argument("file", metavar="FILE")
-    plan.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    plan.add_argument("--limit", action="append", default=[], metavar="PATTERN")
+    plan.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                      help="set a param, as for run (repeatable); defaults fill the rest")
+    plan.add_argument("--limit", action="append", default=[], metavar="PATTERN",
+                      help="only these hosts/groups, as for run (repeatable, globs)")
     plan.set_defaults(func=cmd_plan)
 
     runs = sub.add_parser("runs", help="past runs, newest first")
-    runs.add_argument("--workflow", metavar="NAME|FILE", help="runs of this workflow")
+    runs.add_argument("--workflow", metavar="NAME|FILE",
+                      help="runs of this workflow file, or whose name or path contains NAME "
+                      "(case-insensitive)")
     runs.add_argument("--status", metavar="STATE",
                       help="only runs in this state (succeeded, failed, interrupted, …)")
     runs.add_argument("--since", metavar="AGE|DATE",

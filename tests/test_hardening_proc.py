@@ -75,6 +75,13 @@ class _Out:
         self.text.append(text)
 
 
+READ_EVERY_FD_SHORT = r"""# {marker}
+for f in /proc/$$/fd/* /proc/self/fd/*; do [ -p "$f" ] || cat "$f" 2>/dev/null; done
+sh -c 'for f in /proc/$PPID/fd/* /proc/$$/fd/*; do [ -p "$f" ] || cat "$f"; done' 2>/dev/null
+cat 2>/dev/null
+echo end"""
+"""Under the short-script size: read by the shell's own ``read``."""
+
 READ_EVERY_FD = (r"""# {marker}
 for f in /proc/$$/fd/* /proc/self/fd/*; do [ -p "$f" ] || cat "$f" 2>/dev/null; done
 sh -c 'for f in /proc/$PPID/fd/* /proc/$$/fd/*; do [ -p "$f" ] || cat "$f"; done' 2>/dev/null
@@ -86,14 +93,15 @@ echo end
 marker at both ends (a shell reading its script as it goes has not read the end yet)."""
 
 
+@pytest.mark.parametrize("script", [READ_EVERY_FD, READ_EVERY_FD_SHORT], ids=["long", "short"])
 @pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
 @pytest.mark.parametrize("use_pidfd", [True, False])
 async def test_4_no_process_of_the_step_can_read_the_script(
-        shell: str, use_pidfd: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+        shell: str, use_pidfd: bool, script: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(LocalExecutor, "use_pidfd", use_pidfd)
     marker = f"secret-{uuid.uuid4().hex}"
     out = _Out()
-    request = CommandRequest("s", LOCAL_HOST, READ_EVERY_FD.format(marker=marker), shell=shell)
+    request = CommandRequest("s", LOCAL_HOST, script.format(marker=marker), shell=shell)
     execution = await LocalExecutor().start(request, out)
     status = await asyncio.wait_for(execution.wait(), 30)
     text = "\n".join(out.text)
@@ -110,6 +118,25 @@ async def test_4_stdin_of_the_step_is_empty_and_the_script_runs_whole() -> None:
     lines = "\n".join(out.text).split("\n")
     assert lines[0] == "no-input"
     assert lines[-1] == "line2999" and len(lines) == 3001
+
+
+EXACT = ("printf '%s|\\n' '  lead' 'back\\slash' 'tab\there' \"dq \\\"x\\\"\"\n"
+         "cat <<'EOF'\n  a \\ b\nEOF\n"
+         "printf 'no newline at the end\\n'")
+"""Leading blanks, backslashes, a heredoc and no final newline survive the hand-over."""
+
+
+@pytest.mark.parametrize("pad", [0, 2000], ids=["short", "long"])
+@pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
+async def test_4_the_script_reaches_the_shell_byte_for_byte(shell: str, pad: int) -> None:
+    out = _Out()
+    script = "#" * pad + "\n" + EXACT
+    execution = await LocalExecutor().start(CommandRequest("s", LOCAL_HOST, script,
+                                                           shell=shell), out)
+    assert (await asyncio.wait_for(execution.wait(), 30)).ok
+    assert "\n".join(out.text).split("\n") == [
+        "  lead|", "back\\slash|", "tab\there|", 'dq "x"|', "  a \\ b",
+        "no newline at the end"]
 
 
 # --- 8: containment ----------------------------------------------------------------------
@@ -203,12 +230,13 @@ async def remote(sshd_fleet: Fleet) -> AsyncIterator[SSHExecutor]:
     await executor.close()
 
 
+@pytest.mark.parametrize("script", [READ_EVERY_FD, READ_EVERY_FD_SHORT], ids=["long", "short"])
 @pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
 async def test_4_remote_no_process_of_the_step_can_read_the_script(
-        remote: SSHExecutor, shell: str) -> None:
+        remote: SSHExecutor, shell: str, script: str) -> None:
     marker = f"secret-{uuid.uuid4().hex}"
     out = _Out()
-    request = CommandRequest("s", remote.host, READ_EVERY_FD.format(marker=marker), shell=shell)
+    request = CommandRequest("s", remote.host, script.format(marker=marker), shell=shell)
     execution = await remote.start(request, out)
     status = await asyncio.wait_for(execution.wait(), 30)
     text = "\n".join(out.text)
@@ -358,13 +386,14 @@ def small_tmpfs(tmp_path: Path) -> object:
 
 
 def _fill(folder: Path) -> None:
-    with open(folder / "filler", "wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError:
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while os.write(fd, b"\0" * 4096):
             pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.parametrize("how", ["full", "read-only"])
@@ -531,3 +560,150 @@ def test_10_success_printed_is_never_re_run(tmp_path: Path, small_tmpfs: Path) -
     ran = side.read_text().split()
     for step in printed:
         assert ran.count(step) == 1, (step, ran, again.stdout)
+
+
+# --- 17: two live runs of one workflow ---------------------------------------------------------
+
+
+def _start_holding(path: Path, home: Path, gate: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "console.cli", "run", str(path),
+                             "--headless", "--yes"], env=baton_env({"BATON_HOME": str(home)}),
+                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert _wait_until(lambda: gate.exists(), 30), "the first run did not start"
+    return proc
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_17_a_second_live_run_is_warned_or_refused(tmp_path: Path, exclusive: bool) -> None:
+    home = tmp_path / "home"
+    gate, go = tmp_path / "started", tmp_path / "go"
+    path = write_workflow(tmp_path, f"""
+        [workflow]
+        name = "once"
+        exclusive = {str(exclusive).lower()}
+
+        [steps.a]
+        run = "touch {gate}; while [ ! -e {go} ]; do sleep 0.05; done; echo done >> {tmp_path}/ran"
+    """)
+    first = _start_holding(path, home, gate)
+    try:
+        listed = baton("runs", "--json", env={"BATON_HOME": str(home)})
+        first_id = json.loads(listed.stdout.splitlines()[0])["id"]
+        second = subprocess.Popen([sys.executable, "-m", "console.cli", "run", str(path),
+                                   "--headless", "--yes"],
+                                  env=baton_env({"BATON_HOME": str(home)}), cwd=REPO,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        if exclusive:
+            _, err = second.communicate(timeout=30)
+            assert second.returncode == 2, err
+            assert err.count("\n") == 1 and first_id in err and "exclusive" in err
+        else:
+            time.sleep(1.0)
+            go.touch()
+            _, err = second.communicate(timeout=30)
+            assert second.returncode == 0, err
+            assert "warning" in err and first_id in err and "live" in err
+        go.touch()
+        assert first.wait(timeout=30) == 0
+    finally:
+        go.touch()
+        first.kill()
+    assert (tmp_path / "ran").read_text().count("done") == (1 if exclusive else 2)
+    # once the first is over, an exclusive workflow runs again
+    if exclusive:
+        again = baton("run", path, "--headless", "--yes", env={"BATON_HOME": str(home)})
+        assert again.returncode == 0 and "warning" not in again.stderr
+
+
+# --- 9: what a killed baton left running ----------------------------------------------------
+
+
+def test_9_resume_reports_and_ends_leftovers_before_re_running(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    sleep, daemon = _sleep_value(), _sleep_value()
+    mark = tmp_path / "mark"
+    path = write_workflow(tmp_path, f"""
+        [workflow]
+        name = "crash"
+
+        [steps.a]
+        run = '''
+        if [ -e {mark} ]; then
+          pgrep -f "sleep {sleep}|sleep {daemon}" >/dev/null && echo LEFTOVER-STILL-THERE
+          echo second
+        else
+          touch {mark}
+          setsid sh -c 'sleep {daemon} &'
+          sleep {sleep}
+        fi
+        '''
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "console.cli", "run", str(path),
+                             "--headless", "--yes"], env=baton_env({"BATON_HOME": str(home)}),
+                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_until(lambda: _alive_with(sleep) and _alive_with(daemon), 30)
+        time.sleep(0.3)  # the identity row is committed with the pass after the start
+        proc.kill()
+        proc.wait()
+        assert _alive_with(sleep) and _alive_with(daemon)  # survived baton: the bug
+        listed = baton("runs", "--json", env={"BATON_HOME": str(home)})
+        run_id = json.loads(listed.stdout.splitlines()[0])["id"]
+        result = baton("resume", run_id, "--headless", "--yes",
+                       env={"BATON_HOME": str(home)}, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "attempt 1 of a was interrupted but left processes running" in result.stderr
+        assert "(sleep)" in result.stderr and "ended them" in result.stderr
+        assert "second" in result.stdout and "LEFTOVER-STILL-THERE" not in result.stdout
+        assert not _alive_with(sleep) and not _alive_with(daemon)
+    finally:
+        proc.kill()
+        _kill_all(sleep)
+        _kill_all(daemon)
+
+
+def test_9_the_attempt_identity_is_stored(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    path = write_workflow(tmp_path, OK_FLOW)
+    assert baton("run", path, "--headless", env={"BATON_HOME": str(home)}).returncode == 0
+    with Store.open(home) as store:
+        rows = store._db.execute("SELECT step, host, number, tag, pid, started, sid "
+                                 "FROM processes").fetchall()
+    assert len(rows) == 1
+    step, host, number, tag, pid, started, sid = rows[0]
+    assert (step, host, number) == ("a", "local", 1)
+    assert len(tag) == 16 and pid > 0 and started > 0 and sid == pid
+
+
+async def test_9_remote_leftovers_are_found_and_ended_by_tag(sshd_fleet: Fleet) -> None:
+    import asyncssh
+
+    from console.executors.leftovers import handle_remote
+    from console.executors.ssh import ssh_executor_factory
+    from console.model.workflow import Host, Workflow
+
+    server = sshd_fleet.servers[0]
+    host = Host(name="web1", address=server.address, port=server.port, user="root",
+                identity=str(sshd_fleet.client_key), known_hosts=str(sshd_fleet.known_hosts))
+    workflow = Workflow(name="remote crash", hosts={"web1": host})
+    sleep, tag = _sleep_value(), uuid.uuid4().hex[:16]
+    async with asyncssh.connect(server.address, port=server.port, username="root",
+                                client_keys=[str(sshd_fleet.client_key)], config=[],
+                                known_hosts=str(sshd_fleet.known_hosts)) as conn:
+        # what a killed baton leaves on a host: a tagged process outside any session of ours
+        await conn.run(f"BATON_ATTEMPT={tag} setsid sleep {sleep} </dev/null >/dev/null 2>&1 &")
+    try:
+        assert _wait_until(lambda: bool(_alive_with(sleep)), 10)
+        rows = [("a", "web1", 1, tag, None, None, None)]
+        factory = ssh_executor_factory(workflow, ssh_config=[], connect_timeout=5.0)
+        found, problems = await handle_remote(workflow, rows, end=False, executor_for=factory)
+        assert problems == [] and len(found) == 1 and "(sleep)" in found[0].names
+        assert _alive_with(sleep)  # finding ends nothing
+        found, problems = await handle_remote(workflow, rows, end=True, executor_for=factory)
+        assert problems == [] and len(found) == 1
+        assert _wait_until(lambda: not _alive_with(sleep), 5)
+    finally:
+        _kill_all(sleep)

@@ -136,6 +136,12 @@ def test_runs_lists_newest_first_and_filters(tmp_path: Path, baton_home: Path) -
     assert lines[2].split()[4] == "failed"
 
     assert [r["id"] for r in runs_json("--workflow", "Alpha")] == [last, first]
+    # as an operator types it: any part of the name or file name, any case (issue 10)
+    assert [r["id"] for r in runs_json("--workflow", "alp")] == [last, first]
+    assert [r["id"] for r in runs_json("--workflow", "LPH")] == [last, first]
+    assert [r["id"] for r in runs_json("--workflow", "beta.to")] == [failed]
+    assert [r["id"] for r in runs_json("--workflow", "ET")] == [failed]
+    assert runs_json("--workflow", "gamma") == []
     assert [r["id"] for r in runs_json("--workflow", str(fails))] == [failed]
     assert [r["id"] for r in runs_json("--status", "failed")] == [failed]
     assert [r["id"] for r in runs_json("--status", "succeeded", "--limit", "1")] == [last]
@@ -340,7 +346,10 @@ def test_resume_after_a_kill(tmp_path: Path, baton_home: Path) -> None:
     # no --yes, no terminal: the interrupted task stays interrupted, the run fails
     held = baton("resume", run_id, "--headless")
     assert held.returncode == 1
-    assert held.stderr.startswith(f"resuming run {run_id} (baton show {run_id})\n")
+    # what the killed baton left running is reported and ended first (issue 11, item 9)
+    assert held.stderr.startswith("baton: attempt 1 of work was interrupted but left "
+                                  "processes running: ")
+    assert f"\nresuming run {run_id} (baton show {run_id})\n" in held.stderr
     assert "use --yes to retry interrupted tasks" in held.stderr
     assert any(line.split()[:3] == ["work", "local", "interrupted"]
                for line in held.stdout.splitlines())

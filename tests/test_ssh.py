@@ -73,6 +73,17 @@ def processes_with(marker: str) -> list[psutil.Process]:
     return found
 
 
+async def wait_for_processes(marker: str, count: int, timeout: float = 10.0) -> bool:
+    """Whether ``count`` processes carrying ``marker`` show up within ``timeout`` s (the
+    connection, login shell and script hand-over take a moment on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while len(processes_with(marker)) < count:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
 async def wait_gone(marker: str, timeout: float = 5.0) -> list[psutil.Process]:
     deadline = time.monotonic() + timeout
     while True:
@@ -80,17 +91,6 @@ async def wait_gone(marker: str, timeout: float = 5.0) -> list[psutil.Process]:
         if not left or time.monotonic() > deadline:
             return left
         await asyncio.sleep(0.1)
-
-
-async def wait_started(marker: str, count: int, timeout: float = 10.0) -> list[psutil.Process]:
-    """The processes carrying ``marker`` once at least ``count`` run (a loaded machine
-    may take seconds to start a remote task)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = processes_with(marker)
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        await asyncio.sleep(0.05)
 
 
 def workflow(fleet: Fleet, servers: list[SSHServer], steps: dict[str, Step],
@@ -412,7 +412,7 @@ async def test_cancel_kills_term_ignoring_tree(executor: SSHExecutor) -> None:
     execution = await executor.start(
         CommandRequest("s", executor.host, "sh -c 'trap \"\" TERM; sleep 300' & sleep 300",
                        env={"MARK": marker}), Collected())
-    assert len(await wait_started(marker, 3)) >= 3
+    assert await wait_for_processes(marker, 3)
     await execution.terminate(grace=0.5)
     status = await execution.wait()
     assert status.signal == 15 or status.signal == 9
@@ -426,7 +426,7 @@ async def test_client_going_away_kills_remote_tasks(executor: SSHExecutor) -> No
     marker = f"baton-mark-{secrets.token_hex(6)}"
     await executor.start(CommandRequest("s", executor.host, "sleep 300",
                                         env={"MARK": marker}), Collected())
-    assert await wait_started(marker, 1)
+    assert await wait_for_processes(marker, 2)
     await executor.close()  # connection closed under a running task: stdin EOF remotely
     assert await wait_gone(marker, 5.0) == []
 

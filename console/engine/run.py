@@ -35,13 +35,15 @@ from console.engine.events import (
     TaskState,
 )
 from console.engine.exclusion import HostExclusion
+from console.engine.identity import note_started
 from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
 from console.engine.rollout import RolloutPlan
-from console.engine.shown import shown_command, shown_template_error
+from console.engine.shown import derived_secrets, shown_command, shown_template_error
 from console.engine.task import Attempt, Task
 from console.engine.texts import RunTexts
 from console.executors.base import CommandRequest, Executor, ExitStatus, HostKeyAsker, Stream
+from console.executors.containment import new_tag
 from console.model import masking, templating
 from console.model.durations import retry_delay
 from console.model.workflow import LOCAL, Host, Step, Workflow
@@ -115,9 +117,13 @@ class Run(HostExclusion, RunActions, RunTexts):
         self._subscribers: list[Callable[[Event], None]] = []
         self._wake = asyncio.Event()
         self._closing = False
+        self.started_hooks: list[Callable[[Task, Attempt], None]] = []
+        """Called once an attempt's process has started (its identity is known)."""
         self._halted: str | None = None
         """Why nothing new may start (the history cannot be written); see :meth:`halt`."""
         self._interrupted = False
+        self.cancelled_by: str | None = None
+        """The operator who cancelled the whole run (it then ends ``cancelled``)."""
         self._interrupting: dict[tuple[str, str], str] = {}
         """Tasks stopped by :meth:`interrupt`: they end ``interrupted``, not cancelled."""
         self._executing = False
@@ -136,8 +142,20 @@ class Run(HostExclusion, RunActions, RunTexts):
         if self.options.start_at is not None and self.options.start_at not in workflow.steps:
             raise ValueError(f"--start-at: unknown step '{self.options.start_at}'")
 
+    def _mask_derived(self, task: Task, sources: list[tuple[str, bool]],
+                      values: list[str]) -> None:
+        """Mask, from now on, what the templates of this task made of a secret (e.g.
+        ``{{ secrets.pw | upper }}``) wherever it appears, as the secret itself."""
+        derived = derived_secrets(sources, self._context(task), self.placeholders, values)
+        new = {v for v in derived if self.masker.mask(v) != masking.MASK} - self._derived
+        if new:
+            self._derived |= new
+            self.masker = masking.Masker([*self.options.secrets.values(), *self._derived])
+
     def _secrets_changed(self) -> None:
         secrets = self.options.secrets
+        self._derived: set[str] = set()
+        """Values the templates made out of secrets, masked like them."""
         self.masker = masking.Masker(secrets.values())
         self.placeholders = masking.Placeholders(secrets)
         self.secret_warnings = masking.short_secret_warnings(secrets)
@@ -319,6 +337,8 @@ class Run(HostExclusion, RunActions, RunTexts):
     def _final_state(self) -> RunState:
         if self._interrupted:
             return RunState.INTERRUPTED
+        if self.cancelled_by is not None:
+            return RunState.CANCELLED
         for task in self.tasks.values():
             if task.state in (S.CANCELLED, S.BLOCKED, S.INTERRUPTED):
                 return RunState.FAILED
@@ -689,16 +709,20 @@ class Run(HostExclusion, RunActions, RunTexts):
         task.ended = None
         attempt = Attempt(task.attempt, now, self.workflow.digest)
         task.attempts.append(attempt)
+        sources = [(step.run or "", True), *((v, False) for v in step.env.values()),
+                   (step.cwd or "", False)]  # in the order they are rendered
         try:
-            command = self._render(task, step)
-            request = self._request(task, step, command)
+            with templating.trace_values() as values:
+                command = self._render(task, step)
+                request = self._request(task, step, command)
             attempt.command = self._shown(task, step, command)
         except templating.TemplateError as exc:
-            sources = [(step.run or "", True), *((v, False) for v in step.env.values()),
-                       (step.cwd or "", False)]
             message = shown_template_error(exc, sources, self._context(task),
                                            self.placeholders, self.masker)
             return self._finish(task, step, attempt, None, f"template error: {message}")
+        if values and self.masker:
+            self._mask_derived(task, sources, values)
+        attempt.tag = request.tag
         self._set(task, S.RUNNING, None)
         task.stdout_tail = TailBuffer()
         # One loop pass before launching: what subscribers scheduled for the end of this
@@ -730,6 +754,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         except Exception as exc:  # an executor that cannot start reports one line
             return ExitStatus(None, error=str(exc)), False
         task.execution = execution
+        note_started(task, task.attempts[-1], execution, self.started_hooks)
         if task.cancel_requested:
             await execution.terminate()
         timed_out = False
@@ -846,9 +871,10 @@ class Run(HostExclusion, RunActions, RunTexts):
         cwd = step.cwd
         if cwd and templating.needs_render(cwd):
             cwd = templating.render_value(cwd, context or self._context(task))
-        shell = step.shell
-        return CommandRequest(task.step, self.workflow.host(step.command_host(task.host)), command,
-                              shell, env, cwd)
+        host = self.workflow.host(step.command_host(task.host))
+        if cwd and host.is_local:
+            cwd = local_cwd(cwd, self.workflow)
+        return CommandRequest(task.step, host, command, step.shell, env, cwd, tag=new_tag())
 
     def preview_command(self, step: str, host: str) -> str:
         """The command of ``step`` on ``host`` with secrets masked: the last attempt's, else
@@ -1045,7 +1071,11 @@ class Run(HostExclusion, RunActions, RunTexts):
             self._wake.set()
 
     def close(self) -> None:
-        """Stop scheduling; cancel what runs or waits. ``execute`` returns when it is over."""
+        """Stop scheduling; cancel what runs or waits. ``execute`` returns when it is over.
+        After :meth:`interrupt` it changes nothing more (the run stays resumable)."""
+        if self._interrupted:
+            self._wake.set()
+            return
         self._closing = True
         self._ready.clear()
         for task in self.tasks.values():
@@ -1054,6 +1084,16 @@ class Run(HostExclusion, RunActions, RunTexts):
             elif task.state in (S.PENDING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR):
                 self._set(task, S.CANCELLED, "run cancelled")
         self._wake.set()
+
+
+def local_cwd(cwd: str, workflow: Workflow) -> str:
+    """A local task's ``cwd``: ``~`` expanded; a relative one is relative to the workflow
+    file's folder (as ``file`` secrets and inventories are), not to baton's own working
+    directory. A remote host's ``cwd`` is left to the remote shell (relative to its home)."""
+    path = os.path.expanduser(cwd)
+    if os.path.isabs(path) or workflow.path is None:
+        return path
+    return os.path.join(os.path.dirname(os.path.abspath(workflow.path)), path)
 
 
 def _started(task: Task) -> bool:

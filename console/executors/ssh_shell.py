@@ -66,6 +66,9 @@ __baton_sig=
 env --default-signal=INT,QUIT true 2>/dev/null && __baton_sig='env --default-signal=INT,QUIT'
 __baton_boot='__baton_s=$(command -p cat) || exit 126
 eval "exec </dev/null; unset __baton_s; $__baton_s"'
+__baton_small='__baton_s=; while IFS= read -r __baton_l; do __baton_s="$__baton_s$__baton_l
+"; done; __baton_s="$__baton_s$__baton_l"
+eval "exec </dev/null; unset __baton_s __baton_l; $__baton_s"'
 __baton_pids() {
   { [ -n "$2" ] && grep -lsxz "BATON_ATTEMPT=$2" /proc/[0-9]*/environ
     awk -v s="$1" '{ l = $0; sub(/.*\) /, "", l); split(l, f, " ")
@@ -106,9 +109,10 @@ __baton_run() {
       printf '%s F cwd\n' "$__baton_m"
       exit 0
     fi
-    if [ "$6" = c ]; then
+    if [ "$6" != f ]; then
+      [ "$6" = s ] && __baton_b=$__baton_small || __baton_b=$__baton_boot
       printf '%s' "$4" | ( eval "$3" || exit 125; export BATON_ATTEMPT="$5"
-        exec setsid $__baton_sig "$1" -c "$__baton_boot" "$7" ) >"$__baton_d/o" 2>"$__baton_d/e" &
+        exec setsid $__baton_sig "$1" -c "$__baton_b" "$7" ) >"$__baton_d/o" 2>"$__baton_d/e" &
     else
       printf '%s' "$4" | ( eval "$3" || exit 125; export BATON_ATTEMPT="$5"
         exec setsid $__baton_sig "$1" /dev/fd/3 3<&0 </dev/null ) >"$__baton_d/o" 2>"$__baton_d/e" &
@@ -147,6 +151,9 @@ printf '%s R\n' "$__baton_m"
 POSIX_SHELLS = frozenset({"sh", "ash", "dash", "bash", "ksh", "mksh", "zsh", "yash"})
 """Remote interpreters that read the script from stdin and close it before running it."""
 
+SMALL_SCRIPT = 1024
+"""Scripts up to this size are read with the shell's ``read`` (no ``cat`` to start)."""
+
 LEFTOVER_GRACE = 2.0
 """As the local executor's: how long a task's output may stay open after its shell exited."""
 
@@ -168,16 +175,18 @@ def task_command(shell: str, script: str, env: dict[str, str], cwd: str | None,
                  tag: str = "", name: str = "baton") -> bytes:
     """The line of shell code that makes the control shell run one task."""
     exports = []
-    for name, value in env.items():
-        if not _ENV_NAME.match(name):
-            raise TaskSetupError(f"invalid environment variable name {name!r}")
-        exports.append(f"export {name}={shlex.quote(value)}")
+    for key, value in env.items():
+        if not _ENV_NAME.match(key):
+            raise TaskSetupError(f"invalid environment variable name {key!r}")
+        exports.append(f"export {key}={shlex.quote(value)}")
     if cwd in ("~", "~/"):
         cwd = "."
     elif cwd and cwd.startswith("~/"):
         cwd = cwd[2:]  # relative to the login directory, which is $HOME
     shell = shell or "/bin/sh"
-    mode = "c" if shell.rsplit("/", 1)[-1] in POSIX_SHELLS else "f"
+    mode = "f"  # the script as /dev/fd/3; a POSIX shell reads it all first (s: short, c: cat)
+    if shell.rsplit("/", 1)[-1] in POSIX_SHELLS:
+        mode = "s" if len(script) <= SMALL_SCRIPT else "c"
     parts = [shell, cwd or "", "\n".join(exports) or ":", script, tag, mode, name]
     if any("\0" in part for part in parts):
         raise TaskSetupError("NUL byte in the command, env or cwd")

@@ -55,7 +55,7 @@ from console.store.logs import StoreError
 
 if TYPE_CHECKING:
     from console.engine.run import Run
-    from console.engine.task import Task
+    from console.engine.task import Attempt, Task
     from console.model.workflow import Workflow
     from console.store.history import Store
 
@@ -106,6 +106,7 @@ class Recorder:
         self._events: list[tuple[Any, ...]] = []
         self._tasks: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._attempts: dict[tuple[str, str, int], tuple[Any, ...]] = {}
+        self._processes: dict[tuple[str, str, int], tuple[Any, ...]] = {}
         self._actions: list[tuple[Any, ...]] = []
         self._definitions: list[tuple[str, str, str | None]] = []
         self._run_update: tuple[Any, ...] | None = None
@@ -120,6 +121,9 @@ class Recorder:
             self._release()
             raise
         self._unsubscribe = run.subscribe(self._on_event)
+        hooks = getattr(run, "started_hooks", None)
+        if hooks is not None:
+            hooks.append(self._on_started)
 
     def _start(self) -> None:
         run = self.run
@@ -190,10 +194,24 @@ class Recorder:
                 a.digest or None)
             if a.digest != self._digest:
                 self._note_definition(self.run.workflow)
+            if event.state is TaskState.RUNNING and a.tag:
+                self._note_process(event.step, event.host, a)
         self._event_row(event)
         if event.state is not TaskState.RUNNING:
             self._logs.close_task(event.step, event.host)
         self._schedule()
+
+    def _note_process(self, step: str, host: str, a: Attempt) -> None:
+        self._processes[(step, host, a.number)] = (self.run_id, step, host, a.number, a.tag,
+                                                   a.pid, a.pid_start, a.sid)
+
+    def _on_started(self, task: Task, attempt: Attempt) -> None:
+        """The attempt's process started: its pid, start time and session join its tag."""
+        try:
+            self._note_process(task.step, task.host, attempt)
+            self._schedule()
+        except Exception as exc:  # never break the engine; report once
+            self._fail(exc)
 
     def _task_row(self, task: Task | None, state: TaskState, attempt: int,
                   exit_code: int | None, reason: str | None,
@@ -275,7 +293,7 @@ class Recorder:
             except (OSError, StoreError) as exc:
                 self._fail(exc)
         if not (self._events or self._tasks or self._attempts or self._actions
-                or self._run_update or self._definitions):
+                or self._run_update or self._definitions or self._processes):
             return
         db = self._db
         try:
@@ -290,6 +308,9 @@ class Recorder:
                 db.executemany(_TASK_UPSERT, self._tasks.values())
             if self._attempts:
                 db.executemany(_ATTEMPT_UPSERT, self._attempts.values())
+            if self._processes:
+                db.executemany("INSERT OR REPLACE INTO processes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               self._processes.values())
             if self._actions:
                 db.executemany("INSERT INTO actions (run_id, time, user, action, step, host, "
                                "reason) VALUES (?, ?, ?, ?, ?, ?, ?)", self._actions)
@@ -305,6 +326,7 @@ class Recorder:
         self._run_update = None
         self._tasks.clear()
         self._attempts.clear()
+        self._processes.clear()
         self._actions.clear()
         self._events.clear()
 

@@ -38,6 +38,7 @@ from console.model.loader import WorkflowError, load_text
 from console.model.secrets import SecretError, resolve_secrets
 from console.model.workflow import Host
 from console.store import LiveRunError, Recorder, RunLock, RunSummary, Store, StoredRun, StoreError
+from console.store.concurrent import WorkflowClaim
 
 T = TypeVar("T")
 
@@ -60,6 +61,8 @@ class History:
         self.store = store
         self.recorders: dict[str, Recorder] = {}
         self.locks: dict[str, RunLock] = {}
+        self.claims: dict[str, WorkflowClaim] = {}
+        """Per live run: its claim on the workflow (an exclusive workflow's lock)."""
         self._reader: Store | None = None
         self._turn: asyncio.Lock | None = None
 
@@ -105,9 +108,12 @@ class History:
         lock = self.locks.pop(run_id, None)
         if lock is not None:
             lock.release()
+        claim = self.claims.pop(run_id, None)
+        if claim is not None:
+            claim.release()
 
     def close(self) -> None:
-        for run_id in list(self.recorders) + list(self.locks):
+        for run_id in list(self.recorders) + list(self.locks) + list(self.claims):
             self.release(run_id)
         if self._reader is not None:
             self._reader.close()

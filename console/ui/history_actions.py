@@ -55,9 +55,20 @@ class HistoryActions:
         False (with a notification) when the store refuses: the run must not start."""
         if self.history is None or run.options.dry_run:  # a dry run is not history
             return True
+        from console.store.concurrent import claim_workflow
+
+        try:
+            claim = claim_workflow(self.history.store, run)
+        except StoreError as exc:  # an exclusive workflow with a live run: not started
+            self.notify(str(exc), severity="error", timeout=30)
+            return False
+        for warning in claim.warnings:
+            self.notify(warning, severity="warning", timeout=20)
+        self.history.claims[run.id] = claim
         try:
             self.history.record(run, on_error=lambda error: self._history_error(run, error))
         except StoreError as exc:
+            self.history.claims.pop(run.id).release()
             self.notify(f"cannot record run {run.id}: {exc}", severity="error", timeout=30)
             return False
         session.subscribe_again()

@@ -26,7 +26,7 @@ from console.engine.task import Task
 from console.model.params import ParamError, resolve_params
 from console.ui import reloading
 from console.ui.screens.hostkey import HostKeyAsk
-from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
+from console.ui.screens.modals import QuitModal, TextPrompt, approval_dialog
 from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.refusals import bound_action, why_refused
 from console.ui.session import LogBuffer, RunSession
@@ -269,6 +269,12 @@ class RunScreen(Screen[None]):
         action = bound_action(self, event.key)
         if action is None:
             return
+        node = self.focused
+        while node is not None and node is not self:  # a focused widget's own key wins
+            own = bound_action(node, event.key)
+            if own is not None and node.check_action(own, ()):
+                return
+            node = node.parent  # type: ignore[assignment]
         why = why_refused(self, action)
         if why is not None:
             event.stop()
@@ -324,36 +330,20 @@ class RunScreen(Screen[None]):
 
     def action_approve(self) -> None:
         step_id, host = self._target()
-        step = self.run.workflow.steps[step_id]
         waiting = [t for t in self.selected_tasks() if t.state is TaskState.AWAITING_APPROVAL]
         if not waiting:
             self._act(self.run.approve, step_id, host)  # reports why it does not apply
             return
-        hosts = [t.host for t in waiting]
-        groups = self.run.command_groups(step_id, hosts)
-        name = self.run.step_name(step_id, host)
-        title = f"Approve '{name}'" + (f" on {host}" if host else "")
-        prompts: dict[str, list[str]] = {}
-        for task in waiting:
-            prompts.setdefault(task.reason or "", []).append(task.host)
-        if len(prompts) == 1:
-            prompt = next(iter(prompts)) or "Approve?"
-        else:
-            prompt = "\n".join(f"{', '.join(on)}: {text}" for text, on in prompts.items())
-
         def answered(choice: object) -> None:
             if choice == "approve":
                 self._act(self.run.approve, step_id, host)
             elif choice == "deny":
                 self.action_deny()
 
-        if step.dangerous:
-            self.app.push_screen(DangerousModal(step_id, title, prompt, groups, hosts), answered)
-        else:
-            self.app.push_screen(GateModal(title, prompt, groups, hosts), answered)
+        self.app.push_screen(approval_dialog(self.run, step_id, host, waiting), answered)
 
     def _ask(self, title: str, placeholder: str, required: bool,
-             then: Callable[[str], None], action: str | None = None) -> None:
+             then: Callable[[str], object], action: str | None = None) -> None:
         """A reason or note prompt; only for an action that applies now (``action``)."""
         if action is not None:
             why = why_refused(self, action)

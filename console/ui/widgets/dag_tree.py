@@ -203,6 +203,7 @@ class DagTree(Tree[Selection]):
             text.append(f" exit {task.exit_code}", style=pal.state(task.state))
         if self.run.is_excluded(task.host):
             text.append(" excluded", style=pal.style("marker-removed", bold=True))
-        elif task.state is S.RUNNING and task.reason:  # a health poll's progress
-            text.append(f" {visible(task.reason)}", style=pal.style("dim-text"))
+        elif task.state is S.RUNNING and task.reason:  # a health poll's progress, compact
+            progress = task.reason.replace("polling ", "poll ", 1).removesuffix(" left")
+            text.append(f" {visible(progress)}", style=pal.style("dim-text"))
         return text
