@@ -38,7 +38,7 @@ from console.engine.exclusion import HostExclusion
 from console.engine.identity import note_started
 from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
-from console.engine.rollout import RolloutPlan
+from console.engine.rollout import BatchCounts, RolloutPlan
 from console.engine.shown import derived_secrets, shown_command, shown_template_error
 from console.engine.task import Attempt, Task
 from console.engine.texts import RunTexts
@@ -184,10 +184,15 @@ class Run(HostExclusion, RunActions, RunTexts):
             self._running_by_step.setdefault(sid, 0)
         hosts_of = {sid: [t.host for t in tasks] for sid, tasks in self._by_step.items()}
         self._rollout_of: dict[str, RolloutPlan] = {}
+        self._batch_counts: dict[str, BatchCounts] = {}
+        self._rollout_changed: dict[tuple[str, str], None] = {}
         for rollout in workflow.rollouts.values():
             plan = RolloutPlan.build(workflow, rollout, hosts_of)
+            counts = self._batch_counts[rollout.name] = BatchCounts(plan)
             for sid in rollout.steps:
                 self._rollout_of[sid] = plan
+                for task in self._by_step.get(sid, ()):
+                    counts.update(task.key, self._task_status(task))
         self._status: dict[str, str] = {}
         self._terminal_when = terminal_steps(workflow)
         # Per step, how many of its needs are not ``done`` / are ``bad`` by ``_status``.
@@ -240,6 +245,10 @@ class Run(HostExclusion, RunActions, RunTexts):
         if state.finished and state is not S.BLOCKED and task.started is not None:
             task.ended = self.clock()
         self._dirty_steps.add(task.step)
+        if task.step in self._rollout_of:
+            self._batch_counts[self._rollout_of[task.step].rollout.name].update(
+                task.key, self._task_status(task))
+            self._rollout_changed[task.key] = None
         if state is S.PENDING:
             self._candidates[task.key] = task
         elif task.key in self._ready:
@@ -365,15 +374,31 @@ class Run(HostExclusion, RunActions, RunTexts):
                             continue
                         for task in self._by_step[dep]:
                             self._candidates[task.key] = task
-                plan = self._rollout_of.get(sid)
-                if plan is not None:  # per-host needs and batch barriers
-                    for member in plan.rollout.steps:
-                        for task in self._by_step[member]:
-                            self._candidates[task.key] = task
+            self._rollout_candidates()
             candidates, self._candidates = self._candidates, {}
             for task in sorted(candidates.values(), key=self._sort_key):
                 self._evaluate(task)
         self._launch()
+
+    def _rollout_candidates(self) -> None:
+        """Per-host needs: the same host's tasks of a changed rollout task; batch barriers:
+        every task of a batch whose gate (the batches before it) changed status."""
+        changed, self._rollout_changed = self._rollout_changed, {}
+        for key in changed:
+            plan = self._rollout_of.get(key[0])
+            if plan is None:
+                continue
+            for member in plan.rollout.steps:
+                task = self.tasks.get((member, key[1]))
+                if task is not None:
+                    self._candidates[task.key] = task
+        for counts in self._batch_counts.values():
+            for batch in counts.changed_gates():
+                for host in counts.plan.batches[batch]:
+                    for member in counts.plan.rollout.steps:
+                        task = self.tasks.get((member, host))
+                        if task is not None:
+                            self._candidates[task.key] = task
 
     def _count_needs(self, sid: str, old: str | None, new: str) -> None:
         """Keep the dependents' need counters in step with ``sid`` going ``old`` -> ``new``."""
@@ -438,22 +463,7 @@ class Run(HostExclusion, RunActions, RunTexts):
 
     def _batch_status(self, plan: RolloutPlan, last: int) -> str:
         """Batches 0..last: ``wait`` while any task runs, ``bad`` past max_fail, else done."""
-        failed: set[str] = set()
-        waiting = False
-        for batch in plan.batches[: last + 1]:
-            for host in batch:
-                for sid in plan.rollout.steps:
-                    task = self.tasks.get((sid, host))
-                    if task is None:
-                        continue
-                    status = self._task_status(task)
-                    if status == "wait":
-                        waiting = True
-                    elif status == "bad":
-                        failed.add(host)
-        if len(failed) > plan.rollout.max_fail:
-            return "bad"
-        return "wait" if waiting else "done"
+        return self._batch_counts[plan.rollout.name].prefix(last)
 
     def _deps_status(self, task: Task) -> tuple[str, str | None]:
         """``done``, ``wait``, ``bad`` or ``max_fail``, with the reason when not ready.

@@ -61,6 +61,8 @@ def why_refused(screen: RunScreen, action: str) -> str | None:
             return f"host {host} is already excluded"
         if run.state.finished and not run.options.keep_alive:
             return f"the run has {run.state}"
+    if action == "next_attention" and not screen.needs_operator():
+        return "no task needs the operator"
     if action == "breakpoint" and screen.selection is None:
         return "select a step first"
     if action == "open_log":
