@@ -280,7 +280,10 @@ def cmd_hosts(args: argparse.Namespace) -> int:
         for line in str(exc).splitlines():
             _err(line)
         return EXIT_USAGE
-    sys.stdout.write(render_json(report) if args.json else render_text(report))
+    if args.json:
+        sys.stdout.write(render_json(report))
+    else:
+        _out(render_text(report))  # vars from an inventory could carry escape sequences
     return EXIT_OK
 
 
