@@ -355,3 +355,15 @@ def test_whole_run_rollback_undoes_exactly_what_succeeded_in_reverse_order(wf) -
                     assert record.end_seq < earlier.start_seq, (sid, need, host)
 
     asyncio.run(scenario())
+
+
+async def test_automatic_rollback_does_not_wait_for_the_rest_of_the_run() -> None:
+    wf = failing_rollout("rollback")
+    wf = type(wf)(**{**wf.__dict__, "steps": {**wf.steps, "other": step("other", "hold other")}})
+    h = Harness(wf)
+    h.start()
+    await h.state_of("drain", S.UNDONE, "web1")  # while `other` still runs
+    assert h.state("other") is S.RUNNING
+    h.world.release("other")
+    assert await h.finish() is RunState.ROLLED_BACK
+    assert h.state("other") is S.SUCCEEDED

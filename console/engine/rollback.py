@@ -293,6 +293,9 @@ class Rollback:
         self.automatic = automatic
         self.started = False
         self._running: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.job: asyncio.Task[bool] | None = None
+        """The rollback running beside the scheduler of a live run (kept here)."""
+        self._event = asyncio.Event()
 
     @property
     def plan(self) -> RollbackPlan:
@@ -307,7 +310,13 @@ class Rollback:
 
     @property
     def _wake(self) -> asyncio.Event:
-        return self.run._wake
+        """Beside a live scheduler the rollback has its own event (the scheduler pokes it);
+        alone (``baton rollback``) it wakes with the run's."""
+        return self.run._wake if self.run.rollback_only else self._event
+
+    def poke(self) -> None:
+        self._event.set()
+        self.run._wake.set()
 
     def announce(self) -> None:
         """Record the ``rollback`` action (its scope as JSON) and the plan in the log."""
@@ -413,8 +422,7 @@ class Rollback:
             task.execution = None
             task.cancel_requested = None
             self._running.pop(entry.key, None)
-            self._wake.set()
-            run._wake.set()
+            self.poke()
 
     # ------------------------------------------------------------------ operator
 
@@ -423,7 +431,7 @@ class Rollback:
         entry = self._failed(step, host)
         self.run._record("retry_undo", step, host, None)
         self.plan.mark(entry, "planned")
-        self._wake.set()
+        self.poke()
 
     def skip(self, step: str, host: str, reason: str | None = None) -> None:
         """Give up a failed undo: the undos it held back may go."""
@@ -433,7 +441,7 @@ class Rollback:
         self.plan.mark(entry, "skipped")
         text = f"undo skipped by {run.user}" + (f": {reason}" if reason else "")
         run._set(run.tasks[entry.key], S.SKIPPED, text)
-        self._wake.set()
+        self.poke()
 
     def _failed(self, step: str, host: str) -> UndoEntry:
         from console.engine.actions import ActionError
@@ -471,6 +479,27 @@ async def execute_rollback_only(run: Run) -> RunState:
         final = RunState.ROLLED_BACK if complete else RunState.FAILED
     run._set_run_state(final)
     return final
+
+
+def drive_rollback(run: Run) -> bool:
+    """Called by the scheduler of a live run after each pass: starts its rollback once it
+    may go (an automatic one when no host of its rollout is still running) and wakes it.
+    Returns whether a rollback is still going on."""
+    rollback = run.rollback
+    if rollback is None:
+        return False
+    if rollback.job is None:
+        if rollback.automatic and rollback.scope.rollout is not None:
+            steps = run.workflow.rollouts[rollback.scope.rollout].steps
+            if any(not t.state.finished for sid in steps for t in run.tasks_of(sid)):
+                return True
+        rollback.job = asyncio.get_running_loop().create_task(rollback.execute())
+        rollback.job.add_done_callback(lambda _: run._wake.set())
+        return True
+    if rollback.job.done():
+        return False
+    rollback._event.set()
+    return True
 
 
 def check_rollouts(run: Run) -> None:

@@ -38,7 +38,12 @@ from console.engine.exclusion import HostExclusion
 from console.engine.identity import note_started
 from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
-from console.engine.rollback import Rollback, check_rollouts, execute_rollback_only
+from console.engine.rollback import (
+    Rollback,
+    check_rollouts,
+    drive_rollback,
+    execute_rollback_only,
+)
 from console.engine.rollout import BatchCounts, RolloutPlan
 from console.engine.shown import derived_secrets, shown_command, shown_template_error
 from console.engine.task import Attempt, Task
@@ -333,13 +338,10 @@ class Run(HostExclusion, RunActions, RunTexts):
             while True:
                 self._pass()
                 check_rollouts(self)
-                if (self._closing or self._halted) and not self._running:
+                undoing = drive_rollback(self)
+                if (self._closing or self._halted) and not self._running and not undoing:
                     break
-                if self.settled and not self._running and self.rollback is not None \
-                        and not self.rollback.started:
-                    await self.rollback.execute()  # a rollout's on_failure = "rollback"
-                    continue
-                if self.settled and not self._running:
+                if self.settled and not self._running and not undoing:
                     final = self._final_state()
                     if not self.options.keep_alive:
                         self._set_run_state(final)
