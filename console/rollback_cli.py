@@ -50,6 +50,9 @@ def rollback(args: argparse.Namespace) -> int:
             stored = store.load(run_id)
             rebuild = argparse.Namespace(**{**vars(args), "step": False, "watch": False})
             run, _ = cli._rebuild(stored, rebuild)
+            from console.executors.leftovers import settle
+
+            settle(store, run_id, run.workflow, say=cli._err)  # an undo cut short by a crash
             for record in stored.tasks:  # what was not decided stays as it was
                 task = run.tasks.get((record.step, record.host))
                 if task is not None and task.state is TaskState.PENDING \

@@ -201,19 +201,24 @@ class Store:
         with self._guard() as db:
             db.execute("BEGIN IMMEDIATE")
             hit = db.execute(
-                "SELECT step, host, attempt FROM tasks WHERE run_id = ? AND state IN (?, ?) "
-                "ORDER BY position", (run_id, TaskState.RUNNING, TaskState.RETRYING)).fetchall()
+                "SELECT step, host, attempt, state FROM tasks WHERE run_id = ? AND state IN "
+                "(?, ?, ?) ORDER BY position",
+                (run_id, TaskState.RUNNING, TaskState.RETRYING, TaskState.UNDOING)).fetchall()
             seq = self._next_seq(run_id)
-            for step, host, attempt in hit:
+            for step, host, attempt, was in hit:
+                # an undo cut short is a failed undo: only an operator's rollback re-runs it
+                task_state, task_reason = (
+                    (TaskState.UNDO_FAILED, f"was undoing when baton stopped ({reason})")
+                    if was == TaskState.UNDOING else (TaskState.INTERRUPTED, reason))
                 db.execute("UPDATE tasks SET state = ?, reason = ?, ended = ? WHERE run_id = ? "
                            "AND step = ? AND host = ?",
-                           (TaskState.INTERRUPTED, reason, now, run_id, step, host))
+                           (task_state, task_reason, now, run_id, step, host))
                 db.execute("UPDATE attempts SET state = ?, reason = ?, ended = ? WHERE run_id = ?"
                            " AND step = ? AND host = ? AND ended IS NULL",
                            (TaskState.INTERRUPTED, reason, now, run_id, step, host))
                 payload = {"type": "task", "step": step, "host": host,
-                           "state": str(TaskState.INTERRUPTED), "attempt": attempt,
-                           "exit_code": None, "reason": reason, "time": now}
+                           "state": str(task_state), "attempt": attempt,
+                           "exit_code": None, "reason": task_reason, "time": now}
                 db.execute("INSERT INTO events VALUES (?, ?, ?, 'task', ?)",
                            (run_id, seq, now, json.dumps(payload)))
                 seq += 1
@@ -226,7 +231,7 @@ class Store:
                 db.execute("INSERT INTO events VALUES (?, ?, ?, 'run', ?)",
                            (run_id, seq, now, json.dumps(payload)))
             db.execute("COMMIT")
-        return [(step, host) for step, host, _ in hit]
+        return [(step, host) for step, host, _, _ in hit]
 
     def reap_dead(self, run_id: str | None = None) -> list[str]:
         """Mark ``interrupted`` every ``running`` or ``paused`` run (or just ``run_id``)
