@@ -198,7 +198,8 @@ async def test_undo_failed_holds_back_the_same_hosts_later_undos_until_skipped()
     assert h.state("drain", "web1") is S.SUCCEEDED  # held back behind deploy@web1
     assert ("drain", "web1") not in undo_records(h)
     assert h.run.tasks[("deploy", "web1")].reason == "exit 4"
-    h.run.rollback.skip("deploy", "web1", "done by hand")
+    assert h.run.refusal("skip", "deploy", "web1") is None
+    h.run.skip("deploy", "web1", "done by hand")  # the operator's skip acts on the undo
     await h.state_of("drain", S.UNDONE, "web1")
     h.run.options.keep_alive = False
     h.run._wake.set()
@@ -367,3 +368,24 @@ async def test_automatic_rollback_does_not_wait_for_the_rest_of_the_run() -> Non
     h.world.release("other")
     assert await h.finish() is RunState.ROLLED_BACK
     assert h.state("other") is S.SUCCEEDED
+
+
+async def test_a_live_runs_failed_undo_is_retried_by_the_operator() -> None:
+    on = tuple(web(2))
+    wf = workflow(undo_step("drain", on=on),
+                  step("deploy", "{% if host.name == 'web2' %}exit 1{% endif %}",
+                       needs=("drain",), on=on, undo="echo undo\nfail_until u 2"),
+                  hosts=web(2))
+    h = Harness(with_rollout(wf, ("drain", "deploy"), on_failure="rollback"), keep_alive=True)
+    h.start()
+    await h.state_of("deploy", S.UNDO_FAILED, "web1")
+    await asyncio.sleep(0.02)
+    assert h.state("drain", "web1") is S.SUCCEEDED  # held back
+    assert h.state("drain", "web2") is S.UNDONE  # another host goes on
+    h.run.retry("deploy", "web1")
+    await h.state_of("drain", S.UNDONE, "web1")
+    assert h.state("deploy", "web1") is S.UNDONE
+    await h.until(lambda: h.run.state is RunState.ROLLED_BACK)
+    assert ("retry_undo", "deploy", "web1") in [(a.action, a.step, a.host) for a in h.actions()]
+    h.run.close()
+    await h.finish()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from console.engine.events import RunState, TaskState
 from console.engine.outputs import Outputs
+from console.engine.rollback import failed_undos, undo_action
 from console.executors.base import HostKeyAsker, HostKeyQuestion
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ class RunActions:
 
     def refusal(self, action: str, step: str, host: str | None = None) -> str | None:
         """Why the task action would not apply now (the ActionError's message), or None."""
+        if action in ("retry", "skip") and failed_undos(self, step, host):  # type: ignore[arg-type]
+            return None
         try:
             self._targets(action, step, host)
         except ActionError as exc:
@@ -159,6 +162,8 @@ class RunActions:
             self._set(task, S.SUCCEEDED, f"marked done by {self.user}")
 
     def retry(self, step: str, host: str | None = None) -> None:
+        if undo_action(self, "retry", step, host):  # type: ignore[arg-type]
+            return
         tasks = self._targets("retry", step, host)
         self._record("retry", step, host)
         for task in tasks:
@@ -189,6 +194,8 @@ class RunActions:
         self._set(task, S.PENDING, None)
 
     def skip(self, step: str, host: str | None = None, reason: str | None = None) -> None:
+        if undo_action(self, "skip", step, host, reason):  # type: ignore[arg-type]
+            return
         tasks = self._targets("skip", step, host)
         self._record("skip", step, host, reason)
         for task in tasks:

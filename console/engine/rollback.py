@@ -452,6 +452,29 @@ class Rollback:
         return entry
 
 
+def failed_undos(run: Run, step: str, host: str | None) -> list[UndoEntry]:
+    """The failed undos of the run's rollback that ``step`` (on ``host``) names."""
+    rollback = run.rollback
+    if rollback is None or rollback._plan is None:
+        return []
+    return [e for e in rollback.plan.entries if e.step == step and e.state == "undo_failed"
+            and (host is None or e.host == host)]
+
+
+def undo_action(run: Run, action: str, step: str, host: str | None,
+                reason: str | None = None) -> bool:
+    """An operator's retry or skip on a failed undo acts on the rollback (True), not on
+    the task's forward run; False when the target has no failed undo."""
+    entries = failed_undos(run, step, host)
+    assert run.rollback is not None or not entries
+    for entry in entries:
+        if action == "retry":
+            run.rollback.retry(entry.step, entry.host)  # type: ignore[union-attr]
+        else:
+            run.rollback.skip(entry.step, entry.host, reason)  # type: ignore[union-attr]
+    return bool(entries)
+
+
 def plan_payload(plan: RollbackPlan) -> dict[str, Any]:
     """The plan as JSON (``baton rollback --json`` prints it before running)."""
     return {"type": "rollback_plan", "scope": json.loads(plan.scope.to_json()),
