@@ -452,6 +452,33 @@ class Rollback:
         return entry
 
 
+def rollback_refusal(run: Run) -> str | None:
+    """Why a rollback cannot start on this live run now, or None."""
+    if not run._executing or run._closing or (run.state.finished
+                                              and not run.options.keep_alive):
+        return f"the run is not live here: use baton rollback {run.id}"
+    job = run.rollback.job if run.rollback is not None else None
+    if job is not None and not job.done():
+        return "a rollback is already going on"
+    if run.rollback is not None and run.rollback.job is None:
+        return "a rollback is about to start"
+    return None
+
+
+def start_rollback(run: Run, plan: RollbackPlan) -> None:
+    """The operator approved ``plan`` on a live run (the console's ``u``): the scheduler
+    starts it at once, beside whatever still runs."""
+    from console.engine.actions import ActionError
+
+    why = rollback_refusal(run)
+    if why is not None:
+        raise ActionError(f"cannot roll back: {why}")
+    if not plan.entries:
+        raise ActionError("cannot roll back: nothing to undo")
+    run.rollback = Rollback(run, plan)
+    run._wake.set()
+
+
 def failed_undos(run: Run, step: str, host: str | None) -> list[UndoEntry]:
     """The failed undos of the run's rollback that ``step`` (on ``host``) names."""
     rollback = run.rollback

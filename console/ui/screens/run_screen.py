@@ -71,6 +71,11 @@ class RunScreen(Screen[None]):
         _b("c", "cancel_task", "Cancel", "Cancel the selected task(s): TERM, then KILL"),
         _b("x", "exclude_host", "Exclude host",
            "Exclude the selected host: skip every task it has left", show=False),
+        _b("u", "rollback", "Roll back",
+           "Roll back the selection (task or step; nothing selected: the whole run): shows "
+           "the plan of undo commands to approve", show=False),
+        _b("U", "rollback_downstream", "Roll back+down",
+           "Roll back the selected step and everything downstream of it", show=False),
         _b("b", "breakpoint", "Break", "Toggle a breakpoint: hold the step before it starts"),
         _b("t", "step_mode", "Step mode", "Toggle step mode: every task needs approval"),
         _b("n", "note", "Note", "Add a note to the timeline"),
@@ -473,6 +478,37 @@ class RunScreen(Screen[None]):
         self._ask(f"Exclude host '{host}' from this run", "reason (optional)", False,
                   lambda reason: self._act(self.run.exclude_host, host, None, reason or None),
                   action="exclude_host")
+
+    def action_rollback(self, downstream: bool = False) -> None:
+        from console.engine.rollback import RollbackScope, plan_rollback, start_rollback
+        from console.ui.screens.rollback_dialog import RollbackModal
+
+        why = why_refused(self, "rollback")
+        if why is not None:
+            self.notify(why, severity="warning")
+            return
+        selection = self.selection
+        step = selection.step if selection is not None else None
+        host = selection.host if selection is not None else None
+        scope = RollbackScope(step, host if step is not None else None,
+                              downstream and step is not None)
+        try:
+            plan = plan_rollback(self.run, scope)
+        except ValueError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        if not plan.entries:
+            self.notify(f"nothing to undo in {scope.describe()}", severity="warning")
+            return
+
+        def answered(choice: object) -> None:
+            if choice == "rollback":
+                self._act(start_rollback, self.run, plan)
+
+        self.app.push_screen(RollbackModal(plan), answered)
+
+    def action_rollback_downstream(self) -> None:
+        self.action_rollback(downstream=True)
 
     def action_breakpoint(self) -> None:
         step, _ = self._target()
