@@ -707,3 +707,44 @@ async def test_9_remote_leftovers_are_found_and_ended_by_tag(sshd_fleet: Fleet) 
         assert _wait_until(lambda: not _alive_with(sleep), 5)
     finally:
         _kill_all(sleep)
+
+
+def test_9_console_resume_asks_before_ending_leftovers(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    sleep = _sleep_value()
+    path = write_workflow(tmp_path, f"""
+        [workflow]
+        name = "crash console"
+
+        [steps.a]
+        run = "sleep {sleep}"
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "console.cli", "run", str(path),
+                             "--headless", "--yes"], env=baton_env({"BATON_HOME": str(home)}),
+                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_until(lambda: bool(_alive_with(sleep)), 30)
+        time.sleep(0.3)
+        proc.kill()
+        proc.wait()
+        listed = baton("runs", "--json", env={"BATON_HOME": str(home)})
+        run_id = json.loads(listed.stdout.splitlines()[0])["id"]
+        primary, secondary = os.openpty()
+        try:
+            child = subprocess.Popen([sys.executable, "-m", "console.cli", "resume", run_id],
+                                     env=baton_env({"BATON_HOME": str(home)}), cwd=REPO,
+                                     stdin=secondary, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+            os.write(primary, b"n\n")
+            _, err = child.communicate(timeout=60)
+        finally:
+            os.close(primary)
+            os.close(secondary)
+        assert child.returncode == 2, err
+        assert "attempt 1 of a was interrupted but left processes running" in err
+        assert "End them before resuming? [y/N]" in err and "resume refused" in err
+        assert _alive_with(sleep)  # the operator said no: nothing was ended
+    finally:
+        proc.kill()
+        _kill_all(sleep)
