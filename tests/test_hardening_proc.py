@@ -748,3 +748,33 @@ def test_9_console_resume_asks_before_ending_leftovers(tmp_path: Path) -> None:
     finally:
         proc.kill()
         _kill_all(sleep)
+
+
+# --- 10 in the console -----------------------------------------------------------------------
+
+
+async def test_10_console_shows_a_banner_and_starts_nothing_new(tmp_path: Path) -> None:
+    from console.engine.events import RunState, TaskState
+    from console.ui.screens.run_screen import RunScreen
+    from console.ui.widgets.banner import HistoryBanner
+    from tests.history_helpers import flow_file, history_app
+    from tests.ui_helpers import SIZE, until
+
+    with Store.open(tmp_path / "home") as store:
+        app, world = history_app(flow_file(tmp_path), store, start=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: isinstance(app.screen, RunScreen), timeout=15)
+            screen = app.screen
+            assert isinstance(screen, RunScreen)
+            ship = screen.run.tasks[("ship", "local")]
+            await until(lambda: ship.state is TaskState.AWAITING_APPROVAL, timeout=15)
+            banner = screen.query_one(HistoryBanner)
+            assert not banner.display
+            store._db.close()  # the history can no longer be written
+            screen.run.approve("ship")  # the operator's approval cannot be recorded
+            await pilot.pause()
+            await until(lambda: banner.display, timeout=10)
+            await until(lambda: screen.run.state is RunState.FAILED, timeout=10)
+            assert "history not written" in str(banner.render())
+            assert "ship" not in world.order()  # nothing new started
+            assert ship.state is not TaskState.SUCCEEDED
