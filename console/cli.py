@@ -366,14 +366,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
     since = _since(args.since)
-    workflow = args.workflow
-    if workflow is not None and Path(workflow).is_file():
-        workflow = str(Path(workflow).resolve())
+    workflow = matching = None
+    if args.workflow is not None and Path(args.workflow).is_file():
+        workflow = str(Path(args.workflow).resolve())  # that file's runs
+    elif args.workflow is not None:
+        matching = args.workflow  # any part of the name or file name, ignoring case
     store = _read_store()
     with store, _store_errors():
         try:
             runs = store.runs(workflow=workflow, status=args.status, since=since,
-                              limit=args.limit)
+                              limit=args.limit, matching=matching)
         except ValueError as exc:
             raise UsageError(f"--status: {exc}") from None
         home = store.home
@@ -568,12 +570,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="order, hosts, rollout batches, rendered commands")
     plan.add_argument("file", metavar="FILE")
-    plan.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    plan.add_argument("--limit", action="append", default=[], metavar="PATTERN")
+    plan.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                      help="set a param, as for run (repeatable); defaults fill the rest")
+    plan.add_argument("--limit", action="append", default=[], metavar="PATTERN",
+                      help="only these hosts/groups, as for run (repeatable, globs)")
     plan.set_defaults(func=cmd_plan)
 
     runs = sub.add_parser("runs", help="past runs, newest first")
-    runs.add_argument("--workflow", metavar="NAME|FILE", help="runs of this workflow")
+    runs.add_argument("--workflow", metavar="NAME|FILE",
+                      help="runs of this workflow file, or whose name or path contains NAME "
+                      "(case-insensitive)")
     runs.add_argument("--status", metavar="STATE",
                       help="only runs in this state (succeeded, failed, interrupted, …)")
     runs.add_argument("--since", metavar="AGE|DATE",

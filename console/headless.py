@@ -93,6 +93,9 @@ class Prompter:
         if reason and self._echo_reason:  # the human printer already showed it
             self._say(f"{task_label(step, host)}: {reason}")
         if state is TaskState.AWAITING_OPERATOR:
+            description = self._run.step_description(step, host).strip()
+            if description:  # what the operator is asked to do, rendered
+                self._say(f"{task_label(step, host)}: {description}")
             answer = await self._read(f"Mark '{step}'{on} done? [y/N] ")
             if self._current(step, host, state):
                 if _yes(answer):

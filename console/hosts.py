@@ -27,13 +27,23 @@ class HostsError(ValueError):
     """The file cannot be read: one line per problem."""
 
 
-def _mask(value: Any, secret: bool = False) -> Any:
+SHOW_LIMIT = 10_000
+"""Most values shown per variable (YAML aliases can nest a value into billions)."""
+TOO_LARGE = "<too large to show>"
+
+
+def _mask(value: Any, secret: bool = False, budget: list[int] | None = None) -> Any:
+    budget = [SHOW_LIMIT] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        return TOO_LARGE
     if isinstance(value, VaultValue):
         return MASK
     if isinstance(value, Mapping):
-        return {str(k): _mask(v, secret or is_secret_name(str(k))) for k, v in value.items()}
+        return {str(k): _mask(v, secret or is_secret_name(str(k)), budget)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_mask(v, secret) for v in value]
+        return [_mask(v, secret, budget) for v in value]
     if secret and value not in (None, ""):
         return MASK
     if isinstance(value, (str, int, float, bool)) or value is None:
@@ -41,11 +51,25 @@ def _mask(value: Any, secret: bool = False) -> Any:
     return str(value)
 
 
+def _shown(value: Any, secret: bool) -> Any:
+    budget = [SHOW_LIMIT]
+    shown = _mask(value, secret, budget)
+    return TOO_LARGE if budget[0] < 0 else shown
+
+
 def _load(path: str) -> tuple[SSHOptions, dict[str, Host], dict[str, Any]]:
     """(ssh defaults, hosts, what the import said) for a workflow or an inventory."""
     target = path.removeprefix("ansible:")
     if not path.startswith("ansible:") and Path(path).suffix.lower() == ".toml":
         from console.model.loader import WorkflowError, load_workflow
+
+        if _is_toml_inventory(Path(path)):
+            from console.model.inventory import load_inventory
+
+            ssh, hosts, problems = load_inventory(Path(path))
+            if problems:
+                raise HostsError("\n".join(str(p) for p in problems))
+            return ssh or SSHOptions(), hosts, {"inventory": path}
 
         try:
             workflow = load_workflow(Path(path))
@@ -66,6 +90,17 @@ def _load(path: str) -> tuple[SSHOptions, dict[str, Host], dict[str, Any]]:
             "renamed_hosts": imported.renamed_hosts, "renamed_groups": imported.renamed_groups,
             "groups": imported.groups}
     return SSHOptions(), imported.hosts, meta
+
+
+def _is_toml_inventory(path: Path) -> bool:
+    """A TOML inventory file (``[ssh]``/``[hosts.*]`` and no ``[workflow]``)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return "workflow" not in data and "hosts" in data
 
 
 def _chain(host: Host, hosts: Mapping[str, Host], first: str | None) -> list[str]:
@@ -103,7 +138,7 @@ def hosts_report(path: str, ssh_config: str | Sequence[str] = ()) -> dict[str, A
                        forward_agent=host.forward_agent)
             sources.update(resolved.sources)
         row["groups"] = list(host.groups)
-        row["vars"] = _mask(host.vars)
+        row["vars"] = {str(k): _shown(v, is_secret_name(str(k))) for k, v in host.vars.items()}
         row["sources"] = {k: v for k, v in sources.items() if not k.startswith("vars.")}
         row["var_sources"] = {k[5:]: v for k, v in host.origin.items() if k.startswith("vars.")}
         row["notes"] = list(host.notes)

@@ -237,7 +237,9 @@ def render_plan(plan: Plan) -> str:
     """The human text of ``baton plan``."""
     out = [f"workflow: {plan.workflow}" + (f"  ({plan.path})" if plan.path else "")]
     if plan.params:
-        out.append("params:   " + ", ".join(f"{k}={v!r}" for k, v in plan.params.items()))
+        out.append("params:   " + ", ".join(
+            f"{k}={str(v).lower() if isinstance(v, bool) else repr(v)}"
+            for k, v in plan.params.items()))
     if plan.limit:
         out.append("limit:    " + ", ".join(plan.limit))
     out.append("")

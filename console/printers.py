@@ -256,6 +256,9 @@ class HumanPrinter:
             return  # back in the queue (approved, reset for a retry): the next state tells
         if state is TaskState.RUNNING:
             self._started.setdefault(key, event.time)  # automatic retries keep the first start
+            progress = event.reason or ""
+            if progress.startswith("polling ") and not progress.startswith("polling paused"):
+                return  # a health poll's progress: each poll's log line says it
         symbol, style = _SYMBOL.get(state, ("·", "dim"))
         words = [self._style(symbol, style), self._style(task_label(*key), "bold"), str(state)]
         if state is TaskState.RUNNING or state is TaskState.RETRYING:

@@ -427,3 +427,15 @@ def test_non_utf8_bytes_in_comments_are_accepted_elsewhere_located(tmp_path: Pat
     path.write_bytes(b"[web]\nweb1 note=caf\xe9\n")
     with pytest.raises(AnsibleInventoryError, match=rf"^{path}:2: not UTF-8 text$"):
         load_ansible_inventory(path)
+
+
+def test_nested_yaml_aliases_do_not_explode(tmp_path: Path) -> None:
+    from console.hosts import hosts_report
+
+    lines = ["all:", "  vars:", "    a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"    a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 30)]
+    path = tmp_path / "bomb.yml"
+    path.write_text("\n".join([*lines, "  hosts:", "    h1:"]) + "\n")
+    assert list(load_ansible_inventory(path)) == ["h1"]
+    (row,) = hosts_report(str(path), [])["hosts"]
+    assert row["vars"]["a29"] == "<too large to show>"

@@ -525,3 +525,85 @@ def test_plan_model_marks_manual_dangerous_and_limits_hosts(tmp_path: Path) -> N
     assert [(c.hosts, c.text, c.rendered) for c in drop.commands] == [
         (("db2",), "drop --host db2", True)
     ]
+
+
+# --- issue 10, item 25: behaviour the docs describe ------------------------------------
+
+
+def test_a_relative_cwd_resolves_against_the_workflow_folder(tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    (flows / "work").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path = write_workflow(flows, """
+        [workflow]
+        name = "Cwd"
+        [steps.here]
+        cwd = "work"
+        run = "pwd"
+        [steps.templated]
+        cwd = "{{ params.sub }}"
+        run = "pwd"
+        [params]
+        sub = "work"
+    """)
+    result = baton("run", path.relative_to(tmp_path), "--headless", "--no-history",
+                   cwd=tmp_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    lines = [line.split("| ", 1)[1] for line in result.stdout.splitlines() if "| " in line]
+    assert lines == [str(flows / "work")] * 2
+    moved = baton("run", path, "--headless", "--no-history", cwd=elsewhere)
+    assert moved.returncode == 0, moved.stderr
+
+
+def test_boolean_params_render_as_true_and_false_in_commands(tmp_path: Path) -> None:
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "Bools"
+        [params]
+        force = false
+        [steps.show]
+        run = 'echo "force={{ params.force }}"; [ "{{ params.force }}" = true ] && echo forced'
+        env = { FORCE = "{{ params.force }}" }
+        [steps.env]
+        run = 'echo "env=$FORCE"'
+        env = { FORCE = "{{ params.force }}" }
+    """)
+    result = baton("run", path, "--headless", "--no-history", "--param", "force=true")
+    assert result.returncode == 0, result.stderr
+    assert "force=true" in result.stdout and "forced" in result.stdout
+    assert "env=true" in result.stdout and "True" not in result.stdout
+    plan = baton("plan", path)
+    assert 'echo "force=false"' in plan.stdout and "False" not in plan.stdout
+
+
+def test_headless_dry_run_evaluates_when(tmp_path: Path) -> None:
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "Dry when"
+        [params]
+        target = "staging"
+        [steps.prod_only]
+        when = "params.target == 'prod'"
+        run = "echo touching prod"
+        [steps.always]
+        run = "echo fine"
+    """)
+    result = baton("run", path, "--headless", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "would run: echo fine" in result.stdout
+    assert "touching prod" not in result.stdout
+    prod = baton("run", path, "--headless", "--dry-run", "--param", "target=prod")
+    assert "would run: echo touching prod" in prod.stdout
+
+
+def test_console_refuses_no_history_before_the_screen_opens(tmp_path: Path) -> None:
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "Console"
+        [steps.a]
+        run = "echo a"
+    """)
+    result = baton("run", path, "--no-history")
+    assert result.returncode == 2
+    assert result.stderr == "baton: --no-history only applies with --headless\n"

@@ -461,6 +461,48 @@ async def test_secrets_masked_in_logs_and_reasons():
     assert h.run.tasks[("a", "local")].outputs.stdout == "token=*** ok\n"
 
 
+async def test_attempt_records_never_hold_a_secret_even_transformed():
+    """Issue 11 items 1-2: the attempt's reason and command (what the store writes) are
+    masked like the task's; commands are the placeholder rendering, the executor alone
+    gets the real script."""
+    h = Harness(workflow(step("lookup", run="echo {{ params[secrets.tok | upper] }}"),
+                         step("enc", run="echo {{ secrets.tok | urlencode }} "
+                                         "{{ secrets.tok | upper }} {{ secrets.tok }}"),
+                         step("fail", run="echo x\nexit 2", retries=1),
+                         step("cancel", run="hold c")),
+                secrets={"tok": "hun ter2"}, params={"n": 1})
+    h.start()
+    await h.state_of("cancel", S.RUNNING)
+    h.run.cancel("cancel", reason="stop hun ter2 now")
+    await h.finish()
+    lookup = h.run.tasks[("lookup", "local")]
+    assert lookup.reason == "template error: 'dict object' has no attribute '***'"
+    assert lookup.attempts[-1].reason == lookup.reason
+    enc = h.run.tasks[("enc", "local")]
+    assert enc.attempts[-1].command == "echo *** *** ***"
+    assert h.world.starts("enc")[0].script == "echo hun%20ter2 'HUN TER2' 'hun ter2'"
+    cancel = h.run.tasks[("cancel", "local")]
+    assert "hun ter2" not in str(cancel.attempts[-1].reason)
+    records = [(a.reason, a.command) for t in h.run.tasks.values() for a in t.attempts]
+    assert not any(form in repr(records) + repr(h.events)
+                   for form in ("hun ter2", "HUN TER2", "hun%20ter2"))
+
+
+async def test_executor_error_naming_a_secret_is_masked_in_the_attempt():
+    class Refusing:
+        async def start(self, request, on_output):
+            raise RuntimeError(f"cwd {request.cwd} does not exist")
+
+        async def close(self) -> None:
+            return None
+
+    run = Run(workflow(step("a", run="true", cwd="/x/{{ secrets.tok }}")),
+              RunOptions(secrets={"tok": "hunter2"}), executor_for=lambda host: Refusing())
+    assert await run.execute() is RunState.FAILED
+    task = run.tasks[("a", "local")]
+    assert task.reason == task.attempts[-1].reason == "cwd /x/*** does not exist"
+
+
 async def test_template_error_fails_the_task_with_reason():
     h = Harness(workflow(step("a", run="echo {{ params.nope }}")))
     assert await h.finish() is RunState.FAILED
@@ -527,6 +569,8 @@ async def test_interrupt_stops_running_tasks_and_leaves_the_run_resumable():
     assert h.state("c") is S.BLOCKED  # by the interrupted need, decided again on resume
     assert h.state("g") is S.AWAITING_APPROVAL  # not started: keeps its state
     assert sorted(h.world.terminated) == ["a", "b"]
+    h.run.close()  # a console closing the run afterwards changes nothing
+    assert h.state("g") is S.AWAITING_APPROVAL and h.state("a") is S.INTERRUPTED
 
 
 async def test_close_still_cancels_everything():

@@ -174,32 +174,36 @@ TRANSFORMED = """
     [secrets]
     pw = { env = "BATON_TEST_PW" }
     [steps.use]
-    run = '''curl -u "admin:{{ secrets.pw | urlencode | raw }}" http://x/ || true
-    : {{ secrets.pw | upper }} {{ secrets.pw | reverse }} {{ secrets.pw | tojson }}
-    : {{ secrets.pw | lower | urlencode }} {{ secrets.pw }}'''
+    run = '''echo curl -u "admin:{{ secrets.pw | urlencode | raw }}" http://x/ >/dev/null
+    echo {{ secrets.pw | upper }} {{ secrets.pw | reverse }} {{ secrets.pw | tojson }}
+    echo {{ secrets.pw | lower | urlencode }} {{ secrets.pw }}'''
 """
 
 
 def test_transformed_secrets_never_stored_or_shown(tmp_path: Path, baton_home: Path) -> None:
     """The stored command, `--dry-run`, `plan` and `show` carry the command rendered with
-    placeholders: no transformed secret (urlencode, upper, reverse, tojson) in any."""
+    placeholders: no transformed secret (urlencode, upper, reverse, tojson) in any. What
+    a template made of a secret is masked in the step's output too."""
     secret = "Pa ss/wörd+1"
     wf = write_workflow(tmp_path, TRANSFORMED)
     env = {"BATON_TEST_PW": secret, "PATH": "/usr/bin:/bin"}
     dry = baton("run", wf, "--headless", "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr
     assert 'curl -u "admin:***" http://x/' in dry.stdout
-    assert ": *** *** '\"***\"'" in dry.stdout
-    assert ": *** ***" in dry.stdout
+    assert "echo *** *** '\"***\"'" in dry.stdout
+    assert "echo *** ***" in dry.stdout
     plan = baton("plan", wf, env=env)
     assert 'curl -u "admin:***" http://x/' in plan.stdout
     real = baton("run", wf, "--headless", "--yes", "--json", env=env)
     assert real.returncode == 0, real.stderr
-    shown = _show_everything(_run_id(baton("run", wf, "--headless", "--yes", env=env).stderr))
+    human = baton("run", wf, "--headless", "--yes", env=env)
+    shown = _show_everything(_run_id(human.stderr))
     assert 'curl -u "admin:***" http://x/' in shown
+    assert "use | *** *** ***\nuse | *** ***\n" in human.stdout  # the output, masked
     for form in (secret.lower(), *_forms(secret.lower())):
-        assert form not in dry.stdout + plan.stdout + shown
-    _assert_nowhere(secret, baton_home, dry.stdout, plan.stdout, real.stdout, shown)
+        assert form not in dry.stdout + plan.stdout + real.stdout + human.stdout + shown
+    _assert_nowhere(secret, baton_home, dry.stdout, plan.stdout, real.stdout, human.stdout,
+                    shown)
 
 
 ENCODER = r'''

@@ -136,6 +136,12 @@ def test_runs_lists_newest_first_and_filters(tmp_path: Path, baton_home: Path) -
     assert lines[2].split()[4] == "failed"
 
     assert [r["id"] for r in runs_json("--workflow", "Alpha")] == [last, first]
+    # as an operator types it: any part of the name or file name, any case (issue 10)
+    assert [r["id"] for r in runs_json("--workflow", "alp")] == [last, first]
+    assert [r["id"] for r in runs_json("--workflow", "LPH")] == [last, first]
+    assert [r["id"] for r in runs_json("--workflow", "beta.to")] == [failed]
+    assert [r["id"] for r in runs_json("--workflow", "ET")] == [failed]
+    assert runs_json("--workflow", "gamma") == []
     assert [r["id"] for r in runs_json("--workflow", str(fails))] == [failed]
     assert [r["id"] for r in runs_json("--status", "failed")] == [failed]
     assert [r["id"] for r in runs_json("--status", "succeeded", "--limit", "1")] == [last]
@@ -291,6 +297,7 @@ def test_a_run_whose_owner_died_is_interrupted_for_every_command(tmp_path: Path,
     assert "interrupted" in table and "running" not in table
     markdown = baton("show", run_id, "--markdown").stdout
     assert "interrupted" in markdown and "| running |" not in markdown
+    (tmp_path / "go").touch()  # the orphaned step (baton was killed) ends itself
 
 
 @pytest.mark.parametrize(("signum", "code", "why"), [(signal.SIGINT, 130, "Ctrl-C"),

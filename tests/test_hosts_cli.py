@@ -131,3 +131,13 @@ def test_check_says_which_imported_names_were_changed(tmp_path: Path) -> None:
             in proc.stderr)
     assert f"{workflow}: note: Ansible group 'bastion' is imported as 'group_bastion'" \
         in proc.stderr
+
+
+def test_hosts_of_a_toml_inventory(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.toml"
+    path.write_text('[ssh]\nuser = "ops"\n[hosts.web1]\naddress = "10.0.0.5"\nport = 22\n')
+    proc = baton("hosts", path, "--json", "--ssh-config", "none")
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)["hosts"]
+    assert (row["address"], row["port"], row["user"]) == ("10.0.0.5", 22, "ops")
+    assert row["sources"]["user"] == "workflow [ssh]"

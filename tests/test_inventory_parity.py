@@ -1,7 +1,8 @@
 """Parity on real files: ``baton hosts --json`` against what the reference tools print.
 
-- 43 Ansible inventories from public repositories (tests/fixtures/inventories, sources in
-  SOURCES.md) against ``ansible-inventory --list`` of ansible-core 2.19, recorded by
+- 49 Ansible inventories and 2 inventory trees from public repositories
+  (tests/fixtures/inventories, sources in SOURCES.md) against ``ansible-inventory --list``
+  of ansible-core 2.19, recorded by
   tests/tools/record_ansible_inventories.py: the same hosts, the same groups (transitively),
   the same variables with the same types, and the connection values Ansible's ssh plugin
   would use, or, where Ansible refuses the file, a located one-line refusal.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 
 from console.cli import main
+from console.executors.ssh_config import home_relative
 
 HERE = Path(__file__).parent / "fixtures" / "inventories"
 FILES = sorted(p.name for p in HERE.iterdir() if p.is_file() and p.name != "SOURCES.md")
@@ -29,6 +32,8 @@ DELIBERATE: dict[str, str] = {
     # file: what Baton's located refusal says (Ansible reads these files)
     "a4d-orchestration-hosts.ini": "-o StrictHostKeyChecking is not supported: Baton always "
                                    "checks host keys",
+    "kube-rke2-inventory-ini-in.yml": "-o StrictHostKeyChecking is not supported: Baton "
+                                      "always checks host keys",
 }
 SECRET = re.compile(r"pass|secret|token|credential|vault|private_key(?!_file)|api_?key", re.I)
 
@@ -73,10 +78,14 @@ def expected_connection(name: str, hv: dict[str, Any]) -> dict[str, Any]:
     if hv.get("ansible_connection") in ("local", "ansible.builtin.local"):
         return {"connection": "local"}
     port = pick("ansible_port", "ansible_ssh_port")
-    return {"connection": "ssh",
-            "address": str(pick("ansible_host", "ansible_ssh_host") or name),
-            "port": int(port) if port is not None else 22,
-            "user": str(pick("ansible_user", "ansible_ssh_user") or getpass.getuser())}
+    out = {"connection": "ssh",
+           "address": str(pick("ansible_host", "ansible_ssh_host") or name),
+           "port": int(port) if port is not None else 22,
+           "user": str(pick("ansible_user", "ansible_ssh_user") or getpass.getuser())}
+    key = pick("ansible_private_key_file", "ansible_ssh_private_key_file")
+    if key is not None:
+        out["identity_files"] = [home_relative(os.path.expanduser(str(key)))]
+    return out
 
 
 def same_vars(mine: Any, theirs: Any, secret: bool = False) -> bool:

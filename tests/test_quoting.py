@@ -185,3 +185,25 @@ def test_injection_through_the_real_command(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert not marker.exists()
     assert f"release: $(touch {marker})" in result.stdout
+
+
+def test_undo_is_checked_like_run() -> None:
+    text = ('[workflow]\nname = "u"\n[params]\np = "x"\n[steps.a]\nrun = "true"\n'
+            'undo = "echo `{{ params.p }}`"\n')
+    with pytest.raises(WorkflowError) as info:
+        load_text(text, "wf.toml")
+    (problem,) = info.value.problems
+    assert str(problem).startswith("wf.toml:7:15: steps.a.undo: {{ params.p }} is inside "
+                                   "backticks")
+
+
+@pytest.mark.parametrize(("template", "printed"), [
+    ("printf '%s' \"{{ 'a b' }}\"", b"a b"),
+    ("printf '%s' '{{ \"it's\" }}'", b"it's"),
+    ("printf '%s' {{ '$(id)' }}", b"$(id)"),
+    ("printf '%s' \"n={{ 3 }}\"", b"n=3"),
+])
+def test_constant_expressions_are_quoted_for_their_context_too(template: str,
+                                                                printed: bytes) -> None:
+    # Jinja folds constants at compile time; they must still be quoted where they land
+    assert _run("/bin/sh", render_command(template, {})) == printed

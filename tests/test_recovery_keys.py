@@ -122,8 +122,8 @@ within = "2m"
 delay = "10s"
 ''')
     text = render_plan(build_plan(wf, {"path": "/srv/a b; rm -rf /"}))
-    assert "  undo on web1:\n    | restore '/srv/a b; rm -rf /' web1 '***'\n" in text
-    assert "  undo on web2:\n    | restore '/srv/a b; rm -rf /' web2 '***'\n" in text
+    assert "  undo on web1:\n    | restore '/srv/a b; rm -rf /' web1 ***\n" in text
+    assert "  undo on web2:\n    | restore '/srv/a b; rm -rf /' web2 ***\n" in text
     assert "delegate: each host's command runs on lb1" in text
     assert "poll: every 5s until it exits 0, within 120s, after waiting 10s" in text
     plan = build_plan(wf, {"path": "x"})

@@ -140,3 +140,46 @@ def test_a_broken_prompt_template_is_one_clear_line(tmp_path: Path, baton_home: 
     reason = waiting[0]["reason"]
     assert reason.startswith("Deploy {{ steps.probe.json.version }}? [not rendered: ")
     assert "\n" not in reason
+
+
+def test_headless_manual_step_shows_its_rendered_description(tmp_path: Path,
+                                                            baton_home: Path) -> None:
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "Manual"
+        [params]
+        release = "4.2"
+        [steps.verify]
+        description = "Open the dashboard of release {{ params.release }} and check errors."
+    """)
+    _out, err = _pty_run(path)
+    assert "verify: Open the dashboard of release 4.2 and check errors." in err
+    assert "{{" not in err
+
+
+def test_command_groups_name_exactly_the_hosts_of_each_command_and_follow_changes() -> None:
+    """Item 2: a gate over several hosts shows each host's command (grouped when equal);
+    the cached renderings follow params and the outputs of the steps a command reads."""
+    from console.engine.outputs import Outputs
+
+    hosts = {h: Host(name=h, address=h, groups=("web",)) for h in ("web1", "web2", "web3")}
+    steps = {
+        "probe": Step(id="probe", name="probe", run="echo v"),
+        "drain": Step(id="drain", name="drain", on=("web",), needs=("probe",),
+                      run="{% if host.name == 'web2' %}echo special{% else %}"
+                          "echo {{ params.mode }} {{ steps.probe.stdout | trim }}{% endif %}"),
+    }
+    run = Run(Workflow(name="w", steps=steps, hosts=hosts, digest="d"),
+              RunOptions(params={"mode": "slow"}))
+    [waiting] = run.command_groups("drain", ["web1", "web2", "web3"])  # probe not run yet
+    assert waiting.hosts == ("web1", "web2", "web3")
+    assert waiting.command.endswith("# rendered once probe ran")
+    run.tasks[("probe", "local")].outputs = Outputs("succeeded", 0, "v1\n")
+    groups = run.command_groups("drain", ["web1", "web2", "web3"])
+    assert [(g.hosts, g.command) for g in groups] == [(("web1", "web3"), "echo slow v1"),
+                                                      (("web2",), "echo special")]
+    run.set_params({"mode": "fast"})
+    run.tasks[("probe", "local")].outputs = Outputs("succeeded", 0, "v2\n")
+    groups = run.command_groups("drain", ["web1", "web2", "web3"])
+    assert [(g.hosts, g.command) for g in groups] == [(("web1", "web3"), "echo fast v2"),
+                                                      (("web2",), "echo special")]

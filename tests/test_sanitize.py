@@ -276,3 +276,53 @@ def test_deleted_file_reload_says_it_keeps_the_definition_once(tmp_path: Path) -
     line = format_reload(ReloadEvent([], [], [], None, error, 0.0))
     assert line.count("keeps") == 1, line
     assert "file deleted" in line
+
+
+# --- the console's other texts: commands, prompts, names, reasons -------------------------
+
+ESCAPING_FLOW = r'''
+[workflow]
+name = "esc"
+[params]
+p = "x\u001b]0;pwned\u0007\u001b[2J"
+[steps.gate]
+name = "Gate {{ params.p }}"
+confirm = "Go {{ params.p }}?"
+run = 'echo "{{ params.p }}"'
+[steps.broken]
+run = "echo {{ params[params.p] }}"
+'''
+
+
+async def test_console_shows_escapes_in_commands_prompts_and_reasons(tmp_path: Path) -> None:
+    from console.ui.commands import command_lines
+
+    app, _ = make_app(tmp_path, ESCAPING_FLOW, name="esc.toml", start=True)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = await run_screen(app)
+        run = screen.run
+        await until(lambda: run.tasks[("broken", "local")].state is TaskState.FAILED
+                    and run.tasks[("gate", "local")].state is TaskState.AWAITING_APPROVAL)
+        assert "\x1b" not in run.step_name("gate") and "\\x1b]0;pwned" in run.step_name("gate")
+        lines = command_lines(run.command_groups("gate", ["local"]))
+        assert all("\x1b" not in line.plain for line in lines)
+        assert any("\\x1b[2J" in line.plain for line in lines)
+        for step in ("broken", "gate"):
+            await select_step(pilot, screen, step)
+            await pilot.pause()
+            shot = app.export_screenshot()
+            assert "\x1b" not in shot and "\x07" not in shot, step
+        assert "\\x1b" in shot
+
+
+def test_check_refuses_host_and_group_names_with_control_characters() -> None:
+    text = (HEAD + '[hosts."web\\u001b]0;x\\u0007"]\naddress = "10.0.0.1"\n'
+            '[hosts.ok]\ngroups = ["g\\u0007"]\n')
+    with pytest.raises(WorkflowError) as info:
+        load_text(text, "wf.toml")
+    lines = [str(p) for p in info.value.problems]
+    assert lines == [
+        'wf.toml:3:1: host or group name "web\\u001b]0;x\\u0007" may not hold control '
+        'characters',
+        'wf.toml:5:1: host or group name "g\\u0007" may not hold control characters',
+    ]

@@ -98,6 +98,7 @@ run = "echo $SSH_CONNECTION; sleep 1.5"
 on = "inner"
 """
     monkeypatch.setenv("BATON_TEST_MARK", "ran-in-baton")
+    monkeypatch.setenv("HOME", str(tmp_path))  # the engine's default reads ~/.ssh/config
     path = write(tmp_path, fleet, inventory, steps)
     wf = load_workflow(path)
     assert wf.hosts["localhost"].is_local
@@ -236,3 +237,15 @@ async def test_proxyjump_alias_with_unknown_key_is_recorded_with_accept_new(
         "(SHA256:")
 
 
+
+
+async def test_jump_loop_from_ssh_config_is_refused_not_hung(sshd_fleet: Fleet,
+                                                            tmp_path: Path) -> None:
+    fleet = sshd_fleet
+    config = tmp_path / "ssh_config"
+    config.write_text("Host alpha\n  ProxyJump beta\nHost beta\n  ProxyJump alpha\n")
+    host = Host("alpha", "alpha", known_hosts=str(fleet.known_hosts))
+    ex = SSHExecutor(host, ssh_config=[str(config)], connect_timeout=5.0)
+    status, _ = await asyncio.wait_for(run_one(ex, "true"), 20)
+    await ex.close()
+    assert status.error is not None and "jump hosts loop: alpha -> beta -> alpha" in status.error

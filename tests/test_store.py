@@ -686,3 +686,18 @@ def test_the_stored_task_event_is_exactly_json_dumps(step, host, state, attempt,
 
     event = TaskEvent(step, host, state, attempt, exit_code, reason, time)
     assert task_event_json(event) == json.dumps(event.to_dicts()[0])
+
+
+async def test_last_definition_of_runs_stored_before_reload_events_named_their_digest(
+        store: Store, tmp_path: Path):
+    from tests.history_helpers import record_reloaded
+
+    await record_reloaded(store, tmp_path / "reloaded.toml", "r0000old01", versions=3)
+    assert "shipping v3" in store.load("r0000old01").last_definition()[1]
+    # as an older baton stored them: the reload event without its digest
+    store._db.execute("UPDATE events SET payload = json_remove(payload, '$.digest') "
+                      "WHERE run_id = 'r0000old01' AND type = 'reload'")
+    stored = store.load("r0000old01")
+    assert all("digest" not in e.payload for e in stored.events if e.type == "reload")
+    digest, text = stored.last_definition()
+    assert "shipping v3" in text and digest in stored.definitions

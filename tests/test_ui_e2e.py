@@ -324,3 +324,53 @@ def test_rendered_gate_prompt_and_q_on_a_live_run_asks_and_is_recorded(tmp_path)
         ("quit", "stay", user), ("quit", "cancel the run", user)]
     waiting = [str(e) for e in data["events"] if "awaiting_approval" in str(e)]
     assert waiting and all(rendered in e for e in waiting)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+
+
+def test_sigterm_stops_a_console_run_resumably(tmp_path):
+    """Item 24 in the console: SIGTERM stops the running task's process tree, stores the
+    run interrupted, exits 143; `baton resume RUN --headless --yes` re-runs the task."""
+    stop = tmp_path / "stop"
+    starts = tmp_path / "starts"
+    flow = tmp_path / "flow.toml"
+    step_pid = tmp_path / "step-pid"
+    flow.write_text(LIVE.replace("while", f"echo $$ > {step_pid}; echo start >> {starts}; "
+                                          f"while").replace("STOP", str(stop)),
+                    encoding="utf-8")
+    pid_file = tmp_path / "pid"
+    exit_file = tmp_path / "exit-code"
+    command = (f"sh -c 'echo $$ > {pid_file}; {sys.executable} -m console run {flow} & "
+               f"echo $! > {pid_file}; wait $!; echo $? > {exit_file}; sleep 30'")
+    tmux = Tmux(f"baton-e2e-{uuid.uuid4().hex[:8]}")
+    tmux.start(command, _env(tmp_path))
+    try:
+        tmux.wait_for("running")
+        _wait_file(starts)
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        _wait_file(exit_file)
+        assert exit_file.read_text().strip() == "143"
+        deadline = time.monotonic() + 5
+        while _alive(int(step_pid.read_text())) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(int(step_pid.read_text())), "the step outlived the console"
+        time.sleep(0.5)
+        assert starts.read_text().split() == ["start"]
+        [run] = [json.loads(line) for line in
+                 _baton(tmp_path, "runs", "--json").stdout.splitlines()]
+        assert run["state"] == "interrupted"
+        task = json.loads(_baton(tmp_path, "show", run["id"], "--json").stdout)["tasks"][0]
+        assert (task["state"], task["reason"]) == ("interrupted", "stopped by SIGTERM")
+        stop.touch()
+        resumed = _baton(tmp_path, "resume", run["id"], "--headless", "--yes")
+        assert resumed.returncode == 0, resumed.stderr
+        assert starts.read_text().split() == ["start", "start"]
+    finally:
+        stop.touch()
+        tmux.kill()

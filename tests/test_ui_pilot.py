@@ -510,7 +510,7 @@ async def test_a_polling_task_shows_its_progress_in_tree_and_detail(tmp_path):
         await pilot.pause()
         tree = screen.query_one(DagTree)
         label = tree.task_label(screen.run.tasks[("health", "web1")], palette_of(app), 0.0)
-        assert "polling 1/20 · " in label.plain
+        assert "poll 1/20 · 10m00s" in label.plain
         facts = screen.query_one(StepDetail)._facts()
         text = " ".join(part.plain for part in facts.renderables if hasattr(part, "plain"))
         assert "reason: polling 1/20" in text
@@ -525,3 +525,17 @@ def palette_of(app):
     from console.ui.palette import palette
 
     return palette(app)
+
+
+async def test_keys_remapped_by_their_documented_ids(tmp_path):
+    (tmp_path / "config.toml").write_text('[keys]\n"baton.pause" = "z"\n'
+                                          '"baton.step_mode" = "ctrl+t,y"\n', encoding="utf-8")
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await pilot.press("z")
+        assert screen.run.state is RunState.PAUSED
+        await pilot.press("y")
+        assert screen.run.step_mode is True
+        await pilot.press("ctrl+t")
+        assert screen.run.step_mode is False

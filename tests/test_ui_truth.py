@@ -189,6 +189,7 @@ async def test_item4_q_with_only_gates_waiting_asks_and_records_the_answer(tmp_p
         await pilot.press("q", "y")
         await until(lambda: app.return_code is not None)
     assert state(screen, "prune") is S.CANCELLED
+    assert screen.run.state is RunState.CANCELLED
     assert [(e.text, e.user) for e in screen.session.timeline if e.kind == "action"][-1] == (
         "quit: cancel the run", "alice")
     assert app.return_code == 1
@@ -206,7 +207,7 @@ async def test_item4_quit_answer_is_stored_with_the_run(tmp_path):
         stored = store.load("r7k2m9x1")
         assert [(a.action, a.user, a.reason) for a in stored.actions] == [
             ("quit", "alice", "cancel the run")]
-        assert stored.run.state in ("cancelled", "failed")
+        assert stored.run.state == "cancelled"
         assert {t.step: t.state for t in stored.tasks}["ship"] == "cancelled"
 
 
@@ -293,6 +294,17 @@ async def test_item12_read_only_never_offers_start_or_resume_and_says_why(tmp_pa
         assert seen[-2:] == ["read-only: this console watches the run and changes nothing"] * 2
 
 
+async def test_item1_read_only_renders_texts_without_resolving_secrets(tmp_path, monkeypatch):
+    monkeypatch.delenv("BATON_TEST_TOKEN")  # --read-only resolves no secret
+    app, _ = make_app(tmp_path, TEMPLATED, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await select(pilot, screen, "prune")
+        await pilot.pause()
+        assert screen.query_one(StepDetail)._description == (
+            "Deletes logs of **2.5.1** (token ***).")
+
+
 async def test_item12_history_in_read_only_says_why_r_does_nothing(tmp_path):
     with Store.open(tmp_path / "home") as store:
         path = flow_file(tmp_path)
@@ -311,6 +323,10 @@ async def test_item12_history_in_read_only_says_why_r_does_nothing(tmp_path):
             await pilot.press("r")
             assert app.screen is history
             assert seen[-1].startswith("read-only: this console resumes nothing")
+            await pilot.press("enter")  # the past run, read-only; Esc goes back (item 4)
+            await until(lambda: isinstance(app.screen, RunScreen) and app.screen.stored)
+            await pilot.press("escape")
+            await until(lambda: app.screen is history)
 
 
 # ---------------------------------------------------------------------- item 14
@@ -354,7 +370,7 @@ async def test_item15_g_shows_every_param_then_runs_with_them_and_the_header_sho
             "Delete logs older than 7 days for 3.0.0?")
         await pilot.pause()
         header = text_of(screen.query_one(RunHeader).render())
-        assert "params: release=3.0.0 keep_days=7" in header
+        assert "params: release=3.0.0  keep_days=7" in header
 
 
 async def test_item15_folder_enter_shows_the_params_form_with_defaults(tmp_path):

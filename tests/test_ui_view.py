@@ -220,3 +220,222 @@ async def test_mouse_wheel_up_pauses_follow_and_f_resumes(tmp_path):
         await pilot.press("f")
         await pilot.pause(0.1)
         assert view.follow is True and view.scroll_y == view.max_scroll_y
+
+
+# ---------------------------------------------------------------------------- item 16
+
+
+def footer_keys(app: BatonApp) -> dict[str, str]:
+    screen = next(s for s in app.screen_stack if hasattr(s, "run"))
+    return {app.get_key_display(a.binding): a.binding.description
+            for a in screen.active_bindings.values() if a.binding.show}
+
+
+async def test_j_and_k_move_the_tree_cursor_like_the_arrows(tmp_path):
+    from console.ui.widgets.dag_tree import DagTree
+
+    app, _ = make_app(tmp_path, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await select(pilot, screen, "preflight")
+        tree = screen.query_one(DagTree)
+        line = tree.cursor_line
+        await pilot.press("j", "j")
+        assert tree.cursor_line == line + 2
+        await pilot.press("k")
+        assert tree.cursor_line == line + 1
+
+
+async def test_n_jumps_to_each_task_that_needs_the_operator_and_footer_counts(tmp_path):
+    from tests.ui_helpers import settle
+
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await settle(app, screen)
+        waiting = {(t.step, t.host) for t in screen.run.tasks.values()
+                   if t.state in (S.FAILED, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR)}
+        assert waiting == {("drain", "web1"), ("drain", "web2"), ("drain", "web3"),
+                           ("migrate", "local")}
+        assert "Needs you: 4" in footer_keys(app).values()
+        await select(pilot, screen, "preflight")
+        seen = []
+        for _ in range(5):
+            await pilot.press("N")
+            selection = screen._selection
+            seen.append((selection.step, selection.host or "local"))
+        assert set(seen[:4]) == waiting and seen[4] == seen[0]
+        screen.run.skip("migrate", None, "known")
+        await until(lambda: screen.run.tasks[("migrate", "local")].state is S.SKIPPED)
+        await pilot.pause(0.1)
+        assert "Needs you: 3" in footer_keys(app).values()
+
+
+async def test_focused_pane_is_highlighted(tmp_path):
+    app, _ = make_app(tmp_path, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await pilot.pause()
+        panes = {name: screen.query_one(f"#{name}") for name in ("tree", "detail", "log-pane")}
+
+        def border_colors() -> dict[str, object]:
+            return {name: pane.styles.border_top[1] for name, pane in panes.items()}
+
+        for name, focus in (("detail", "#detail"), ("log-pane", "#log"), ("tree", "#tree")):
+            screen.query_one(focus).focus()
+            await pilot.pause()
+            colors = border_colors()
+            others = {colors[n] for n in colors if n != name}
+            assert colors[name] not in others, name
+            assert panes[name].styles.border_title_style.bold, name
+
+
+async def test_find_a_step_or_host_by_name(tmp_path):
+    app, _ = make_app(tmp_path, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await select(pilot, screen, "preflight")
+        await pilot.press("ctrl+f", *"datab", "enter")
+        assert screen._selection.step == "migrate"
+        await pilot.press("ctrl+f", *"WEB2", "enter")
+        assert (screen._selection.step, screen._selection.host) == ("drain", "web2")
+        await pilot.press("ctrl+f", "enter")  # empty: the next match of the last search
+        assert (screen._selection.step, screen._selection.host) == ("deploy", "web2")
+        await pilot.press("ctrl+f", *"nothing like it", "enter")
+        assert screen._selection.step == "deploy"
+
+
+# ---------------------------------------------------------------------------- item 17
+
+WIDE = '''
+[workflow]
+name = "wide"
+[steps.preflight_with_a_long_id]
+name = "Preflight checks of every database replica in the primary region"
+run = "exit 1"
+[steps.after]
+name = "Then"
+needs = ["preflight_with_a_long_id"]
+run = "echo after"
+'''
+
+
+def tree_lines(app: BatonApp) -> list[str]:
+    from console.ui.widgets.dag_tree import DagTree
+
+    tree = next(s for s in app.screen_stack if hasattr(s, "run")).query_one(DagTree)
+    return [tree.render_line(y).text.rstrip() for y in range(tree.last_line + 1)]
+
+
+async def test_tree_pane_grows_with_the_terminal(tmp_path):
+    long_name = "Preflight checks of every database replica in the primary region"
+    app, _ = make_app(tmp_path, WIDE, start=False)
+    async with app.run_test(size=(250, 40)) as pilot:
+        await run_screen(app)
+        await pilot.pause(0.1)
+        lines = tree_lines(app)
+        assert long_name in lines[0]
+        assert "needs preflight_with_a_long_id" in lines[1]
+
+
+async def test_what_the_tree_cuts_ends_with_an_ellipsis(tmp_path):
+    app, _ = make_app(tmp_path, WIDE, start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await run_screen(app)
+        await pilot.pause(0.1)
+        first, second = tree_lines(app)[:2]
+        assert first.endswith("…") and "Preflight checks of" in first
+        assert second.startswith("○ Then") and second.endswith("…")
+
+
+async def test_folder_view_truncates_with_ellipsis_and_renders_markdown(tmp_path):
+    from console.ui.screens.folder import FolderScreen
+
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "a-workflow-with-a-rather-long-file-name.toml").write_text(
+        '[workflow]\nname = "A workflow whose name is much longer than its column"\n'
+        'description = """\n# Rotate\nRotates `/var/log/app` logs **every** night, see '
+        '[the wiki](https://wiki/x) for the full procedure of rotation and the rest '
+        'of this very long line that cannot fit anywhere\n\nSecond paragraph."""\n'
+        '[steps.x]\nrun = "echo hi"\n')
+    app = BatonApp(folder, executor_for=ScriptedWorld().factory(),
+                   config_file=tmp_path / "c.toml")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(lambda: isinstance(app.screen, FolderScreen))
+        await pilot.pause(0.1)
+        table = app.screen.query_one("DataTable")
+        row = [str(cell) for cell in table.get_row_at(0)]
+        assert row[0].endswith("…") and len(row[0]) == 22
+        assert row[1].startswith("A workflow whose") and row[1].endswith("…")
+        assert row[3].startswith("Rotates /var/log/app logs every night, see")
+        assert "`" not in row[3] and "**" not in row[3] and row[3].endswith("…")
+        assert "Second paragraph" not in row[3]
+
+
+async def test_80x24_footer_keeps_help_and_quit(tmp_path):
+    from textual.widgets._footer import FooterKey
+
+    from tests.ui_helpers import settle
+
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await run_screen(app)
+        await settle(app, screen)
+        await select(pilot, screen, "migrate")
+        await pilot.pause(0.1)
+        visible = {key.key_display for key in screen.query(FooterKey)
+                   if key.region.width and key.region.right <= 80}
+        assert {"?", "q"} <= visible
+
+
+async def test_80x24_manual_step_instructions_scroll(tmp_path):
+    steps = "\n".join(f"{i}. Check item number {i} on the dashboard" for i in range(1, 31))
+    text = f'[workflow]\nname = "m"\n[steps.check]\ndescription = """{steps}"""\n'
+    app, _ = make_app(tmp_path, text, start=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await run_screen(app)
+        await until(lambda: screen.run.tasks[("check", "local")].state is S.AWAITING_OPERATOR)
+        await select(pilot, screen, "check")
+        detail = screen.query_one(StepDetail)
+        await pilot.pause(0.2)
+        assert detail.max_scroll_y > 0
+        detail.focus()
+        await pilot.press("pagedown")
+        await pilot.pause(0.1)
+        assert detail.scroll_y > 0
+
+
+# ---------------------------------------------------------------------------- item 21
+
+
+def fleet(hosts: int) -> str:
+    lines = ['[workflow]', 'name = "fleet"', 'concurrency = 200']
+    for i in range(1, hosts + 1):
+        lines += [f'[hosts.h{i:04d}]', 'groups = ["all_hosts"]']
+    lines += ['[steps.roll]', 'on = "all_hosts"',
+              'run = """{% if host.name.endswith("7") %}exit 2{% elif '
+              'host.name.endswith("9") %}hold h{% endif %}"""']
+    return "\n".join(lines) + "\n"
+
+
+async def test_fan_out_of_1000_hosts_collapses_to_a_summary_and_expands(tmp_path):
+    from console.ui.widgets.dag_tree import DagTree
+
+    app, _ = make_app(tmp_path, fleet(1000), start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await until(lambda: sum(t.state.finished for t in screen.run.tasks.values()) == 900,
+                    timeout=60)
+        await pilot.pause(0.4)
+        tree = screen.query_one(DagTree)
+        assert tree.last_line == 0  # one line: the step, collapsed
+        line = tree_lines(app)[0]
+        assert "800/1000 ✔ 100 ✘ 100 ▶" in line
+        await select(pilot, screen, "roll")
+        await pilot.press("space")
+        await pilot.pause()
+        assert tree.last_line == 1000
+        assert tree_lines(app)[1].split()[1:3] == ["✔", "h0001"]
+        await pilot.press("space")
+        assert tree.last_line == 0

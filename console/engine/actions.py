@@ -41,6 +41,7 @@ class RunActions:
         breakpoints: set[str]
         started: float | None
         host_key_prompt: HostKeyAsker | None
+        cancelled_by: str | None
         _closing: bool
         _base_context: dict[str, Any] | None
         _by_step: dict[str, list[Task]]
@@ -96,10 +97,13 @@ class RunActions:
 
     def answer_quit(self, cancel: bool) -> None:
         """The operator, quitting while the run is live, chose to cancel the run or to stay:
-        recorded either way as a ``quit`` action. The caller then closes the run."""
+        recorded either way as a ``quit`` action. Cancelled, the run ends ``cancelled``
+        once the caller has closed it (:meth:`close`)."""
         if self.state.finished:
             raise ActionError(f"cannot quit: the run has already {self.state}")
         self._record("quit", None, None, "cancel the run" if cancel else "stay")
+        if cancel:
+            self.cancelled_by = self.user
 
     def _targets(self, action: str, step: str, host: str | None) -> list[Task]:
         if self.state.finished and not self.options.keep_alive:

@@ -7,10 +7,12 @@
 - ``cancelled()``: some task of this run was cancelled, or the run is being cancelled.
 
 A step whose ``when`` calls ``failure()``, ``always()`` or ``cancelled()`` waits until every
-need is *terminal* (done, failed, blocked, skipped, cancelled or interrupted), not only done,
-and is never ``blocked`` by a failed need: :func:`terminal_deps_status` answers for it where
+need is *terminal* (done, failed, blocked, skipped or cancelled), not only done, and is never
+``blocked`` by a failed need: :func:`terminal_deps_status` answers for it where
 the scheduler asks for ordinary steps. A rollout's batch barrier still applies: hosts of a
-later batch are not launched past the rollout's ``max_fail``.
+later batch are not launched past the rollout's ``max_fail``. An ``interrupted`` need (the
+run stopped while it ran) is not terminal: it waits for an operator's retry or skip, and
+the step is ``blocked`` by it meanwhile, so a resumed run still ends.
 """
 
 from __future__ import annotations
@@ -61,8 +63,11 @@ def terminal_deps_status(run: Run, task: Task) -> tuple[str, str | None]:
     for need in step.needs:
         if need not in run.workflow.steps:
             continue
-        if any(not dep.state.finished for dep in _need_tasks(run, task, need)):
-            return "wait", None
+        for dep in _need_tasks(run, task, need):
+            if dep.state is S.INTERRUPTED:  # not terminal: it waits for an operator decision
+                return "bad", f"needs {dep.label} (interrupted)"
+            if not dep.state.finished:
+                waiting = True
     return ("wait" if waiting else "done"), None
 
 

@@ -6,8 +6,8 @@ passes; all its polls are ONE attempt, not failures. ``delay`` waits before the 
 
 - The task stays ``running`` and its reason shows the progress, ``polling 4/24 · 40s left``
   (a task event at each poll, so the tree, the store and the JSON stream all see it).
-- Each failed poll leaves one compact log line (``poll 3/24: exit 7 · 45s left · <its last
-  output line>``); the poll that succeeds, or the last one when ``within`` passes, has its
+- Each failed poll leaves one compact log line (``polling 3/24 · 45s left · exit 7 · <its
+  last output line>``); the poll that succeeds, or the last one when ``within`` passes, has its
   whole output in the log and in the task's outputs.
 - Still failing when ``within`` passes: the task fails with the last poll's output and
   reason ``still failing after 120s (24 polls): exit 7``. ``within`` decides whether
@@ -63,9 +63,11 @@ class _Capture:
     def __call__(self, stream: Stream, text: str) -> None:
         self.chunks.append((stream, text))
 
-    def last_line(self) -> str:
+    def last_line(self, mask: Callable[[str], str]) -> str:
+        """The last non-blank output line, masked as part of its whole chunk (a secret
+        that spans lines is masked before the line is cut out)."""
         for _stream, text in reversed(self.chunks):
-            for line in reversed(text.split("\n")):
+            for line in reversed(mask(text).split("\n")):
                 if line.strip():
                     return line.strip()
         return ""
@@ -186,8 +188,8 @@ async def _poll(run: Run, task: Task, step: Step, request: CommandRequest, clock
             _replay(run, task, capture)
             plural = "s" if number != 1 else ""
             return status, f"still failing after {_seconds(within)} ({number} poll{plural}): {why}"
-        line = capture.last_line()
-        text = f"poll {count}: {why} · {_left(clock, deadline)}"
+        line = capture.last_line(run.masker.mask)
+        text = f"polling {count} · {_left(clock, deadline)} · {why}"
         run._emit(LogEvent(task.step, task.host, "stdout",
                            run.masker.mask(f"{text} · {line}" if line else text),
                            run.clock(), task.attempt))

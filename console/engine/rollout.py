@@ -47,14 +47,68 @@ class RolloutPlan:
     @classmethod
     def build(cls, workflow: Workflow, rollout: Rollout,
               hosts_of: dict[str, Sequence[str]]) -> RolloutPlan:
-        hosts: list[str] = []
+        seen: dict[str, None] = {}
         for sid in rollout.steps:
-            for host in hosts_of.get(sid, ()):
-                if host not in hosts:
-                    hosts.append(host)
+            seen.update(dict.fromkeys(hosts_of.get(sid, ())))
+        hosts = list(seen)
         batches = tuple(tuple(b) for b in split_batches(rollout.serial, hosts))
         batch_of = {host: i for i, batch in enumerate(batches) for host in batch}
         members = set(rollout.steps)
         entry = frozenset(sid for sid in rollout.steps
                           if not members.intersection(workflow.steps[sid].needs))
         return cls(rollout, tuple(hosts), batches, batch_of, entry)
+
+
+class BatchCounts:
+    """What the batch barrier of one rollout asks, kept up to date task by task.
+
+    Each task of the rollout counts as ``wait``, ``done`` or ``bad`` (as the run's
+    ``_task_status`` says); a host is failed when any of its tasks is ``bad``. The status
+    of batches ``0..last`` is then answered in O(batches) instead of walking every task of
+    them, which on a 1,000-host rollout made each scheduler pass O(hosts²).
+    """
+
+    def __init__(self, plan: RolloutPlan) -> None:
+        self.plan = plan
+        count = len(plan.batches)
+        self.waiting = [0] * count
+        self.failed = [0] * count
+        self._host_bad: dict[str, int] = {}
+        self._status: dict[tuple[str, str], str] = {}
+        self.shown: list[str] = []
+        """The prefix statuses last seen by the scheduler (see :meth:`changed_gates`)."""
+
+    def update(self, key: tuple[str, str], status: str) -> None:
+        """Task ``key`` (step, host) now counts as ``status``."""
+        host = key[1]
+        batch = self.plan.batch_of.get(host)
+        if batch is None:
+            return
+        old = self._status.get(key)
+        if old == status:
+            return
+        self._status[key] = status
+        if old == "wait":
+            self.waiting[batch] -= 1
+        if status == "wait":
+            self.waiting[batch] += 1
+        bad = (status == "bad") - (old == "bad")
+        if bad:
+            before = self._host_bad.get(host, 0)
+            self._host_bad[host] = before + bad
+            self.failed[batch] += (before + bad > 0) - (before > 0)
+
+    def prefix(self, last: int) -> str:
+        """Batches 0..last: ``bad`` past max_fail, ``wait`` while any task runs, else done."""
+        if sum(self.failed[: last + 1]) > self.plan.rollout.max_fail:
+            return "bad"
+        return "wait" if any(self.waiting[: last + 1]) else "done"
+
+    def changed_gates(self) -> list[int]:
+        """Batches (after the first) whose gate, the status of the batches before them,
+        changed since the last call."""
+        now = [self.prefix(last) for last in range(len(self.plan.batches) - 1)]
+        changed = [last + 1 for last, status in enumerate(now)
+                   if last >= len(self.shown) or self.shown[last] != status]
+        self.shown = now
+        return changed

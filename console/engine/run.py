@@ -38,8 +38,8 @@ from console.engine.exclusion import HostExclusion
 from console.engine.identity import note_started
 from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
-from console.engine.rollout import RolloutPlan
-from console.engine.shown import shown_command, shown_template_error
+from console.engine.rollout import BatchCounts, RolloutPlan
+from console.engine.shown import derived_secrets, shown_command, shown_template_error
 from console.engine.task import Attempt, Task
 from console.engine.texts import RunTexts
 from console.executors.base import CommandRequest, Executor, ExitStatus, HostKeyAsker, Stream
@@ -122,6 +122,8 @@ class Run(HostExclusion, RunActions, RunTexts):
         self._halted: str | None = None
         """Why nothing new may start (the history cannot be written); see :meth:`halt`."""
         self._interrupted = False
+        self.cancelled_by: str | None = None
+        """The operator who cancelled the whole run (it then ends ``cancelled``)."""
         self._interrupting: dict[tuple[str, str], str] = {}
         """Tasks stopped by :meth:`interrupt`: they end ``interrupted``, not cancelled."""
         self._executing = False
@@ -140,8 +142,20 @@ class Run(HostExclusion, RunActions, RunTexts):
         if self.options.start_at is not None and self.options.start_at not in workflow.steps:
             raise ValueError(f"--start-at: unknown step '{self.options.start_at}'")
 
+    def _mask_derived(self, task: Task, sources: list[tuple[str, bool]],
+                      values: list[str]) -> None:
+        """Mask, from now on, what the templates of this task made of a secret (e.g.
+        ``{{ secrets.pw | upper }}``) wherever it appears, as the secret itself."""
+        derived = derived_secrets(sources, self._context(task), self.placeholders, values)
+        new = {v for v in derived if self.masker.mask(v) != masking.MASK} - self._derived
+        if new:
+            self._derived |= new
+            self.masker = masking.Masker([*self.options.secrets.values(), *self._derived])
+
     def _secrets_changed(self) -> None:
         secrets = self.options.secrets
+        self._derived: set[str] = set()
+        """Values the templates made out of secrets, masked like them."""
         self.masker = masking.Masker(secrets.values())
         self.placeholders = masking.Placeholders(secrets)
         self.secret_warnings = masking.short_secret_warnings(secrets)
@@ -170,10 +184,15 @@ class Run(HostExclusion, RunActions, RunTexts):
             self._running_by_step.setdefault(sid, 0)
         hosts_of = {sid: [t.host for t in tasks] for sid, tasks in self._by_step.items()}
         self._rollout_of: dict[str, RolloutPlan] = {}
+        self._batch_counts: dict[str, BatchCounts] = {}
+        self._rollout_changed: dict[tuple[str, str], None] = {}
         for rollout in workflow.rollouts.values():
             plan = RolloutPlan.build(workflow, rollout, hosts_of)
+            counts = self._batch_counts[rollout.name] = BatchCounts(plan)
             for sid in rollout.steps:
                 self._rollout_of[sid] = plan
+                for task in self._by_step.get(sid, ()):
+                    counts.update(task.key, self._task_status(task))
         self._status: dict[str, str] = {}
         self._terminal_when = terminal_steps(workflow)
         # Per step, how many of its needs are not ``done`` / are ``bad`` by ``_status``.
@@ -226,6 +245,10 @@ class Run(HostExclusion, RunActions, RunTexts):
         if state.finished and state is not S.BLOCKED and task.started is not None:
             task.ended = self.clock()
         self._dirty_steps.add(task.step)
+        if task.step in self._rollout_of:
+            self._batch_counts[self._rollout_of[task.step].rollout.name].update(
+                task.key, self._task_status(task))
+            self._rollout_changed[task.key] = None
         if state is S.PENDING:
             self._candidates[task.key] = task
         elif task.key in self._ready:
@@ -323,6 +346,8 @@ class Run(HostExclusion, RunActions, RunTexts):
     def _final_state(self) -> RunState:
         if self._interrupted:
             return RunState.INTERRUPTED
+        if self.cancelled_by is not None:
+            return RunState.CANCELLED
         for task in self.tasks.values():
             if task.state in (S.CANCELLED, S.BLOCKED, S.INTERRUPTED):
                 return RunState.FAILED
@@ -349,15 +374,31 @@ class Run(HostExclusion, RunActions, RunTexts):
                             continue
                         for task in self._by_step[dep]:
                             self._candidates[task.key] = task
-                plan = self._rollout_of.get(sid)
-                if plan is not None:  # per-host needs and batch barriers
-                    for member in plan.rollout.steps:
-                        for task in self._by_step[member]:
-                            self._candidates[task.key] = task
+            self._rollout_candidates()
             candidates, self._candidates = self._candidates, {}
             for task in sorted(candidates.values(), key=self._sort_key):
                 self._evaluate(task)
         self._launch()
+
+    def _rollout_candidates(self) -> None:
+        """Per-host needs: the same host's tasks of a changed rollout task; batch barriers:
+        every task of a batch whose gate (the batches before it) changed status."""
+        changed, self._rollout_changed = self._rollout_changed, {}
+        for key in changed:
+            plan = self._rollout_of.get(key[0])
+            if plan is None:
+                continue
+            for member in plan.rollout.steps:
+                task = self.tasks.get((member, key[1]))
+                if task is not None:
+                    self._candidates[task.key] = task
+        for counts in self._batch_counts.values():
+            for batch in counts.changed_gates():
+                for host in counts.plan.batches[batch]:
+                    for member in counts.plan.rollout.steps:
+                        task = self.tasks.get((member, host))
+                        if task is not None:
+                            self._candidates[task.key] = task
 
     def _count_needs(self, sid: str, old: str | None, new: str) -> None:
         """Keep the dependents' need counters in step with ``sid`` going ``old`` -> ``new``."""
@@ -422,22 +463,7 @@ class Run(HostExclusion, RunActions, RunTexts):
 
     def _batch_status(self, plan: RolloutPlan, last: int) -> str:
         """Batches 0..last: ``wait`` while any task runs, ``bad`` past max_fail, else done."""
-        failed: set[str] = set()
-        waiting = False
-        for batch in plan.batches[: last + 1]:
-            for host in batch:
-                for sid in plan.rollout.steps:
-                    task = self.tasks.get((sid, host))
-                    if task is None:
-                        continue
-                    status = self._task_status(task)
-                    if status == "wait":
-                        waiting = True
-                    elif status == "bad":
-                        failed.add(host)
-        if len(failed) > plan.rollout.max_fail:
-            return "bad"
-        return "wait" if waiting else "done"
+        return self._batch_counts[plan.rollout.name].prefix(last)
 
     def _deps_status(self, task: Task) -> tuple[str, str | None]:
         """``done``, ``wait``, ``bad`` or ``max_fail``, with the reason when not ready.
@@ -693,16 +719,19 @@ class Run(HostExclusion, RunActions, RunTexts):
         task.ended = None
         attempt = Attempt(task.attempt, now, self.workflow.digest)
         task.attempts.append(attempt)
+        sources = [(step.run or "", True), *((v, False) for v in step.env.values()),
+                   (step.cwd or "", False)]  # in the order they are rendered
         try:
-            command = self._render(task, step)
-            request = self._request(task, step, command)
+            with templating.trace_values() as values:
+                command = self._render(task, step)
+                request = self._request(task, step, command)
             attempt.command = self._shown(task, step, command)
         except templating.TemplateError as exc:
-            sources = [(step.run or "", True), *((v, False) for v in step.env.values()),
-                       (step.cwd or "", False)]
             message = shown_template_error(exc, sources, self._context(task),
                                            self.placeholders, self.masker)
             return self._finish(task, step, attempt, None, f"template error: {message}")
+        if values and self.masker:
+            self._mask_derived(task, sources, values)
         attempt.tag = request.tag
         self._set(task, S.RUNNING, None)
         task.stdout_tail = TailBuffer()
@@ -852,9 +881,10 @@ class Run(HostExclusion, RunActions, RunTexts):
         cwd = step.cwd
         if cwd and templating.needs_render(cwd):
             cwd = templating.render_value(cwd, context or self._context(task))
-        shell = step.shell
-        return CommandRequest(task.step, self.workflow.host(step.command_host(task.host)), command,
-                              shell, env, cwd, tag=new_tag())
+        host = self.workflow.host(step.command_host(task.host))
+        if cwd and host.is_local:
+            cwd = local_cwd(cwd, self.workflow)
+        return CommandRequest(task.step, host, command, step.shell, env, cwd, tag=new_tag())
 
     def preview_command(self, step: str, host: str) -> str:
         """The command of ``step`` on ``host`` with secrets masked: the last attempt's, else
@@ -1051,7 +1081,11 @@ class Run(HostExclusion, RunActions, RunTexts):
             self._wake.set()
 
     def close(self) -> None:
-        """Stop scheduling; cancel what runs or waits. ``execute`` returns when it is over."""
+        """Stop scheduling; cancel what runs or waits. ``execute`` returns when it is over.
+        After :meth:`interrupt` it changes nothing more (the run stays resumable)."""
+        if self._interrupted:
+            self._wake.set()
+            return
         self._closing = True
         self._ready.clear()
         for task in self.tasks.values():
@@ -1060,6 +1094,16 @@ class Run(HostExclusion, RunActions, RunTexts):
             elif task.state in (S.PENDING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR):
                 self._set(task, S.CANCELLED, "run cancelled")
         self._wake.set()
+
+
+def local_cwd(cwd: str, workflow: Workflow) -> str:
+    """A local task's ``cwd``: ``~`` expanded; a relative one is relative to the workflow
+    file's folder (as ``file`` secrets and inventories are), not to baton's own working
+    directory. A remote host's ``cwd`` is left to the remote shell (relative to its home)."""
+    path = os.path.expanduser(cwd)
+    if os.path.isabs(path) or workflow.path is None:
+        return path
+    return os.path.join(os.path.dirname(os.path.abspath(workflow.path)), path)
 
 
 def _started(task: Task) -> bool:

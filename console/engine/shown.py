@@ -16,7 +16,7 @@ from typing import Any
 from console.model import templating
 from console.model.masking import Masker, Placeholders
 
-__all__ = ["shown_command", "shown_template_error"]
+__all__ = ["derived_secrets", "shown_command", "shown_template_error"]
 
 
 def _reads_secrets(source: str) -> bool:
@@ -70,3 +70,31 @@ def shown_template_error(error: templating.TemplateError,
         except templating.TemplateError as exc:
             return masker.mask(placeholders.hide(exc.message))
     return masker.mask(error.message)
+
+
+def derived_secrets(sources: Iterable[tuple[str, bool]], context: Mapping[str, Any],
+                    placeholders: Placeholders, real: list[str]) -> list[str]:
+    """The values a template made out of a secret (``{{ secrets.pw | upper }}``,
+    ``{{ "user:" ~ secrets.pw }}``), so the step's output can be masked for them too.
+
+    ``real`` is what :func:`~console.model.templating.trace_values` collected while the
+    engine rendered ``sources`` (``(template, is_command)`` pairs, in that order); they are
+    rendered again with placeholders, and each value whose placeholder twin contains a
+    placeholder (in any case, or reversed) derives from a secret. When the two renderings
+    take different paths (a test on the value), nothing is learnt.
+    """
+    sources = [(s, c) for s, c in sources if s and templating.needs_render(s)]
+    if not any(_reads_secrets(source) for source, _ in sources):
+        return []
+    shown = {**context, "secrets": placeholders.values}
+    try:
+        with templating.trace_values() as twins:
+            for source, is_command in sources:
+                render = templating.render_command if is_command else templating.render_value
+                render(source, shown)
+    except templating.TemplateError:
+        return []
+    if len(twins) != len(real):
+        return []
+    return [value for value, twin in zip(real, twins, strict=True)
+            if value and placeholders.hide(twin) != twin]

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 from console.model import templating
 from console.model.masking import Placeholders
 from console.model.workflow import LOCAL
+from console.sanitize import visible
 
 if TYPE_CHECKING:
+    from console.engine.run import RunOptions
     from console.engine.task import Task
     from console.model.workflow import Workflow
 
@@ -39,6 +41,7 @@ class RunTexts:
         masker: templating.Masker
         placeholders: Placeholders
         tasks: dict[tuple[str, str], Task]
+        options: RunOptions
         _by_step: dict[str, list[Task]]
 
         def _context(self, task: Task) -> dict[str, Any]: ...
@@ -48,7 +51,7 @@ class RunTexts:
         """``source`` rendered as plain text for ``step`` on ``host`` (default: the step's
         first host), secrets masked; on a template error the source plus why."""
         if not templating.needs_render(source):
-            return self.masker.mask(source)
+            return visible(self.masker.mask(source))
         from console.engine.task import Task
 
         if host is None:
@@ -56,13 +59,16 @@ class RunTexts:
             host = tasks[0].host if tasks else LOCAL
         task = self.tasks.get((step, host)) or Task(step, host)
         try:  # display only: rendered with placeholders, never with the secrets
-            context = {**self._context(task), "secrets": self.placeholders.values}
+            # a secret not resolved (a past run, --read-only) still reads as "***"
+            shown = {**dict.fromkeys(self.workflow.secrets, templating.MASK),
+                     **self.placeholders.values}
+            context = {**self._context(task), "secrets": shown}
             text = self.placeholders.hide(templating.render_value(source, context))
         except templating.TemplateError as exc:
             text = f"{source} [not rendered: {self.placeholders.hide(str(exc))}]"
         except Exception as exc:  # an unknown host, a broken context: say so, never raise
             text = f"{source} [not rendered: {exc}]"
-        return self.masker.mask(text)
+        return visible(self.masker.mask(text))  # a param could carry an escape sequence
 
     def step_name(self, step: str, host: str | None = None) -> str:
         """The step's display name, rendered."""
@@ -91,7 +97,38 @@ class RunTexts:
         definition = self.workflow.steps.get(step)
         if definition is None or definition.manual:
             return []
+        token = self._preview_token(step)
+        memo: dict[tuple[str, str], tuple[object, str]] = self.__dict__.setdefault(
+            "_preview_memo", {})
         groups: dict[str, list[str]] = {}
         for host in hosts:
-            groups.setdefault(self.preview_command(step, host), []).append(host)
+            task = self.tasks.get((step, host))
+            if task is not None and task.attempts and task.attempts[-1].command:
+                command = task.attempts[-1].command  # what it ran: no rendering
+            else:
+                known = memo.get((step, host))
+                if known is not None and known[0] == token:
+                    command = known[1]
+                else:
+                    command = self.preview_command(step, host)
+                    memo[(step, host)] = (token, command)
+            groups.setdefault(command, []).append(host)
         return [CommandGroup(command, tuple(members)) for command, members in groups.items()]
+
+    def _preview_token(self, step: str) -> object:
+        """What a not yet started task's rendered command depends on, besides its host:
+        the definition, params and secrets, and the outputs of the steps it reads. The
+        console asks for every host's command each frame; rendering 1,000 of them costs
+        0.1 s, so an unchanged token reuses the last rendering."""
+        definition = self.workflow.steps[step]
+        source = definition.run or ""
+        try:
+            reads = sorted(templating.analyze(source).steps) if templating.needs_render(
+                source) else []
+        except templating.TemplateError:
+            reads = []
+        outputs = tuple((t.outputs.status, t.outputs.exit_code, len(t.outputs.stdout))
+                        for sid in reads for t in self._by_step.get(sid, ()))
+        params = tuple(sorted((k, repr(v)) for k, v in self.options.params.items()))
+        started = getattr(self, "started", None)  # {{ run.started }}
+        return (source, self.workflow.digest, params, id(self.masker), started, outputs)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from console.executors.ssh_config import (
     Resolved,
     config_paths,
     expand_proxy_command,
-    parse_destination,
+    jump_destination,
     resolve,
 )
 from console.executors.ssh_hostkeys import HostKeyPolicy, KnownHosts, Verdict, describe
@@ -74,6 +75,11 @@ def _setup_limit() -> asyncio.Semaphore:
     if limit is None:
         limit = _setup_limits[loop] = asyncio.Semaphore(MAX_PARALLEL_SETUP)
     return limit
+
+
+_JUMP_CHAIN: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "baton_jump_chain", default=())
+"""Hosts whose connection is waiting for the jump being opened (to refuse loops)."""
 
 
 class SSHError(Exception):
@@ -239,30 +245,24 @@ class Connector:
         unknown.known_hosts.record(verdict.host, verdict.port, verdict.key)
         return True
 
-    def _jump_host(self, spec: str) -> Host:
-        """A declared host, or an ssh destination ``[user@]host[:port]`` (the last hop of
-        a comma-separated chain; the hops before it become its own jump)."""
-        hops = [hop.strip() for hop in spec.split(",") if hop.strip()]
-        last, before = hops[-1], ",".join(hops[:-1]) or None
-        declared = self.context.hosts.get(last)
-        if declared is not None and before is None:
-            return declared
-        source = self.resolved.sources.get("jump", "") if self.resolved else ""
-        if "jump" not in self.host.origin and not source.startswith("ssh_config"):
-            raise SSHError(f"{self.host.name}: jump host '{spec}' is not a declared host")
-        user, address, port = parse_destination(last)
-        return Host(name=spec, address=address, user=user, port=port, jump=before,
-                    known_hosts=self.host.known_hosts,
-                    origin={"jump": f"jump host of {self.host.name}"} if before else {})
-
     async def _jump(self, spec: str) -> asyncssh.SSHClientConnection:
-        jump_host = self._jump_host(spec)
+        try:
+            jump_host = jump_destination(spec, self.host, self.context.hosts, self.resolved)
+        except ValueError as exc:
+            raise SSHError(str(exc)) from None
         if jump_host.name == self.host.name:
             raise SSHError(f"{self.host.name}: a host cannot be its own jump host")
+        chain = _JUMP_CHAIN.get()
+        if jump_host.name in chain:  # e.g. ssh_config's `Host *` + ProxyJump on the bastion
+            loop = " -> ".join((*chain, self.host.name, jump_host.name))
+            raise SSHError(f"{self.host.name}: jump hosts loop: {loop}")
+        token = _JUMP_CHAIN.set((*chain, self.host.name))
         try:
             return await self.context.connector(jump_host).connection()
         except SSHError as exc:
             raise SSHError(f"{self.host.name}: via jump host {exc}") from None
+        finally:
+            _JUMP_CHAIN.reset(token)
 
     async def _open(self, tunnel: Any, settings: dict[str, Any]) -> asyncssh.SSHClientConnection:
         known_hosts = self.context.policy.file(self.host.known_hosts

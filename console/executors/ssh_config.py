@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from asyncssh.config import SSHClientConfig
 
 from console.model.workflow import Host, SSHOptions
 
-__all__ = ["DEFAULT_CONFIG", "Resolved", "config_paths", "parse_destination", "resolve"]
+__all__ = ["DEFAULT_CONFIG", "Resolved", "config_paths", "jump_destination", "parse_destination",
+           "resolve"]
 
 DEFAULT_CONFIG = "~/.ssh/config"
 DEFAULT_PORT = 22
@@ -155,6 +156,25 @@ def resolve(host: Host, defaults: SSHOptions, ssh_config: str | Sequence[str] = 
             resolved.proxy_command = str(command)
             sources["proxy_command"] = "ssh_config ProxyCommand"
     return resolved
+
+
+def jump_destination(spec: str, host: Host, hosts: Mapping[str, Host],
+                     resolved: Resolved | None) -> Host:
+    """The host to connect through for ``spec``: a declared host, or an ssh destination
+    ``[user@]host[:port]`` (the last hop of a comma-separated chain; the hops before it
+    become its own jump). Raises ``ValueError`` for a workflow jump naming no host."""
+    hops = [hop.strip() for hop in spec.split(",") if hop.strip()]
+    last, before = hops[-1], ",".join(hops[:-1]) or None
+    declared = hosts.get(last)
+    if declared is not None and before is None:
+        return declared
+    source = resolved.sources.get("jump", "") if resolved else ""
+    if "jump" not in host.origin and not source.startswith("ssh_config"):
+        raise ValueError(f"{host.name}: jump host '{spec}' is not a declared host")
+    user, address, port = parse_destination(last)
+    return Host(name=spec, address=address, user=user, port=port, jump=before,
+                known_hosts=host.known_hosts,
+                origin={"jump": f"jump host of {host.name}"} if before else {})
 
 
 def expand_proxy_command(command: str, resolved: Resolved) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,20 +155,24 @@ def _dynamic(path: Path, what: str) -> Imported:
         raise AnsibleInventoryError(f"{path}: {what}: Baton imports dynamic inventories "
                                     "through `ansible-inventory -i FILE --list`, which is "
                                     "not on PATH (install ansible-core)")
+    from console.model.bounded import FILE_LIMIT, BoundedError, run_bounded
+
     try:
-        done = subprocess.run([tool, "-i", str(path), "--list"], capture_output=True,
-                              timeout=DYNAMIC_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise AnsibleInventoryError(f"{path}: ansible-inventory failed: "
-                                    f"{type(exc).__name__}") from None
-    if done.returncode != 0:
-        last = [line for line in done.stderr.decode(errors="replace").splitlines()
-                if line.strip()]
-        reason = last[-1].strip()[:200] if last else f"exit status {done.returncode}"
+        code, stdout, stderr = run_bounded([tool, "-i", str(path), "--list"], cwd=None,
+                                           timeout=DYNAMIC_TIMEOUT, limit=FILE_LIMIT)
+    except BoundedError as exc:
+        raise AnsibleInventoryError(f"{path}: ansible-inventory -i FILE --list: {exc}") \
+            from None
+    except OSError as exc:
+        raise AnsibleInventoryError(f"{path}: cannot run ansible-inventory: "
+                                    f"{exc.strerror or exc}") from None
+    if code != 0:
+        last = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+        reason = last[-1].strip()[:200] if last else f"exit status {code}"
         raise AnsibleInventoryError(f"{path}: ansible-inventory -i FILE --list failed: "
                                     f"{reason}")
     try:
-        listing = json.loads(done.stdout)
+        listing = json.loads(stdout)
     except ValueError:
         raise AnsibleInventoryError(f"{path}: ansible-inventory printed no JSON") from None
     inv = from_listing(listing, f"{path} (ansible-inventory)")

@@ -84,6 +84,10 @@ class Inventory:
         self.add_group(UNGROUPED)
         self.add_child(ALL, UNGROUPED)
 
+    def at(self, line: int) -> str:
+        """``source:line``, or the source alone when there is no line (ansible-inventory)."""
+        return f"{self.source}:{line}" if line else self.source
+
     def fail(self, message: str, line: int | None = None) -> AnsibleInventoryError:
         at = self.line if line is None else line
         return AnsibleInventoryError(f"{self.source}:{at}: {message}" if at
@@ -221,7 +225,7 @@ class Inventory:
         for group in groups:
             for key, value in group.vars.items():
                 merged[key] = value
-                origin[key] = f"{self.source}:{group.where.get(key, group.line)}"
+                origin[key] = self.at(group.where.get(key, group.line))
         files = self.var_files
         if files is not None:
             for group in groups:
@@ -230,7 +234,7 @@ class Inventory:
                     origin.update(where)
         for key, value in host.vars.items():
             merged[key] = value
-            origin[key] = f"{self.source}:{host.where.get(key, host.line)}"
+            origin[key] = self.at(host.where.get(key, host.line))
         if files is not None:
             for variables, where in files("host_vars", host.name):
                 merged.update(variables)

@@ -18,6 +18,7 @@ from typing import Any
 
 from console.model.ansible_data import AnsibleInventoryError
 from console.model.ansible_yaml import load_yaml
+from console.model.bounded import FILE_LIMIT, BoundedError, read_regular
 
 __all__ = ["VarFiles", "read_var_files"]
 
@@ -59,7 +60,11 @@ def read_var_files(base: Path, kind: str, name: str) -> VarFiles:
         return []
     out: VarFiles = []
     for path in _files(folder, name):
-        text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            text = read_regular(path, FILE_LIMIT).decode("utf-8", errors="replace")
+        except (BoundedError, OSError) as exc:
+            raise AnsibleInventoryError(f"{path}: cannot read: "
+                                        f"{getattr(exc, 'strerror', None) or exc}") from None
         if text.lstrip().startswith("$ANSIBLE_VAULT"):
             raise AnsibleInventoryError(f"{path}:1: encrypted with ansible-vault: Baton "
                                         "cannot read it (keep secrets in [secrets])")
@@ -79,9 +84,18 @@ def read_var_files(base: Path, kind: str, name: str) -> VarFiles:
     return out
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, seen: dict[int, Any] | None = None) -> Any:
+    """Mappings become plain dicts; shared (aliased) values stay shared, so a document
+    full of nested YAML aliases cannot blow up in memory."""
+    if not isinstance(value, (dict, list)):
+        return value
+    seen = {} if seen is None else seen
+    if id(value) in seen:
+        return seen[id(value)]
+    out: Any = {} if isinstance(value, dict) else []
+    seen[id(value)] = out
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+        out.update((k, _plain(v, seen)) for k, v in value.items())
+    else:
+        out.extend(_plain(v, seen) for v in value)
+    return out

@@ -169,10 +169,18 @@ def _kind(value: Any) -> str:
             bool: "boolean"}.get(type(value), type(value).__name__)
 
 
-def _plain(value: Any) -> Any:
-    """LineMaps become plain dicts in variable values (equality and JSON stay simple)."""
-    if isinstance(value, LineMap):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+def _plain(value: Any, seen: dict[int, Any] | None = None) -> Any:
+    """Mappings become plain dicts; shared (aliased) values stay shared, so a document
+    full of nested YAML aliases cannot blow up in memory."""
+    if not isinstance(value, (dict, list)):
+        return value
+    seen = {} if seen is None else seen
+    if id(value) in seen:
+        return seen[id(value)]
+    out: Any = {} if isinstance(value, dict) else []
+    seen[id(value)] = out
+    if isinstance(value, dict):
+        out.update((k, _plain(v, seen)) for k, v in value.items())
+    else:
+        out.extend(_plain(v, seen) for v in value)
+    return out

@@ -67,9 +67,13 @@ def read_regular(path: Path | str, limit: int) -> bytes:
     """The bytes of the regular file ``path`` (symlinks followed), at most ``limit``.
 
     Raises :class:`BoundedError` for anything but a regular file or a file over ``limit``,
-    and ``OSError`` (``FileNotFoundError``, ``PermissionError`` …) as ``open`` does.
+    and ``OSError`` (``FileNotFoundError``, ``IsADirectoryError``, ``PermissionError`` …)
+    as ``open`` does.
     """
-    kind = _kind(os.stat(path).st_mode)  # nothing is opened that is not a regular file
+    mode = os.stat(path).st_mode  # nothing is opened that is not a regular file
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(21, "Is a directory", str(path))
+    kind = _kind(mode)
     if kind is not None:
         raise BoundedError(kind)
     # O_NONBLOCK: should the path become a FIFO between stat and open, open cannot hang

@@ -668,6 +668,12 @@ class _Builder:
                             readers[name] = r
         hosts.update(own)
         inv.check_hosts(hosts, readers)
+        for name, host in hosts.items():  # shown in every label: no escape sequences
+            for what in (name, *host.groups):
+                if bad_characters(what):
+                    reader = readers.get(name, r)
+                    reader.report(("hosts", name), f"host or group name {printable(what)} may "
+                                                   "not hold control characters")
         return SSHOptions(**{**base.__dict__, **ssh_fields}), hosts
 
     def ansible_hosts(self, inventory: str, where: KeyPath) -> dict[str, Host]:

@@ -20,7 +20,8 @@ What one secret value contributes (see docs/security.md, "Secrets and masking"):
 
 Commands are never masked after the fact only: the engine renders them a second time with
 :class:`Placeholders` in place of the secrets (so ``{{ secrets.pw | urlencode }}`` is shown
-as ``***`` too), and masks the result as well.
+as ``***`` too), and masks the result as well; and what a template made out of a whole
+secret (``| upper``) is added to the run's masker (see :mod:`console.engine.shown`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import base64
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote as url_quote
 from urllib.parse import quote_plus
 
@@ -110,18 +111,68 @@ def _token_patterns(token: str) -> tuple[str, str]:
     return f"(?<!{guard(token[0])})", re.escape(token) + f"(?!{guard(token[-1])})"
 
 
+_Trie = dict[str, "_Trie"]
+_TRIE_LIMIT = 256 * 1024
+"""Total characters up to which the values are searched as a trie."""
+_LONG = 16
+"""Forms at least this long are searched with ``in``, shorter ones with a regex."""
+
+
+def _trie_pattern(words: Sequence[str]) -> str:
+    """One regex matching any of ``words``, as a trie (``ab(?:c|d)``): Python's engine
+    tries a flat alternation branch by branch at every position, a trie once. Huge values
+    (a certificate bundle) get the flat form: a trie costs a dict per character."""
+    if sum(map(len, words)) > _TRIE_LIMIT:
+        return _flat_pattern(words)
+    trie: _Trie = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def build(node: _Trie) -> str:
+        parts = []
+        for char in sorted(k for k in node if k):
+            child, chain = node[char], char
+            while len(child) == 1 and "" not in child:  # a chain: one literal
+                ((char, child),) = child.items()
+                chain += char
+            parts.append(re.escape(chain) + build(child))
+        optional = "" in node
+        if not parts:
+            return ""
+        body = parts[0] if len(parts) == 1 and not optional else f"(?:{'|'.join(parts)})"
+        return body + ("?" if optional else "")
+
+    try:
+        return build(trie)
+    except RecursionError:  # thousands of nested branches: the flat form is still right
+        return _flat_pattern(words)
+
+
+def _flat_pattern(words: Sequence[str]) -> str:
+    return "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+
+
 class Masker:
     """Replaces every secret value (and its encodings, and each line of it) with ``***``.
 
-    Runs on every output chunk, so the common case is one search of a compiled regex, and
-    text is returned untouched when there is nothing to mask. When a chunk does contain a
-    secret, every occurrence of every form is located and overlapping or adjacent spans
-    are merged, so overlapping secrets never leave a fragment of either visible. A secret
-    split across two chunks is not seen: feed it whole lines (each line of a multi-line
-    secret is masked on its own).
+    Runs on every output chunk, so the common case is a few fast searches that find
+    nothing, and text is returned untouched. When a chunk does contain a secret, every
+    occurrence of every form is located and overlapping or adjacent spans are merged, so
+    overlapping secrets never leave a fragment of either visible. A secret split across two
+    chunks is not seen: feed it whole lines (each line of a multi-line secret is masked on
+    its own).
+
+    The searches, each picked for what Python does fast: forms of at least
+    :data:`_LONG` characters one by one with ``in`` (C's substring search skips ahead by
+    their length); shorter forms as one trie regex; short secrets as a flat alternation
+    of literals with only their look-ahead (the engine skips to a possible first character
+    only when every branch starts with a literal), their look-behind checked afterwards.
     """
 
-    __slots__ = ("_pattern", "_tokens", "_values")
+    __slots__ = ("_long", "_pattern", "_short", "_token_pattern", "_tokens")
 
     def __init__(self, secrets: Iterable[str]) -> None:
         values: set[str] = set()
@@ -129,37 +180,45 @@ class Masker:
         for secret in secrets:
             for piece in _pieces(secret):
                 if len(piece) >= MIN_LENGTH:
-                    values.update(encodings(piece))
+                    # the lines of a multi-line secret as they are: encoding one line of a
+                    # key file on its own is rare, and each form is one more search
+                    values.update(encodings(piece) if piece == secret else (piece,))
                 else:
                     tokens.add(piece)
                     quoted = _shell_quote(piece)
                     if quoted != piece:
                         values.add(quoted)
-        self._values = tuple(sorted(values, key=lambda v: (-len(v), v)))
+        ordered = sorted(values, key=lambda v: (-len(v), v))
+        self._long = tuple(v for v in ordered if len(v) >= _LONG)
+        self._short = tuple(v for v in ordered if len(v) < _LONG)
+        self._pattern = re.compile(_trie_pattern(self._short)) if self._short else None
         patterns = [_token_patterns(token) for token in sorted(tokens)]
         self._tokens = tuple(re.compile(behind + rest) for behind, rest in patterns)
-        # The search pattern is a flat alternation of literals (a token with only its
-        # look-ahead): Python's regex engine skips fast to a possible first character only
-        # when every branch starts with a literal. Tokens get their look-behind checked in
-        # ``mask``'s slow path.
-        alternatives = [re.escape(v) for v in self._values]
-        alternatives += [rest for _, rest in patterns]
-        self._pattern = re.compile("|".join(alternatives)) if alternatives else None
+        self._token_pattern = (re.compile("|".join(rest for _, rest in patterns))
+                               if patterns else None)
 
     def __bool__(self) -> bool:
-        return self._pattern is not None
+        return bool(self._long) or self._pattern is not None or self._token_pattern is not None
 
     def mask(self, text: str) -> str:
-        if self._pattern is None or not text or self._pattern.search(text) is None:
+        if not text:
+            return text
+        found = [value for value in self._long if value in text]
+        short = self._pattern.search(text) if self._pattern is not None else None
+        token = self._token_pattern.search(text) if self._token_pattern is not None else None
+        if not found and short is None and token is None:
             return text
         spans: list[tuple[int, int]] = []
-        for value in self._values:
+        if short is not None:  # no short form starts before the first match
+            found.extend(value for value in self._short if value in text)
+        for value in found:
             start = text.find(value)
             while start != -1:
                 spans.append((start, start + len(value)))
                 start = text.find(value, start + 1)
-        for token in self._tokens:
-            spans.extend(match.span() for match in token.finditer(text))
+        if token is not None:
+            for pattern in self._tokens:
+                spans.extend(match.span() for match in pattern.finditer(text, token.start()))
         if not spans:
             return text
         spans.sort()

@@ -52,7 +52,7 @@ def _from_file(secret: Secret, base_dir: Path | None) -> str:
     except FileNotFoundError:
         problem = "does not exist"
     except IsADirectoryError:
-        problem = "is a directory"
+        problem = "is a directory, not a file"
     except PermissionError:
         problem = "is not readable (permission denied)"
     except UnicodeDecodeError:

@@ -24,17 +24,19 @@ Rendering modes:
   variable or a directory is never parsed by a shell).
 - :func:`evaluate` (``when``): a bare expression, truthiness by Python's ``bool``.
 
-Every value renders with ``str()``: ``True``, ``None``, ``3``, and dicts/lists in their
-Python repr (``{'a': 1}``); use ``| tojson`` for JSON. Every Jinja failure becomes a
-one-line :class:`TemplateError`; error text can contain values, so callers must pass it
-through the run's :class:`Masker` like any other output.
+Every value renders with ``str()`` (``None``, ``3``, dicts/lists in their Python repr
+``{'a': 1}``; use ``| tojson`` for JSON), except booleans: ``true`` / ``false``, as shells,
+JSON and YAML spell them (a ``bool`` param in ``[ "{{ params.force }}" = true ]``).
+Every Jinja failure becomes a one-line :class:`TemplateError`; error text can contain
+values, so callers must pass it through the run's :class:`Masker` like any other output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +57,7 @@ __all__ = [
     "needs_render",
     "render_command",
     "render_value",
+    "trace_values",
 ]
 
 _TEMPLATE_FILENAME = "<template>"
@@ -78,7 +81,16 @@ class Raw(str):
 
 
 def _raw(value: Any) -> Raw:
-    return Raw(str(value))
+    return Raw(text_of(value))
+
+
+def text_of(value: Any) -> str:
+    """How a value reads in rendered text: ``str()``, but booleans are ``true``/``false``."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
 
 
 def quote(text: str) -> str:
@@ -92,16 +104,46 @@ _slots: ContextVar[list[str] | None] = ContextVar("baton_template_slots", defaul
 """The values of the command being rendered, in marker order (see :mod:`shellquote`)."""
 
 
+_trace: ContextVar[list[str] | None] = ContextVar("baton_template_trace", default=None)
+"""When set (:func:`trace_values`): the text of every ``{{ }}`` rendered, in order."""
+
+
+@contextlib.contextmanager
+def trace_values() -> Iterator[list[str]]:
+    """Collect the text of every ``{{ }}`` that ``render_command`` and ``render_value``
+    output inside the block, in order, before any quoting: what the program receives.
+    The engine compares it with a placeholder rendering to learn which values derive
+    from a secret (see :mod:`console.engine.shown`)."""
+    values: list[str] = []
+    token = _trace.set(values)
+    try:
+        yield values
+    finally:
+        _trace.reset(token)
+
+
+def _value_finalize(value: Any) -> Any:
+    if isinstance(value, bool):
+        value = text_of(value)
+    trace = _trace.get()
+    if trace is not None:
+        trace.append(str(value))
+    return value
+
+
 def _shell_finalize(value: Any) -> Any:
     from console.model.shellquote import MARK, marker
 
+    trace = _trace.get()
+    if trace is not None:
+        trace.append(text_of(value))
     values = _slots.get()
     if isinstance(value, Raw):
         if MARK in value:
             raise TemplateError("a raw value contains a NUL byte, which no shell command "
                                 "can receive")
         return value
-    text = str(value)
+    text = text_of(value)
     if values is None:  # rendered outside render_command: plain quoting
         return quote(text)
     values.append(text)
@@ -125,12 +167,20 @@ def _make_env(**kwargs: Any) -> ImmutableSandboxedEnvironment:
 @functools.cache
 def _value_env() -> ImmutableSandboxedEnvironment:
     """Jinja is imported on first use (30 ms of start-up a plain-text workflow never pays)."""
-    return _make_env()
+    return _make_env(finalize=_value_finalize)
+
+
+def _shell_finalize_in(context: Any, value: Any) -> Any:
+    return _shell_finalize(value)
 
 
 @functools.cache
 def _command_env() -> ImmutableSandboxedEnvironment:
-    return _make_env(finalize=_shell_finalize)
+    from jinja2 import pass_context
+
+    # pass_context: Jinja must not fold a constant ({{ 'a b' }}) at compile time, where
+    # the shell context it lands in is not known yet; every value is quoted at render.
+    return _make_env(finalize=pass_context(_shell_finalize_in))
 
 
 _cache: dict[tuple[str, str], Any] = {}
@@ -193,6 +243,7 @@ def _compile(source: str, mode: str) -> Any:
         return compiled
     from jinja2 import TemplateSyntaxError
 
+    untraced = _trace.set(None)  # Jinja finalizes constants while compiling: not values
     try:
         if mode == "command":
             compiled = _command_env().from_string(source)
@@ -203,6 +254,8 @@ def _compile(source: str, mode: str) -> Any:
                                                        undefined_to_none=False)
     except TemplateSyntaxError as exc:
         raise _convert(exc) from None
+    finally:
+        _trace.reset(untraced)
     if len(_cache) >= _CACHE_LIMIT:
         _cache.clear()
     _cache[key] = compiled

@@ -43,6 +43,7 @@ class Store:
         self.home = home
         self.db_path = home / DB_NAME
         self._db = db
+        db.create_function("baton_matches", 3, _matches, deterministic=True)
         self.machine = socket.gethostname()
         """Recorded with each run as the machine it ran on."""
         self.read_only = False
@@ -287,9 +288,12 @@ class Store:
     # ------------------------------------------------------------------ reading
 
     def runs(self, workflow: str | None = None, status: str | None = None,
-             since: float | None = None, limit: int | None = None) -> list[RunSummary]:
-        """Past runs, newest first. ``workflow`` matches the name or the file path;
-        ``status`` is a run state; ``since`` a start time (epoch seconds)."""
+             since: float | None = None, limit: int | None = None,
+             matching: str | None = None) -> list[RunSummary]:
+        """Past runs, newest first. ``workflow`` matches the name or the file path exactly;
+        ``matching`` (what an operator types: ``baton runs --workflow disk``) matches any
+        part of the name or of the file name, ignoring case; ``status`` is a run state;
+        ``since`` a start time (epoch seconds)."""
         from console.store.records import RunSummary
 
         self.reap_dead()
@@ -297,6 +301,9 @@ class Store:
         if workflow is not None:
             where.append("(workflow = ? OR path = ?)")
             args += [workflow, workflow]
+        if matching is not None:
+            where.append("baton_matches(workflow, path, ?)")
+            args.append(matching.casefold())
         if status is not None:
             if status not in RunState._value2member_map_:
                 known = ", ".join(s.value for s in RunState)
@@ -415,6 +422,12 @@ class Store:
 _SUMMARY = "id, workflow, path, state, user, started, ended"
 _RUN_TABLES = (("runs", "id"), ("tasks", "run_id"), ("attempts", "run_id"),
                ("processes", "run_id"), ("events", "run_id"), ("actions", "run_id"))
+
+
+def _matches(name: str | None, path: str | None, needle: str) -> bool:
+    """``needle`` (casefolded) is part of the workflow's name or of its file's name.
+    (SQLite's lower() knows only ASCII: names are folded as Python folds them.)"""
+    return needle in (name or "").casefold() or needle in os.path.basename(path or "").casefold()
 
 
 def _json(text: str | None, default: Any = None) -> Any:

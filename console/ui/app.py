@@ -32,7 +32,7 @@ from console.model.params import ParamError, missing_required, resolve_params
 from console.model.secrets import SecretError, resolve_secrets
 from console.model.workflow import Host, Workflow
 from console.store import LiveRunError, Store, StoreError
-from console.ui import reloading
+from console.ui import reloading, signals
 from console.ui.history import History
 from console.ui.history_actions import HistoryActions
 from console.ui.screens.folder import FolderScreen
@@ -123,6 +123,7 @@ class BatonApp(HistoryActions, App[int]):
     # ------------------------------------------------------------------ startup
 
     def on_mount(self) -> None:
+        signals.stop_on_sigterm(self)
         for error in self.theme_errors:
             self.notify(error, severity="warning")
         keys = themes.read_config(self.config_file).get("keys")
@@ -142,6 +143,7 @@ class BatonApp(HistoryActions, App[int]):
             self.open_workflow(self.path, from_folder=False)
 
     def on_unmount(self) -> None:
+        signals.remove()
         self.watchers.stop()
 
     def _remember_theme(self, theme: Any) -> None:

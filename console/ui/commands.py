@@ -8,6 +8,7 @@ from rich.style import Style
 from rich.text import Text
 
 from console.engine.texts import CommandGroup
+from console.sanitize import visible
 
 MAX_GROUPS = 12
 """Distinct commands shown; the hosts of the rest are named in one line."""
@@ -23,7 +24,7 @@ def _hosts(hosts: tuple[str, ...]) -> str:
 
 
 def _indented(command: str) -> str:
-    return "  " + command.rstrip("\n").replace("\n", "\n  ")
+    return "  " + visible(command).rstrip("\n").replace("\n", "\n  ")
 
 
 def command_lines(groups: list[CommandGroup], style: Style | str = "") -> list[Text]:

@@ -144,6 +144,8 @@ class Changes:
 
     run: bool = False
     steps: set[str] = field(default_factory=set)
+    tasks: set[tuple[str, str]] = field(default_factory=set)
+    """(step, host) of the tasks whose state changed."""
     logs: set[str] = field(default_factory=set)
     """Steps whose log (of any host) grew."""
     timeline: bool = False
@@ -237,6 +239,7 @@ class RunSession:
 
     def _on_task(self, event: TaskEvent) -> None:
         self._changes.steps.add(event.step)
+        self._changes.tasks.add((event.step, event.host))
         self._changes.run = True
         where = event.step if event.host == "local" else f"{event.step}@{event.host}"
         text = f"{where} {str(event.state).replace('_', ' ')}"

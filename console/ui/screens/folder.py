@@ -17,12 +17,14 @@ from textual.widgets import DataTable, Footer, Label
 from console.model.loader import WorkflowError, load_workflow
 from console.store import StoreError
 from console.ui.history import ago, last_runs
+from console.ui.inline_md import first_paragraph, fit, inline
 from console.ui.palette import palette
 
 if TYPE_CHECKING:
     from console.ui.app import BatonApp
 
 NO_HISTORY = "—"
+FILE_WIDTH, NAME_WIDTH, LAST_WIDTH = 22, 24, 20
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,7 @@ def scan_folder(folder: Path) -> list[Entry]:
         except WorkflowError as exc:
             entries.append(Entry(path, path.stem, "", _first_problem(exc, path)))
             continue
-        lines = [line.strip() for line in workflow.description.splitlines() if line.strip()]
-        entries.append(Entry(path, workflow.name, lines[0] if lines else ""))
+        entries.append(Entry(path, workflow.name, first_paragraph(workflow.description)))
     return entries
 
 
@@ -83,28 +84,45 @@ class FolderScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_column("file", width=22)
-        table.add_column("name", width=24)
-        table.add_column("last run", width=20, key="last")
-        table.add_column("description / problem")
+        table.add_column("file", width=FILE_WIDTH)
+        table.add_column("name", width=NAME_WIDTH)
+        table.add_column("last run", width=LAST_WIDTH, key="last")
+        table.add_column("description / problem", width=self._rest_width(), key="about")
         self.load()
         table.focus()
 
-    def load(self) -> None:
-        pal = palette(self.app)
+    def _rest_width(self) -> int:
+        """The description column: what the screen leaves after the other columns."""
+        return max(20, self.size.width - FILE_WIDTH - NAME_WIDTH - LAST_WIDTH - 10)
+
+    def on_resize(self) -> None:
         table = self.query_one(DataTable)
-        table.clear()
+        column = table.columns.get("about")  # type: ignore[call-overload]
+        if column is not None and column.width != self._rest_width():
+            column.width = self._rest_width()
+            self._fill(table)
+
+    def load(self) -> None:
         self.entries = scan_folder(self.folder)
-        for entry in self.entries:
-            if entry.error is not None:
-                bad = pal.style("state-failed")
-                table.add_row(entry.path.name, Text(entry.name, style=bad), NO_HISTORY,
-                              Text(f"✘ {entry.error}", style=bad), key=str(entry.path))
-            else:
-                table.add_row(entry.path.name, entry.name, NO_HISTORY, entry.description,
-                              key=str(entry.path))
+        self._fill(self.query_one(DataTable))
         if not self.entries:
             self.notify(f"no *.toml workflow in {self.folder}", severity="warning")
+
+    def _fill(self, table: DataTable[object]) -> None:
+        """One row per entry; every cell cut to its column with an ellipsis."""
+        pal = palette(self.app)
+        rest = self._rest_width()
+        table.clear()
+        for entry in self.entries:
+            file = fit(entry.path.name, FILE_WIDTH)
+            if entry.error is not None:
+                bad = pal.style("state-failed")
+                table.add_row(file, fit(Text(entry.name, style=bad), NAME_WIDTH), NO_HISTORY,
+                              fit(Text(f"✘ {entry.error}", style=bad), rest),
+                              key=str(entry.path))
+            else:
+                table.add_row(file, fit(entry.name, NAME_WIDTH), NO_HISTORY,
+                              fit(inline(entry.description), rest), key=str(entry.path))
         self.load_last_runs()
 
     @work(exclusive=True, group="last-runs")

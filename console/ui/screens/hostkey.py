@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -35,7 +36,7 @@ class HostKeyModal(_Dialog):
             yield Label(f"Unknown SSH host key: {q.host}", classes="dialog-title")
             yield Static(f"host:        {q.host} ({q.label})")
             yield Static(f"key type:    {q.key_type}")
-            yield Static(f"fingerprint: {q.fingerprint}", classes="dialog-command")
+            yield Static(Text.assemble("fingerprint: ", (q.fingerprint, "bold")))
             yield Static(f"No entry in {q.known_hosts} vouches for this key. Compare the "
                          "fingerprint with one you trust (ssh-keygen -lf on the host's key) "
                          "before you trust it; trusting records it there.",

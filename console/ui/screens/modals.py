@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,6 +13,10 @@ from textual.widgets import Button, Input, Label, Static
 
 from console.engine.texts import CommandGroup
 from console.ui.commands import command_lines
+
+if TYPE_CHECKING:
+    from console.engine.run import Run
+    from console.engine.task import Task
 
 
 def make_input(app: object, **kwargs: object) -> Input:
@@ -120,6 +124,31 @@ class DangerousModal(_Approval):
         else:
             self.query_one("#confirm-error", Label).update(
                 f"'{event.value.strip()}' is not '{self.step_id}': not approved")
+
+
+def approval_dialog(run: Run, step_id: str, host: str | None,
+                    waiting: list[Task]) -> GateModal | DangerousModal:
+    """The dialog approving ``waiting`` (the selection's tasks awaiting approval): the
+    rendered prompt of each (one line per distinct prompt when hosts differ), the command
+    each host will run, the hosts; a dangerous step asks for its id."""
+    step = run.workflow.steps[step_id]
+    hosts = [t.host for t in waiting]
+    groups = run.command_groups(step_id, hosts)
+    title = f"Approve '{run.step_name(step_id, host)}'" + (f" on {host}" if host else "")
+    prompts: dict[str, list[str]] = {}
+    for task in waiting:
+        prompts.setdefault(task.reason or "", []).append(task.host)
+    if step.dangerous:  # the dialog says how to approve: keep only a real prompt
+        prompts.pop(f"dangerous step: type '{step_id}' to approve", None)
+    if not prompts:
+        prompt = ""
+    elif len(prompts) == 1:
+        prompt = next(iter(prompts)) or "Approve?"
+    else:
+        prompt = "\n".join(f"{', '.join(on)}: {text}" for text, on in prompts.items())
+    if step.dangerous:
+        return DangerousModal(step_id, title, prompt, groups, hosts)
+    return GateModal(title, prompt, groups, hosts)
 
 
 class TextPrompt(_Dialog):

@@ -8,10 +8,10 @@ answer (:meth:`console.engine.run.Run.refusal`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.dom import DOMNode
 
 from console.ui.screens.actions import OPERATOR_ACTIONS, TASK_ACTIONS
 
@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 READ_ONLY = "read-only: this console watches the run and changes nothing"
 
 
-def bound_action(screen: Screen[Any], key: str) -> str | None:
-    """The action ``key`` is bound to on ``screen`` (the user's ``[keys]`` applied)."""
-    overrides: dict[str, str] = getattr(screen.app, "keymap_overrides", {})
-    for binding in screen.BINDINGS:
+def bound_action(node: DOMNode, key: str) -> str | None:
+    """The action ``key`` is bound to on ``node`` (the user's ``[keys]`` applied)."""
+    overrides: dict[str, str] = getattr(node.app, "keymap_overrides", {})
+    for binding in node.BINDINGS:
         if isinstance(binding, Binding):
             keys = overrides.get(binding.id or "", binding.key)
             if key in (k.strip() for k in keys.split(",")):
@@ -61,6 +61,8 @@ def why_refused(screen: RunScreen, action: str) -> str | None:
             return f"host {host} is already excluded"
         if run.state.finished and not run.options.keep_alive:
             return f"the run has {run.state}"
+    if action == "next_attention" and not screen.needs_operator():
+        return "no task needs the operator"
     if action == "breakpoint" and screen.selection is None:
         return "select a step first"
     if action == "open_log":

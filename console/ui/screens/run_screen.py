@@ -8,13 +8,14 @@ an :class:`ActionError` becomes a notification and changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import ActiveBinding, Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Tree
@@ -24,9 +25,9 @@ from console.engine.events import ReloadEvent, RunState, TaskState
 from console.engine.run import ActionError, Run
 from console.engine.task import Task
 from console.model.params import ParamError, resolve_params
-from console.ui import reloading
+from console.ui import navigation, reloading
 from console.ui.screens.hostkey import HostKeyAsk
-from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
+from console.ui.screens.modals import QuitModal, TextPrompt, approval_dialog
 from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.refusals import bound_action, why_refused
 from console.ui.session import LogBuffer, RunSession
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 
 FRAME = 1 / 30
 """Seconds between repaints of what changed: log floods are coalesced per frame."""
+FLEET_TASKS = 500
+"""Runs with more tasks than this are fleets: their states are drawn every FLEET_FRAME."""
+FLEET_FRAME = 1 / 4
 LOG_FRAME = 1 / 15
 """The log pane repaints at most this often while lines keep arriving: each repaint of
 it costs the event loop time that the pipes of running tasks are then not read."""
@@ -78,6 +82,11 @@ class RunScreen(Screen[None]):
            show=False),
         _b("o", "open_log", "Full log", "Open the selected task's full log in $PAGER",
            show=False),
+        _b("N", "next_attention", "Needs you",
+           "Jump to the next task that needs the operator (failed, awaiting approval or "
+           "awaiting the operator); the footer counts them"),
+        _b("ctrl+f", "find_step", "Find", "Find a step (name or id) or host by name; "
+           "Enter on an empty search finds the next match", show=False),
         _b("question_mark", "help", "Help", "The keys and what they do"),
         _b("q", "quit", "Quit", "Quit (asks first while the run is live)"),
         _b("escape", "back", "Back", "Back to the folder or history view (asks first while "
@@ -102,6 +111,9 @@ class RunScreen(Screen[None]):
         self._log_synced = 0.0
         self._monotonic = time.monotonic
         self.host_keys = HostKeyAsk(self)
+        self._keys_shown: tuple[object, ...] = ()
+        self._state_synced = 0.0
+        self._last_find = ""
 
     @property
     def baton(self) -> BatonApp:
@@ -158,26 +170,74 @@ class RunScreen(Screen[None]):
 
     # ------------------------------------------------------------------ refresh
 
-    def _frame(self) -> None:
+    def _frame(self, *, now: bool = False) -> None:
+        """Draw what changed. A fleet's states are drawn at most every :data:`FLEET_FRAME`
+        (changes pile up in the session meanwhile): redrawing a tree of thousands of tasks
+        30 times a second would leave the event loop no time for keys; ``now`` (after
+        an operator action) draws at once."""
+        moment = self._monotonic()
+        interval = FRAME if len(self.run.tasks) <= FLEET_TASKS else FLEET_FRAME
+        if not now and moment - self._state_synced < interval:
+            if self._log_pending:
+                self._sync_log(moment)
+            return
+        self._state_synced = moment
         changes = self.session.take_changes()
         if not changes and not self._log_pending:
             return
         tree = self.query_one(DagTree)
         selection = self._selection
         if changes.steps:
-            tree.update_steps(changes.steps)
+            tree.update_steps(changes.steps, changes.tasks)
         if changes.run or changes.steps:
             self.query_one(RunHeader).refresh()
             if selection is not None and (changes.run or selection.step in changes.steps):
                 self.query_one(StepDetail).update_facts()
-            self.refresh_bindings()
+            self._refresh_keys()
         if selection is not None and selection.step in changes.logs:
             self._log_pending = True
-        now = self._monotonic()
-        if self._log_pending and now - self._log_synced >= LOG_FRAME:
+        self._sync_log(moment)
+
+    def _sync_log(self, moment: float) -> None:
+        if self._log_pending and moment - self._log_synced >= LOG_FRAME:
             self._log_pending = False
-            self._log_synced = now
+            self._log_synced = moment
             self.query_one(LogPane).sync()
+
+    def _refresh_keys(self) -> None:
+        """Refresh the footer only when what applies changed: each refresh rebuilds it
+        (a restyle of every key), too costly to do on every frame of a busy run."""
+        keys = (*(self.check_action(binding.action, ()) is not False
+                  for binding in self._key_bindings()), len(self.needs_operator()))
+        if keys != self._keys_shown:
+            self._keys_shown = keys
+            self.refresh_bindings()
+
+    def _key_bindings(self) -> list[Binding]:
+        return [b for b in self.BINDINGS if isinstance(b, Binding)]
+
+    def needs_operator(self) -> list[Task]:
+        return navigation.needs_operator(self.run)
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """The footer's keys: "Needs you" carries how many tasks wait for the operator;
+        when the keys do not all fit, help and quit come first, so they always show."""
+        bindings = super().active_bindings
+        for key, active in bindings.items():
+            if active.binding.action == "next_attention":
+                count = len(self.needs_operator())
+                described = dataclasses.replace(active.binding,
+                                                description=f"Needs you: {count}")
+                bindings[key] = active._replace(binding=described)
+        shown = [a for a in bindings.values() if a.binding.show]
+        width = sum(len(self.app.get_key_display(a.binding)) + len(a.binding.description) + 3
+                    for a in shown)
+        if width > self.size.width:
+            first = [k for k, a in bindings.items() if a.binding.action in ("help", "quit")]
+            bindings = {k: bindings[k] for k in first} | {
+                k: a for k, a in bindings.items() if k not in first}
+        return bindings
 
     def refresh_second(self) -> None:
         header = self.query_one(RunHeader)
@@ -186,9 +246,10 @@ class RunScreen(Screen[None]):
         header.refresh()
         self.query_one(LogPane).update_title()
         tree = self.query_one(DagTree)
-        active = tree.active_steps()
+        tasks = tree.active_tasks()
+        active = {step for step, _ in tasks}
         if active:
-            tree.update_steps(active)
+            tree.update_steps(active, tasks)
             if self._selection is not None and self._selection.step in active:
                 self.query_one(StepDetail).update_facts()
 
@@ -200,7 +261,7 @@ class RunScreen(Screen[None]):
         self.query_one(StepDetail).show(selection)
         subject, buffer, multi = self._log_for(selection)
         self.query_one(LogPane).show(subject, buffer, multi_host=multi)
-        self.refresh_bindings()
+        self._refresh_keys()
 
     def _log_for(self, selection: Selection) -> tuple[str, LogBuffer, bool]:
         if selection.host is not None:
@@ -269,6 +330,12 @@ class RunScreen(Screen[None]):
         action = bound_action(self, event.key)
         if action is None:
             return
+        node = self.focused
+        while node is not None and node is not self:  # a focused widget's own key wins
+            own = bound_action(node, event.key)
+            if own is not None and node.check_action(own, ()):
+                return
+            node = node.parent  # type: ignore[assignment]
         why = why_refused(self, action)
         if why is not None:
             event.stop()
@@ -288,7 +355,7 @@ class RunScreen(Screen[None]):
         return True
 
     def _after_action(self) -> None:
-        self._frame()
+        self._frame(now=True)
         self.query_one(RunHeader).refresh()
         self.query_one(StepDetail).update_facts()
         self.refresh_bindings()
@@ -324,36 +391,20 @@ class RunScreen(Screen[None]):
 
     def action_approve(self) -> None:
         step_id, host = self._target()
-        step = self.run.workflow.steps[step_id]
         waiting = [t for t in self.selected_tasks() if t.state is TaskState.AWAITING_APPROVAL]
         if not waiting:
             self._act(self.run.approve, step_id, host)  # reports why it does not apply
             return
-        hosts = [t.host for t in waiting]
-        groups = self.run.command_groups(step_id, hosts)
-        name = self.run.step_name(step_id, host)
-        title = f"Approve '{name}'" + (f" on {host}" if host else "")
-        prompts: dict[str, list[str]] = {}
-        for task in waiting:
-            prompts.setdefault(task.reason or "", []).append(task.host)
-        if len(prompts) == 1:
-            prompt = next(iter(prompts)) or "Approve?"
-        else:
-            prompt = "\n".join(f"{', '.join(on)}: {text}" for text, on in prompts.items())
-
         def answered(choice: object) -> None:
             if choice == "approve":
                 self._act(self.run.approve, step_id, host)
             elif choice == "deny":
                 self.action_deny()
 
-        if step.dangerous:
-            self.app.push_screen(DangerousModal(step_id, title, prompt, groups, hosts), answered)
-        else:
-            self.app.push_screen(GateModal(title, prompt, groups, hosts), answered)
+        self.app.push_screen(approval_dialog(self.run, step_id, host, waiting), answered)
 
     def _ask(self, title: str, placeholder: str, required: bool,
-             then: Callable[[str], None], action: str | None = None) -> None:
+             then: Callable[[str], object], action: str | None = None) -> None:
         """A reason or note prompt; only for an action that applies now (``action``)."""
         if action is not None:
             why = why_refused(self, action)
@@ -446,6 +497,25 @@ class RunScreen(Screen[None]):
         title = f"Note on '{step}'" if step else "Note"
         self._ask(title, "what happened", True,
                   lambda text: self._act(self.run.note, text, step, host))
+
+    def action_next_attention(self) -> None:
+        target = navigation.next_needing(self.run, self._selection)
+        if target is None:
+            self.notify("no task needs the operator")
+            return
+        self.query_one(DagTree).select_step(target.step, target.host)
+
+    def action_find_step(self) -> None:
+        def found(text: str) -> None:
+            query = text or self._last_find
+            self._last_find = query
+            target = navigation.find(self.run, query, self._selection)
+            if target is None:
+                self.notify(f"no step or host matches '{query}'", severity="warning")
+            else:
+                self.query_one(DagTree).select_step(target.step, target.host)
+
+        self._ask("Find step or host", self._last_find or "name, id or host", False, found)
 
     def action_filter(self) -> None:
         self.query_one(LogPane).open_filter()

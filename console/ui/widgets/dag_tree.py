@@ -1,12 +1,20 @@
 """The dependency tree: one node per step in dependency order, one child per host of a
-fan-out step. Labels are updated in place, so the cursor and scroll position survive."""
+fan-out step. Labels are updated in place, so the cursor and scroll position survive.
+
+Fleet-sized: a fan-out of more than :data:`EXPAND_UP_TO` hosts starts collapsed to its
+summary line (``812/1000 ✔ 3 ✘ 5 ▶``) and gets its host nodes only when it is first
+expanded; the labels of hidden hosts are not kept up to date (they are redone when shown),
+and labels change without a message per node: one repaint per frame."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -14,6 +22,7 @@ from console.engine.events import TaskState
 from console.engine.run import Run
 from console.engine.task import Task
 from console.model.workflow import LOCAL
+from console.sanitize import visible
 from console.ui import format as fmt
 from console.ui.palette import Palette, palette
 from console.ui.system import Clock
@@ -21,7 +30,11 @@ from console.ui.system import Clock
 S = TaskState
 EXPAND_UP_TO = 12
 """Fan-out steps with at most this many hosts start expanded."""
-NAME_WIDTH = 20
+NAME_WIDTH = 8
+"""The narrowest name column; it widens to the longest step name the pane has room for."""
+FIXED_COLUMNS = 14
+"""Cells of a step line that come before and right after its name (toggle, icon, duration,
+attempt): what follows (host counts, markers, needs) may be cut with an ellipsis."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,15 @@ class DagTree(Tree[Selection]):
     DagTree { padding: 0 1; }
     """
 
+    ICON_NODE = "▸ "
+    ICON_NODE_EXPANDED = "▾ "
+    """Not Textual's ▶/▼: ▶ is the running state's icon."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False, id="tree.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="tree.up"),
+    ]
+
     def __init__(self, run: Run, clock: Clock, *, id: str | None = None) -> None:
         super().__init__("steps", id=id)
         self.run = run
@@ -60,27 +82,86 @@ class DagTree(Tree[Selection]):
         self.guide_depth = 3
         self._step_nodes: dict[str, TreeNode[Selection]] = {}
         self._host_nodes: dict[tuple[str, str], TreeNode[Selection]] = {}
+        self._filled: set[str] = set()
+        """Fan-out steps whose host nodes exist (they are added on first expand)."""
+        self._stale: set[str] = set()
+        """Fan-out steps whose hidden host labels were not updated."""
+        self.name_width = 0
 
     def on_mount(self) -> None:
         self.build()
 
+    def on_resize(self) -> None:
+        if self._fit_names():
+            self.update_steps()
+
+    def _fit_names(self) -> bool:
+        """Fit the name column to the longest step (or indented host) name, as far as
+        the pane has room."""
+        longest = max((len(step.name) for step in self.run.workflow.steps.values()),
+                      default=0)
+        hosts = {host for _, host in self.run.tasks}
+        longest = max(longest, *(len(host) + 3 for host in hosts))
+        room = self.scrollable_content_region.width - FIXED_COLUMNS
+        width = max(NAME_WIDTH, min(longest, room))
+        changed = width != self.name_width
+        self.name_width = width
+        return changed
+
     def build(self) -> None:
+        self._fit_names()
         pal = palette(self.app)
         now = self.clock()
         for sid in self.run.workflow.order():
             tasks = self.run.tasks_of(sid)
             label = self.step_label(sid, pal, now)
             if is_fan_out(tasks) and tasks:
-                node = self.root.add(label, Selection(sid), expand=len(tasks) <= EXPAND_UP_TO)
-                for task in tasks:
-                    child = node.add_leaf(self.task_label(task, pal, now),
-                                          Selection(sid, task.host))
-                    self._host_nodes[task.key] = child
+                node = self.root.add(label, Selection(sid), allow_expand=True)
+                self._step_nodes[sid] = node
+                if len(tasks) <= EXPAND_UP_TO:
+                    self._fill(sid)
+                    node.expand()
             else:
-                node = self.root.add_leaf(label, Selection(sid))
-            self._step_nodes[sid] = node
+                self._step_nodes[sid] = self.root.add_leaf(label, Selection(sid))
         self.root.expand()
         self.cursor_line = 0
+
+    def _fill(self, sid: str) -> None:
+        """Give a fan-out step its host nodes (once), or bring their labels up to date."""
+        node = self._step_nodes.get(sid)
+        if node is None:
+            return
+        pal, now = palette(self.app), self.clock()
+        if sid not in self._filled:
+            self._filled.add(sid)
+            self._stale.discard(sid)
+            for task in self.run.tasks_of(sid):
+                child = node.add_leaf(self.task_label(task, pal, now), Selection(sid, task.host))
+                self._host_nodes[task.key] = child
+        elif sid in self._stale:
+            self._stale.discard(sid)
+            for task in self.run.tasks_of(sid):
+                child = self._host_nodes.get(task.key)
+                if child is not None:
+                    self._relabel(child, self.task_label(task, pal, now))
+            self.refresh()
+
+    def _toggle_node(self, node: TreeNode[Selection]) -> None:
+        if node.data is not None and node.data.host is None and not node.is_expanded:
+            self._fill(node.data.step)
+        super()._toggle_node(node)
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[Selection]) -> None:
+        if event.node.data is not None and event.node.data.host is None:
+            self._fill(event.node.data.step)  # expanded another way than the toggle
+
+    def _relabel(self, node: TreeNode[Selection], label: Text) -> None:
+        """What ``TreeNode.set_label`` does, without its message per node: the caller
+        repaints once for a whole batch of labels."""
+        if node._label == label:
+            return
+        node._label = self.process_label(label)
+        node._updates += 1
 
     def rebuild(self) -> None:
         """Rebuild the nodes from the run's definition after a reload, keeping the
@@ -93,11 +174,17 @@ class DagTree(Tree[Selection]):
         scroll_y = self.scroll_y
         with self.prevent(Tree.NodeHighlighted):
             self.cursor_line = -1
+            expanded = {sid for sid, node in self._step_nodes.items()
+                        if node.allow_expand and node.is_expanded}
             self.clear()
             self._step_nodes, self._host_nodes = {}, {}
+            self._filled, self._stale = set(), set()
             self.build()
             for sid in collapsed & self._step_nodes.keys():
                 self._step_nodes[sid].collapse()
+            for sid in expanded & self._step_nodes.keys():
+                self._fill(sid)
+                self._step_nodes[sid].expand()
             _ = self.last_line  # lay the new lines out so that nodes know their line
             self.scroll_to(y=scroll_y, animate=False, immediate=True)
             if selection is not None:
@@ -120,6 +207,8 @@ class DagTree(Tree[Selection]):
     def select_step(self, step: str, host: str | None = None) -> bool:
         """Move the cursor to the step (or its task on ``host``); False if it has no node
         (yet: the tree is built after the screen's first paint)."""
+        if host and step in self._step_nodes:
+            self._fill(step)
         node = self._host_nodes.get((step, host)) if host else self._step_nodes.get(step)
         if node is None:
             return False
@@ -128,23 +217,46 @@ class DagTree(Tree[Selection]):
         self.move_cursor(node)
         return True
 
-    def update_steps(self, steps: set[str] | None = None) -> None:
-        """Refresh the labels of ``steps`` (default: every step)."""
+    def update_steps(self, steps: set[str] | None = None,
+                     tasks: set[tuple[str, str]] | None = None) -> None:
+        """Refresh the labels of ``steps`` (default: every step) and of their hosts shown:
+        those in ``tasks`` (default: every host of them). One repaint for all."""
         pal = palette(self.app)
         now = self.clock()
         for sid in self.run.workflow.order() if steps is None else steps:
             node = self._step_nodes.get(sid)
             if node is None:
                 continue
-            node.set_label(self.step_label(sid, pal, now))
-            for task in self.run.tasks_of(sid):
+            self._relabel(node, self.step_label(sid, pal, now))
+            if sid not in self._filled:
+                continue
+            if not node.is_expanded:
+                self._stale.add(sid)
+                continue
+            if tasks is None:
+                changed = self.run.tasks_of(sid)
+            else:
+                changed = [self.run.tasks[key] for key in tasks
+                           if key[0] == sid and key in self.run.tasks]
+            for task in changed:
                 child = self._host_nodes.get(task.key)
                 if child is not None:
-                    child.set_label(self.task_label(task, pal, now))
+                    self._relabel(child, self.task_label(task, pal, now))
+        self.refresh()
 
-    def active_steps(self) -> set[str]:
-        """Steps whose duration is still growing."""
-        return {t.step for t in self.run.tasks.values() if t.state.active}
+    def active_tasks(self) -> set[tuple[str, str]]:
+        """Tasks whose duration is still growing."""
+        return {t.key for t in self.run.tasks.values() if t.state.active}
+
+    def render_label(self, node: TreeNode[Selection], base_style: Style,
+                     style: Style) -> Text:
+        """The label, cut with an ellipsis where the pane ends (never mid-word silently)."""
+        text = super().render_label(node, base_style, style)
+        indent = self.guide_depth * (1 if node.data is not None and node.data.host else 0)
+        room = self.scrollable_content_region.width - indent
+        if room > 1 and text.cell_len > room:
+            text.truncate(room, overflow="ellipsis")
+        return text
 
     # ------------------------------------------------------------------ labels
 
@@ -155,27 +267,36 @@ class DagTree(Tree[Selection]):
         state = fmt.step_state(t.state for t in tasks)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{fmt.ICONS[state]} ", style=pal.state(state, bold=True))
+        width = self.name_width
         name = run.step_name(sid)
-        name = name if len(name) <= NAME_WIDTH else name[: NAME_WIDTH - 1] + "…"
+        name = name if len(name) <= width else name[: width - 1] + "…"
         if sid in run.removed_steps:  # gone from the file, kept because it had started
             text.append(name, style=pal.style("marker-removed") + Style(strike=True))
-            text.append(" " * (NAME_WIDTH - len(name)))
+            text.append(" " * (width - len(name)))
         else:
-            text.append(name.ljust(NAME_WIDTH), style=pal.state(state))
+            text.append(name.ljust(width), style=pal.state(state))
         text.append(fmt.duration(span(tasks, now)).rjust(7))
         attempt = max((t.attempt for t in tasks), default=0)
         text.append(f" #{attempt}" if attempt else "   ", style=pal.style("dim-text"))
         if not tasks:
             text.append("  no hosts", style=pal.style("dim-text"))
         elif is_fan_out(tasks):
-            done = sum(1 for t in tasks if t.state in (S.SUCCEEDED, S.SKIPPED))
-            text.append(f" {done}/{len(tasks)}")
+            self._summary(text, tasks, pal)
         self._markers(text, sid, pal)
         if state in (S.PENDING, S.BLOCKED):
             waiting = [n for n in step.needs if run.step_status(n) != "done"]
             if waiting:
                 text.append(f"  needs {', '.join(waiting)}", style=pal.style("dim-text"))
         return text
+
+    def _summary(self, text: Text, tasks: list[Task], pal: Palette) -> None:
+        """``812/1000 ✔ 3 ✘ 5 ▶``: hosts done of all, then failed and running ones."""
+        counts = Counter(t.state for t in tasks)
+        done = counts[S.SUCCEEDED] + counts[S.SKIPPED]
+        text.append(f" {done}/{len(tasks)} {fmt.ICONS[S.SUCCEEDED]}")
+        for state in (S.FAILED, S.RUNNING):
+            if counts[state]:
+                text.append(f" {counts[state]} {fmt.ICONS[state]}", style=pal.state(state))
 
     def _markers(self, text: Text, sid: str, pal: Palette) -> None:
         step = self.run.workflow.steps[sid]
@@ -195,13 +316,14 @@ class DagTree(Tree[Selection]):
     def task_label(self, task: Task, pal: Palette, now: float) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{fmt.ICONS[task.state]} ", style=pal.state(task.state, bold=True))
-        text.append(task.host.ljust(NAME_WIDTH - 3), style=pal.state(task.state))
+        text.append(task.host.ljust(self.name_width - 3), style=pal.state(task.state))
         text.append(fmt.duration(span([task], now)).rjust(7))
         text.append(f" #{task.attempt}" if task.attempt else "   ", style=pal.style("dim-text"))
         if task.exit_code and task.state is S.FAILED:
             text.append(f" exit {task.exit_code}", style=pal.state(task.state))
         if self.run.is_excluded(task.host):
             text.append(" excluded", style=pal.style("marker-removed", bold=True))
-        elif task.state is S.RUNNING and task.reason:  # a health poll's progress
-            text.append(f" {task.reason}", style=pal.style("dim-text"))
+        elif task.state is S.RUNNING and task.reason:  # a health poll's progress, compact
+            progress = task.reason.replace("polling ", "poll ", 1).removesuffix(" left")
+            text.append(f" {visible(progress)}", style=pal.style("dim-text"))
         return text

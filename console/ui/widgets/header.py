@@ -9,6 +9,7 @@ from textual.widget import Widget
 
 from console.engine.events import TaskState
 from console.engine.run import Run
+from console.sanitize import visible
 from console.ui import format as fmt
 from console.ui.palette import palette
 from console.ui.system import Clock, SystemStats
@@ -83,7 +84,12 @@ class RunHeader(Widget):
             if counts[state]:
                 bottom.append(f"{fmt.ICONS[state]} {counts[state]} {fmt.label(state)}  ",
                               style=pal.state(state))
-        if run.options.params:
-            shown = " ".join(f"{k}={fmt_param(v)}" for k, v in run.options.params.items())
-            bottom.append(f"params: {run.masker.mask(shown)}", style=pal.style("dim-text"))
-        return Text("\n").join([top, bottom])
+        lines = [top, bottom]
+        if run.options.params:  # the values this run uses, on a line of their own
+            shown = "  ".join(f"{k}={fmt_param(v)}" for k, v in run.options.params.items())
+            lines.append(Text(f"params: {visible(run.masker.mask(shown))}",
+                              style=pal.style("dim-text"), no_wrap=True, overflow="ellipsis"))
+        return Text("\n").join(lines)
+
+    def on_mount(self) -> None:
+        self.styles.height = 3 if self.run.options.params else 2

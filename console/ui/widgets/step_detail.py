@@ -4,7 +4,6 @@ masked), target hosts and every attempt with its exit code and duration."""
 from __future__ import annotations
 
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -13,12 +12,29 @@ from textual.widgets import Markdown, Static
 from console.engine.events import TaskState
 from console.engine.run import Run
 from console.model.workflow import Step
+from console.sanitize import visible
 from console.ui import format as fmt
 from console.ui.commands import command_lines
 from console.ui.palette import Palette, palette
 from console.ui.widgets.dag_tree import Selection
 
 S = TaskState
+
+
+ATTEMPTS_SHOWN = 20
+"""The newest attempts listed in the detail pane."""
+HOSTS_NAMED = 12
+"""A fan-out's hosts named in the detail pane; more are counted, not listed."""
+
+
+def host_list(hosts: list[str]) -> str:
+    """``web1, web2, web3``, or for a fleet ``1000: web0001, … web1000 (988 more)``."""
+    if not hosts:
+        return "none (excluded by --limit)"
+    if len(hosts) <= HOSTS_NAMED:
+        return ", ".join(hosts)
+    shown = ", ".join(hosts[: HOSTS_NAMED - 1])
+    return f"{len(hosts)}: {shown}, … {hosts[-1]} ({len(hosts) - HOSTS_NAMED} more)"
 
 
 class StepDetail(VerticalScroll):
@@ -72,10 +88,10 @@ class StepDetail(VerticalScroll):
         if selection.host is not None:
             title.append(f"  on {selection.host}")
         title.append(f"  {fmt.label(state)}", style=pal.state(state))
-        parts: list[Text | Table] = [title]
+        parts: list[Text] = [title]
         reasons = sorted({t.reason for t in tasks if t.reason})
         for reason in reasons[:3]:
-            parts.append(Text(f"reason: {reason}", style=pal.state(state)))
+            parts.append(Text(f"reason: {visible(reason)}", style=pal.state(state)))
         if step.id in run.removed_steps:
             parts.append(Text("removed from the file: it stays because it had started",
                               style=pal.style("marker-removed")))
@@ -84,8 +100,7 @@ class StepDetail(VerticalScroll):
                               "uses the new definition", style=pal.style("marker-changed")))
         if step.needs:
             parts.append(Text(f"needs: {', '.join(step.needs)}", style=pal.style("dim-text")))
-        hosts = ", ".join(t.host for t in tasks) or "none (excluded by --limit)"
-        parts.append(Text(f"hosts: {hosts}"))
+        parts.append(Text(f"hosts: {host_list([t.host for t in tasks])}"))
         parts.extend(Text(line, style=pal.style("dim-text")) for line in _recovery(step))
         excluded = sorted({t.host for t in tasks if run.is_excluded(t.host)})
         if excluded:
@@ -107,22 +122,35 @@ class StepDetail(VerticalScroll):
                                   no_wrap=True, overflow="ellipsis"))
         return Group(*parts)
 
-    def _attempts(self, tasks: list, pal: Palette) -> Table | Text:
+    def _attempts(self, tasks: list, pal: Palette) -> Text:
+        """Every attempt (the last :data:`ATTEMPTS_SHOWN`) as aligned columns: plain Text,
+        not a rich Table, whose layout costs a fleet-sized run's frame too much."""
         rows = [(task, attempt) for task in tasks for attempt in task.attempts]
         if not rows:
             return Text("no attempts yet", style=pal.style("dim-text"))
-        table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
-        for column in ("attempt", "host", "state", "exit", "time", "reason"):
-            table.add_column(column, no_wrap=column != "reason")
-        for task, attempt in rows[-20:]:
+        if len(rows) > ATTEMPTS_SHOWN:
+            rows.sort(key=lambda row: row[1].started)
+            rows = rows[-ATTEMPTS_SHOWN:]
+        cells: list[tuple[list[str], TaskState]] = []
+        for task, attempt in rows:
             state = attempt.state or task.state
             exit_code = "" if attempt.exit_code is None else str(attempt.exit_code)
             if attempt.signal:
                 exit_code = f"sig {attempt.signal}"
-            table.add_row(f"#{attempt.number}", task.host,
-                          Text(fmt.label(state), style=pal.state(state)), exit_code,
-                          fmt.duration(attempt.duration), attempt.reason or "")
-        return table
+            cells.append(([f"#{attempt.number}", task.host, fmt.label(state), exit_code,
+                           fmt.duration(attempt.duration), visible(attempt.reason or "")], state))
+        header = ["attempt", "host", "state", "exit", "time", "reason"]
+        widths = [max(len(header[i]), *(len(row[i]) for row, _ in cells)) for i in range(5)]
+        text = Text(no_wrap=False)
+        text.append(" ".join(h.ljust(w) for h, w in zip(header, widths, strict=False))
+                    + " reason", style="bold")
+        for row, state in cells:
+            text.append("\n" + " ".join(row[i].ljust(widths[i]) for i in range(2)) + " ")
+            text.append(row[2].ljust(widths[2]), style=pal.state(state))
+            text.append(" " + " ".join(row[i].ljust(widths[i]) for i in (3, 4)))
+            if row[5]:
+                text.append(" " + row[5])
+        return text
 
 
 def _recovery(step: Step) -> list[str]:
