@@ -584,7 +584,7 @@ def test_17_a_second_live_run_is_warned_or_refused(tmp_path: Path, exclusive: bo
         exclusive = {str(exclusive).lower()}
 
         [steps.a]
-        run = "touch {gate}; while [ ! -e {go} ]; do sleep 0.05; done; echo done >> {tmp_path}/ran"
+        run = "echo x >> {gate}; while [ ! -e {go} ]; do sleep 0.05; done; echo y >> {tmp_path}/ran"
     """)
     first = _start_holding(path, home, gate)
     try:
@@ -599,8 +599,8 @@ def test_17_a_second_live_run_is_warned_or_refused(tmp_path: Path, exclusive: bo
             _, err = second.communicate(timeout=30)
             assert second.returncode == 2, err
             assert err.count("\n") == 1 and first_id in err and "exclusive" in err
-        else:
-            time.sleep(1.0)
+        else:  # both run: the second's step starts while the first still holds
+            assert _wait_until(lambda: gate.read_text().count("x") == 2, 60)
             go.touch()
             _, err = second.communicate(timeout=30)
             assert second.returncode == 0, err
@@ -610,7 +610,7 @@ def test_17_a_second_live_run_is_warned_or_refused(tmp_path: Path, exclusive: bo
     finally:
         go.touch()
         first.kill()
-    assert (tmp_path / "ran").read_text().count("done") == (1 if exclusive else 2)
+    assert (tmp_path / "ran").read_text().count("y") == (1 if exclusive else 2)
     # once the first is over, an exclusive workflow runs again
     if exclusive:
         again = baton("run", path, "--headless", "--yes", env={"BATON_HOME": str(home)})
