@@ -526,10 +526,9 @@ def _confirm_leftovers(prefix: str) -> bool:
 def _ask_terminal(prompt: str) -> bool:
     if not _stdin_is_tty():
         return True  # nobody to ask: end them, as headless does
-    try:
-        return input(prompt).strip().lower() in ("y", "yes")
-    except EOFError:
-        return False
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 # --- parser ----------------------------------------------------------------------------
