@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from console.engine.actions import ActionError
 from console.engine.events import RunState, TaskState
-from console.engine.rollback import RollbackScope, plan_rollback, roll_back
+from console.engine.rollback import RollbackScope, plan_rollback, roll_back, start_rollback
 from console.engine.run import Run, RunOptions
 from console.model.workflow import Host, Rollout, Step
 from tests.fakes import ScriptedWorld
@@ -204,7 +205,9 @@ async def test_undo_failed_holds_back_the_same_hosts_later_undos_until_skipped()
     h.run.options.keep_alive = False
     h.run._wake.set()
     assert await asyncio.wait_for(job, 5) is RunState.ROLLED_BACK
-    assert h.state("deploy", "web1") is S.SKIPPED
+    assert h.state("deploy", "web1") is S.UNDO_FAILED  # what it did may still be there
+    assert h.run.tasks[("deploy", "web1")].reason == "undo skipped by " + h.run.user + \
+        ": done by hand"
     actions = [(a.action, a.step, a.host) for a in h.actions()]
     assert ("skip_undo", "deploy", "web1") in actions
 
@@ -387,5 +390,42 @@ async def test_a_live_runs_failed_undo_is_retried_by_the_operator() -> None:
     assert h.state("deploy", "web1") is S.UNDONE
     await h.until(lambda: h.run.state is RunState.ROLLED_BACK)
     assert ("retry_undo", "deploy", "web1") in [(a.action, a.step, a.host) for a in h.actions()]
+    h.run.close()
+    await h.finish()
+
+
+async def test_nothing_downstream_starts_once_its_needs_are_taken_back() -> None:
+    wf = failing_rollout("rollback")
+    on = tuple(web(6))
+    wf = type(wf)(**{**wf.__dict__, "steps": {
+        **wf.steps, "after": step("after", needs=("deploy",), on=on, max_fail=None),
+        "loose": step("loose", needs=("deploy",), continue_on_error=True)}})
+    h = Harness(wf)
+    assert await h.finish() is RunState.ROLLED_BACK
+    assert not h.world.starts("after") and not h.world.starts("loose")
+    assert {h.state("after", x) for x in web(6)} == {S.BLOCKED}
+    # a step-wide barrier too: a fully undone step is not "done" for its dependents
+    h2 = await finished(Harness(workflow(undo_step("a"))))
+    assert h2.run.step_status("a") == "done"
+    await roll_back(h2.run, plan_rollback(h2.run))
+    assert h2.run.step_status("a") == "bad"
+
+
+async def test_a_gate_downstream_of_a_rolled_back_rollout_step_is_blocked() -> None:
+    on = tuple(web(2))
+    wf = workflow(undo_step("drain", on=on), undo_step("deploy", needs=("drain",), on=on),
+                  step("after", needs=("deploy",), confirm="go on?"), hosts=web(2))
+    h = Harness(with_rollout(wf, ("drain", "deploy")), keep_alive=True)
+    h.start()
+    await h.state_of("after", S.AWAITING_APPROVAL)
+    start_rollback(h.run, plan_rollback(h.run, RollbackScope("deploy")))
+    await h.until(lambda: h.run.state is RunState.ROLLED_BACK)
+    assert h.state("deploy", "web1") is S.UNDONE
+    assert h.state("after") is S.BLOCKED
+    with pytest.raises(ActionError):
+        h.run.approve("after")
+    assert not h.world.starts("after")
+    with pytest.raises(ActionError, match="nothing to undo"):
+        start_rollback(h.run, plan_rollback(h.run, RollbackScope("deploy")))
     h.run.close()
     await h.finish()

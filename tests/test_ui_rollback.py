@@ -54,8 +54,7 @@ async def test_u_shows_the_plan_and_rolls_back_after_approval(tmp_path):
         await pilot.press("u", "escape")  # cancelled: nothing runs
         assert isinstance(app.screen, RunScreen)
         assert not [r for r in world.records if "undo" in r.script]
-        screen._selection = None  # the tree's root: the whole run
-        await pilot.press("u")
+        await pilot.press("ctrl+u")  # the whole run
         assert isinstance(app.screen, RollbackModal)
         shown = "\n".join(str(w.render()) for w in app.screen.query(".dialog-command"))
         assert "1. drain@web3 [batch 2] (succeeded): echo undo drain web3" in shown
@@ -65,6 +64,8 @@ async def test_u_shows_the_plan_and_rolls_back_after_approval(tmp_path):
         await until(lambda: run.state is RunState.ROLLED_BACK)
         assert run.tasks[("drain", "web1")].state is S.UNDONE
         assert run.tasks[("deploy", "web3")].state is S.FAILED
+        assert run.tasks[("report", "local")].state is S.BLOCKED  # never goes forward again
+        assert not world.starts("report")
         undone = [r.script for r in sorted(world.records, key=lambda r: r.start_seq)
                   if "undo" in r.script]
         assert undone[0] == "echo undo drain web3"  # newest batch first

@@ -35,6 +35,11 @@ class TaskState(enum.StrEnum):
         return self in _FINISHED
 
     @property
+    def undo(self) -> bool:
+        """A rollback's state: never ``done`` for dependents (what it did is taken back)."""
+        return self in _UNDO
+
+    @property
     def active(self) -> bool:
         """Holds an executor slot or a timer."""
         return self in (TaskState.RUNNING, TaskState.RETRYING)
@@ -57,6 +62,9 @@ _FINISHED = frozenset(
         TaskState.UNDO_FAILED,
     }
 )
+
+
+_UNDO = frozenset({TaskState.UNDOING, TaskState.UNDONE, TaskState.UNDO_FAILED})
 
 
 class RunState(enum.StrEnum):

@@ -335,6 +335,7 @@ class Rollback:
         if not self.started:
             self.started = True
             self.announce()
+            self._hold_downstream()
         while True:
             self._launch()
             if run._closing:
@@ -347,6 +348,20 @@ class Rollback:
         if self._running:
             await asyncio.gather(*self._running.values(), return_exceptions=True)
         return self.complete
+
+    def _hold_downstream(self) -> None:
+        """What has not started in the steps taken back, or downstream of them, never
+        starts now (a gate waiting there cannot be approved into a half-undone state)."""
+        run = self.run
+        steps = {e.step for e in self.plan.entries}
+        for sid in list(steps):
+            steps |= _downstream(run, sid)
+        reason = f"held: rollback of {self.plan.scope.describe()}"
+        for sid in steps:
+            for task in run.tasks_of(sid):
+                if task.state in (S.PENDING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR) \
+                        and task.runner is None:
+                    run._set(task, S.BLOCKED, reason)
 
     async def _stop(self) -> None:
         """Ctrl-C or a cancelled run: end the undos that run (they end ``undo_failed``)."""
@@ -434,13 +449,16 @@ class Rollback:
         self.poke()
 
     def skip(self, step: str, host: str, reason: str | None = None) -> None:
-        """Give up a failed undo: the undos it held back may go."""
+        """Give up a failed undo: the undos it held back may go (the task stays undo_failed,
+        its reason ``undo skipped by …``)."""
         entry = self._failed(step, host)
         run = self.run
         run._record("skip_undo", step, host, reason)
         self.plan.mark(entry, "skipped")
+        # the task keeps undo_failed (what it did may still be in place: never ``done`` for
+        # its dependents); the reason says the operator let the rollback go on
         text = f"undo skipped by {run.user}" + (f": {reason}" if reason else "")
-        run._set(run.tasks[entry.key], S.SKIPPED, text)
+        run._set(run.tasks[entry.key], S.UNDO_FAILED, text)
         self.poke()
 
     def _failed(self, step: str, host: str) -> UndoEntry:

@@ -57,6 +57,7 @@ from console.model.workflow import LOCAL, Host, Step, Workflow
 __all__ = ["APPROVAL_REQUIRED", "ActionError", "Run", "RunOptions", "new_run_id"]
 
 S = TaskState
+_UNDO = frozenset({S.UNDOING, S.UNDONE, S.UNDO_FAILED})
 
 Approval = Literal["wait", "auto", "fail"]
 
@@ -441,9 +442,11 @@ class Run(HostExclusion, RunActions, RunTexts):
         bad = False
         for task in tasks:
             state = task.state
-            if not state.finished:
+            if state in _UNDO:  # taken back: never done for dependents
+                bad = True
+            elif not state.finished:
                 return "wait"
-            if state is S.FAILED:
+            elif state is S.FAILED:
                 failed += 1
             elif state is not S.SUCCEEDED and state is not S.SKIPPED:
                 bad = True
@@ -461,6 +464,8 @@ class Run(HostExclusion, RunActions, RunTexts):
         failed_hosts = 0
         for task in tasks:
             state = task.state
+            if state in _UNDO:
+                return "bad"
             if not state.finished:
                 return "wait"
             if state in (S.CANCELLED, S.INTERRUPTED) or task.blocked_by_max_fail:
@@ -473,6 +478,8 @@ class Run(HostExclusion, RunActions, RunTexts):
 
     def _task_status(self, task: Task) -> str:
         state = task.state
+        if state in _UNDO:
+            return "bad"
         if not state.finished:
             return "wait"
         if state is S.SUCCEEDED or state is S.SKIPPED:

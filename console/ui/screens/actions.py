@@ -18,5 +18,6 @@ TASK_ACTIONS: dict[str, str] = {
 """Console action -> the engine's name of that task action."""
 
 OPERATOR_ACTIONS = frozenset({*TASK_ACTIONS, "pause", "breakpoint", "step_mode", "note", "start",
-                              "exclude_host", "rollback", "rollback_downstream"})
+                              "exclude_host", "rollback", "rollback_downstream",
+                              "rollback_run"})
 """Actions that change the run: none of them is allowed with --read-only."""

@@ -61,7 +61,7 @@ def why_refused(screen: RunScreen, action: str) -> str | None:
             return f"host {host} is already excluded"
         if run.state.finished and not run.options.keep_alive:
             return f"the run has {run.state}"
-    if action in ("rollback", "rollback_downstream"):
+    if action in ("rollback", "rollback_downstream", "rollback_run"):
         if not screen.started:
             return "the run has not started yet: press g to start it"
         from console.engine.rollback import rollback_refusal
@@ -69,7 +69,7 @@ def why_refused(screen: RunScreen, action: str) -> str | None:
         why = rollback_refusal(run)  # type: ignore[arg-type]
         if why is not None:
             return why
-        if action == "rollback_downstream" and screen.selection is None:
+        if action != "rollback_run" and screen.selection is None:
             return "select a step first"
     if action == "next_attention" and not screen.needs_operator():
         return "no task needs the operator"

@@ -72,10 +72,12 @@ class RunScreen(Screen[None]):
         _b("x", "exclude_host", "Exclude host",
            "Exclude the selected host: skip every task it has left", show=False),
         _b("u", "rollback", "Roll back",
-           "Roll back the selection (task or step; nothing selected: the whole run): shows "
-           "the plan of undo commands to approve", show=False),
+           "Roll back the selection (a task, or a step on every host): shows the plan of "
+           "undo commands to approve", show=False),
         _b("U", "rollback_downstream", "Roll back+down",
            "Roll back the selected step and everything downstream of it", show=False),
+        _b("ctrl+u", "rollback_run", "Roll back run",
+           "Roll back the whole run (every task that changed something)", show=False),
         _b("b", "breakpoint", "Break", "Toggle a breakpoint: hold the step before it starts"),
         _b("t", "step_mode", "Step mode", "Toggle step mode: every task needs approval"),
         _b("n", "note", "Note", "Add a note to the timeline"),
@@ -479,7 +481,7 @@ class RunScreen(Screen[None]):
                   lambda reason: self._act(self.run.exclude_host, host, None, reason or None),
                   action="exclude_host")
 
-    def action_rollback(self, downstream: bool = False) -> None:
+    def action_rollback(self, downstream: bool = False, whole: bool = False) -> None:
         from console.engine.rollback import RollbackScope, plan_rollback, start_rollback
         from console.ui.screens.rollback_dialog import RollbackModal
 
@@ -487,7 +489,7 @@ class RunScreen(Screen[None]):
         if why is not None:
             self.notify(why, severity="warning")
             return
-        selection = self.selection
+        selection = None if whole else self.selection
         step = selection.step if selection is not None else None
         host = selection.host if selection is not None else None
         scope = RollbackScope(step, host if step is not None else None,
@@ -509,6 +511,9 @@ class RunScreen(Screen[None]):
 
     def action_rollback_downstream(self) -> None:
         self.action_rollback(downstream=True)
+
+    def action_rollback_run(self) -> None:
+        self.action_rollback(whole=True)
 
     def action_breakpoint(self) -> None:
         step, _ = self._target()

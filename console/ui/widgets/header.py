@@ -17,7 +17,8 @@ from console.ui.system import Clock, SystemStats
 _COUNT_ORDER = (TaskState.RUNNING, TaskState.RETRYING, TaskState.AWAITING_APPROVAL,
                 TaskState.AWAITING_OPERATOR, TaskState.PENDING, TaskState.SUCCEEDED,
                 TaskState.FAILED, TaskState.BLOCKED, TaskState.SKIPPED, TaskState.CANCELLED,
-                TaskState.INTERRUPTED)
+                TaskState.INTERRUPTED, TaskState.UNDOING, TaskState.UNDONE,
+                TaskState.UNDO_FAILED)
 
 
 def fmt_param(value: object) -> str:
