@@ -56,6 +56,7 @@ class PlannedRollout:
     batches: tuple[tuple[str, ...], ...]
     max_fail: int
     pause_between: bool
+    on_failure: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,7 @@ def build_plan(
                 batches=batches,
                 max_fail=rollout.max_fail,
                 pause_between=rollout.pause_between,
+                on_failure=rollout.on_failure,
             )
         )
     return Plan(
@@ -266,6 +268,8 @@ def render_plan(plan: Plan) -> str:
         details = f"max_fail {rollout.max_fail}"
         if rollout.pause_between:
             details += ", approval before each batch after the first"
+        if rollout.on_failure != "stop":
+            details += f", on failure: {rollout.on_failure}"
         out.append(f"rollout {rollout.name}: {' → '.join(rollout.steps)}  ({details})")
         if not rollout.batches:
             out.append("  (no hosts)")

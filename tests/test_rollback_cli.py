@@ -102,3 +102,27 @@ def test_rollback_needs_approval_without_a_terminal(tmp_path: Path) -> None:
     bad = baton("rollback", run_id, "--step", "nope", "--yes", env=ENV)
     assert bad.returncode == 2 and "unknown step 'nope'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_plan_names_a_rollouts_on_failure(tmp_path: Path) -> None:
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "p"
+        [hosts.web1]
+        [hosts.web2]
+        [steps.deploy]
+        on = ["web1", "web2"]
+        run = "echo deploy"
+        undo = "echo undo {{ host.name }}"
+        [rollouts.web]
+        steps = ["deploy"]
+        on_failure = "rollback"
+    """)
+    result = baton("plan", path)
+    assert result.returncode == 0, result.stderr
+    assert "rollout web: deploy  (max_fail 0, on failure: rollback)" in result.stdout
+    bad = write_workflow(tmp_path, path.read_text().replace('"rollback"', '"undo"'), "bad.toml")
+    checked = baton("check", bad)
+    assert checked.returncode == 1
+    assert "bad.toml:11:1: rollouts.web.on_failure: must be one of stop, pause, rollback" \
+        in checked.stdout + checked.stderr
