@@ -318,12 +318,23 @@ async def test_on_failure_stop_keeps_todays_behaviour_and_pause_pauses_with_the_
     h = Harness(failing_rollout("stop"))
     assert await h.finish() is RunState.FAILED
     assert not undo_records(h)
-    h = Harness(failing_rollout("pause"))
-    await h.finish()
-    assert RunState.PAUSED in [e.state for e in h.events if e.type == "run"]
+    wf = failing_rollout("pause")
+    wf = type(wf)(**{**wf.__dict__, "steps": {**wf.steps,
+                                              "other": step("other", "sleep 0.05\necho x")}})
+    h = Harness(wf, keep_alive=True)  # the console: the run pauses, with why
+    h.start()
+    await h.until(lambda: h.run.state is RunState.PAUSED)
     pause = next(a for a in h.actions() if a.action == "pause")
     assert "rollout r: 1 failed host" in pause.reason and "on_failure = pause" in pause.reason
     assert not undo_records(h)
+    h.run.close()
+    await h.finish()
+    # headless: nobody could resume a paused run; it stops as "stop" does, and says so
+    h = Harness(wf)
+    assert await h.finish() is RunState.FAILED
+    assert RunState.PAUSED not in [e.state for e in h.events if e.type == "run"]
+    assert h.state("other") is S.SUCCEEDED
+    assert any("no console to resume" in (a.reason or "") for a in h.actions())
 
 
 # ------------------------------------------------------------------ property

@@ -586,7 +586,10 @@ def check_rollouts(run: Run) -> None:
         why = (f"rollout {name}: {failed} failed host{'' if failed == 1 else 's'}, "
                f"max_fail = {rollout.max_fail}; on_failure = {rollout.on_failure}")
         if rollout.on_failure == "pause":
-            if run.state is RunState.RUNNING:
+            if not run.options.keep_alive:  # headless: nobody could resume it
+                run._record("note", None, None, f"{why}: no console to resume the run, "
+                                                f"so it stops as on_failure = stop would")
+            elif run.state is RunState.RUNNING:
                 run._record("pause", None, None, why)
                 run._set_run_state(RunState.PAUSED)
         elif run.rollback is None:
