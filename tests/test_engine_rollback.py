@@ -350,10 +350,15 @@ def dags(draw):
         fail = draw(st.sampled_from([None, None, None, "web1", "web2"]))
         run = "ok" if fail is None else f"{{% if host.name == '{fail}' %}}exit 1{{% endif %}}"
         steps.append(step(f"s{i}", run, needs=needs, on=hosts, undo=f"echo undo s{i}"))
-    return workflow(*steps, hosts=web(3), concurrency=draw(st.integers(1, 4)))
+    wf = workflow(*steps, hosts=web(3), concurrency=draw(st.integers(1, 4)))
+    members = [s.id for s in steps if draw(st.booleans())]
+    if members and draw(st.booleans()):  # some steps rolled out host batch by host batch
+        wf = with_rollout(wf, members, serial=(draw(st.sampled_from([1, 2, "50%"])),),
+                          max_fail=draw(st.integers(0, 2)))
+    return wf
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(dags())
 def test_whole_run_rollback_undoes_exactly_what_succeeded_in_reverse_order(wf) -> None:
     async def scenario() -> None:
@@ -368,6 +373,14 @@ def test_whole_run_rollback_undoes_exactly_what_succeeded_in_reverse_order(wf) -
                 earlier = records.get((need, host))
                 if earlier is not None:
                     assert record.end_seq < earlier.start_seq, (sid, need, host)
+        for name, counts in h.run._batch_counts.items():  # newest batch first
+            batch_of = counts.plan.batch_of
+            members = set(counts.plan.rollout.steps)
+            mine = [(k, r) for k, r in records.items() if k[0] in members]
+            for (_, h1), r1 in mine:
+                for (_, h2), r2 in mine:
+                    if batch_of[h1] > batch_of[h2]:
+                        assert r1.end_seq < r2.start_seq, (name, h1, h2)
 
     asyncio.run(scenario())
 
