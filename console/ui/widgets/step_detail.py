@@ -102,6 +102,14 @@ class StepDetail(VerticalScroll):
             parts.append(Text(f"needs: {', '.join(step.needs)}", style=pal.style("dim-text")))
         parts.append(Text(f"hosts: {host_list([t.host for t in tasks])}"))
         parts.extend(Text(line, style=pal.style("dim-text")) for line in _recovery(step))
+        if step.undo is not None and len(tasks) == 1:
+            from console.engine.rollback import shown_undo
+
+            parts.append(Text(f"undo: {visible(shown_undo(run, tasks[0]))}",
+                              style=pal.style("state-undo")))
+        elif step.undo is not None:
+            parts.append(Text("undo: per host (select a host to see it; u rolls back)",
+                              style=pal.style("dim-text")))
         excluded = sorted({t.host for t in tasks if run.is_excluded(t.host)})
         if excluded:
             parts.append(Text(f"excluded from this run: {', '.join(excluded)}",
