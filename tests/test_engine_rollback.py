@@ -453,3 +453,16 @@ async def test_a_gate_downstream_of_a_rolled_back_rollout_step_is_blocked() -> N
         start_rollback(h.run, plan_rollback(h.run, RollbackScope("deploy")))
     h.run.close()
     await h.finish()
+
+
+async def test_ctrl_c_during_a_rollback_leaves_the_undo_failed_and_the_run_interrupted() -> None:
+    h = await finished(Harness(workflow(undo_step("a"),
+                                        step("b", needs=("a",), undo="echo undo\nhold b"))))
+    job = asyncio.create_task(roll_back(h.run, plan_rollback(h.run)))
+    await h.state_of("b", S.UNDOING)
+    h.run.interrupt()
+    assert await asyncio.wait_for(job, 5) is RunState.INTERRUPTED
+    assert h.state("b") is S.UNDO_FAILED
+    assert h.run.tasks[("b", "local")].reason == "undo interrupted"
+    assert h.state("a") is S.SUCCEEDED  # held back behind b: never started
+    assert "b" in h.world.terminated
