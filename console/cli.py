@@ -432,6 +432,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
             if store.load(run_id).run.state == "succeeded":
                 _err(f"baton: run {run_id} already succeeded; nothing to resume")
                 return EXIT_OK
+            if store.load(run_id).run.state == "rolled_back":  # never forward again
+                _err(f"baton: run {run_id} was rolled back; nothing to resume")
+                return EXIT_FAILED
             store.mark_interrupted(run_id)
             run, watch = _rebuild(store.load(run_id), args)
             from console.executors.leftovers import settle

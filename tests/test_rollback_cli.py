@@ -75,6 +75,11 @@ def test_rollback_from_history_undoes_every_task_in_reverse_order(tmp_path: Path
     # a second rollback has nothing left to undo
     again = baton("rollback", run_id, "--yes", "--headless", env=ENV)
     assert again.returncode == 0 and "nothing to undo" in again.stderr
+    # and a rolled-back run never goes forward again
+    resumed = baton("resume", run_id, "--yes", "--headless", env=ENV)
+    assert resumed.returncode == 1 and "was rolled back; nothing to resume" in resumed.stderr
+    assert journal.read_text().split() == ["undo-deploy", "undo-config", "hunter2-secret",
+                                           "undo-build"]
 
 
 def test_rollback_json_and_step_scope_after_a_failed_run(tmp_path: Path) -> None:

@@ -157,9 +157,11 @@ class HistoryActions:
         try:
             history.lock(run_id)
             stored = await history.read(lambda s: s.load(run_id))
-            if stored.run.state == RunState.SUCCEEDED:
+            if stored.run.state in (RunState.SUCCEEDED, RunState.ROLLED_BACK):
                 history.release(run_id)
-                self.notify(f"run {run_id} already succeeded; nothing to resume (shown "
+                done = "was rolled back" if stored.run.state == RunState.ROLLED_BACK \
+                    else "already succeeded"
+                self.notify(f"run {run_id} {done}; nothing to resume (shown "
                             f"read-only)", severity="warning")
                 self.open_stored(run_id, from_cli=from_cli)
                 return
