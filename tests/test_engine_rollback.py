@@ -105,6 +105,7 @@ async def test_reverse_dependency_order_outside_rollouts_is_a_step_barrier() -> 
 async def test_only_succeeded_tasks_and_undo_on_failure_failures_are_undone() -> None:
     wf = workflow(undo_step("ok1"), undo_step("bad", "exit 2", needs=()),
                   undo_step("bad_uof", "exit 2", undo_on_failure=True),
+                  undo_step("bad_render", "echo {{ nope }}", undo_on_failure=True),
                   undo_step("after", needs=("bad",)), step("plain"),
                   step("skipme", confirm="go?", undo="echo undo skipme"))
     h = Harness(wf)
@@ -122,6 +123,7 @@ async def test_only_succeeded_tasks_and_undo_on_failure_failures_are_undone() ->
     assert h.state("skipme") is S.SKIPPED
     assert h.state("plain") is S.SUCCEEDED
     assert h.state("bad_uof") is S.UNDONE
+    assert h.state("bad_render") is S.FAILED  # its command never started: nothing to undo
 
 
 async def test_undo_is_rendered_with_the_task_context_and_secrets_masked() -> None:

@@ -213,10 +213,22 @@ def _undoable(run: Run, task: Task) -> str | None:
     step = run.workflow.steps[task.step]
     if task.state in UNDOABLE:
         return "succeeded" if task.state is S.SUCCEEDED else "undo failed before"
-    if task.state is S.FAILED and step.undo_on_failure and (task.started is not None
-                                                           or task.attempt):
+    if task.state is S.FAILED and step.undo_on_failure and _command_started(task):
         return "failed (undo_on_failure)"
     return None
+
+
+def _command_started(task: Task) -> bool:
+    """Did a command of this task start (a failure before it, e.g. a template error or a
+    denied gate, changed nothing)? Attempts carry their tag once the command is handed to
+    the executor; a task restored from history has only its exit code and reason."""
+    if task.attempts:
+        return any(a.tag and not (a.reason or "").startswith("not started")
+                   for a in task.attempts)
+    reason = task.reason or ""
+    return task.exit_code is not None or (
+        task.started is not None and not reason.startswith(("template error", "denied by",
+                                                            "approval required")))
 
 
 def plan_rollback(run: Run, scope: RollbackScope | None = None) -> RollbackPlan:
