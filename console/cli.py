@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from console import __version__
+from console.sanitize import sanitize
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -23,7 +24,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-COMMANDS = ("run", "check", "plan", "runs", "show", "resume", "new")
+COMMANDS = ("run", "check", "plan", "runs", "show", "resume", "new", "hosts")
 
 
 class UsageError(Exception):
@@ -40,7 +41,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(sanitize(text) + "\n")
+
+
+def _out(text: str) -> None:
+    """Human output that quotes workflow, history or step text: sanitised for the terminal
+    (JSON output needs nothing: json.dumps escapes every control character)."""
+    sys.stdout.write(sanitize(text))
 
 
 def _load(path: str) -> Any:
@@ -95,7 +102,22 @@ def _start_at(workflow: Any, step: str | None) -> str | None:
 
 def cmd_console(args: argparse.Namespace) -> int:
     run_console = _console_entry()
-    return run_console(args.path, theme=args.theme, read_only=args.read_only)
+    path, note = console_target(args.path)
+    return run_console(path, theme=args.theme, read_only=args.read_only, folder_note=note)
+
+
+def console_target(path: str | None) -> tuple[str, str | None]:
+    """What ``baton [PATH]`` opens: PATH, else ``./workflows``, else (no such folder
+    here, e.g. after ``pip install``) the bundled examples, with a line saying so."""
+    if path is not None or Path("workflows").exists():
+        return path or "workflows", None
+    from console.paths import bundled
+
+    examples = bundled("workflows")
+    if not examples.is_dir():
+        return "workflows", None
+    return str(examples), (f"No ./workflows here: these are the bundled examples, in "
+                           f"{examples}. `baton new NAME` starts your own.")
 
 
 def _console_entry() -> Any:
@@ -112,10 +134,10 @@ def _console_run(args: argparse.Namespace) -> int:
     run_console = _console_entry()
     from console.model.params import ParamError, parse_assignments
 
-    ignored = [flag for flag, on in (("--yes", args.yes), ("--dry-run", args.dry_run),
-                                     ("--watch", args.watch)) if on]
-    if ignored:
-        _err(f"baton: {', '.join(ignored)} only apply with --headless; ignored in the console")
+    # --dry-run, --yes and --watch are honoured (the console always applies saves of the
+    # workflow file to the live run); only --no-history has no meaning there
+    if getattr(args, "no_history", False):
+        raise UsageError("--no-history only applies with --headless")
     try:
         params = parse_assignments(args.param)
     except ParamError as exc:
@@ -123,7 +145,7 @@ def _console_run(args: argparse.Namespace) -> int:
     limit = tuple(p.strip() for item in args.limit for p in item.split(",") if p.strip())
     return run_console(args.file, params=params, limit=limit, step_mode=args.step,
                        start_at=args.start_at, theme=args.theme, read_only=args.read_only,
-                       start=True)
+                       start=True, dry_run=args.dry_run, yes=args.yes)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -185,9 +207,21 @@ def _headless(run: Any, args: argparse.Namespace, store: Any, *, watch: Path | N
               resumed: bool = False) -> int:
     from console.headless import run_headless
 
+    claim = None
     with _store_errors():
-        return run_headless(run, json_mode=args.json, interactive=run.options.approval == "wait",
-                            store=store, watch=watch, resumed=resumed)
+        if store is not None:  # another live run of this workflow: warn, or refuse
+            from console.store.concurrent import claim_workflow
+
+            claim = claim_workflow(store, run)
+            for warning in claim.warnings:
+                _err(f"baton: warning: {warning}")
+        try:
+            return run_headless(run, json_mode=args.json,
+                                interactive=run.options.approval == "wait",
+                                store=store, watch=watch, resumed=resumed)
+        finally:
+            if claim is not None:
+                claim.release()
 
 
 def _stdin_is_tty() -> bool:
@@ -204,12 +238,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     bad_files = 0
     for path in args.files:
         try:
-            load_workflow(Path(path))
+            workflow = load_workflow(Path(path))
         except WorkflowError as exc:
             bad_files += 1
             problems += len(exc.problems)
             for problem in exc.problems:
-                print(problem)
+                _out(f"{problem}\n")
+            continue
+        renames = sorted({note for host in workflow.hosts.values() for note in host.notes
+                          if " is imported as " in note})
+        for note in renames:  # names of an imported inventory that Baton had to change
+            _err(f"{path}: note: {note}")
     files = len(args.files)
     noun = "file" if files == 1 else "files"
     if problems:
@@ -225,7 +264,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
     workflow = _load(args.file)
     params = _params(workflow, args.param)
     limit = _limit(workflow, args.limit)
-    sys.stdout.write(render_plan(build_plan(workflow, params, limit=limit)))
+    _out(render_plan(build_plan(workflow, params, limit=limit)))
+    return EXIT_OK
+
+
+def cmd_hosts(args: argparse.Namespace) -> int:
+    from console.hosts import HostsError, hosts_report, render_json, render_text
+
+    ssh_config: Any = ()
+    if args.ssh_config is not None:
+        ssh_config = [] if args.ssh_config == "none" else args.ssh_config
+    try:
+        report = hosts_report(args.file, ssh_config)
+    except HostsError as exc:
+        for line in str(exc).splitlines():
+            _err(line)
+        return EXIT_USAGE
+    sys.stdout.write(render_json(report) if args.json else render_text(report))
     return EXIT_OK
 
 
@@ -259,6 +314,14 @@ def _open_store() -> Any:
 
     with _store_errors():
         return Store.open()
+
+
+def _read_store() -> Any:
+    """The history for reading only (`runs`, `show`): no write access needed."""
+    from console.store import Store
+
+    with _store_errors():
+        return Store.open_read()
 
 
 def _age(text: str, flag: str) -> float:
@@ -303,14 +366,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
     since = _since(args.since)
-    workflow = args.workflow
-    if workflow is not None and Path(workflow).is_file():
-        workflow = str(Path(workflow).resolve())
-    store = _open_store()
+    workflow = matching = None
+    if args.workflow is not None and Path(args.workflow).is_file():
+        workflow = str(Path(args.workflow).resolve())  # that file's runs
+    elif args.workflow is not None:
+        matching = args.workflow  # any part of the name or file name, ignoring case
+    store = _read_store()
     with store, _store_errors():
         try:
             runs = store.runs(workflow=workflow, status=args.status, since=since,
-                              limit=args.limit)
+                              limit=args.limit, matching=matching)
         except ValueError as exc:
             raise UsageError(f"--status: {exc}") from None
         home = store.home
@@ -324,7 +389,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return EXIT_OK
     from console.printers import format_runs
 
-    sys.stdout.write(format_runs(runs))
+    _out(format_runs(runs))
     return EXIT_OK
 
 
@@ -333,15 +398,18 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise UsageError("choose one of --json and --markdown")
     from console.store import timeline
 
-    store = _open_store()
+    store = _read_store()
     with store, _store_errors():
         stored = store.load(args.run)
+        if args.markdown:
+            markdown = timeline.render_markdown(stored, stderr=lambda a: store.stderr_tail(
+                stored.id, a.step, a.host, a.number, timeline.STDERR_LINES))
     if args.json:
         sys.stdout.write(json.dumps(timeline.to_json(stored), indent=2) + "\n")
     elif args.markdown:
-        sys.stdout.write(timeline.render_markdown(stored))
+        _out(markdown)
     else:
-        sys.stdout.write(timeline.render_table(stored))
+        _out(timeline.render_table(stored))
     return EXIT_OK
 
 
@@ -363,6 +431,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
                 return EXIT_OK
             store.mark_interrupted(run_id)
             run, watch = _rebuild(store.load(run_id), args)
+            from console.executors.leftovers import settle
+
+            settle(store, run_id, run.workflow, say=_err)  # before anything re-runs
             return _headless(run, args, store, watch=watch, resumed=True)
 
 
@@ -393,6 +464,9 @@ def _rebuild(stored: Any, args: argparse.Namespace) -> tuple[Any, Path | None]:
                        start_at=saved.get("start_at"), run_id=stored.id)
     run = Run(workflow, options)
     run.restore(stored.tasks)
+    from console.engine.exclusion import restore_exclusions
+
+    restore_exclusions(run, stored.actions)
     watch = path if args.watch and path is not None else None
     return run, watch
 
@@ -409,7 +483,44 @@ def load_digest(path: Path) -> str | None:
 
 def _console_resume(args: argparse.Namespace) -> int:
     run_console = _console_entry()
-    return run_console(None, resume=args.run, theme=args.theme, read_only=args.read_only)
+    if not args.read_only and not _confirm_leftovers(args.run):
+        return EXIT_USAGE
+    return run_console(None, resume=args.run, theme=args.theme, read_only=args.read_only,
+                       yes=args.yes)
+
+
+def _confirm_leftovers(prefix: str) -> bool:
+    """Before the console resumes a run: what its interrupted attempts left running is
+    reported, and ended once the operator confirms on the terminal."""
+    from console.executors.leftovers import settle
+    from console.model.loader import WorkflowError, load_text
+    from console.store import LiveRunError
+
+    store = _open_store()
+    with store, _store_errors():
+        run_id = store.resolve(prefix)
+        if store.is_live(run_id):
+            return True  # the console says so itself
+        try:
+            with store.acquire_run_lock(run_id):
+                stored = store.load(run_id)
+                _, text = stored.last_definition()
+                try:
+                    workflow = load_text(text, stored.run.path or "<string>") if text else None
+                except WorkflowError:
+                    workflow = None
+                return settle(store, run_id, workflow, say=_err, ask=_ask_terminal)
+        except LiveRunError:
+            return True
+
+
+def _ask_terminal(prompt: str) -> bool:
+    if not _stdin_is_tty():
+        return True  # nobody to ask: end them, as headless does
+    try:
+        return input(prompt).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 # --- parser ----------------------------------------------------------------------------
@@ -444,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="baton",
         description="Baton: an operations console for runbooks (TOML workflows).",
         epilog="`baton [PATH]` opens the console on a workflow file or folder "
-        "(default ./workflows).",
+        "(default ./workflows; without one, the bundled examples).",
     )
     parser.add_argument("--version", action="version", version=f"baton {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -460,12 +571,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="order, hosts, rollout batches, rendered commands")
     plan.add_argument("file", metavar="FILE")
-    plan.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    plan.add_argument("--limit", action="append", default=[], metavar="PATTERN")
+    plan.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                      help="set a param, as for run (repeatable); defaults fill the rest")
+    plan.add_argument("--limit", action="append", default=[], metavar="PATTERN",
+                      help="only these hosts/groups, as for run (repeatable, globs)")
     plan.set_defaults(func=cmd_plan)
 
     runs = sub.add_parser("runs", help="past runs, newest first")
-    runs.add_argument("--workflow", metavar="NAME|FILE", help="runs of this workflow")
+    runs.add_argument("--workflow", metavar="NAME|FILE",
+                      help="runs of this workflow file, or whose name or path contains NAME "
+                      "(case-insensitive)")
     runs.add_argument("--status", metavar="STATE",
                       help="only runs in this state (succeeded, failed, interrupted, …)")
     runs.add_argument("--since", metavar="AGE|DATE",
@@ -486,6 +601,14 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(resume)
     resume.set_defaults(func=cmd_resume)
 
+    hosts = sub.add_parser("hosts", help="every host resolved as it will be connected")
+    hosts.add_argument("file", metavar="FILE",
+                       help="a workflow (.toml) or an Ansible inventory (ansible:FILE)")
+    hosts.add_argument("--json", action="store_true", help="as JSON")
+    hosts.add_argument("--ssh-config", metavar="PATH|none",
+                       help="OpenSSH client config to apply (default ~/.ssh/config)")
+    hosts.set_defaults(func=cmd_hosts)
+
     new = sub.add_parser("new", help="write a commented starter workflow NAME.toml")
     new.add_argument("name", metavar="NAME")
     new.set_defaults(func=cmd_new)
@@ -494,7 +617,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_console_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="baton", description="Open the console on a workflow file or folder.")
-    parser.add_argument("path", nargs="?", default="workflows", metavar="PATH")
+    parser.add_argument("path", nargs="?", default=None, metavar="PATH",
+                        help="workflow file or folder (default ./workflows, else the "
+                        "bundled examples)")
     parser.add_argument("--theme", metavar="NAME")
     parser.add_argument("--read-only", action="store_true")
     parser.set_defaults(func=cmd_console)

@@ -23,14 +23,17 @@ from console.engine.events import Event, RunState, TaskEvent, TaskState
 from console.engine.run import ActionError, Run
 from console.model.workflow import LOCAL
 from console.printers import HumanPrinter, JsonPrinter, format_summary, task_label, use_color
+from console.sanitize import sanitize
 
 if TYPE_CHECKING:
-    from console.store import Store
+    from console.store import Store, StoreError
     from console.store.recorder import Recorder
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+EXIT_HISTORY = 2
+"""The history could not be written: whatever happened is not reported as a success."""
 
 _MAX_LABEL = 32
 
@@ -90,6 +93,9 @@ class Prompter:
         if reason and self._echo_reason:  # the human printer already showed it
             self._say(f"{task_label(step, host)}: {reason}")
         if state is TaskState.AWAITING_OPERATOR:
+            description = self._run.step_description(step, host).strip()
+            if description:  # what the operator is asked to do, rendered
+                self._say(f"{task_label(step, host)}: {description}")
             answer = await self._read(f"Mark '{step}'{on} done? [y/N] ")
             if self._current(step, host, state):
                 if _yes(answer):
@@ -127,11 +133,11 @@ class Prompter:
         return task is not None and task.state is state
 
     def _say(self, text: str) -> None:
-        self._err.write(text + "\n")
+        self._err.write(sanitize(text) + "\n")
         self._err.flush()
 
     async def _read(self, prompt: str) -> str:
-        self._err.write(prompt)
+        self._err.write(sanitize(prompt))
         self._err.flush()
         if self._eof:
             self._say("")
@@ -208,24 +214,41 @@ async def execute_headless(
     err = err if err is not None else sys.stderr
     binary = _binary(out)
     tty = use_color(out)
-    recorder = store.record(run) if store is not None else None
+    recorder = None
+    if store is not None:
+        def history_failed(error: StoreError) -> None:
+            _say(err, f"baton: error: {error}; no new task starts")
+            run.halt(str(error))
+
+        recorder = store.record(run, on_error=history_failed)
+    code = EXIT_FAILED
     try:
-        return await _drive(run, recorder, json_mode=json_mode,
+        code = await _drive(run, recorder, json_mode=json_mode,
                             interactive=interactive, binary=binary, tty=tty, err=err,
                             stdin_fd=stdin_fd, watch=watch, resumed=resumed)
     finally:
         if recorder is not None:
             recorder.close()
+            if recorder.error is not None:
+                _say(err, f"baton: error: run {run.id} could not be recorded ("
+                     f"{recorder.error}); it is not reported as a success, and tasks "
+                     f"whose result was not recorded are not shown as done")
+                code = EXIT_HISTORY
         if binary is not out and binary is not getattr(out, "buffer", None):
             with contextlib.suppress(OSError):  # our own writer on a dup of stdout
                 binary.close()
+    return code
 
 
 async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, interactive: bool,
                  binary: IO[bytes], tty: bool, err: IO[str], stdin_fd: int,
                  watch: Path | None, resumed: bool) -> int:
     # Nothing is printed before the store holds it: the recorder commits first.
-    commit = recorder.flush if recorder is not None else None
+    commit = None
+    if recorder is not None:
+        def commit() -> bool:
+            recorder.flush()
+            return recorder.error is None
     if json_mode:
         printer: HumanPrinter | JsonPrinter = JsonPrinter(
             binary, flush_each=tty, mask=run.masker.mask, before_output=commit
@@ -239,6 +262,8 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
         if recorder is not None:
             verb = "resuming run" if resumed else "run"
             _say(err, f"{verb} {run.id} (baton show {run.id})")
+    for warning in run.secret_warnings:
+        _say(err, f"baton: warning: {warning}")
     run.subscribe(printer)
     prompter = None
     if interactive:
@@ -255,7 +280,8 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
         signals.append(signum)
         if len(signals) == 1:
             _say(err, "\nbaton: interrupted, stopping every running task…")
-        run.interrupt()
+        run.interrupt("stopped by Ctrl-C" if signum == signal.SIGINT else
+                      f"stopped by {signal.Signals(signum).name}")
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
@@ -272,7 +298,9 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
             await prompter.close()
 
     total = (run.ended - run.started) if run.started and run.ended else None
-    if json_mode:
+    if recorder is not None and recorder.error is not None:
+        printer.flush()  # dropped: the history does not hold what it would report
+    elif json_mode:
         printer.flush()
         err.write(format_summary(run.tasks_in_order(), state, total,
                                  color=use_color(err), mask=run.masker.mask))
@@ -288,6 +316,9 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
              f"{', '.join(t.label for t in left)}); use --yes to retry interrupted tasks: "
              f"baton resume {run.id} --headless --yes")
     if signals:
+        if recorder is not None:
+            _say(err, f"baton: run {run.id} stopped; continue it with: "
+                 f"baton resume {run.id} --headless --yes")
         return 128 + signals[0] if signals[0] != signal.SIGINT else EXIT_INTERRUPTED
     return EXIT_OK if state is RunState.SUCCEEDED else EXIT_FAILED
 
@@ -306,7 +337,7 @@ async def _watch(run: Run, path: Path, err: IO[str]) -> None:
 
 
 def _say(err: IO[str], text: str) -> None:
-    err.write(text + "\n")
+    err.write(sanitize(text) + "\n")
     err.flush()
 
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from console.engine.rollout import RolloutPlan
-from console.model.templating import MASK, TemplateError, render_command
+from console.engine.shown import shown_command
+from console.model.masking import Masker, Placeholders
+from console.model.templating import TemplateError
 from console.model.workflow import LOCAL, Host, Step, Workflow
 
 
@@ -41,6 +43,10 @@ class PlannedStep:
     when: str | None
     rollout: str | None
     commands: tuple[PlannedCommand, ...]
+    undo: tuple[PlannedCommand, ...] = ()
+    """The rendered ``undo`` commands (what a rollback would run), grouped like commands."""
+    details: tuple[str, ...] = ()
+    """One line each: delegation, polling, undo_on_failure."""
 
 
 @dataclass(frozen=True)
@@ -111,19 +117,25 @@ def host_context(workflow: Workflow, host: Host) -> dict[str, Any]:
 
 
 def _commands(
-    workflow: Workflow, step: Step, hosts: tuple[str, ...], base: Mapping[str, Any]
+    workflow: Workflow, step: Step, hosts: tuple[str, ...], base: Mapping[str, Any],
+    placeholders: Placeholders, source: str | None = None,
 ) -> tuple[PlannedCommand, ...]:
-    if step.run is None:
+    source = step.run if source is None else source
+    if source is None:
         return ()
     grouped: dict[str, list[str]] = {}
     for name in hosts or (LOCAL,):
         context = {**base, "host": host_context(workflow, workflow.host(name))}
         try:
-            text = render_command(step.run, context)
+            text = shown_command(source, context, placeholders, _NO_SECRETS)
         except TemplateError as exc:
-            return (PlannedCommand(hosts, step.run, rendered=False, why=str(exc)),)
+            return (PlannedCommand(hosts, source, rendered=False, why=str(exc)),)
         grouped.setdefault(text, []).append(name)
     return tuple(PlannedCommand(tuple(names), text, True) for text, names in grouped.items())
+
+
+_NO_SECRETS = Masker(())
+"""Secrets are never resolved for a plan: the placeholders are all there is to hide."""
 
 
 def _markers(step: Step) -> tuple[str, ...]:
@@ -141,14 +153,32 @@ def _markers(step: Step) -> tuple[str, ...]:
     return tuple(marks)
 
 
+def _secs(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def _details(step: Step) -> tuple[str, ...]:
+    out = []
+    if step.delegate:
+        out.append(f"delegate: each host's command runs on {step.delegate}")
+    if step.poll is not None:
+        wait = f", after waiting {_secs(step.delay)}" if step.delay else ""
+        out.append(f"poll: every {_secs(step.poll)} until it exits 0, within "
+                   f"{_secs(step.within or 0)}{wait}")
+    if step.undo_on_failure:
+        out.append("undo_on_failure: a failed task is undone too")
+    return tuple(out)
+
+
 def build_plan(
     workflow: Workflow, params: Mapping[str, Any], *, limit: Iterable[str] = ()
 ) -> Plan:
     """Everything ``baton plan`` shows. ``params`` are resolved values."""
     patterns = tuple(limit)
+    placeholders = Placeholders(workflow.secrets)
     base = {
         "params": dict(params),
-        "secrets": dict.fromkeys(workflow.secrets, MASK),
+        "secrets": placeholders.values,
         "workflow": {"name": workflow.name},
     }
     layer_of = layers(workflow)
@@ -167,7 +197,10 @@ def build_plan(
                 markers=_markers(step),
                 when=step.when,
                 rollout=rollout.name if rollout else None,
-                commands=_commands(workflow, step, hosts, base),
+                commands=_commands(workflow, step, hosts, base, placeholders),
+                undo=(_commands(workflow, step, hosts, base, placeholders, step.undo)
+                      if step.undo else ()),
+                details=_details(step),
             )
         )
     hosts_of = {s.id: s.hosts for s in steps}
@@ -204,7 +237,9 @@ def render_plan(plan: Plan) -> str:
     """The human text of ``baton plan``."""
     out = [f"workflow: {plan.workflow}" + (f"  ({plan.path})" if plan.path else "")]
     if plan.params:
-        out.append("params:   " + ", ".join(f"{k}={v!r}" for k, v in plan.params.items()))
+        out.append("params:   " + ", ".join(
+            f"{k}={str(v).lower() if isinstance(v, bool) else repr(v)}"
+            for k, v in plan.params.items()))
     if plan.limit:
         out.append("limit:    " + ", ".join(plan.limit))
     out.append("")
@@ -242,5 +277,14 @@ def render_plan(plan: Plan) -> str:
                 out.append(f"  run on {where}:")
             else:
                 out.append(f"  run on {where} (template, rendered at run time: {command.why}):")
+            out.append(_indent(command.text.rstrip("\n"), "    | "))
+        for detail in step.details:
+            out.append(f"  {detail}")
+        for command in step.undo:
+            where = ", ".join(command.hosts)
+            if command.rendered:
+                out.append(f"  undo on {where}:")
+            else:
+                out.append(f"  undo on {where} (template, rendered at run time: {command.why}):")
             out.append(_indent(command.text.rstrip("\n"), "    | "))
     return "\n".join(out) + "\n"

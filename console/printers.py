@@ -32,6 +32,7 @@ from console.engine.events import (
     TaskState,
 )
 from console.engine.task import task_label
+from console.sanitize import has_control, sanitize
 
 Mask = Callable[[str], str]
 
@@ -73,7 +74,8 @@ class _Writer:
     ``before_output`` runs before any byte leaves (headless passes the store's commit):
     a line never reports a state the run's history does not hold yet, however the
     output is buffered, and the store can commit once per pass instead of once per
-    finished task.
+    finished task. When it returns False (the commit failed) the buffered lines are
+    dropped instead.
     """
 
     LIMIT = 1 << 16
@@ -82,7 +84,7 @@ class _Writer:
                  "flush_each")
 
     def __init__(self, out: IO[bytes], flush_each: bool,
-                 before_output: Callable[[], None] | None = None) -> None:
+                 before_output: Callable[[], bool | None] | None = None) -> None:
         self._out = out
         self.flush_each = flush_each
         self.before_output = before_output
@@ -120,8 +122,12 @@ class _Writer:
             self._pending = None
         if self.broken or not self._parts:
             return
-        if self.before_output is not None:
-            self.before_output()
+        if self.before_output is not None and self.before_output() is False:
+            # the history could not take what these lines report: they are not printed
+            # (a success the store does not hold would be re-run by a resume)
+            self._parts.clear()
+            self._size = 0
+            return
         data = b"".join(self._parts) if len(self._parts) > 1 else self._parts[0]
         self._parts.clear()
         self._size = 0
@@ -196,7 +202,7 @@ class HumanPrinter:
         flush_each: bool = False,
         width: int = 0,
         mask: Mask = _no_mask,
-        before_output: Callable[[], None] | None = None,
+        before_output: Callable[[], bool | None] | None = None,
     ) -> None:
         self._w = _Writer(out, flush_each, before_output)
         self._color = color
@@ -226,11 +232,16 @@ class HumanPrinter:
         if parts is None:
             parts = self._prefixes[key] = self._log_parts(*key)
         head, tail = parts
-        self._w.write(head + event.text.replace("\n", tail + "\n" + head) + tail + "\n",
+        text = event.text
+        if has_control(text):  # step bytes reach the terminal only sanitised
+            text = sanitize(text, keep_sgr=self._color)
+            if self._color and "\x1b" in text:
+                tail += _RESET  # a colour the step left on does not bleed into the next line
+        self._w.write(head + text.replace("\n", tail + "\n" + head) + tail + "\n",
                       flush=True)
 
     def _log_parts(self, step: str, host: str, stream: str) -> tuple[str, str]:
-        label = task_label(step, host).ljust(self._width)
+        label = sanitize(task_label(step, host)).ljust(self._width)
         if not self._color:
             return f"{label} | ", ""
         head = f"{_STYLE['dim']}{label} |{_RESET} "
@@ -245,6 +256,9 @@ class HumanPrinter:
             return  # back in the queue (approved, reset for a retry): the next state tells
         if state is TaskState.RUNNING:
             self._started.setdefault(key, event.time)  # automatic retries keep the first start
+            progress = event.reason or ""
+            if progress.startswith("polling ") and not progress.startswith("polling paused"):
+                return  # a health poll's progress: each poll's log line says it
         symbol, style = _SYMBOL.get(state, ("·", "dim"))
         words = [self._style(symbol, style), self._style(task_label(*key), "bold"), str(state)]
         if state is TaskState.RUNNING or state is TaskState.RETRYING:
@@ -253,32 +267,44 @@ class HumanPrinter:
             started = self._started.pop(key, None)
             if started is not None and state is not TaskState.BLOCKED:
                 words.append(format_duration(max(0.0, event.time - started)))
-            if event.exit_code is not None and state is not TaskState.SUCCEEDED:
-                words.append(f"exit {event.exit_code}")
-        if event.reason and event.reason != f"exit {event.exit_code}":
-            words.append(f"({self._mask(event.reason)})")
-        self._w.write(" ".join(words) + "\n", flush=True)
+        reason = self._mask(event.reason) if event.reason else ""
+        if state.finished and event.exit_code is not None and state is not TaskState.SUCCEEDED:
+            exit_text = f"exit {event.exit_code}"
+            words.append(exit_text)
+            if reason.startswith(exit_text):  # "exit 5 (ignored: …)": say the exit once
+                reason = reason[len(exit_text):].strip().removeprefix("(").removesuffix(")")
+        if reason and reason != f"exit {event.exit_code}":
+            words.append(f"({reason})")
+        self._line(" ".join(words))
 
     def run(self, event: RunEvent) -> None:
         style = _RUN_STYLE.get(event.state, "dim")
         state = self._style(str(event.state), style)
-        text = f"{self._style('▶', style)} run {event.run_id} {state}"
-        self._w.write(text + "\n", flush=True)
+        self._line(f"{self._style('▶', style)} run {event.run_id} {state}")
 
     def action(self, event: ActionEvent) -> None:
         target = ""
         if event.step:
             target = " " + task_label(event.step, event.host) if event.host else f" {event.step}"
+        elif event.host:  # a host-wide action (exclude_host)
+            target = f" {event.host}"
         text = f"{self._style('»', 'blue')} {event.action}{target} by {event.user}"
         if event.reason:
             text += f": {self._mask(event.reason)}"
-        self._w.write(text + "\n", flush=True)
+        self._line(text)
 
     def reload(self, event: ReloadEvent) -> None:
-        self._w.write(format_reload(event) + "\n", flush=True)
+        self._line(format_reload(event))
 
     def text(self, text: str) -> None:
         """Any other human line (a notice from the runner)."""
+        self._line(text)
+
+    def _line(self, text: str) -> None:
+        """A line of our own that may quote names, reasons or notes from the workflow, the
+        operator or a step: sanitised (our colours are SGR, kept on a terminal)."""
+        if has_control(text):
+            text = sanitize(text, keep_sgr=self._color)
         self._w.write(text + "\n", flush=True)
 
     def flush(self) -> None:
@@ -311,10 +337,11 @@ def format_summary(
     styles: list[str] = []
     for task in tasks:
         result = []
-        if task.exit_code is not None:
-            result.append(f"exit {task.exit_code}")
-        if task.reason:
-            result.append(mask(task.reason))
+        reason = mask(task.reason) if task.reason else ""
+        if task.exit_code is not None and not reason.startswith(f"exit {task.exit_code}"):
+            result.append(f"exit {task.exit_code}")  # unless the reason says it already
+        if reason:
+            result.append(reason)
         rows.append(
             (
                 task.step,
@@ -340,7 +367,7 @@ def format_summary(
     if color:
         state_text = f"{_STYLE[_RUN_STYLE.get(RunState(state), 'dim')]}{state_text}{_RESET}"
     out.append(f"total {format_duration(total)} · run {state_text}")
-    return "\n".join(out) + "\n"
+    return sanitize("\n".join(out) + "\n", keep_sgr=color)
 
 
 # --- JSON ------------------------------------------------------------------------------
@@ -357,7 +384,7 @@ class JsonPrinter:
     """One JSON object per line (SPEC section 4), compact, UTF-8, keys in SPEC order."""
 
     def __init__(self, out: IO[bytes], *, flush_each: bool = False, mask: Mask = _no_mask,
-                 before_output: Callable[[], None] | None = None) -> None:
+                 before_output: Callable[[], bool | None] | None = None) -> None:
         self._w = _Writer(out, flush_each, before_output)
         self._mask = mask
         self._heads: dict[tuple[str, str, str], str] = {}

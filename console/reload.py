@@ -44,7 +44,7 @@ def first_problem(error: WorkflowError) -> str:
 def check_file(path: Path) -> Workflow | str:
     """The file's workflow, or the one-line reason it cannot be used."""
     if not path.exists():
-        return f"{path}: file deleted; the run keeps its definition"
+        return f"{path}: file deleted"  # each display says the run keeps its definition
     try:
         return load_workflow(path)
     except WorkflowError as exc:

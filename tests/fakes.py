@@ -2,7 +2,8 @@
 
 The script of a step is a tiny language, one command per line:
 ``echo TEXT`` (stdout), ``err TEXT`` (stderr), ``sleep SECONDS``, ``exit CODE``,
-``hold NAME`` (wait until the test calls ``release(NAME)``). Anything else succeeds.
+``hold NAME`` (wait until the test calls ``release(NAME)``), ``fail_until NAME N`` (exit 1
+on the first N-1 runs of any script counting NAME, then go on). Anything else succeeds.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class Record:
     cwd: str | None
     start_seq: int
     end_seq: int | None = None
+    executor: str = ""
+    """The host of the executor that ran it (a delegated task runs on another host)."""
 
 
 @dataclass
@@ -38,6 +41,7 @@ class ScriptedWorld:
     holds: dict[str, asyncio.Event] = field(default_factory=dict)
     seq: int = 0
     terminated: list[str] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
 
     def release(self, name: str) -> None:
         self.holds.setdefault(name, asyncio.Event()).set()
@@ -85,6 +89,11 @@ class ScriptedExecution:
                     await world.holds.setdefault(rest, asyncio.Event()).wait()
                 elif word == "exit":
                     return ExitStatus(int(rest))
+                elif word == "fail_until":
+                    name, count = rest.split()
+                    world.counters[name] = world.counters.get(name, 0) + 1
+                    if world.counters[name] < int(count):
+                        return ExitStatus(1)
             return ExitStatus(0)
         except asyncio.CancelledError:
             return ExitStatus(None, signal=15)
@@ -109,7 +118,7 @@ class ScriptedExecutor:
 
     async def start(self, request: CommandRequest, on_output: OutputCallback) -> ScriptedExecution:
         record = Record(request.step, request.host.name, request.script, dict(request.env),
-                        request.cwd, self.world.tick())
+                        request.cwd, self.world.tick(), executor=self.host.name)
         self.world.records.append(record)
         return ScriptedExecution(self.world, record, on_output)
 

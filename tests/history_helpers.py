@@ -86,3 +86,39 @@ async def record_run(store: Store, path: Path, run_id: str, *, started: float,
     run.close()
     await execution
     return run
+
+
+RELOADED = textwrap.dedent('''
+    [workflow]
+    name = "Reloaded"
+
+    [steps.build]
+    run = "echo built"
+
+    [steps.ship]
+    needs = ["build"]
+    confirm = "Ship it?"
+    run = "echo shipping VERSION"
+''').lstrip()
+
+
+async def record_reloaded(store: Store, path: Path, run_id: str, versions: int = 4) -> Run:
+    """A run of RELOADED (``ship`` prints ``shipping v1``) that waits at ship's gate, is
+    hot-reloaded to v2 … v``versions`` (no attempt runs with those), then its console dies."""
+    from console.model.loader import load_text
+
+    path.write_text(RELOADED.replace("VERSION", "v1"), encoding="utf-8")
+    world = ScriptedWorld()
+    run = Run(load_workflow(path), RunOptions(run_id=run_id, user="bob"),
+              executor_for=world.factory(), clock=FrozenClock(1_732_640_000.0))
+    recorder = store.record(run)
+    execution = asyncio.ensure_future(run.execute())
+    await until(lambda: run.tasks[("ship", "local")].state is S.AWAITING_APPROVAL)
+    for n in range(2, versions + 1):
+        text = RELOADED.replace("VERSION", f"v{n}")
+        path.write_text(text, encoding="utf-8")
+        run.reload(load_text(text, path))
+    recorder.close()  # the console "dies": nothing more reaches the store
+    run.close()
+    await execution
+    return run

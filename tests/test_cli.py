@@ -98,9 +98,24 @@ def test_usage_errors_exit_2_without_traceback() -> None:
 
 
 def test_console_on_a_missing_path_exits_2(tmp_path: Path) -> None:
-    result = baton(cwd=tmp_path)  # default ./workflows does not exist here
+    result = baton("nope", cwd=tmp_path)  # a path given that does not exist
     assert result.returncode == 2
-    assert result.stderr == "baton: workflows: no such file or folder\n"
+    assert result.stderr == "baton: nope: no such file or folder\n"
+
+
+def test_without_workflows_here_the_console_opens_the_bundled_examples(tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    from console.cli import console_target
+    from console.paths import bundled
+
+    monkeypatch.chdir(tmp_path)
+    path, note = console_target(None)
+    assert Path(path) == bundled("workflows") and (Path(path) / "log-rotation.toml").is_file()
+    assert note is not None and str(bundled("workflows")) in note
+    assert "`baton new NAME` starts your own" in note
+    (tmp_path / "workflows").mkdir()
+    assert console_target(None) == ("workflows", None)
+    assert console_target("other") == ("other", None)
 
 
 def test_resume_in_the_console_of_an_unknown_run_is_one_line(baton_home: Path) -> None:
@@ -379,7 +394,7 @@ def test_plan_shows_order_hosts_batches_and_masked_commands(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "tok-value" not in out
-    assert "deploy -r 2.0 --token '***' --on web1" in out
+    assert "deploy -r 2.0 --token *** --on web1" in out
     assert "--on web3" in out
     assert "batch 1: web1" in out
     assert "batch 2: web2, web3" in out
@@ -433,7 +448,7 @@ def test_ctrl_c_stops_everything_and_exits_130(tmp_path: Path) -> None:
     assert proc.returncode == 130, stderr
     assert "slow | started" in stdout
     assert "never" not in stdout
-    assert "run cancelled" in stdout
+    assert "stopped by Ctrl-C" in stdout and "interrupted" in stdout
     assert "Traceback" not in stderr
     deadline = time.monotonic() + 5
     while _processes_with(marker) and time.monotonic() < deadline:
@@ -510,3 +525,85 @@ def test_plan_model_marks_manual_dangerous_and_limits_hosts(tmp_path: Path) -> N
     assert [(c.hosts, c.text, c.rendered) for c in drop.commands] == [
         (("db2",), "drop --host db2", True)
     ]
+
+
+# --- issue 10, item 25: behaviour the docs describe ------------------------------------
+
+
+def test_a_relative_cwd_resolves_against_the_workflow_folder(tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    (flows / "work").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path = write_workflow(flows, """
+        [workflow]
+        name = "Cwd"
+        [steps.here]
+        cwd = "work"
+        run = "pwd"
+        [steps.templated]
+        cwd = "{{ params.sub }}"
+        run = "pwd"
+        [params]
+        sub = "work"
+    """)
+    result = baton("run", path.relative_to(tmp_path), "--headless", "--no-history",
+                   cwd=tmp_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    lines = [line.split("| ", 1)[1] for line in result.stdout.splitlines() if "| " in line]
+    assert lines == [str(flows / "work")] * 2
+    moved = baton("run", path, "--headless", "--no-history", cwd=elsewhere)
+    assert moved.returncode == 0, moved.stderr
+
+
+def test_boolean_params_render_as_true_and_false_in_commands(tmp_path: Path) -> None:
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "Bools"
+        [params]
+        force = false
+        [steps.show]
+        run = 'echo "force={{ params.force }}"; [ "{{ params.force }}" = true ] && echo forced'
+        env = { FORCE = "{{ params.force }}" }
+        [steps.env]
+        run = 'echo "env=$FORCE"'
+        env = { FORCE = "{{ params.force }}" }
+    """)
+    result = baton("run", path, "--headless", "--no-history", "--param", "force=true")
+    assert result.returncode == 0, result.stderr
+    assert "force=true" in result.stdout and "forced" in result.stdout
+    assert "env=true" in result.stdout and "True" not in result.stdout
+    plan = baton("plan", path)
+    assert 'echo "force=false"' in plan.stdout and "False" not in plan.stdout
+
+
+def test_headless_dry_run_evaluates_when(tmp_path: Path) -> None:
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "Dry when"
+        [params]
+        target = "staging"
+        [steps.prod_only]
+        when = "params.target == 'prod'"
+        run = "echo touching prod"
+        [steps.always]
+        run = "echo fine"
+    """)
+    result = baton("run", path, "--headless", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "would run: echo fine" in result.stdout
+    assert "touching prod" not in result.stdout
+    prod = baton("run", path, "--headless", "--dry-run", "--param", "target=prod")
+    assert "would run: echo touching prod" in prod.stdout
+
+
+def test_console_refuses_no_history_before_the_screen_opens(tmp_path: Path) -> None:
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "Console"
+        [steps.a]
+        run = "echo a"
+    """)
+    result = baton("run", path, "--no-history")
+    assert result.returncode == 2
+    assert result.stderr == "baton: --no-history only applies with --headless\n"

@@ -115,7 +115,9 @@ def _crash_and_resume(tmp: Path, kill_after: int) -> None:
     stored_actions = [(a.action, a.step) for a in stored.actions]
     for action in actions:
         assert action in stored_actions, f"{where}: {action} acknowledged but not stored"
-    running = {step for step, state in states.items() if state in ("running", "retrying")}
+    # the owner is dead: the store shows what was running as interrupted (issue 10, item 11)
+    assert not {"running", "retrying"} & set(states.values()), where
+    running = {step for step, state in states.items() if state == "interrupted"}
 
     result = baton("resume", run_id[:10], "--headless", "--json", "--yes",
                    env={"BATON_HOME": str(home)})

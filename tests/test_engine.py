@@ -232,10 +232,9 @@ async def test_step_mode_requires_approval_for_every_task():
     assert h.run.tasks[("a", "local")].reason == "step mode"
     h.run.approve("a")
     await h.state_of("b", S.AWAITING_APPROVAL)
-    h.run.toggle_step_mode()
-    h.run.approve("b")
+    h.run.toggle_step_mode()  # releases b: it was held only by step mode
     assert await h.finish() is RunState.SUCCEEDED
-    assert [a.action for a in h.actions()] == ["approve", "step_mode", "approve"]
+    assert [a.action for a in h.actions()] == ["approve", "step_mode"]
 
 
 async def test_breakpoint_holds_before_start():
@@ -433,7 +432,23 @@ async def test_dry_run_runs_nothing_and_shows_commands():
     assert h.world.records == []
     logs = {e.step: e.text for e in h.events if isinstance(e, LogEvent)}
     assert logs["a"] == "would run: echo ***"
-    assert all(t.state is S.SKIPPED and t.reason == "dry run" for t in h.run.tasks.values())
+    reasons = {sid: h.run.tasks[(sid, "local")].reason for sid in "amg"}
+    assert all(t.state is S.SKIPPED for t in h.run.tasks.values())
+    assert reasons == {"a": "dry run: would run", "m": "dry run: would wait for the operator",
+                       "g": "dry run: would run"}
+
+
+async def test_dry_run_evaluates_when_with_the_params():
+    h = Harness(workflow(step("prod", run="echo prod", when="params.target == 'prod'"),
+                         step("stage", run="echo stage", when="params.target != 'prod'"),
+                         step("late", run="echo x", when="steps.stage.stdout != ''")),
+                dry_run=True, params={"target": "staging"})
+    assert await h.finish() is RunState.SUCCEEDED
+    assert h.world.records == []
+    logs = {e.step: e.text for e in h.events if isinstance(e, LogEvent)}
+    assert "prod" not in logs and logs["stage"] == "would run: echo stage"
+    assert h.run.tasks[("prod", "local")].reason == "when: params.target == 'prod' is false"
+    assert h.run.tasks[("stage", "local")].reason == "dry run: would run"
 
 
 async def test_secrets_masked_in_logs_and_reasons():
@@ -444,6 +459,48 @@ async def test_secrets_masked_in_logs_and_reasons():
     assert logs == ["token=*** ok", "bad ***"]
     assert "hunter2" not in repr(h.events)
     assert h.run.tasks[("a", "local")].outputs.stdout == "token=*** ok\n"
+
+
+async def test_attempt_records_never_hold_a_secret_even_transformed():
+    """Issue 11 items 1-2: the attempt's reason and command (what the store writes) are
+    masked like the task's; commands are the placeholder rendering, the executor alone
+    gets the real script."""
+    h = Harness(workflow(step("lookup", run="echo {{ params[secrets.tok | upper] }}"),
+                         step("enc", run="echo {{ secrets.tok | urlencode }} "
+                                         "{{ secrets.tok | upper }} {{ secrets.tok }}"),
+                         step("fail", run="echo x\nexit 2", retries=1),
+                         step("cancel", run="hold c")),
+                secrets={"tok": "hun ter2"}, params={"n": 1})
+    h.start()
+    await h.state_of("cancel", S.RUNNING)
+    h.run.cancel("cancel", reason="stop hun ter2 now")
+    await h.finish()
+    lookup = h.run.tasks[("lookup", "local")]
+    assert lookup.reason == "template error: 'dict object' has no attribute '***'"
+    assert lookup.attempts[-1].reason == lookup.reason
+    enc = h.run.tasks[("enc", "local")]
+    assert enc.attempts[-1].command == "echo *** *** ***"
+    assert h.world.starts("enc")[0].script == "echo hun%20ter2 'HUN TER2' 'hun ter2'"
+    cancel = h.run.tasks[("cancel", "local")]
+    assert "hun ter2" not in str(cancel.attempts[-1].reason)
+    records = [(a.reason, a.command) for t in h.run.tasks.values() for a in t.attempts]
+    assert not any(form in repr(records) + repr(h.events)
+                   for form in ("hun ter2", "HUN TER2", "hun%20ter2"))
+
+
+async def test_executor_error_naming_a_secret_is_masked_in_the_attempt():
+    class Refusing:
+        async def start(self, request, on_output):
+            raise RuntimeError(f"cwd {request.cwd} does not exist")
+
+        async def close(self) -> None:
+            return None
+
+    run = Run(workflow(step("a", run="true", cwd="/x/{{ secrets.tok }}")),
+              RunOptions(secrets={"tok": "hunter2"}), executor_for=lambda host: Refusing())
+    assert await run.execute() is RunState.FAILED
+    task = run.tasks[("a", "local")]
+    assert task.reason == task.attempts[-1].reason == "cwd /x/*** does not exist"
 
 
 async def test_template_error_fails_the_task_with_reason():
@@ -495,16 +552,34 @@ async def test_limit_narrows_hosts():
     assert h.world.starts("l")[0].host == "local"
 
 
-async def test_interrupt_cancels_everything():
+async def test_interrupt_stops_running_tasks_and_leaves_the_run_resumable():
     h = Harness(workflow(step("a", run="sleep 30"), step("b", run="sleep 30"),
-                         step("c", needs=("a",))))
+                         step("c", needs=("a",)), step("g", confirm="go?"),
+                         step("r", run="exit 1", retries=1, retry_delay=60)))
     h.start()
     await h.state_of("a", S.RUNNING)
     await h.state_of("b", S.RUNNING)
-    h.run.interrupt()
-    assert await h.finish() is RunState.CANCELLED
-    assert {h.state(s) for s in "abc"} == {S.CANCELLED}
+    await h.state_of("g", S.AWAITING_APPROVAL)
+    await h.state_of("r", S.RETRYING)
+    h.run.interrupt("stopped by SIGTERM")
+    assert await h.finish() is RunState.INTERRUPTED
+    assert {h.state(s) for s in "abr"} == {S.INTERRUPTED}
+    assert h.run.tasks[("a", "local")].reason == "stopped by SIGTERM"
+    assert h.run.tasks[("r", "local")].reason == "stopped by SIGTERM"
+    assert h.state("c") is S.BLOCKED  # by the interrupted need, decided again on resume
+    assert h.state("g") is S.AWAITING_APPROVAL  # not started: keeps its state
     assert sorted(h.world.terminated) == ["a", "b"]
+    h.run.close()  # a console closing the run afterwards changes nothing
+    assert h.state("g") is S.AWAITING_APPROVAL and h.state("a") is S.INTERRUPTED
+
+
+async def test_close_still_cancels_everything():
+    h = Harness(workflow(step("a", run="sleep 30"), step("c", needs=("a",))))
+    h.start()
+    await h.state_of("a", S.RUNNING)
+    h.run.close()
+    await h.finish()
+    assert {h.state(s) for s in "ac"} == {S.CANCELLED}
 
 
 def test_run_ids_are_unique_and_sortable():
@@ -683,3 +758,39 @@ async def test_allowed_and_preview_command():
     assert h.run.preview_command("a", "local") == "echo *** 3"  # the attempt's own command
     h.run.close()
     await h.finish()
+
+
+async def test_step_mode_off_releases_the_tasks_it_held_but_not_real_gates():
+    h = Harness(workflow(step("a"), step("b"), step("g", confirm="sure?"),
+                         step("c", needs=("a",))), step_mode=True)
+    h.start()
+    for sid in "abg":
+        await h.state_of(sid, S.AWAITING_APPROVAL)
+    assert h.run.toggle_step_mode() is False
+    await h.state_of("c", S.SUCCEEDED)  # a, b released; c is not held either
+    assert h.state("a") is S.SUCCEEDED and h.state("b") is S.SUCCEEDED
+    assert h.state("g") is S.AWAITING_APPROVAL and h.run.tasks[("g", "local")].reason == "sure?"
+    assert [a.action for a in h.actions()] == ["step_mode"]
+    h.run.approve("g")
+    assert await h.finish() is RunState.SUCCEEDED
+
+
+async def test_removing_a_breakpoint_releases_its_held_tasks_unless_step_mode_holds_them():
+    hosts = {f"h{i}": Host(f"h{i}", f"127.0.0.{i + 1}") for i in range(3)}
+    h = Harness(workflow(step("a", on=("h0", "h1", "h2")), step("b", needs=("a",)),
+                         hosts=hosts))
+    h.run.toggle_breakpoint("a")
+    h.run.toggle_breakpoint("b")
+    h.start()
+    for i in range(3):
+        await h.state_of("a", S.AWAITING_APPROVAL, f"h{i}")
+    assert h.run.toggle_breakpoint("a") is False
+    await h.state_of("b", S.AWAITING_APPROVAL)  # a ran on every host; b's breakpoint holds
+    assert all(h.state("a", f"h{i}") is S.SUCCEEDED for i in range(3))
+    h.run.toggle_step_mode()
+    assert h.run.toggle_breakpoint("b") is False
+    await asyncio.sleep(0.02)
+    assert h.state("b") is S.AWAITING_APPROVAL  # still held: step mode is on
+    assert h.run.tasks[("b", "local")].reason == "step mode"
+    h.run.toggle_step_mode()
+    assert await h.finish() is RunState.SUCCEEDED

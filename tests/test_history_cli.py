@@ -136,6 +136,12 @@ def test_runs_lists_newest_first_and_filters(tmp_path: Path, baton_home: Path) -
     assert lines[2].split()[4] == "failed"
 
     assert [r["id"] for r in runs_json("--workflow", "Alpha")] == [last, first]
+    # as an operator types it: any part of the name or file name, any case (issue 10)
+    assert [r["id"] for r in runs_json("--workflow", "alp")] == [last, first]
+    assert [r["id"] for r in runs_json("--workflow", "LPH")] == [last, first]
+    assert [r["id"] for r in runs_json("--workflow", "beta.to")] == [failed]
+    assert [r["id"] for r in runs_json("--workflow", "ET")] == [failed]
+    assert runs_json("--workflow", "gamma") == []
     assert [r["id"] for r in runs_json("--workflow", str(fails))] == [failed]
     assert [r["id"] for r in runs_json("--status", "failed")] == [failed]
     assert [r["id"] for r in runs_json("--status", "succeeded", "--limit", "1")] == [last]
@@ -264,16 +270,86 @@ def test_resume_of_a_live_run_is_refused(tmp_path: Path, baton_home: Path) -> No
     assert side(tmp_path) == ["first", "work", "after"]
 
 
+def test_a_run_whose_owner_died_is_interrupted_for_every_command(tmp_path: Path,
+                                                                 baton_home: Path) -> None:
+    proc, run_id, _ = start_waiting(tmp_path)
+    try:
+        # alive: every command says running
+        assert [r["state"] for r in runs_json()] == ["running"]
+        assert json.loads(baton("show", run_id, "--json").stdout)["run"]["state"] == "running"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # dead (its lock is free): every command says interrupted, without a console
+    listing = baton("runs")
+    assert listing.returncode == 0 and "interrupted" in listing.stdout
+    assert "running" not in listing.stdout
+    assert [r["state"] for r in runs_json()] == ["interrupted"]
+    assert [r["id"] for r in json.loads("[" + ",".join(
+        baton("runs", "--status", "interrupted", "--json").stdout.split("\n")[:-1]) + "]")
+    ] == [run_id]
+    data = json.loads(baton("show", run_id, "--json").stdout)
+    assert data["run"]["state"] == "interrupted"
+    work = next(t for t in data["tasks"] if t["step"] == "work")
+    assert work["state"] == "interrupted"
+    assert f"baton (pid {proc.pid}) stopped while it ran" in work["reason"]
+    table = baton("show", run_id).stdout
+    assert "interrupted" in table and "running" not in table
+    markdown = baton("show", run_id, "--markdown").stdout
+    assert "interrupted" in markdown and "| running |" not in markdown
+    (tmp_path / "go").touch()  # the orphaned step (baton was killed) ends itself
+
+
+@pytest.mark.parametrize(("signum", "code", "why"), [(signal.SIGINT, 130, "Ctrl-C"),
+                                                     (signal.SIGTERM, 143, "SIGTERM")])
+def test_a_run_stopped_by_a_signal_resumes_like_an_interrupted_one(
+        tmp_path: Path, baton_home: Path, signum: int, code: int, why: str) -> None:
+    proc, run_id, _ = start_waiting(tmp_path)
+    proc.send_signal(signum)
+    assert proc.wait(timeout=20) == code
+    [stored] = runs_json()
+    assert stored["state"] == "interrupted"
+    tasks = {t["step"]: t for t in json.loads(baton("show", run_id, "--json").stdout)["tasks"]}
+    assert (tasks["work"]["state"], tasks["work"]["reason"]) == ("interrupted",
+                                                                f"stopped by {why}")
+    (tmp_path / "go").touch()
+    done = baton("resume", run_id, "--headless", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert side(tmp_path) == ["first", "work", "work", "after"]  # work re-ran, first did not
+    assert runs_json()[0]["state"] == "succeeded"
+
+
+def test_resume_continues_with_the_last_reloaded_definition(tmp_path: Path,
+                                                           baton_home: Path) -> None:
+    import asyncio
+
+    from console.store import Store
+    from tests.history_helpers import record_reloaded
+
+    path = tmp_path / "reloaded.toml"
+    with Store.open(baton_home) as store:
+        asyncio.run(record_reloaded(store, path, "r0000rel01"))
+    path.write_text(path.read_text().replace("v4", "on-disk"))  # the file moved on since
+    done = baton("resume", "r0000rel01", "--headless", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "shipping v4" in done.stdout
+    assert "shipping v1" not in done.stdout and "on-disk" not in done.stdout
+    assert "built" not in done.stdout  # build finished before: not re-run
+
+
 def test_resume_after_a_kill(tmp_path: Path, baton_home: Path) -> None:
     proc, run_id, path = start_waiting(tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert [r["state"] for r in runs_json()] == ["running"]  # as the dead process left it
+    assert [r["state"] for r in runs_json()] == ["interrupted"]  # its owner is dead
 
     # no --yes, no terminal: the interrupted task stays interrupted, the run fails
     held = baton("resume", run_id, "--headless")
     assert held.returncode == 1
-    assert held.stderr.startswith(f"resuming run {run_id} (baton show {run_id})\n")
+    # what the killed baton left running is reported and ended first (issue 11, item 9)
+    assert held.stderr.startswith("baton: attempt 1 of work was interrupted but left "
+                                  "processes running: ")
+    assert f"\nresuming run {run_id} (baton show {run_id})\n" in held.stderr
     assert "use --yes to retry interrupted tasks" in held.stderr
     assert any(line.split()[:3] == ["work", "local", "interrupted"]
                for line in held.stdout.splitlines())
@@ -354,7 +430,8 @@ def test_an_unwritable_home_is_one_line_and_exit_2(tmp_path: Path) -> None:
         result = baton(*args, env={"BATON_HOME": str(home)})
         assert result.returncode == 2, args
         assert result.stdout == ""
-        assert result.stderr.startswith(f"baton: cannot write to baton home {home}"), args
+        verb = "read" if args[0] in ("runs", "show") else "write to"  # reading needs no write
+        assert result.stderr.startswith(f"baton: cannot {verb} baton home {home}"), args
         assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
@@ -409,3 +486,26 @@ def test_a_printed_event_is_already_in_the_store(tmp_path: Path, baton_home: Pat
         stored = dict(db.execute("SELECT step, state FROM tasks WHERE run_id = ?", (run_id,)))
         db.close()
         assert stored == {"first": "succeeded", "slow": "running"}
+
+
+def test_show_markdown_has_the_last_stderr_lines_of_each_failed_attempt(
+        tmp_path: Path, baton_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PM_TOKEN", "s3cr3t-value")
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "Postmortem"
+        [secrets]
+        token = { env = "PM_TOKEN" }
+        [steps.boom]
+        run = '''for i in $(seq 1 15); do echo "out $i"; echo "err $i {{ secrets.token }}" >&2; done
+        printf '\\033]0;evil title\\007oops\\n' >&2
+        exit 3'''
+    """)
+    run_id = json_run(path)
+    markdown = baton("show", run_id, "--markdown").stdout
+    failures = markdown.split("## Failures\n", 1)[1].split("\n## ", 1)[0]
+    assert "### `boom` attempt 1: exit 3" in failures
+    assert "err 15 ***" in failures and "err 7 ***" in failures and "err 6 " not in failures
+    assert "oops" in failures and "evil title" not in failures and "\x1b" not in markdown
+    assert "out 15" not in failures and "s3cr3t-value" not in markdown
+    assert 'for i in $(seq 1 15); do echo "out $i"' in markdown  # the whole command

@@ -39,7 +39,7 @@ BAD = [
     pytest.param('[params]\ntarget = { type = "string", descripton = "x" }\n',
                  "params.target: unknown key 'descripton' (did you mean 'description'?)", 4, 29,
                  id="unknown-inline-key"),
-    pytest.param('[steps."my step"]\nretires = 1\n', 'steps."my step": unknown key', 4, 1,
+    pytest.param('[steps."my-step"]\nretires = 1\n', 'steps.my-step: unknown key', 4, 1,
                  id="unknown-key-quoted-step"),
     pytest.param('[ssh]\nusr = "x"\n', "ssh: unknown key 'usr' (did you mean 'user'?)", 4, 1,
                  id="unknown-ssh-key"),
@@ -135,6 +135,12 @@ BAD = [
                  id="secret-two-sources"),
     pytest.param('[secrets]\ns = { }\n', "secrets.s: needs exactly one of env, file or command",
                  4, 1, id="secret-no-source"),
+    pytest.param('[secrets]\ns = { env = "S", optional = "yes" }\n',
+                 "secrets.s.optional: expected true or false", 4, 18,
+                 id="secret-optional-type"),
+    pytest.param('[secrets]\ns = { optional = true }\n',
+                 "secrets.s: needs exactly one of env, file or command", 4, 1,
+                 id="secret-optional-alone"),
     pytest.param('[ssh]\nconnect_timeout = "soon"\n',
                  "ssh.connect_timeout: invalid duration 'soon'", 4, 1, id="ssh-timeout"),
     pytest.param('[steps.a]\n[rollouts.web]\nsteps = ["a", "b"]\n',
@@ -615,3 +621,9 @@ def test_example_workflows_load_cleanly(name: str) -> None:
     assert wf.steps and all(step.on == (LOCAL,) for step in wf.steps.values())
     assert any(step.manual for step in wf.steps.values()) or name == "log-rotation"
     assert any(step.gated for step in wf.steps.values()) or name == "disk-pressure-triage"
+
+
+def test_secret_optional_flag() -> None:
+    wf = load_text('[workflow]\nname = "w"\n[secrets]\na = { env = "A", optional = true }\n'
+                   'b = { env = "B" }\n', "wf.toml")
+    assert wf.secrets["a"].optional is True and wf.secrets["b"].optional is False

@@ -20,6 +20,30 @@ from console.model.workflow import Param, Secret
 # --- secrets ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("secret", "environ", "message"), [
+    (Secret("t", "env", "T"), {"T": ""}, "secret 't': environment variable T is empty"),
+    (Secret("t", "env", "T"), {"T": "  \n"}, "secret 't': environment variable T is blank"),
+    (Secret("t", "command", "true"), {}, "secret 't': command printed nothing"),
+    (Secret("t", "file", "empty.txt"), {}, "secret 't': file empty.txt is empty"),
+])
+def test_empty_secret_is_an_error_unless_optional(secret: Secret, environ: dict[str, str],
+                                                  message: str, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "empty.txt").write_text("\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SecretError) as info:
+        resolve_secrets({"t": secret}, environ=environ)
+    assert str(info.value) == f"{message} (set it, or declare the secret optional = true)"
+    optional = Secret(secret.name, secret.source, secret.value, optional=True)
+    assert resolve_secrets({"t": optional}, environ=environ)["t"].strip() == ""
+
+
+def test_optional_env_secret_may_be_unset() -> None:
+    secrets = {"d": Secret("d", "env", "DEBUG_TOKEN", optional=True)}
+    assert resolve_secrets(secrets, environ={}) == {"d": ""}
+    assert resolve_secrets(secrets, environ={"DEBUG_TOKEN": "x"}) == {"d": "x"}
+
+
 def test_env_secret() -> None:
     secrets = {"db": Secret("db", "env", "DB_PASSWORD")}
     assert resolve_secrets(secrets, environ={"DB_PASSWORD": "pw 1\n"}) == {"db": "pw 1\n"}
@@ -56,7 +80,7 @@ def test_file_secret_missing_names_secret_and_file(tmp_path: Path) -> None:
 
 def test_file_secret_directory(tmp_path: Path) -> None:
     secrets = {"token": Secret("token", "file", str(tmp_path))}
-    with pytest.raises(SecretError, match=r"^secret 'token': file .* is a directory$"):
+    with pytest.raises(SecretError, match=r"^secret 'token': file .* is a directory, not a file$"):
         resolve_secrets(secrets)
 
 

@@ -179,10 +179,58 @@ async def test_a_recorded_run_reads_back_whole(store: Store):
     assert b"hunter2" not in raw
 
 
+def stderr_of(store: Store, stored):
+    return lambda a: store.stderr_tail(stored.id, a.step, a.host, a.number)
+
+
+async def test_markdown_is_fit_for_a_postmortem(store: Store):
+    """Issue 10 item 20: each failed attempt's last stderr lines (masked, at most 10),
+    whole commands, deny and quit reasons, no `pending: approved` noise."""
+    long_line = "echo " + " ".join(f"--flag-{i}=value-{i}" for i in range(20))
+    noisy = "\n".join([long_line, *(f"err problem {i} token=hunter2" if i % 2 else
+                                   f"echo progress {i}" for i in range(30)), "exit 2"])
+    wf = make_workflow("Postmortem", Step("boom", "boom", run=noisy),
+                       Step("gate", "gate", run="echo never", confirm="Apply?"),
+                       Step("ok", "ok", run="echo fine"),
+                       Step("hold", "hold", run="hold forever", needs=("ok",)))
+    clock = Clock(1732600000.0)
+    run = Run(wf, RunOptions(run_id="0m40post0mort", user="dana", keep_alive=True,
+                             secrets={"tok": "hunter2"}),
+              executor_for=ScriptedWorld().factory(), clock=clock)
+    recorder = store.record(run)
+    execution = asyncio.get_running_loop().create_task(run.execute())
+    await until(lambda: run.tasks[("boom", "local")].state is TaskState.FAILED
+                and run.tasks[("gate", "local")].state is TaskState.AWAITING_APPROVAL
+                and run.tasks[("hold", "local")].state is TaskState.RUNNING)
+    run.deny("gate", reason="change freeze until 14:00")
+    run.answer_quit(cancel=True)
+    run.close()
+    await asyncio.wait_for(execution, 5)
+    recorder.close()
+
+    stored = store.load("0m40post0mort")
+    markdown = timeline.render_markdown(stored, stderr=stderr_of(store, stored))
+    failures = markdown.split("## Failures\n", 1)[1].split("\n## ", 1)[0]
+    assert "### `boom` attempt 1: exit 2" in failures
+    shown = [f"problem {i} token=***" for i in range(11, 30, 2)]
+    assert all(line in failures for line in shown)  # the last 10 stderr lines
+    assert "problem 9 " not in failures and "progress" not in failures  # stderr only
+    assert "hunter2" not in markdown
+    assert "### `hold` attempt 1: run cancelled" in failures
+    assert long_line in markdown and "…" not in markdown  # whole commands, never cut
+    commands = markdown.split("## Commands\n", 1)[1].split("\n## ", 1)[0]
+    assert "`ok` #1:\n\n```sh\necho fine\n```" in commands
+    assert "echo never" not in commands  # denied: it never ran
+    assert "change freeze until 14:00" in markdown.split("## Operator actions", 1)[1]
+    assert "dana **deny** `gate`: change freeze until 14:00" in markdown
+    assert "dana **quit**: cancel the run" in markdown
+    assert "pending" not in markdown.split("## Timeline", 1)[1]
+
+
 async def test_show_in_three_formats(store: Store):
     await incident_run(store)
     stored = store.load(INCIDENT_ID)
-    markdown = timeline.render_markdown(stored)
+    markdown = timeline.render_markdown(stored, stderr=stderr_of(store, stored))
     if os.environ.get("BATON_REGEN_EXPECTED"):
         EXPECTED.write_text(markdown, encoding="utf-8")
     assert markdown == EXPECTED.read_text(encoding="utf-8")
@@ -519,7 +567,7 @@ def test_a_version_1_database_is_migrated_and_its_runs_load(tmp_path: Path):
     shutil.copy(FIXTURE_V1, home / "history.sqlite")
     with Store.open(home) as store:
         version = store._db.execute("SELECT version FROM schema_version").fetchone()[0]
-        assert version == 2
+        assert version == 3
         runs = store.runs(workflow="Nightly backup")
         assert [(r.id, r.state, r.user) for r in runs] == [("0m3vq9z00efgh", "failed", "bob"),
                                                           ("0m3vq1a00abcd", "succeeded",
@@ -619,7 +667,9 @@ async def test_reloads_are_recorded_with_their_definition(store: Store):
     ]
     assert stored.definitions[new.digest] == v2
     assert [e.payload for e in stored.events if e.type == "reload"][-1] == {
-        "type": "reload", "added": ["extra"], "changed": [], "removed": []}
+        "type": "reload", "added": ["extra"], "changed": [], "removed": [],
+        "digest": new.digest}
+    assert stored.last_definition() == (new.digest, v2)
     markdown = timeline.render_markdown(stored)
     assert f"carol reloaded the workflow: +extra (definition {new.digest[:12]})" in markdown
 
@@ -636,3 +686,18 @@ def test_the_stored_task_event_is_exactly_json_dumps(step, host, state, attempt,
 
     event = TaskEvent(step, host, state, attempt, exit_code, reason, time)
     assert task_event_json(event) == json.dumps(event.to_dicts()[0])
+
+
+async def test_last_definition_of_runs_stored_before_reload_events_named_their_digest(
+        store: Store, tmp_path: Path):
+    from tests.history_helpers import record_reloaded
+
+    await record_reloaded(store, tmp_path / "reloaded.toml", "r0000old01", versions=3)
+    assert "shipping v3" in store.load("r0000old01").last_definition()[1]
+    # as an older baton stored them: the reload event without its digest
+    store._db.execute("UPDATE events SET payload = json_remove(payload, '$.digest') "
+                      "WHERE run_id = 'r0000old01' AND type = 'reload'")
+    stored = store.load("r0000old01")
+    assert all("digest" not in e.payload for e in stored.events if e.type == "reload")
+    digest, text = stored.last_definition()
+    assert "shipping v3" in text and digest in stored.definitions

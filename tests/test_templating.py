@@ -65,10 +65,14 @@ def test_concatenation_after_raw_is_quoted_again() -> None:
     assert command == "'a y'"
 
 
-def test_scalars_render_with_str() -> None:
-    context = {"b": True, "n": None, "i": 3, "d": {"a": 1}}
-    assert render_command("{{ b }} {{ n }} {{ i }}", context) == "True None 3"
+def test_scalars_render_with_str_and_booleans_as_true_false() -> None:
+    context = {"b": True, "f": False, "n": None, "i": 3, "d": {"a": 1}}
+    assert render_command("{{ b }} {{ n }} {{ i }}", context) == "true None 3"
+    assert render_command('[ "{{ f }}" = false ] {{ b | raw }}', context) == \
+        '[ "false" = false ] true'
     assert render_value("{{ d }}", context) == "{'a': 1}"
+    assert render_value("{{ b }}/{{ f }}", context) == "true/false"
+    assert evaluate("not f and b", context) is True  # `when` still sees real booleans
 
 
 def test_render_value_does_not_quote_and_keeps_trailing_newline() -> None:
@@ -225,3 +229,63 @@ def test_masker_masks_the_shell_quoted_form() -> None:
 def test_masker_handles_regex_characters() -> None:
     masker = Masker(["a.b*c", "(x|y)"])
     assert masker.mask("aXb a.b*c (x|y) x") == "aXb *** *** x"
+
+
+# --- Masker: encodings, lines, short secrets (issue 11 items 2, 3, 5) -------------------
+
+
+@pytest.mark.parametrize("secret", ["p@ss w/rd+1", "tök€n'\"$`\\", "abcd", "x" * 40])
+def test_masker_masks_common_encodings(secret: str) -> None:
+    import base64
+    import shlex
+    from urllib.parse import quote, quote_plus
+
+    masker = Masker([secret])
+    raw = secret.encode()
+    forms = [quote(secret), quote(secret, safe=""), quote_plus(secret),
+             json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+             shlex.quote(secret), base64.b64encode(raw).decode(),
+             base64.b64encode(raw).decode().rstrip("="), base64.urlsafe_b64encode(raw).decode(),
+             base64.urlsafe_b64encode(raw).decode().rstrip("=")]
+    for form in forms:
+        assert masker.mask(f"x {form} y") == "x *** y", form
+
+
+@pytest.mark.parametrize("prefix", ["", "a", "ab", "abc", "user:"])
+def test_masker_masks_a_secret_inside_a_longer_base64_text(prefix: str) -> None:
+    import base64
+
+    secret = "hunter2-secret"
+    masker = Masker([secret])
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        encoded = encode(f"{prefix}{secret}@tail".encode()).decode()
+        masked = masker.mask(encoded)
+        assert "***" in masked
+        # at most 3 characters of the encoding that mix the secret with its neighbours stay
+        visible = masked.replace("***", "")
+        assert len(encoded) - len(visible) >= 4 * len(secret) // 3 - 3
+
+
+def test_masker_masks_each_line_of_a_multiline_secret_on_its_own() -> None:
+    key = "-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34\n\n  indented line  \nab\n-----END KEY-----\n"
+    masker = Masker([key])
+    assert masker.mask("MIIBOgIBAAJBAKj34") == "***"
+    assert masker.mask("-----BEGIN KEY-----") == "***"
+    assert masker.mask("  indented line  ") == "***"
+    assert masker.mask("> indented line") == "> ***"
+    assert masker.mask(key) == "***"
+    assert masker.mask("ab") == "***" and masker.mask("cab abc") == "cab abc"
+    assert masker.mask("a blank\n\nline") == "a blank\n\nline"  # blank lines are not secrets
+
+
+def test_masker_masks_short_secrets_only_as_whole_tokens() -> None:
+    masker = Masker(["h", "42", "!!"])
+    assert masker.mask("hello there h") == "hello there ***"
+    assert masker.mask("pin=42, 1042 42x (42)") == "pin=***, 1042 42x (***)"
+    assert masker.mask("wow!!! ok!! !!") == "wow!!! ok*** ***"
+    assert masker.mask("h-h") == "***-***"
+
+
+def test_masker_ignores_blank_secrets() -> None:
+    masker = Masker(["", "   ", "\n"])
+    assert not masker

@@ -3,9 +3,11 @@ read back from the screen."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -100,7 +102,7 @@ def test_console_in_a_terminal_approves_a_gate_and_quits(tmp_path):
         tmux.wait_for("Apply the change now?")
         tmux.keys("a")
         screen = tmux.wait_for("Approve (a)")
-        assert "echo applied" in screen and "hosts: local" in screen
+        assert "echo applied" in screen and "host: local" in screen
         tmux.keys("a")
         tmux.wait_for("3 succeeded")
         tmux.wait_for("SUCCEEDED")  # the run state follows the last task event
@@ -110,4 +112,265 @@ def test_console_in_a_terminal_approves_a_gate_and_quits(tmp_path):
             time.sleep(0.1)
         assert exit_file.read_text().strip() == "0"
     finally:
+        tmux.kill()
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "PYTHONPATH": str(REPO),
+        "BATON_HOME": str(tmp_path / "home"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "TERM": "xterm-256color",
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+    }
+
+
+def _baton(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "console", *args], cwd=REPO,
+                          env={**os.environ, **_env(tmp_path)}, capture_output=True,
+                          text=True, timeout=60)
+
+
+def _wait_file(path: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert path.exists(), f"{path} never appeared"
+
+
+STEPPED = '''
+[workflow]
+name = "E2E step mode"
+
+[steps.one]
+name = "First thing"
+run = "echo one-ran"
+
+[steps.two]
+name = "Second thing"
+run = "echo two-ran"
+'''
+
+
+def test_step_mode_off_and_breakpoint_removal_release_held_tasks(tmp_path):
+    """Item 9 through the real command: `--step` holds both tasks; a breakpoint on the
+    first, then `t` (step mode off) releases only the second; `b` releases the first."""
+    flow = tmp_path / "flow.toml"
+    flow.write_text(STEPPED, encoding="utf-8")
+    exit_file = tmp_path / "exit-code"
+    command = (f"sh -c '{sys.executable} -m console run {flow} --step; "
+               f"echo $? > {exit_file}; sleep 30'")
+    tmux = Tmux(f"baton-e2e-{uuid.uuid4().hex[:8]}")
+    tmux.start(command, _env(tmp_path))
+    try:
+        tmux.wait_for("awaiting approval")
+        tmux.wait_for("First thing")
+        tmux.keys("b")  # breakpoint on the selected step (the first)
+        time.sleep(0.3)
+        tmux.keys("t")  # step mode off: the second goes on, the first stays held
+        tmux.wait_for("1 succeeded")
+        assert "awaiting approval" in tmux.screen()
+        tmux.keys("b")  # breakpoint removed: the first goes on without an approval
+        tmux.wait_for("2 succeeded")
+        tmux.wait_for("SUCCEEDED")
+        tmux.keys("q")
+        _wait_file(exit_file)
+        assert exit_file.read_text().strip() == "0"
+    finally:
+        tmux.kill()
+    [run] = [json.loads(line) for line in _baton(tmp_path, "runs", "--json").stdout.splitlines()]
+    actions = json.loads(_baton(tmp_path, "show", run["id"], "--json").stdout)["actions"]
+    assert [a["action"] for a in actions] == ["breakpoint", "step_mode", "breakpoint"]
+
+
+LIVE = '''
+[workflow]
+name = "E2E killed"
+
+[steps.wait]
+name = "Wait for the stop file"
+run = "while [ ! -e STOP ]; do sleep 0.1; done"
+'''
+
+
+def test_a_killed_console_run_is_interrupted_for_runs_and_show(tmp_path):
+    """Item 11 through the real command: the console owning a run is killed (-9); without
+    any console opening it again, `baton runs` and `baton show` say interrupted."""
+    stop = tmp_path / "stop"
+    flow = tmp_path / "flow.toml"
+    flow.write_text(LIVE.replace("STOP", str(stop)), encoding="utf-8")
+    pid_file = tmp_path / "pid"
+    command = f"sh -c 'echo $$ > {pid_file}; exec {sys.executable} -m console run {flow}'"
+    tmux = Tmux(f"baton-e2e-{uuid.uuid4().hex[:8]}")
+    tmux.start(command, _env(tmp_path))
+    try:
+        tmux.wait_for("running")
+        _wait_file(pid_file)
+        listed = _baton(tmp_path, "runs", "--json").stdout.splitlines()
+        [run] = [json.loads(line) for line in listed]
+        assert run["state"] == "running"  # its console is alive
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        time.sleep(0.3)
+        listing = _baton(tmp_path, "runs")
+        assert "interrupted" in listing.stdout and "running" not in listing.stdout
+        shown = _baton(tmp_path, "show", run["id"])
+        assert "interrupted" in shown.stdout and "running" not in shown.stdout
+        data = json.loads(_baton(tmp_path, "show", run["id"], "--json").stdout)
+        assert data["run"]["state"] == "interrupted"
+        assert "interrupted" in _baton(tmp_path, "show", run["id"], "--markdown").stdout
+    finally:
+        stop.touch()  # the orphaned step ends itself
+        tmux.kill()
+
+
+DRY = '''
+[workflow]
+name = "E2E dry"
+
+[steps.touch]
+name = "Touch the marker"
+run = "touch MARKER"
+'''
+
+
+def test_console_dry_run_executes_nothing(tmp_path):
+    """Item 22 through the real command: `baton run FILE --dry-run` opens the console,
+    shows what would run, creates nothing, records nothing."""
+    marker = tmp_path / "touched"
+    flow = tmp_path / "flow.toml"
+    flow.write_text(DRY.replace("MARKER", str(marker)), encoding="utf-8")
+    command = f"sh -c '{sys.executable} -m console run {flow} --dry-run; sleep 30'"
+    tmux = Tmux(f"baton-e2e-{uuid.uuid4().hex[:8]}")
+    tmux.start(command, _env(tmp_path))
+    try:
+        tmux.wait_for("Touch the marker")
+        tmux.wait_for("would run")
+        time.sleep(0.5)
+        assert not marker.exists()
+    finally:
+        tmux.kill()
+    assert not marker.exists()
+    assert _baton(tmp_path, "runs", "--json").stdout == ""
+
+
+def test_outside_the_repository_baton_opens_the_bundled_examples(tmp_path):
+    """Item 23: with no ./workflows, `baton` opens the bundled examples and says where
+    they live and how to start your own."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    command = f"sh -c 'cd {elsewhere} && {sys.executable} -m console; sleep 30'"
+    tmux = Tmux(f"baton-e2e-{uuid.uuid4().hex[:8]}")
+    tmux.start(command, _env(tmp_path))
+    try:
+        tmux.wait_for("bundled examples")
+        screen = tmux.wait_for("log-rotation.toml")
+        assert "service-rollout.toml" in screen
+        flat = "".join(line.strip() for line in screen.splitlines())  # the note may wrap
+        assert "no such file or folder" not in flat
+        assert "`baton new NAME` starts your own" in flat
+        assert f"{REPO}/workflows" in flat  # where they live (the source tree here)
+    finally:
+        tmux.kill()
+
+
+def test_rendered_gate_prompt_and_q_on_a_live_run_asks_and_is_recorded(tmp_path):
+    """Issue 10 items 1 and 4 through the real `baton run`: the bundled log-rotation gate
+    shows its prompt rendered (detail pane and dialog), and `q` while only the gate waits
+    asks; both answers land in the stored run's actions with the user."""
+    logs = f"/tmp/baton-e2e-{uuid.uuid4().hex[:6]}"
+    exit_file = tmp_path / "exit-code"
+    env = _env(tmp_path)
+    flow = REPO / "workflows" / "log-rotation.toml"
+    command = (f"sh -c '{sys.executable} -m console run {flow} --param dir={logs} "
+               f"--param keep_days=3; echo $? > {exit_file}; sleep 30'")
+    tmux = Tmux(f"baton-e2e-{uuid.uuid4().hex[:8]}")
+    tmux.start(command, env)
+    rendered = f"Delete rotated logs older than 3 days in {logs}?"
+    try:
+        tmux.wait_for("awaiting approval")
+        tmux.keys("Down", "Down", "Down", "Down")  # seed, count, rotate, compress -> prune
+        screen = tmux.wait_for(f"{logs}?")  # the detail pane's reason (wrapped)
+        assert "than 3 days in" in screen and "{{" not in screen
+        tmux.keys("a")
+        screen = tmux.wait_for("Approve (a)")
+        assert f"{logs}?" in screen and "3 days" in screen and "{{" not in screen
+        tmux.keys("Escape")
+        deadline = time.monotonic() + 10
+        while "Approve (a)" in tmux.screen() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        tmux.keys("q")  # nothing runs, the gate waits: the run is live, so it asks
+        screen = tmux.wait_for("quit anyway?")
+        assert "1 waiting for an operator: prune" in screen
+        tmux.keys("n")
+        time.sleep(0.5)
+        tmux.keys("q")
+        tmux.wait_for("quit anyway?")
+        tmux.keys("y")
+        deadline = time.monotonic() + 20
+        while not exit_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert exit_file.read_text().strip() == "1"
+    finally:
+        tmux.kill()
+        shutil.rmtree(logs, ignore_errors=True)
+    runs = subprocess.run([sys.executable, "-m", "console", "runs", "--json"], cwd=REPO,
+                          env={**os.environ, **env}, capture_output=True, text=True)
+    run_id = json.loads(runs.stdout.splitlines()[0])["id"]  # one JSON object per line
+    shown = subprocess.run([sys.executable, "-m", "console", "show", run_id, "--json"],
+                           cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True)
+    data = json.loads(shown.stdout)
+    user = data["run"]["user"]
+    assert [(a["action"], a["reason"], a["user"]) for a in data["actions"]] == [
+        ("quit", "stay", user), ("quit", "cancel the run", user)]
+    waiting = [str(e) for e in data["events"] if "awaiting_approval" in str(e)]
+    assert waiting and all(rendered in e for e in waiting)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+
+
+def test_sigterm_stops_a_console_run_resumably(tmp_path):
+    """Item 24 in the console: SIGTERM stops the running task's process tree, stores the
+    run interrupted, exits 143; `baton resume RUN --headless --yes` re-runs the task."""
+    stop = tmp_path / "stop"
+    starts = tmp_path / "starts"
+    flow = tmp_path / "flow.toml"
+    step_pid = tmp_path / "step-pid"
+    flow.write_text(LIVE.replace("while", f"echo $$ > {step_pid}; echo start >> {starts}; "
+                                          f"while").replace("STOP", str(stop)),
+                    encoding="utf-8")
+    pid_file = tmp_path / "pid"
+    exit_file = tmp_path / "exit-code"
+    command = (f"sh -c 'echo $$ > {pid_file}; {sys.executable} -m console run {flow} & "
+               f"echo $! > {pid_file}; wait $!; echo $? > {exit_file}; sleep 30'")
+    tmux = Tmux(f"baton-e2e-{uuid.uuid4().hex[:8]}")
+    tmux.start(command, _env(tmp_path))
+    try:
+        tmux.wait_for("running")
+        _wait_file(starts)
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        _wait_file(exit_file)
+        assert exit_file.read_text().strip() == "143"
+        deadline = time.monotonic() + 5
+        while _alive(int(step_pid.read_text())) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(int(step_pid.read_text())), "the step outlived the console"
+        time.sleep(0.5)
+        assert starts.read_text().split() == ["start"]
+        [run] = [json.loads(line) for line in
+                 _baton(tmp_path, "runs", "--json").stdout.splitlines()]
+        assert run["state"] == "interrupted"
+        task = json.loads(_baton(tmp_path, "show", run["id"], "--json").stdout)["tasks"][0]
+        assert (task["state"], task["reason"]) == ("interrupted", "stopped by SIGTERM")
+        stop.touch()
+        resumed = _baton(tmp_path, "resume", run["id"], "--headless", "--yes")
+        assert resumed.returncode == 0, resumed.stderr
+        assert starts.read_text().split() == ["start", "start"]
+    finally:
+        stop.touch()
         tmux.kill()

@@ -181,15 +181,17 @@ async def test_history_lists_runs_and_opens_one_read_only(tmp_path, store):
     assert store.load("r0000aaa1").run.state == "succeeded"
 
 
-async def test_past_run_shows_running_tasks_as_stored(tmp_path, store):
+async def test_past_run_of_a_dead_owner_shows_its_running_tasks_interrupted(tmp_path, store):
     path = flow_file(tmp_path)
     await record_run(store, path, "r0000ccc1", started=T0, stop_at="ship")
     app, _ = history_app(path, store, resume="r0000ccc1", read_only=True)
     async with app.run_test(size=SIZE):
         past = await run_screen_of(app, stored=True)
-        assert past.run.tasks[("ship", "local")].state is S.RUNNING  # read-only marks nothing
-        assert past.run.state is RunState.RUNNING
-    assert store.load("r0000ccc1").run.state == "running"
+        # its owner is gone (the lock is free): shown as it really is, interrupted, and
+        # read-only changes nothing else
+        assert past.run.tasks[("ship", "local")].state is S.INTERRUPTED
+        assert past.run.state is RunState.INTERRUPTED
+    assert store.load("r0000ccc1").run.state == "interrupted"
 
 
 # ---------------------------------------------------------------------------- resume
@@ -231,6 +233,23 @@ async def test_resume_from_history_finishes_without_rerunning_finished_work(tmp_
         ("retry", "ship", "alice"), ("approve", "ship", "alice")]
     assert [a.number for a in stored.attempts_of("ship", "local")] == [1, 2]
     assert [a.number for a in stored.attempts_of("build", "local")] == [1]
+
+
+async def test_console_resume_continues_with_the_last_reloaded_definition(tmp_path, store):
+    from tests.history_helpers import record_reloaded
+
+    path = tmp_path / "reloaded.toml"
+    await record_reloaded(store, path, "r0000rel02")
+    world = ScriptedWorld()
+    app, _ = history_app(path.resolve(), store, resume="r0000rel02", world=world)
+    async with app.run_test(size=SIZE) as pilot:
+        resumed = await until_resumed(app, "r0000rel02")
+        assert resumed.run.workflow.steps["ship"].run == "echo shipping v4"
+        await until(lambda: resumed.run.tasks[("ship", "local")].state is S.AWAITING_APPROVAL)
+        await select(pilot, resumed, "ship")
+        resumed.run.approve("ship")
+        await until(lambda: resumed.run.state is RunState.SUCCEEDED)
+        assert [r.script for r in world.records] == ["echo shipping v4"]
 
 
 async def until_resumed(app: BatonApp, run_id: str) -> RunScreen:

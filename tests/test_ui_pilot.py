@@ -11,7 +11,7 @@ from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.run_screen import RunScreen
 from console.ui.screens.timeline import TimelineScreen
 from console.ui.widgets.log_pane import LogPane
-from tests.ui_helpers import SIZE, make_app, run_screen, select, settle, state, until
+from tests.ui_helpers import DEMO, SIZE, make_app, run_screen, select, settle, state, until
 
 S = TaskState
 
@@ -50,7 +50,12 @@ async def test_gate_approval_shows_command_and_hosts_then_approves(tmp_path):
         await pilot.press("a")
         assert isinstance(app.screen, GateModal)
         assert app.screen.hosts == ["web1", "web2", "web3"]
-        assert app.screen.command == "echo draining web1"
+        # item 2: every host's own command, not web1's as if it were all
+        assert app.screen.commands == {"web1": "echo draining web1",
+                                       "web2": "echo draining web2",
+                                       "web3": "echo draining web3"}
+        shown = "\n".join(str(w.render()) for w in app.screen.query(".dialog-command-label"))
+        assert "command on web2:" in shown and "command on web3:" in shown
         assert app.screen.prompt == "Drain the web hosts?"
         await pilot.press("a")
         await until(lambda: state(screen, "drain", "web3") is S.SUCCEEDED)
@@ -67,8 +72,11 @@ async def test_gate_modal_deny_and_escape(tmp_path):
         await pilot.press("a", "escape")
         assert isinstance(app.screen, RunScreen)
         assert state(screen, "drain", "web2") is S.AWAITING_APPROVAL
-        await pilot.press("a", "D")
+        await pilot.press("a", "D")  # item 18: deny takes a reason
+        assert isinstance(app.screen, TextPrompt)
+        await pilot.press(*"bad window", "enter")
         await until(lambda: state(screen, "drain", "web2") is S.FAILED)
+        assert screen.run.tasks[("drain", "web2")].reason == "denied by alice: bad window"
         assert state(screen, "drain", "web1") is S.AWAITING_APPROVAL
 
 
@@ -177,9 +185,17 @@ async def test_cancel_running_task(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         screen = await started(pilot, app)
         await select(pilot, screen, "notify")
-        await pilot.press("c")
+        await pilot.press("c")  # item 18: asks first, with an optional reason
+        assert isinstance(app.screen, TextPrompt)
+        await pilot.press("escape")  # not cancelled
+        await pilot.pause(0.05)
+        assert state(screen, "notify") is S.RUNNING and world.terminated == []
+        await pilot.press("c", *"stuck", "enter")
         await until(lambda: state(screen, "notify") is S.CANCELLED)
         assert world.terminated == ["notify"]
+        assert screen.run.tasks[("notify", "local")].reason == "cancelled by alice: stuck"
+        assert ("cancel", "notify", "alice") in actions(screen)
+        assert any(e.text == "cancel notify: stuck" for e in screen.session.timeline)
 
 
 async def test_pause_and_resume(tmp_path):
@@ -207,11 +223,33 @@ async def test_breakpoint_and_step_mode(tmp_path):
         assert screen.run.step_mode is True
         await pilot.press("t")
         assert screen.run.step_mode is False
-        await pilot.press("g")
+        await pilot.press("g")  # the params form first (item 15), ctrl+s starts
+        assert isinstance(app.screen, ParamsForm)
+        await pilot.press("ctrl+s")
         await until(lambda: state(screen, "migrate") is S.AWAITING_APPROVAL)
         assert screen.run.tasks[("migrate", "local")].reason == "breakpoint"
         await pilot.press("b")
         assert screen.run.breakpoints == set()
+        # removing the breakpoint releases the task it held: no approval needed any more
+        await until(lambda: state(screen, "migrate") is S.FAILED)
+        assert [a for a in screen.run.tasks[("migrate", "local")].attempts]
+
+
+async def test_step_mode_off_in_the_console_releases_held_tasks(tmp_path):
+    app, _ = make_app(tmp_path, start=True, step_mode=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await until(lambda: state(screen, "preflight") is S.AWAITING_APPROVAL
+                    and state(screen, "migrate") is S.AWAITING_APPROVAL)
+        await select(pilot, screen, "preflight")
+        await pilot.press("t")
+        assert screen.run.step_mode is False
+        await until(lambda: state(screen, "preflight") is S.SUCCEEDED
+                    and state(screen, "migrate") is S.FAILED)
+        # a real gate still waits for its approval
+        await until(lambda: state(screen, "drain", "web1") is S.AWAITING_APPROVAL)
+        await pilot.pause(0.05)
+        assert state(screen, "drain", "web1") is S.AWAITING_APPROVAL
 
 
 async def test_note_is_recorded(tmp_path):
@@ -395,3 +433,109 @@ async def test_folder_view_lists_broken_files_and_opens_one(tmp_path):
         await pilot.press("up", "enter")
         screen = await run_screen(app)
         await until(lambda: state(screen, "x") is S.SUCCEEDED)
+
+
+async def test_console_dry_run_executes_nothing_and_shows_what_would_run(tmp_path):
+    app, world = make_app(tmp_path, start=True, dry_run=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await until(lambda: screen.run.settled)
+        await pilot.pause()
+        assert world.records == []
+        tasks = screen.run.tasks
+        assert tasks[("preflight", "local")].reason == "dry run: would run"
+        assert tasks[("cache", "local")].state is S.SKIPPED  # when is false: not "would run"
+        assert tasks[("cache", "local")].reason.startswith("when:")
+        assert all(t.state is S.SKIPPED for t in tasks.values())
+        assert any("would run: echo draining web1" in text
+                   for _, text in screen.session.step_log("drain").chunks)
+
+
+async def test_console_yes_approves_every_gate(tmp_path):
+    text = DEMO.replace('run = "hold notify"', 'run = "echo notified"')
+    app, _ = make_app(tmp_path, text, start=True, yes=True)
+    async with app.run_test(size=SIZE):
+        screen = await run_screen(app)
+        await until(lambda: state(screen, "deploy", "web1") is S.SUCCEEDED
+                    and state(screen, "verify") is S.SUCCEEDED, timeout=10)
+        approvals = [e.text for e in screen.session.timeline if e.kind == "action"]
+        assert any("approve" in text for text in approvals)
+        assert state(screen, "drain", "web3") is S.SUCCEEDED
+
+
+async def test_exclude_host_key_skips_what_the_host_has_left(tmp_path):
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await select(pilot, screen, "drain", "web2")
+        await pilot.press("x")
+        assert isinstance(app.screen, TextPrompt)
+        await pilot.press(*"disk full", "enter")
+        await until(lambda: state(screen, "drain", "web2") is S.SKIPPED)
+        assert screen.run.tasks[("deploy", "web2")].state is S.SKIPPED
+        assert screen.run.tasks[("deploy", "web2")].reason == "host excluded"
+        assert state(screen, "drain", "web1") is S.AWAITING_APPROVAL
+        assert ("exclude", None, "alice") in actions(screen)
+        assert any(e.text == "exclude host web2: disk full" for e in screen.session.timeline)
+        assert not screen.check_action("exclude_host", ())  # already excluded
+        await select(pilot, screen, "preflight")  # a local step: no host to exclude
+        assert not screen.check_action("exclude_host", ())
+
+
+POLLING = """
+[workflow]
+name = "Poll"
+
+[hosts.web1]
+[hosts.lb1]
+
+[steps.health]
+on = "web1"
+run = "exit 1"
+poll = "30s"
+within = "10m"
+delegate = "lb1"
+"""
+
+
+async def test_a_polling_task_shows_its_progress_in_tree_and_detail(tmp_path):
+    from console.ui.widgets.dag_tree import DagTree
+    from console.ui.widgets.step_detail import StepDetail
+
+    app, world = make_app(tmp_path, POLLING, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await until(lambda: world.records and world.records[0].end_seq is not None)
+        await select(pilot, screen, "health", "web1")
+        await pilot.pause()
+        tree = screen.query_one(DagTree)
+        label = tree.task_label(screen.run.tasks[("health", "web1")], palette_of(app), 0.0)
+        assert "poll 1/20 · 10m00s" in label.plain
+        facts = screen.query_one(StepDetail)._facts()
+        text = " ".join(part.plain for part in facts.renderables if hasattr(part, "plain"))
+        assert "reason: polling 1/20" in text
+        assert "runs on: lb1 (delegate" in text
+        assert "poll: every 30s until it exits 0, within 600s" in text
+        assert world.records[0].executor == "lb1"
+        screen.run.cancel("health", "web1")
+        await until(lambda: state(screen, "health", "web1") is S.CANCELLED)
+
+
+def palette_of(app):
+    from console.ui.palette import palette
+
+    return palette(app)
+
+
+async def test_keys_remapped_by_their_documented_ids(tmp_path):
+    (tmp_path / "config.toml").write_text('[keys]\n"baton.pause" = "z"\n'
+                                          '"baton.step_mode" = "ctrl+t,y"\n', encoding="utf-8")
+    app, _ = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await pilot.press("z")
+        assert screen.run.state is RunState.PAUSED
+        await pilot.press("y")
+        assert screen.run.step_mode is True
+        await pilot.press("ctrl+t")
+        assert screen.run.step_mode is False

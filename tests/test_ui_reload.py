@@ -287,7 +287,7 @@ async def test_a_deleted_workflow_file_is_reported_and_the_run_goes_on(tmp_path)
         path.unlink()
         await until(lambda: banner.display, timeout=10)
         assert app.noticed("live.toml was deleted")
-        assert banner.error == f"{path.resolve()}: file deleted; the run keeps its definition"
+        assert banner.error == f"{path.resolve()}: file deleted"
         world.release("long")
         await until(lambda: state(screen, "later") is S.SUCCEEDED)
         await save(path, BASE, lambda: not banner.display)

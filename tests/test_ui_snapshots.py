@@ -197,6 +197,40 @@ def test_modal_quit(snap_compare, tmp_path):
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
 
 
+def test_modal_host_key(snap_compare, tmp_path):
+    """Issue 10 item 19: an unknown SSH host key asked in the console."""
+    from console.executors.base import HostKeyQuestion
+    from console.ui.screens.hostkey import HostKeyModal
+
+    app, clock = demo(tmp_path, start=True)
+    question = HostKeyQuestion("web1", "[10.0.0.11]:2222", "ssh-ed25519",
+                               "SHA256:Jt3yq4cq6PeCkqvJ1wdb8bAMgZsv4H0L0GkZfRzKc2Y",
+                               "/home/alice/.ssh/known_hosts")
+
+    async def before(pilot):
+        await settled(pilot, clock)
+        await frame(pilot)
+        pilot.app.push_screen(HostKeyModal(question))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_modal_quit_with_only_a_gate_waiting(snap_compare, tmp_path):
+    """Issue 10 item 4: nothing runs, a gate waits: the run is live, q asks."""
+    app, clock = demo(tmp_path, start=True)
+
+    async def before(pilot):
+        screen = await settled(pilot, clock)
+        screen.run.cancel("notify")
+        screen.run.skip("flaky")
+        await until(lambda: not screen.running_tasks())
+        await frame(pilot)
+        await pilot.press("q")
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
 def test_paused(snap_compare, tmp_path):
     app, clock = demo(tmp_path, start=True)
 
@@ -214,7 +248,7 @@ def test_step_mode_and_breakpoint(snap_compare, tmp_path):
     async def before(pilot):
         screen = await run_screen(app)
         await select(pilot, screen, "cleanup")
-        await pilot.press("b", "t", "g")
+        await pilot.press("b", "t", "g", "ctrl+s")  # g shows the params form first
         held = ("preflight", "notify", "migrate", "flaky")
         await until(lambda: all(screen.run.tasks[(s, "local")].state is S.AWAITING_APPROVAL
                                 for s in held)

@@ -54,6 +54,7 @@ name = "Deploy release"
 needs = ["drain"]
 on = "web"
 dangerous = true
+confirm = "Deploy {{ params.release }} to {{ host.name }}?"
 max_fail = 1
 run = """echo deploy {{ params.release }} --token {{ secrets.token }}
 {% if host.name == "web2" %}err deploy failed: port 8080 in use

@@ -8,10 +8,12 @@ An action that does not apply raises :class:`ActionError` and changes nothing.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from console.engine.events import RunState, TaskState
 from console.engine.outputs import Outputs
+from console.executors.base import HostKeyAsker, HostKeyQuestion
 
 if TYPE_CHECKING:
     from console.engine.task import Task
@@ -29,7 +31,7 @@ class RunActions:
 
     if TYPE_CHECKING:  # provided by Run
         from console.engine.run import RunOptions
-        from console.model.workflow import Workflow
+        from console.model.workflow import Step, Workflow
 
         workflow: Workflow
         options: RunOptions
@@ -37,6 +39,11 @@ class RunActions:
         user: str
         step_mode: bool
         breakpoints: set[str]
+        started: float | None
+        host_key_prompt: HostKeyAsker | None
+        cancelled_by: str | None
+        _closing: bool
+        _base_context: dict[str, Any] | None
         _by_step: dict[str, list[Task]]
         _ready: dict[tuple[str, str], Task]
         _wake: asyncio.Event
@@ -46,6 +53,8 @@ class RunActions:
         def _record(self, action: str, step: str | None = None, host: str | None = None,
                     reason: str | None = None) -> None: ...
         def _sort_key(self, task: Task) -> int: ...
+        def _hold_reason(self, task: Task, state: TaskState) -> str: ...
+        def _needs_approval(self, task: Task, step: Step) -> bool: ...
 
     def allowed(self, action: str, step: str, host: str | None = None) -> bool:
         """Whether the task action would apply now (what a console offers the operator)."""
@@ -54,6 +63,47 @@ class RunActions:
         except ActionError:
             return False
         return True
+
+    def refusal(self, action: str, step: str, host: str | None = None) -> str | None:
+        """Why the task action would not apply now (the ActionError's message), or None."""
+        try:
+            self._targets(action, step, host)
+        except ActionError as exc:
+            return str(exc)
+        return None
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        """Replace the resolved params before the run starts (the console's params form)."""
+        if self.started is not None:
+            raise ActionError("cannot change params: the run has started")
+        self.options.params = dict(params)
+        self._base_context = None
+
+    async def ask_host_key(self, question: HostKeyQuestion) -> bool:
+        """An SSH host key no known_hosts vouches for: ask :attr:`host_key_prompt` (the
+        console's dialog). The answer is an operator action (``trust_host_key`` or
+        ``refuse_host_key``) on that host; with nobody to ask the key is refused."""
+        prompt = self.host_key_prompt
+        if prompt is None or self._closing:
+            return False
+        trusted = await prompt(question)
+        what = f"{question.key_type} {question.fingerprint} of {question.label}"
+        if trusted:
+            self._record("trust_host_key", None, question.host,
+                         f"{what}, recorded in {question.known_hosts}")
+        else:
+            self._record("refuse_host_key", None, question.host, what)
+        return trusted
+
+    def answer_quit(self, cancel: bool) -> None:
+        """The operator, quitting while the run is live, chose to cancel the run or to stay:
+        recorded either way as a ``quit`` action. Cancelled, the run ends ``cancelled``
+        once the caller has closed it (:meth:`close`)."""
+        if self.state.finished:
+            raise ActionError(f"cannot quit: the run has already {self.state}")
+        self._record("quit", None, None, "cancel the run" if cancel else "stay")
+        if cancel:
+            self.cancelled_by = self.user
 
     def _targets(self, action: str, step: str, host: str | None) -> list[Task]:
         if self.state.finished and not self.options.keep_alive:
@@ -165,11 +215,12 @@ class RunActions:
             self._set(task, S.FAILED,
                       self._by("marked failed", reason))
 
-    def cancel(self, step: str, host: str | None = None) -> None:
+    def cancel(self, step: str, host: str | None = None, reason: str | None = None) -> None:
         tasks = self._targets("cancel", step, host)
-        self._record("cancel", step, host)
+        self._record("cancel", step, host, reason)
         for task in tasks:
-            self._cancel_task(task, "cancelled by operator")
+            self._cancel_task(task, self._by("cancelled", reason) if reason
+                              else "cancelled by operator")
 
     def _cancel_task(self, task: Task, reason: str) -> None:
         if task.state is S.RUNNING:
@@ -195,14 +246,33 @@ class RunActions:
         else:
             self.breakpoints.discard(step)
         self._record("breakpoint", step, None, "on" if on else "off")
+        if not on:
+            self._release_holds(self._by_step[step])
         self._wake.set()
         return on
 
     def toggle_step_mode(self) -> bool:
         self.step_mode = not self.step_mode
         self._record("step_mode", None, None, "on" if self.step_mode else "off")
+        if not self.step_mode:
+            self._release_holds(t for tasks in self._by_step.values() for t in tasks)
         self._wake.set()
         return self.step_mode
+
+    def _release_holds(self, tasks: Iterable[Task]) -> None:
+        """Tasks awaiting approval only because of step mode or a breakpoint that is now
+        off go on at once; a gate, a dangerous step or a rollout's batch pause still holds
+        (its reason is brought up to date)."""
+        for task in sorted(tasks, key=self._sort_key):
+            if task.state is not S.AWAITING_APPROVAL:
+                continue
+            if self._needs_approval(task, self.workflow.steps[task.step]):
+                reason = self._hold_reason(task, S.AWAITING_APPROVAL)
+                if reason != task.reason:
+                    self._set(task, S.AWAITING_APPROVAL, reason)
+                continue
+            self._set(task, S.PENDING, None)
+            self._ready[task.key] = task
 
     def note(self, text: str, step: str | None = None, host: str | None = None) -> None:
         if not text.strip():

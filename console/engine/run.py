@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from console.engine.actions import ActionError, RunActions
+from console.engine.conditions import status_functions, terminal_deps_status, terminal_steps
 from console.engine.events import (
     ActionEvent,
     Event,
@@ -33,12 +34,18 @@ from console.engine.events import (
     TaskEvent,
     TaskState,
 )
+from console.engine.exclusion import HostExclusion
+from console.engine.identity import note_started
 from console.engine.outputs import Outputs, StepsView, TailBuffer
 from console.engine.reload import diff_steps
 from console.engine.rollout import BatchCounts, RolloutPlan
+from console.engine.shown import derived_secrets, shown_command, shown_template_error
 from console.engine.task import Attempt, Task
-from console.executors.base import CommandRequest, Executor, ExitStatus, Stream
-from console.model import templating
+from console.engine.texts import RunTexts
+from console.executors.base import CommandRequest, Executor, ExitStatus, HostKeyAsker, Stream
+from console.executors.containment import new_tag
+from console.model import masking, templating
+from console.model.durations import retry_delay
 from console.model.workflow import LOCAL, Host, Step, Workflow
 
 __all__ = ["APPROVAL_REQUIRED", "ActionError", "Run", "RunOptions", "new_run_id"]
@@ -83,7 +90,7 @@ def new_run_id(now: float | None = None) -> str:
     return out.rjust(9, "0") + "".join(digits[byte % 36] for byte in os.urandom(4))
 
 
-class Run(RunActions):
+class Run(HostExclusion, RunActions, RunTexts):
     def __init__(
         self,
         workflow: Workflow,
@@ -101,14 +108,24 @@ class Run(RunActions):
         self.ended: float | None = None
         self.step_mode = self.options.step_mode
         self.breakpoints: set[str] = set()
-        self.masker = templating.Masker(self.options.secrets.values())
+        self._secrets_changed()
+        self.host_key_prompt: HostKeyAsker | None = None
+        """Who answers an unknown SSH host key (the console's dialog); None refuses it."""
         self._executor_for = executor_for or self._default_executor
         self._ssh_factory: Callable[[Host], Executor] | None = None
         self._executors: dict[str, Executor] = {}
         self._subscribers: list[Callable[[Event], None]] = []
         self._wake = asyncio.Event()
         self._closing = False
+        self.started_hooks: list[Callable[[Task, Attempt], None]] = []
+        """Called once an attempt's process has started (its identity is known)."""
+        self._halted: str | None = None
+        """Why nothing new may start (the history cannot be written); see :meth:`halt`."""
         self._interrupted = False
+        self.cancelled_by: str | None = None
+        """The operator who cancelled the whole run (it then ends ``cancelled``)."""
+        self._interrupting: dict[tuple[str, str], str] = {}
+        """Tasks stopped by :meth:`interrupt`: they end ``interrupted``, not cancelled."""
         self._executing = False
         self._restored = False
         self.removed_steps: set[str] = set()
@@ -124,6 +141,25 @@ class Run(RunActions):
         self._index(workflow)
         if self.options.start_at is not None and self.options.start_at not in workflow.steps:
             raise ValueError(f"--start-at: unknown step '{self.options.start_at}'")
+
+    def _mask_derived(self, task: Task, sources: list[tuple[str, bool]],
+                      values: list[str]) -> None:
+        """Mask, from now on, what the templates of this task made of a secret (e.g.
+        ``{{ secrets.pw | upper }}``) wherever it appears, as the secret itself."""
+        derived = derived_secrets(sources, self._context(task), self.placeholders, values)
+        new = {v for v in derived if self.masker.mask(v) != masking.MASK} - self._derived
+        if new:
+            self._derived |= new
+            self.masker = masking.Masker([*self.options.secrets.values(), *self._derived])
+
+    def _secrets_changed(self) -> None:
+        secrets = self.options.secrets
+        self._derived: set[str] = set()
+        """Values the templates made out of secrets, masked like them."""
+        self.masker = masking.Masker(secrets.values())
+        self.placeholders = masking.Placeholders(secrets)
+        self.secret_warnings = masking.short_secret_warnings(secrets)
+        """Secrets masked only as whole words (too short): shown at run start."""
 
     def _index(self, workflow: Workflow) -> None:
         """(Re)build order, dependents, tasks and rollout plans; keeps existing tasks."""
@@ -158,6 +194,7 @@ class Run(RunActions):
                 for task in self._by_step.get(sid, ()):
                     counts.update(task.key, self._task_status(task))
         self._status: dict[str, str] = {}
+        self._terminal_when = terminal_steps(workflow)
         # Per step, how many of its needs are not ``done`` / are ``bad`` by ``_status``.
         self._needs_open = dict.fromkeys(workflow.steps, 0)
         self._needs_bad = dict.fromkeys(workflow.steps, 0)
@@ -284,7 +321,7 @@ class Run(RunActions):
         try:
             while True:
                 self._pass()
-                if self._closing and not self._running:
+                if (self._closing or self._halted) and not self._running:
                     break
                 if self.settled and not self._running:
                     final = self._final_state()
@@ -299,13 +336,17 @@ class Run(RunActions):
         finally:
             await self._close_executors()
         if self._interrupted:
-            self._set_run_state(RunState.CANCELLED)
+            self._set_run_state(RunState.INTERRUPTED)
+        elif self._halted:
+            self._set_run_state(RunState.FAILED)
         elif not self.state.finished:
             self._set_run_state(self._final_state())
         return self.state
 
     def _final_state(self) -> RunState:
         if self._interrupted:
+            return RunState.INTERRUPTED
+        if self.cancelled_by is not None:
             return RunState.CANCELLED
         for task in self.tasks.values():
             if task.state in (S.CANCELLED, S.BLOCKED, S.INTERRUPTED):
@@ -328,7 +369,8 @@ class Run(RunActions):
                     # waits for another need would only be told "wait" again.
                     quiet = old != "bad" and status != "bad"
                     for dep in self._dependents[sid]:
-                        if quiet and self._needs_open[dep] and dep not in self._rollout_of:
+                        if quiet and self._needs_open[dep] and dep not in self._rollout_of \
+                                and dep not in self._terminal_when:
                             continue
                         for task in self._by_step[dep]:
                             self._candidates[task.key] = task
@@ -431,6 +473,8 @@ class Run(RunActions):
         layered 1,000-step graph walking all their needs each time is O(width²) per layer.
         """
         step = self.workflow.steps[task.step]
+        if step.id in self._terminal_when:  # failure()/always()/cancelled(): conditions.py
+            return terminal_deps_status(self, task)
         plan = self._rollout_of.get(task.step)
         if plan is None and not self._needs_bad[step.id] and (
                 not self._dirty_steps or self._dirty_steps.isdisjoint(step.needs)):
@@ -473,6 +517,8 @@ class Run(RunActions):
         return "failed"
 
     def _evaluate(self, task: Task) -> None:
+        if self._exclusion_applies(task):
+            return
         if task.state is S.BLOCKED:
             if task.blocked_by_max_fail and task.step not in self._rollout_of:
                 return  # _check_max_fail releases it
@@ -494,18 +540,23 @@ class Run(RunActions):
 
     def _make_ready(self, task: Task) -> None:
         step = self.workflow.steps[task.step]
-        if self.options.dry_run:
-            self._dry_run(task, step)
-            return
         if step.when:
             try:
-                go = templating.evaluate(step.when, self._context(task))
+                go = templating.evaluate(step.when, {**self._context(task),
+                                                     **status_functions(self, task)})
             except templating.TemplateError as exc:
-                self._set(task, S.FAILED, f"when: {exc}")
+                if not self.options.dry_run:
+                    self._set(task, S.FAILED, f"when: {exc}")
+                    return
+                # a dry run has no outputs yet: `when` is decided when the run is real
+                self._dry_run(task, step, f"when: decided at run time ({exc})")
                 return
             if not go:
                 self._set(task, S.SKIPPED, f"when: {step.when} is false")
                 return
+        if self.options.dry_run:
+            self._dry_run(task, step)
+            return
         if step.manual:
             self._hold(task, S.AWAITING_OPERATOR)
             return
@@ -556,22 +607,28 @@ class Run(RunActions):
         if step.id in self.breakpoints:
             return "breakpoint"
         if step.confirm:
-            return step.confirm
+            return self.step_prompt(task.step, task.host)
         if step.dangerous:
             return f"dangerous step: type '{step.id}' to approve"
         return self._batch_gate(task) or "step mode"
 
-    def _dry_run(self, task: Task, step: Step) -> None:
+    def _dry_run(self, task: Task, step: Step, note: str | None = None) -> None:
+        """Show what the task would do (``would run: <command>``) and skip it: nothing is
+        executed. ``when`` was evaluated already (params are known)."""
         if step.manual:
-            text = f"would wait for the operator: {step.name}"
+            text = f"would wait for the operator: {self.step_name(task.step, task.host)}"
+            reason = "dry run: would wait for the operator"
         else:
             try:
-                command = self._render(task, step)
+                command = self._shown(task, step)
             except templating.TemplateError:
                 command = step.run or ""
             text = "would run: " + command
+            reason = "dry run: would run"
+        if note:
+            reason = f"{reason} ({note})"
         self._emit(LogEvent(task.step, task.host, "stdout", self.masker.mask(text), self.clock()))
-        self._set(task, S.SKIPPED, "dry run")
+        self._set(task, S.SKIPPED, reason)
 
     def _check_max_fail(self, sid: str) -> None:
         """Stop launching hosts of a step once its failures exceed ``max_fail``."""
@@ -600,7 +657,7 @@ class Run(RunActions):
         return max(1, math.floor(len(self._by_step[step.id]) * percent / 100))
 
     def _launch(self) -> None:
-        if self.state is RunState.PAUSED or self._closing:
+        if self.state is RunState.PAUSED or self._closing or self._halted:
             return
         limit = self.workflow.concurrency
         if self._running >= limit or not self._ready:
@@ -637,7 +694,9 @@ class Run(RunActions):
                 try:
                     await asyncio.sleep(retry_in)
                 except asyncio.CancelledError:
-                    if task.state is S.RETRYING:
+                    if task.state is S.RETRYING and task.key in self._interrupting:
+                        self._set(task, S.INTERRUPTED, self._interrupting[task.key])
+                    elif task.state is S.RETRYING:
                         self._set(task, S.CANCELLED, "cancelled while waiting to retry")
                     break
                 if task.state is not S.RETRYING:
@@ -660,32 +719,61 @@ class Run(RunActions):
         task.ended = None
         attempt = Attempt(task.attempt, now, self.workflow.digest)
         task.attempts.append(attempt)
+        sources = [(step.run or "", True), *((v, False) for v in step.env.values()),
+                   (step.cwd or "", False)]  # in the order they are rendered
         try:
-            command = self._render(task, step)
-            request = self._request(task, step, command)
+            with templating.trace_values() as values:
+                command = self._render(task, step)
+                request = self._request(task, step, command)
+            attempt.command = self._shown(task, step, command)
         except templating.TemplateError as exc:
-            return self._finish(task, step, attempt, None, f"template error: {exc}")
-        attempt.command = self.masker.mask(command)
+            message = shown_template_error(exc, sources, self._context(task),
+                                           self.placeholders, self.masker)
+            return self._finish(task, step, attempt, None, f"template error: {message}")
+        if values and self.masker:
+            self._mask_derived(task, sources, values)
+        attempt.tag = request.tag
         self._set(task, S.RUNNING, None)
         task.stdout_tail = TailBuffer()
         # One loop pass before launching: what subscribers scheduled for the end of this
         # pass (the store's commit of ``running``) happens before the side effect starts.
         await asyncio.sleep(0)
+        if self._halted:  # that commit failed: the side effect must not start unrecorded
+            return self._finish(task, step, attempt,
+                                ExitStatus(None, error=f"not started: {self._halted}"), None)
+        if step.poll is not None:  # a health poll: many runs, one attempt (engine/poll.py)
+            from console.engine.poll import run_polls
+
+            return self._finish(task, step, attempt,
+                                *await run_polls(self, task, step, attempt, request))
+        status, timed_out = await self._execute_command(task, step, request, step.timeout)
+        reason = None
+        if timed_out:
+            reason = f"timed out after {_seconds(step.timeout or 0)}"
+        return self._finish(task, step, attempt, status, reason)
+
+    async def _execute_command(self, task: Task, step: Step, request: CommandRequest,
+                               timeout: float | None,
+                               sink: Callable[[Stream, str], None] | None = None,
+                               ) -> tuple[ExitStatus, bool]:
+        """Run the command once on its host (the step's delegate, if any); returns its
+        exit status and whether ``timeout`` ended it."""
         try:
-            executor = self._executor(task.host)
-            execution = await executor.start(request, self._output_sink(task))
+            executor = self._executor(step.command_host(task.host))
+            execution = await executor.start(request, sink or self._output_sink(task))
         except Exception as exc:  # an executor that cannot start reports one line
-            return self._finish(task, step, attempt, ExitStatus(None, error=str(exc)), None)
+            return ExitStatus(None, error=str(exc)), False
         task.execution = execution
+        note_started(task, task.attempts[-1], execution, self.started_hooks)
         if task.cancel_requested:
             await execution.terminate()
         timed_out = False
         try:
-            if step.timeout is None:
+            if timeout is None:
                 status = await execution.wait()
             else:
                 waiter = asyncio.ensure_future(execution.wait())
-                done, _ = await asyncio.wait({waiter}, timeout=step.timeout)
+                done, _ = await asyncio.wait({waiter}, timeout=timeout)
                 if not done:
                     timed_out = True
                     await execution.terminate()
@@ -695,10 +783,7 @@ class Run(RunActions):
             await execution.terminate()
             await asyncio.shield(asyncio.ensure_future(execution.wait()))
             raise
-        reason = None
-        if timed_out:
-            reason = f"timed out after {_seconds(step.timeout or 0)}"
-        return self._finish(task, step, attempt, status, reason)
+        return status, timed_out
 
     def _finish(self, task: Task, step: Step, attempt: Attempt, status: ExitStatus | None,
                 reason: str | None) -> float | None:
@@ -714,16 +799,20 @@ class Run(RunActions):
                     reason = f"killed by signal {status.signal}"
                 elif status.exit_code:
                     reason = f"exit {status.exit_code}"
+        if reason is not None:  # the attempt's record is written from it too: mask it here
+            reason = self.masker.mask(reason)  # (a cwd error names the rendered cwd)
         ok = status is not None and status.ok and reason is None
         tail = task.stdout_tail.value() if task.stdout_tail is not None else ""
         task.stdout_tail = None
         if task.cancel_requested:
-            state, reason = S.CANCELLED, task.cancel_requested
+            state = S.INTERRUPTED if task.key in self._interrupting else S.CANCELLED
+            reason = self.masker.mask(task.cancel_requested)
         elif ok:
             state = S.SUCCEEDED
-        elif task.auto_retries < step.retries and not self._closing:
+        elif task.auto_retries < step.retries and not self._closing \
+                and not self.is_excluded(task.host):
             task.auto_retries += 1
-            delay = step.retry_delay * step.retry_backoff ** (task.auto_retries - 1)
+            delay = retry_delay(step.retry_delay, step.retry_backoff, task.auto_retries)
             attempt.state, attempt.reason = S.FAILED, reason
             task.outputs = Outputs("failed", task.exit_code, tail)
             self._set(task, S.RETRYING,
@@ -749,7 +838,8 @@ class Run(RunActions):
             from console.executors.ssh import ssh_executor_factory
 
             self._ssh_factory = ssh_executor_factory(
-                self.workflow, accept_new_host_keys=self.options.accept_new_host_keys)
+                self.workflow, accept_new_host_keys=self.options.accept_new_host_keys,
+                ask_host_key=self.ask_host_key)
         return self._ssh_factory(host)
 
     def _executor(self, host: str) -> Executor:
@@ -791,8 +881,10 @@ class Run(RunActions):
         cwd = step.cwd
         if cwd and templating.needs_render(cwd):
             cwd = templating.render_value(cwd, context or self._context(task))
-        shell = step.shell
-        return CommandRequest(task.step, self.workflow.host(task.host), command, shell, env, cwd)
+        host = self.workflow.host(step.command_host(task.host))
+        if cwd and host.is_local:
+            cwd = local_cwd(cwd, self.workflow)
+        return CommandRequest(task.step, host, command, step.shell, env, cwd, tag=new_tag())
 
     def preview_command(self, step: str, host: str) -> str:
         """The command of ``step`` on ``host`` with secrets masked: the last attempt's, else
@@ -813,9 +905,15 @@ class Run(RunActions):
             if waiting:
                 return self.masker.mask(f"{source}\n# rendered once {', '.join(waiting)} ran")
         try:
-            return self.masker.mask(self._render(task, definition))
+            return self._shown(task, definition)
         except templating.TemplateError as exc:
             return self.masker.mask(f"{definition.run or ''}\n# not rendered yet: {exc}")
+
+    def _shown(self, task: Task, step: Step, rendered: str | None = None) -> str:
+        """The command as shown and stored: rendered with placeholders, masked."""
+        source = step.run or ""
+        context = self._context(task) if templating.needs_render(source) else {}
+        return shown_command(source, context, self.placeholders, self.masker, rendered)
 
     def _render(self, task: Task, step: Step) -> str:
         source = step.run or ""
@@ -947,7 +1045,7 @@ class Run(RunActions):
         self.options.params.update(params)
         if secrets:
             self.options.secrets.update(secrets)
-            self.masker = templating.Masker(self.options.secrets.values())
+            self._secrets_changed()
         return None
 
     def reload_failed(self, error: str) -> ReloadEvent:
@@ -956,15 +1054,38 @@ class Run(RunActions):
         self._emit(event)
         return event
 
-    def interrupt(self) -> None:
-        """Ctrl-C: end every running task's process tree and stop; nothing new starts."""
+    def interrupt(self, reason: str = "stopped by Ctrl-C") -> None:
+        """Ctrl-C or SIGTERM: end every running task's process tree and stop; nothing new
+        starts. Unlike :meth:`close` (an operator's cancel), the run stays resumable: the
+        tasks it stopped end ``interrupted`` (``reason``), the tasks that had not started
+        keep their state, and the run ends ``interrupted``."""
         if self._closing:
             return
         self._interrupted = True
-        self.close()
+        self._closing = True
+        self._ready.clear()
+        for task in self.tasks.values():
+            if task.state is S.RETRYING and task.runner is None:
+                self._set(task, S.INTERRUPTED, reason)
+            elif task.state in (S.RUNNING, S.RETRYING) and not task.cancel_requested:
+                self._interrupting[task.key] = reason
+                self._cancel_task(task, reason)
+        self._wake.set()
+
+    def halt(self, reason: str) -> None:
+        """The history cannot be written: nothing new starts, the running tasks finish,
+        then the run ends ``failed`` (never reported as a success)."""
+        if self._halted is None:
+            self._halted = reason
+            self._ready.clear()
+            self._wake.set()
 
     def close(self) -> None:
-        """Stop scheduling; cancel what runs or waits. ``execute`` returns when it is over."""
+        """Stop scheduling; cancel what runs or waits. ``execute`` returns when it is over.
+        After :meth:`interrupt` it changes nothing more (the run stays resumable)."""
+        if self._interrupted:
+            self._wake.set()
+            return
         self._closing = True
         self._ready.clear()
         for task in self.tasks.values():
@@ -973,6 +1094,16 @@ class Run(RunActions):
             elif task.state in (S.PENDING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR):
                 self._set(task, S.CANCELLED, "run cancelled")
         self._wake.set()
+
+
+def local_cwd(cwd: str, workflow: Workflow) -> str:
+    """A local task's ``cwd``: ``~`` expanded; a relative one is relative to the workflow
+    file's folder (as ``file`` secrets and inventories are), not to baton's own working
+    directory. A remote host's ``cwd`` is left to the remote shell (relative to its home)."""
+    path = os.path.expanduser(cwd)
+    if os.path.isabs(path) or workflow.path is None:
+        return path
+    return os.path.join(os.path.dirname(os.path.abspath(workflow.path)), path)
 
 
 def _started(task: Task) -> bool:

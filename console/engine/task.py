@@ -28,6 +28,14 @@ class Attempt:
     signal: int | None = None
     state: TaskState | None = None
     reason: str | None = None
+    tag: str = ""
+    """Put in the environment of every process of the attempt (BATON_ATTEMPT)."""
+    pid: int | None = None
+    """The shell's pid once started (locally; the remote process group over SSH)."""
+    pid_start: float | None = None
+    """The shell's start time (clock ticks since boot): tells a reused pid apart."""
+    sid: int | None = None
+    """The shell's session id."""
 
     @property
     def duration(self) -> float | None:

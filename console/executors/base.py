@@ -8,7 +8,7 @@ raw and unmasked: the run masks secrets before anything else sees them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -31,6 +31,9 @@ class CommandRequest:
     shell: str = "/bin/sh"
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
+    tag: str = ""
+    """The attempt's tag, put in the environment of everything it starts (see
+    :mod:`console.executors.containment`); the executor makes one when empty."""
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,26 @@ class Executor(Protocol):
     async def close(self) -> None:
         """Release connections and helpers at the end of the run."""
         ...
+
+
+@dataclass(frozen=True)
+class HostKeyQuestion:
+    """An SSH host presents a key that no known_hosts file vouches for (and none
+    contradicts: a changed key is refused without a question). Whoever answers (the
+    console's dialog) decides whether to trust it; trusted, it is recorded in
+    ``known_hosts`` as ``--accept-new-host-keys`` would."""
+
+    host: str
+    """The workflow's host name."""
+    label: str
+    """What OpenSSH records: ``address`` or ``[address]:port``."""
+    key_type: str
+    """e.g. ``ssh-ed25519``."""
+    fingerprint: str
+    """``SHA256:…``, as ``ssh-keygen -lf`` prints it."""
+    known_hosts: str
+    """The file it would be recorded in."""
+
+
+HostKeyAsker = Callable[[HostKeyQuestion], Awaitable[bool]]
+"""Asks an operator about an unknown host key; True trusts (and records) it."""

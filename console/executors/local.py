@@ -1,24 +1,33 @@
 """Run a task's script on this machine.
 
-The script goes to the shell through an inherited file descriptor (a memfd, or an
-unlinked temporary file where memfd is missing), never through argv or stdin: it may
-hold secrets, which must not show up in ``ps`` (/proc/*/cmdline), and stdin stays
-/dev/null so a command that reads stdin cannot swallow the rest of the script. The shell
-sees its script as ``/dev/fd/N`` (that is also its ``$0``).
+The script goes to the shell through a file descriptor (a memfd, or an unlinked
+temporary file where memfd is missing), never through argv: it may hold secrets, which
+must not show up in ``ps`` (/proc/*/cmdline). A POSIX shell (sh, bash, dash, zsh, ksh …)
+gets it as stdin, reads all of it, replaces stdin with /dev/null (closing the script)
+and only then runs it (:data:`BOOT`): no process the step starts can read the script
+back, not even through ``/proc/<shell>/fd``, and a command that reads stdin reads
+/dev/null. Another interpreter is given an inherited descriptor as ``/dev/fd/N`` (and
+stdin /dev/null).
 
-Each attempt runs in its own session and process group, so cancelling it can end the
-whole tree (see :mod:`console.executors.proctree`).
+Each attempt runs in its own session and process group, and carries a tag in its
+environment (:mod:`console.executors.containment`), so cancelling it can end the whole
+tree, daemons that left the session included (see :mod:`console.executors.proctree`).
+An attempt ends when its shell has exited and its output pipes are closed; when
+something the shell started still holds them :data:`LEFTOVER_GRACE` seconds after the
+shell exited, the attempt ends anyway, its log names those processes, and they are
+ended when the run ends (:meth:`LocalExecutor.close`).
 
 Spawning is the hot path of a big DAG (a 1,000-step graph of ``true`` is mostly spawns),
-so on Linux an attempt is two non-blocking pipes read straight from the event loop, the
-shell reaped when both close (a pidfd is watched only if it outlives them): no
-transports, protocols or tasks per process, no threads, no psutil on the happy path.
-Elsewhere (no pidfd) the same contract is kept with asyncio's subprocess transports.
+so on Linux an attempt is two non-blocking pipes and a pidfd read straight from the
+event loop: no transports, protocols or tasks per process, no threads, no psutil on the
+happy path. Elsewhere (no pidfd) the same contract is kept with asyncio's subprocess
+transports.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import shutil
@@ -31,10 +40,39 @@ from console.executors.base import (
     OutputCallback,
     Stream,
 )
+from console.executors.containment import (
+    TAG_ENV,
+    describe,
+    enable_subreaper,
+    new_tag,
+    tagged_pids,
+)
 from console.executors.lines import LineSplitter
 from console.executors.spawn import Child, spawn
 
 DEFAULT_SHELL = "/bin/sh"
+
+POSIX_SHELLS = frozenset({"sh", "ash", "dash", "bash", "ksh", "mksh", "zsh", "yash",
+                          "busybox"})
+"""Interpreters given :data:`BOOT` (``-c``); any other gets the script as ``/dev/fd/N``."""
+
+BOOT = ('__baton_s=$({cat}) || exit 126\n'
+        'eval "exec </dev/null; unset __baton_s; $__baton_s"')
+"""The shell's stdin is the script: read it all, make stdin /dev/null (which closes the
+script), forget the variable, run the script."""
+
+BOOT_SMALL = ('__baton_s=; while IFS= read -r __baton_l; do __baton_s="$__baton_s$__baton_l\n'
+              '"; done; __baton_s="$__baton_s$__baton_l"\n'
+              'eval "exec </dev/null; unset __baton_s __baton_l; $__baton_s"')
+"""The same with the shell's own ``read``: no ``cat`` to start (most of a short step's
+cost), but a byte per system call, so only for short scripts (:data:`SMALL_SCRIPT`)."""
+
+SMALL_SCRIPT = 1024
+"""Scripts up to this many bytes are read with :data:`BOOT_SMALL`."""
+
+LEFTOVER_GRACE = 2.0
+"""Seconds an attempt waits, after its shell exited, for what it started to close the
+output pipes; then the attempt ends and those processes are named in its log."""
 
 
 @functools.cache
@@ -49,6 +87,24 @@ def pidfd_works() -> bool:
     return True
 
 
+@functools.cache
+def _cat() -> str | None:
+    found = shutil.which("cat", path=os.defpath + os.pathsep + os.environ.get("PATH", ""))
+    return found if found and "'" not in found else None
+
+
+def shell_argv(shell: str, fd: int, name: str, size: int = 0) -> tuple[list[str], bool]:
+    """The argv that makes ``shell`` run the ``size``-byte script on descriptor ``fd``,
+    and whether the script goes to its stdin (True) or stays inherited as ``fd``."""
+    if os.path.basename(shell) in POSIX_SHELLS:
+        if size <= SMALL_SCRIPT:
+            return [shell, "-c", BOOT_SMALL, name], True
+        cat = _cat()
+        if cat is not None:
+            return [shell, "-c", BOOT.format(cat=f"'{cat}'"), name], True
+    return [shell, f"/dev/fd/{fd}"], False
+
+
 READ_SIZE = 256 * 1024
 """Bytes per read of an output pipe (what asyncio's pipe transports use)."""
 
@@ -56,18 +112,25 @@ READ_SIZE = 256 * 1024
 class LocalExecution:
     """One running (or failed-to-start) attempt on the local machine.
 
-    ``done`` resolves once the shell has exited and both output pipes are closed (a
-    background child still holding them keeps the attempt open, as a terminal would).
+    ``done`` resolves once the shell has exited and both output pipes are closed, or
+    :data:`LEFTOVER_GRACE` s after the shell exited while something else still held them
+    (see the module docstring), or when :meth:`terminate` has done what it could.
     """
 
     def __init__(self, pid: int | None = None, done: asyncio.Future[None] | None = None,
-                 error: str | None = None) -> None:
+                 error: str | None = None, tag: str = "",
+                 executor: LocalExecutor | None = None) -> None:
         self._pid = pid
         self._done = done
         self._error = error
+        self.tag = tag
+        self._executor = executor
         self.returncode: int | None = None
         """The shell's exit code, or minus the signal that ended it; None while it runs."""
         self._killing: asyncio.Future[None] | None = None
+        self._watch: _PidfdWatch | _OutputProtocol | None = None
+        self.left: list[int] = []
+        """Processes still running when the attempt ended (named in its log)."""
 
     @classmethod
     def failed(cls, error: str) -> LocalExecution:
@@ -75,7 +138,7 @@ class LocalExecution:
 
     @property
     def pid(self) -> int | None:
-        """The shell's pid (also its process group id); None if it never started."""
+        """The shell's pid (also its process group and session id); None if it never started."""
         return self._pid
 
     async def wait(self) -> ExitStatus:
@@ -84,34 +147,72 @@ class LocalExecution:
         # Shielded: a waiter being cancelled must not cancel the attempt's bookkeeping.
         await asyncio.shield(self._done)
         code = self.returncode
-        if code is None:  # cannot happen once done; be explicit rather than lie
-            return ExitStatus(exit_code=None, error="exit status unknown")
+        if code is None:
+            return ExitStatus(exit_code=None, error="the shell could not be ended (still "
+                              f"running as pid {self._pid})")
         if code < 0:
             return ExitStatus(exit_code=None, signal=-code)
         return ExitStatus(exit_code=code)
 
     async def terminate(self, grace: float = GRACE_SECONDS) -> None:
-        """TERM the whole tree, KILL what is left after ``grace`` s. Idempotent."""
+        """TERM the whole tree, KILL what is left after ``grace`` s; then the attempt ends
+        whatever holds its pipes. Idempotent."""
         if self._done is None or self._done.done():
             return
         if self._killing is None:
-            # Once the shell has exited its pid may be reused: only its group (still
-            # holding our pipes open, or `done` would be set) is signalled then.
-            root = self._pid if self.returncode is None else None
-            self._killing = asyncio.ensure_future(_kill_tree(root, self._pid, grace))
+            self._killing = asyncio.ensure_future(self._kill(grace))
         await asyncio.shield(self._killing)
+
+    async def _kill(self, grace: float) -> None:
+        # Once the shell has exited its pid may be reused: only its group (still
+        # holding our pipes open, or `done` would be set) and its tag are signalled then.
+        root = self._pid if self.returncode is None else None
+        left = await _kill_tree(root, self._pid, grace, frozenset({self.tag} - {""}))
+        if self._done is None:
+            return
+        if not self._done.done():
+            # The tree is gone (or as gone as it gets): give the exit and the last output
+            # a moment to arrive through the loop, then end the attempt whatever holds
+            # the pipes (a process we may not signal, one stuck in the kernel).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._done), 1.0)
+        if self._watch is not None and not self._done.done():
+            if left:
+                self._watch.say(f"baton: could not end {describe(left)}")
+            self._watch.abandon([])
+
+    def _leftovers(self) -> list[int]:
+        """What of this attempt still runs after its shell exited (its group, its tag)."""
+        pids = set(tagged_pids({self.tag} if self.tag else set()))
+        if self._pid is not None:
+            for pid in _group(self._pid):
+                pids.add(pid)
+        pids.discard(self._pid or -1)
+        return sorted(pids)
+
+    def _finished(self) -> None:
+        done = self._done
+        if done is not None and not done.done():
+            done.set_result(None)
+
+
+def _group(pgid: int) -> list[int]:
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.getpgid(int(name)) == pgid:
+                    out.append(int(name))
+            except OSError:
+                continue
+    return out
 
 
 class _PidfdWatch:
-    """Reads both pipes and reaps the shell from event-loop callbacks (Linux).
+    """Reads both pipes and reaps the shell from event-loop callbacks (Linux)."""
 
-    The shell is usually gone by the time both pipes are closed: then it is reaped at
-    once, and a pidfd is opened and watched only when it is still running (a background
-    child closed its output, or the shell closed both before exiting).
-    """
-
-    __slots__ = ("_add_reader", "_execution", "_on_output", "_pending", "_process",
-                 "_remove_reader")
+    __slots__ = ("_add_reader", "_execution", "_fds", "_grace", "_on_output", "_pidfd",
+                 "_process", "_remove_reader")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, execution: LocalExecution,
                  process: Child | subprocess.Popen[bytes], stdout: int, stderr: int,
@@ -123,54 +224,98 @@ class _PidfdWatch:
         self._execution = execution
         self._process = process
         self._on_output = on_output
-        self._pending = 2
+        self._grace: asyncio.TimerHandle | None = None
+        self._fds: dict[int, tuple[Stream, LineSplitter]] = {}
         for fd, stream in ((stdout, "stdout"), (stderr, "stderr")):
             os.set_blocking(fd, False)
-            self._add_reader(fd, self._readable, fd, stream, LineSplitter())
+            self._fds[fd] = (stream, LineSplitter())
+            self._add_reader(fd, self._readable, fd)
+        self._pidfd: int | None = os.pidfd_open(process.pid)
+        self._add_reader(self._pidfd, self._exited)
 
-    def _readable(self, fd: int, stream: Stream, lines: LineSplitter) -> None:
+    def _readable(self, fd: int) -> None:
         try:
             data = os.read(fd, READ_SIZE)
         except BlockingIOError:
             return
         except OSError:
             data = b""
+        stream, lines = self._fds[fd]
         if data:
             text = lines.feed(data)
             if text is not None:
                 self._on_output(stream, text)
             return
+        self._close(fd)
+        if not self._fds and self._execution.returncode is not None:
+            self._end()
+
+    def _close(self, fd: int) -> None:
+        stream, lines = self._fds.pop(fd)
         self._remove_reader(fd)
         os.close(fd)
         text = lines.flush()
         if text is not None:
             self._on_output(stream, text)
-        self._pending -= 1
-        if not self._pending:
-            self._reap(os.WNOHANG)
+
+    def _exited(self) -> None:
+        if self._pidfd is not None:
+            self._remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        self._reap(0)
+        if not self._fds:
+            self._end()
+        elif self._grace is None:
+            loop = asyncio.get_running_loop()
+            self._grace = loop.call_later(LEFTOVER_GRACE, self._leftover)
 
     def _reap(self, flags: int) -> None:
+        if self._execution.returncode is not None:
+            return
         pid = self._process.pid
         try:
             reaped, status = os.waitpid(pid, flags)
         except ChildProcessError:
             reaped, status = pid, -1  # reaped elsewhere
-        if not reaped:  # still running: nobody else reaps it, so its pid stays valid
-            pidfd = os.pidfd_open(pid)
-            self._add_reader(pidfd, self._exited, pidfd)
+        if not reaped:
             return
         code = 255 if status == -1 else os.waitstatus_to_exitcode(status)  # 255: asyncio's
         # A Popen must know: one it thinks is running would be reaped again by the
         # subprocess module's cleanup of lost children.
         self._process.returncode = self._execution.returncode = code
-        done = self._execution._done
-        if done is not None and not done.done():
-            done.set_result(None)
 
-    def _exited(self, pidfd: int) -> None:
-        self._remove_reader(pidfd)
-        os.close(pidfd)
-        self._reap(0)
+    def _leftover(self) -> None:
+        self._grace = None
+        if self._fds:
+            self.abandon(self._execution._leftovers())
+
+    def say(self, text: str) -> None:
+        self._on_output("stderr", text)
+
+    def abandon(self, left: list[int]) -> None:
+        """Stop reading (whatever holds the pipes) and end the attempt."""
+        if left:
+            self._execution.left = left
+            self.say(f"baton: still running after the step's shell exited: {describe(left)}"
+                     "; ended when the run ends")
+            if self._execution._executor is not None:
+                self._execution._executor.leftover(self._execution)
+        for fd in list(self._fds):
+            self._close(fd)
+        if self._pidfd is not None and self._execution.returncode is None:
+            self._reap(os.WNOHANG)
+        self._end()
+
+    def _end(self) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        if self._pidfd is not None and self._execution.returncode is not None:
+            self._remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        self._execution._finished()
 
 
 class _OutputProtocol(asyncio.SubprocessProtocol):
@@ -181,6 +326,7 @@ class _OutputProtocol(asyncio.SubprocessProtocol):
         self._on_output = on_output
         self._lines = {1: ("stdout", LineSplitter()), 2: ("stderr", LineSplitter())}
         self._transport: asyncio.SubprocessTransport | None = None
+        self._grace: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -202,14 +348,36 @@ class _OutputProtocol(asyncio.SubprocessProtocol):
         # asyncio reports before connection_lost.
         if self._transport is not None:
             self._execution.returncode = self._transport.get_returncode()
+            loop = asyncio.get_running_loop()
+            self._grace = loop.call_later(LEFTOVER_GRACE, self._leftover)
+
+    def _leftover(self) -> None:
+        self._grace = None
+        if not self._execution._done or self._execution._done.done():
+            return
+        self.abandon(self._execution._leftovers())
+
+    def say(self, text: str) -> None:
+        self._on_output("stderr", text)
+
+    def abandon(self, left: list[int]) -> None:
+        if left:
+            self._execution.left = left
+            self.say(f"baton: still running after the step's shell exited: {describe(left)}"
+                     "; ended when the run ends")
+            if self._execution._executor is not None:
+                self._execution._executor.leftover(self._execution)
+        if self._transport is not None:
+            self._transport.close()
+        self._execution._finished()
 
     def connection_lost(self, exc: Exception | None) -> None:
         # asyncio calls this once the process has exited AND both pipes are closed.
+        if self._grace is not None:
+            self._grace.cancel()
         if self._transport is not None:
             self._transport.close()  # marks it closed: no ResourceWarning when collected
-        done = self._execution._done
-        if done is not None and not done.done():
-            done.set_result(None)
+        self._execution._finished()
 
 
 class LocalExecutor:
@@ -220,8 +388,18 @@ class LocalExecutor:
     direct_spawn: bool | None = None
     """None: :mod:`console.executors.spawn` decides; False: always Popen (tests)."""
 
+    def __init__(self) -> None:
+        enable_subreaper()
+        self._leftovers: list[LocalExecution] = []
+
+    def leftover(self, execution: LocalExecution) -> None:
+        """Remember an attempt whose processes outlived it: :meth:`close` ends them."""
+        self._leftovers.append(execution)
+
     async def start(self, request: CommandRequest, on_output: OutputCallback) -> LocalExecution:
-        env = os.environ | request.env if request.env else None
+        tag = request.tag or new_tag()
+        env = os.environ | request.env if request.env else dict(os.environ)
+        env[TAG_ENV] = tag
         cwd = None
         if request.cwd:
             cwd = os.path.expanduser(request.cwd)
@@ -232,7 +410,7 @@ class LocalExecutor:
         if os.sep in shell:
             shell = os.path.expanduser(shell)
         else:
-            found = shutil.which(shell, path=(env or os.environ).get("PATH", os.defpath))
+            found = shutil.which(shell, path=env.get("PATH", os.defpath))
             if found is None:
                 return LocalExecution.failed(f"cannot start {shell}: not found on PATH")
             shell = found
@@ -242,8 +420,9 @@ class LocalExecutor:
             return LocalExecution.failed(f"cannot hand the script to {shell}: {exc}")
         use_pidfd = self.use_pidfd if self.use_pidfd is not None else pidfd_works()
         launch = _spawn_pidfd if use_pidfd else _spawn_transport
+        argv, on_stdin = shell_argv(shell, fd, request.step or "baton", len(request.script))
         try:
-            return await launch([shell, f"/dev/fd/{fd}"], env, cwd, fd, on_output)
+            execution = await launch(argv, env, cwd, fd, on_stdin, on_output)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             if cwd is not None and exc.filename == cwd:
@@ -253,19 +432,29 @@ class LocalExecutor:
             return LocalExecution.failed(f"cannot start {shell}: {exc}")
         finally:
             os.close(fd)
+        execution.tag = tag
+        execution._executor = self
+        return execution
 
     async def close(self) -> None:
-        """Nothing to release: every attempt owns its own process."""
+        """End what attempts of this executor left running (see the module docstring)."""
+        leftovers, self._leftovers = self._leftovers, []
+        for execution in leftovers:
+            await _kill_tree(None, execution.pid, 1.0,
+                             frozenset({execution.tag} - {""}) | frozenset())
 
 
 async def _spawn_pidfd(argv: list[str], env: dict[str, str] | None, cwd: str | None,
-                       script_fd: int, on_output: OutputCallback) -> LocalExecution:
+                       script_fd: int, on_stdin: bool,
+                       on_output: OutputCallback) -> LocalExecution:
     loop = asyncio.get_running_loop()
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
-        process = spawn(argv, stdin=_devnull(), stdout=out_write, stderr=err_write, env=env,
-                        cwd=cwd, keep_fd=script_fd, direct=LocalExecutor.direct_spawn)
+        process = spawn(argv, stdin=script_fd if on_stdin else _devnull(), stdout=out_write,
+                        stderr=err_write, env=env, cwd=cwd,
+                        keep_fd=None if on_stdin else script_fd,
+                        direct=LocalExecutor.direct_spawn)
     except BaseException:
         os.close(out_read)
         os.close(err_read)
@@ -274,19 +463,22 @@ async def _spawn_pidfd(argv: list[str], env: dict[str, str] | None, cwd: str | N
         os.close(out_write)
         os.close(err_write)
     execution = LocalExecution(process.pid, loop.create_future())
-    _PidfdWatch(loop, execution, process, out_read, err_read, on_output)
+    execution._watch = _PidfdWatch(loop, execution, process, out_read, err_read, on_output)
     return execution
 
 
 async def _spawn_transport(argv: list[str], env: dict[str, str] | None, cwd: str | None,
-                           script_fd: int, on_output: OutputCallback) -> LocalExecution:
+                           script_fd: int, on_stdin: bool,
+                           on_output: OutputCallback) -> LocalExecution:
     loop = asyncio.get_running_loop()
     execution = LocalExecution(None, loop.create_future())
+    protocol = _OutputProtocol(execution, on_output)
     transport, _ = await loop.subprocess_exec(
-        lambda: _OutputProtocol(execution, on_output), *argv, stdin=subprocess.DEVNULL,
+        lambda: protocol, *argv, stdin=script_fd if on_stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
-        pass_fds=(script_fd,), start_new_session=True)
+        pass_fds=() if on_stdin else (script_fd,), start_new_session=True)
     execution._pid = transport.get_pid()
+    execution._watch = protocol
     return execution
 
 
@@ -317,8 +509,9 @@ def _script_fd(script: str) -> int:
     return fd
 
 
-async def _kill_tree(pid: int | None, pgid: int | None, grace: float) -> None:
+async def _kill_tree(pid: int | None, pgid: int | None, grace: float,
+                     tags: frozenset[str] = frozenset()) -> list[int]:
     """psutil is imported only when something must be killed (it costs 40 ms at start-up)."""
     from console.executors.proctree import kill_tree
 
-    await kill_tree(pid, pgid, grace)
+    return await kill_tree(pid, pgid, grace, tags)

@@ -39,12 +39,13 @@ class Child:
 
 
 def spawn(argv: list[str], *, stdin: int, stdout: int, stderr: int,
-          env: Mapping[str, str] | None, cwd: str | None, keep_fd: int,
+          env: Mapping[str, str] | None, cwd: str | None, keep_fd: int | None,
           direct: bool | None = None) -> Child | subprocess.Popen[bytes]:
     """Start ``argv`` (``argv[0]`` a path); the caller reaps it and sets ``returncode``."""
     if not (DIRECT if direct is None else direct):
         return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env,
-                                cwd=cwd, pass_fds=(keep_fd,), start_new_session=True)
+                                cwd=cwd, pass_fds=() if keep_fd is None else (keep_fd,),
+                                start_new_session=True)
     sys.audit("subprocess.Popen", argv[0], argv, cwd, env)
     args = [os.fsencode(arg) for arg in argv]
     env_list = None
@@ -63,10 +64,11 @@ def spawn(argv: list[str], *, stdin: int, stdout: int, stderr: int,
         errpipe_write = os.dup(errpipe_write)
     for fd in low:
         os.close(fd)
+    keep = {errpipe_write} if keep_fd is None else {keep_fd, errpipe_write}
     try:
         try:
             pid = _posixsubprocess.fork_exec(  # type: ignore[union-attr]
-                args, (args[0],), True, tuple(sorted({keep_fd, errpipe_write})), cwd,
+                args, (args[0],), True, tuple(sorted(keep)), cwd,
                 env_list, stdin, -1, -1, stdout, -1, stderr, errpipe_read, errpipe_write,
                 True, True, -1, None, None, None, -1, None, True)
         finally:

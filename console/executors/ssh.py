@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import contextvars
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +30,22 @@ from typing import Any
 
 import asyncssh
 
-from console.executors.base import GRACE_SECONDS, CommandRequest, ExitStatus, OutputCallback
+from console.executors.base import (
+    GRACE_SECONDS,
+    CommandRequest,
+    ExitStatus,
+    HostKeyAsker,
+    HostKeyQuestion,
+    OutputCallback,
+)
+from console.executors.containment import new_tag
+from console.executors.ssh_config import (
+    Resolved,
+    config_paths,
+    expand_proxy_command,
+    jump_destination,
+    resolve,
+)
 from console.executors.ssh_hostkeys import HostKeyPolicy, KnownHosts, Verdict, describe
 from console.executors.ssh_shell import (
     BOOT_COMMAND,
@@ -62,6 +77,11 @@ def _setup_limit() -> asyncio.Semaphore:
     return limit
 
 
+_JUMP_CHAIN: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "baton_jump_chain", default=())
+"""Hosts whose connection is waiting for the jump being opened (to refuse loops)."""
+
+
 class SSHError(Exception):
     """A connection problem; ``str()`` is the one-line reason, naming the host."""
 
@@ -82,6 +102,8 @@ class SSHContext:
     """Overrides ``defaults.connect_timeout`` when set."""
     keepalive_interval: float = KEEPALIVE_INTERVAL
     max_sessions: int = MAX_SESSIONS
+    ask_host_key: HostKeyAsker | None = None
+    """Asked about an unknown host key (when not accepted anyway); None refuses it."""
     policy: HostKeyPolicy = field(init=False)
     connectors: dict[str, Connector] = field(init=False, default_factory=dict)
     users: int = field(init=False, default=0)
@@ -103,6 +125,15 @@ class SSHContext:
             await connector.close()
 
 
+class _UnknownKey(SSHError):
+    """A host key no known_hosts vouches for, with what is needed to ask about it."""
+
+    def __init__(self, reason: str, verdict: Verdict, known_hosts: KnownHosts) -> None:
+        super().__init__(reason)
+        self.verdict = verdict
+        self.known_hosts = known_hosts
+
+
 class _Client(asyncssh.SSHClient):
     """Judges host keys asyncssh does not trust and notices a lost connection."""
 
@@ -114,8 +145,11 @@ class _Client(asyncssh.SSHClient):
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
         verdict = self._known_hosts.judge(host, addr, port, key)
-        if verdict.kind == "unknown" and self._connector.context.policy.accept_new:
+        policy = self._connector.context.policy
+        if verdict.kind == "unknown" and policy.accept_new:
             self._known_hosts.record(host, port, key)
+            policy.notices.append(f"baton: permanently added the host key of {verdict.label} "
+                                  f"({verdict.fingerprint}) to {self._known_hosts.path}")
             return True
         self.verdict = verdict
         return False
@@ -137,16 +171,19 @@ class Connector:
         self._idle: list[ControlSession] = []
         self._slots = asyncio.Semaphore(context.max_sessions)
         self._closed = False
+        self.resolved: Resolved | None = None
 
     # -- the connection
 
     def _settings(self) -> dict[str, Any]:
-        host, defaults = self.host, self.context.defaults
-        port = host.port or (defaults.port if defaults.port != 22 else None)
-        user = host.user or defaults.user
-        identity = host.identity or defaults.identity
+        host = self.host
+        try:
+            resolved = self.resolved = resolve(host, self.context.defaults,
+                                               self.context.ssh_config)
+        except ValueError as exc:
+            raise SSHError(str(exc)) from None
         options: dict[str, Any] = {
-            "config": self.context.ssh_config,
+            "config": config_paths(self.context.ssh_config),
             "connect_timeout": self.timeout,
             "keepalive_interval": self.context.keepalive_interval,
             "keepalive_count_max": KEEPALIVE_COUNT_MAX,
@@ -155,16 +192,13 @@ class Connector:
             "kbdint_auth": False,
             "gss_auth": False,
             "host_based_auth": False,
+            "port": resolved.port,
+            "username": resolved.user,
+            # existing files only (OpenSSH skips missing ones); [] = default keys + agent
+            "client_keys": list(resolved.identities),
+            "proxy_command": (expand_proxy_command(resolved.proxy_command, resolved)
+                              if resolved.proxy_command and not resolved.jump else None),
         }
-        if port:
-            options["port"] = port
-        if user:
-            options["username"] = user
-        if identity:
-            path = os.path.expanduser(identity)
-            if not os.path.isfile(path):
-                raise SSHError(f"{host.name}: identity file {identity} not found")
-            options["client_keys"] = [path]
         return options
 
     @property
@@ -173,7 +207,9 @@ class Connector:
 
     @property
     def label(self) -> str:
-        port = self.host.port or self.context.defaults.port
+        if self.resolved is not None:
+            return f"{self.resolved.hostname}:{self.resolved.port}"
+        port = self.host.port or self.context.defaults.port or 22
         return f"{self.host.address}:{port}"
 
     async def connection(self) -> asyncssh.SSHClientConnection:
@@ -182,27 +218,53 @@ class Connector:
                 return self._conn
             if self._closed:
                 raise SSHError(f"{self.host.name}: the run's SSH connections are closed")
-            tunnel: Any = ()
-            if self.host.jump:
-                tunnel = await self._jump()
-            async with _setup_limit():
-                self._conn = await self._open(tunnel)
+            settings = self._settings()
+            tunnel: Any = None
+            if self.resolved is not None and self.resolved.jump:
+                tunnel = await self._jump(self.resolved.jump)
+            try:
+                async with _setup_limit():
+                    self._conn = await self._open(tunnel, settings)
+            except _UnknownKey as unknown:  # ask outside the setup limit: it may take long
+                if not await self._trust(unknown):
+                    raise SSHError(str(unknown)) from None
+                async with _setup_limit():
+                    self._conn = await self._open(tunnel, settings)
             return self._conn
 
-    async def _jump(self) -> asyncssh.SSHClientConnection:
-        jump = self.host.jump or ""
-        jump_host = self.context.hosts.get(jump)
-        if jump_host is None:
-            raise SSHError(f"{self.host.name}: jump host '{jump}' is not a declared host")
+    async def _trust(self, unknown: _UnknownKey) -> bool:
+        """Ask the operator about an unknown key; trusted, it is recorded like
+        ``--accept-new-host-keys`` does (a changed key never gets here)."""
+        ask, verdict = self.context.ask_host_key, unknown.verdict
+        if ask is None or verdict.key is None:
+            return False
+        question = HostKeyQuestion(self.host.name, verdict.label, verdict.key_type,
+                                   verdict.fingerprint, str(unknown.known_hosts.path))
+        if not await ask(question):
+            return False
+        unknown.known_hosts.record(verdict.host, verdict.port, verdict.key)
+        return True
+
+    async def _jump(self, spec: str) -> asyncssh.SSHClientConnection:
+        try:
+            jump_host = jump_destination(spec, self.host, self.context.hosts, self.resolved)
+        except ValueError as exc:
+            raise SSHError(str(exc)) from None
         if jump_host.name == self.host.name:
             raise SSHError(f"{self.host.name}: a host cannot be its own jump host")
+        chain = _JUMP_CHAIN.get()
+        if jump_host.name in chain:  # e.g. ssh_config's `Host *` + ProxyJump on the bastion
+            loop = " -> ".join((*chain, self.host.name, jump_host.name))
+            raise SSHError(f"{self.host.name}: jump hosts loop: {loop}")
+        token = _JUMP_CHAIN.set((*chain, self.host.name))
         try:
             return await self.context.connector(jump_host).connection()
         except SSHError as exc:
             raise SSHError(f"{self.host.name}: via jump host {exc}") from None
+        finally:
+            _JUMP_CHAIN.reset(token)
 
-    async def _open(self, tunnel: Any) -> asyncssh.SSHClientConnection:
-        settings = self._settings()
+    async def _open(self, tunnel: Any, settings: dict[str, Any]) -> asyncssh.SSHClientConnection:
         known_hosts = self.context.policy.file(self.host.known_hosts
                                                or self.context.defaults.known_hosts)
         client = _Client(self, known_hosts)
@@ -211,7 +273,12 @@ class Connector:
                 self.host.address, tunnel=tunnel, known_hosts=known_hosts.lookup,
                 client_factory=lambda: client, **settings)
         except Exception as exc:  # every failure becomes one line naming the host
-            raise SSHError(self._reason(exc, client, known_hosts)) from None
+            reason = self._reason(exc, client, known_hosts)
+            verdict = client.verdict
+            if (isinstance(exc, asyncssh.HostKeyNotVerifiable) and verdict is not None
+                    and verdict.kind == "unknown" and self.context.ask_host_key is not None):
+                raise _UnknownKey(reason, verdict, known_hosts) from None
+            raise SSHError(reason) from None
         self._client = client
         return conn
 
@@ -222,8 +289,11 @@ class Connector:
                 return describe(client.verdict, known_hosts, name)
             return f"{name}: host key of {label} refused: {exc.reason}"
         if isinstance(exc, asyncssh.PermissionDenied):
+            missing = self.resolved.missing if self.resolved is not None else []
+            skipped = "".join(f"; ssh_config IdentityFile {path} does not exist"
+                              for path in missing)
             return (f"{name}: authentication failed at {label} (public key only; "
-                    "password prompts are disabled)")
+                    f"password prompts are disabled{skipped})")
         if isinstance(exc, ConnectionRefusedError):
             return f"{name}: connection refused by {label}"
         if isinstance(exc, TimeoutError):
@@ -302,6 +372,8 @@ class SSHExecution:
         self._remote: RemoteTask | None = None
         self._session: ControlSession | None = None
         self._killing: asyncio.Future[None] | None = None
+        self.tag = request.tag or new_tag()
+        """Exported as ``BATON_ATTEMPT`` to everything the task starts on the host."""
         self._job = asyncio.ensure_future(self._run())
 
     @property
@@ -311,7 +383,8 @@ class SSHExecution:
     async def _run(self) -> ExitStatus:
         request = self._request
         try:
-            command = task_command(request.shell, request.script, request.env, request.cwd)
+            command = task_command(request.shell, request.script, request.env, request.cwd,
+                                   self.tag, request.step or "baton")
         except TaskSetupError as exc:
             return ExitStatus(None, error=f"{self.name}: {exc}")
         try:
@@ -319,6 +392,9 @@ class SSHExecution:
         except SSHError as exc:
             return ExitStatus(None, error=str(exc))
         self._session = session
+        notices = self._connector.context.policy.notices
+        while notices:  # keys recorded for this connection (or its jump hosts), as ssh says
+            self._on_output("stderr", notices.pop(0) + "\n")
         try:
             self._remote = session.run(command, self._on_output, request.cwd)
             return await asyncio.shield(self._remote.done)
@@ -334,7 +410,8 @@ class SSHExecution:
             raise
 
     async def terminate(self, grace: float = GRACE_SECONDS) -> None:
-        """TERM the remote process group, KILL it after ``grace`` s. Idempotent."""
+        """TERM the task's whole remote session (group, session, tagged processes), KILL
+        it after ``grace`` s, then name what could not be ended. Idempotent."""
         if self._job.done():
             return
         if self._killing is None:
@@ -356,10 +433,14 @@ class SSHExecution:
             if remote.done.done():
                 return
             if pgid:
-                session.signal(pgid, signal)
+                session.signal(pgid, signal, self.tag)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(remote.done), grace)
         if not remote.done.done():
+            if pgid:
+                session.report(pgid, self.tag)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(remote.done), 1.0)
             session.close()  # the remote shell's EXIT trap kills what is left
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(remote.done), grace)

@@ -37,6 +37,14 @@ class Verdict:
     label: str
     fingerprint: str
     recorded: str = ""
+    key: Any = None
+    """The key offered (recorded if the operator trusts an unknown one)."""
+    host: str = ""
+    port: int | None = None
+
+    @property
+    def key_type(self) -> str:
+        return str(self.key.get_algorithm()) if self.key is not None else ""
 
 
 class KnownHosts:
@@ -94,8 +102,8 @@ class KnownHosts:
         label = host_label(host, port)
         if keys or key in revoked:
             recorded = ", ".join(sorted({k.get_fingerprint() for k in keys})) or "revoked"
-            return Verdict("changed", label, fingerprint, recorded)
-        return Verdict("unknown", label, fingerprint)
+            return Verdict("changed", label, fingerprint, recorded, key, host, port)
+        return Verdict("unknown", label, fingerprint, "", key, host, port)
 
     def record(self, host: str, port: int | None, key: Any) -> None:
         """Append an OpenSSH-format line for ``host``; creates the file 0600 if needed."""
@@ -121,6 +129,8 @@ class HostKeyPolicy:
 
     def __init__(self, accept_new: bool = False) -> None:
         self.accept_new = accept_new
+        self.notices: list[str] = []
+        """Keys recorded with accept-new, reported on the stderr of the task that connected."""
         self._files: dict[Path, KnownHosts] = {}
         self.lock = asyncio.Lock()
 

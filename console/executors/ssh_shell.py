@@ -7,9 +7,18 @@ shell code per task. For each task the remote side
 
 - forks a *watcher* subshell, so the control shell stays free to read the next command
   (a ``kill`` for cancel/timeout, or end of file);
-- starts the task with ``setsid`` (its own session and process group, so the whole tree
-  can be signalled with ``kill -s SIG -- -PGID``), stdin ``/dev/null``, and the script
-  fed through a pipe read as ``/dev/fd/3`` -- the script never appears on a command line;
+- starts the task with ``setsid`` (its own session and process group) and an exported
+  ``BATON_ATTEMPT`` tag, the script fed through a pipe on its stdin: a POSIX shell reads
+  all of it, swaps stdin for ``/dev/null`` and only then runs it, so the script never
+  appears on a command line and no process of the task can read it back (another
+  interpreter reads it as ``/dev/fd/3``);
+- cancel and timeout signal the task's whole session: its group, every process of its
+  session and every process carrying its tag (a daemon that left the session), and
+  name on the task's stderr what could not be ended (``__baton_kill``,
+  ``__baton_report``);
+- when the task's shell has exited but something it started still holds its output
+  after :data:`LEFTOVER_GRACE` s, the task ends anyway, its stderr names those
+  processes, and the session ends them when it closes (at the end of the run);
 - exports the step's env in the task's subshell only: the control shell sets no exported
   variable, so every task starts from the login environment of the session (as a fresh
   ``ssh host cmd`` would), and signals ignored by background jobs are reset where
@@ -25,7 +34,7 @@ The remote shell cannot tell ``exit 143`` from death by SIGTERM: a status above 
 reported as the signal ``status - 128``, as shells do.
 
 When the client goes away (stdin reaches end of file, or the session is hung up) the
-control shell's EXIT trap kills the running task's process group itself.
+control shell's EXIT trap ends the running task's session and every leftover itself.
 
 One session runs one task at a time; the executor keeps a small pool per connection
 (below OpenSSH's ``MaxSessions`` of 10) for tasks that overlap on one host.
@@ -52,13 +61,41 @@ PRELUDE = r"""
 __baton_d=$(mktemp -d "${TMPDIR:-/tmp}/baton.XXXXXXXXXX") || exit 111
 mkfifo -m 600 "$__baton_d/o" "$__baton_d/e" || exit 112
 : > "$__baton_d/p"
+: > "$__baton_d/left"
 __baton_sig=
 env --default-signal=INT,QUIT true 2>/dev/null && __baton_sig='env --default-signal=INT,QUIT'
+__baton_boot='__baton_s=$(command -p cat) || exit 126
+eval "exec </dev/null; unset __baton_s; $__baton_s"'
+__baton_small='__baton_s=; while IFS= read -r __baton_l; do __baton_s="$__baton_s$__baton_l
+"; done; __baton_s="$__baton_s$__baton_l"
+eval "exec </dev/null; unset __baton_s __baton_l; $__baton_s"'
+__baton_pids() {
+  { [ -n "$2" ] && grep -lsxz "BATON_ATTEMPT=$2" /proc/[0-9]*/environ
+    awk -v s="$1" '{ l = $0; sub(/.*\) /, "", l); split(l, f, " ")
+      if (f[3] == s || f[4] == s) print FILENAME }' /proc/[0-9]*/stat 2>/dev/null
+  } | sed -n 's|^/proc/\([0-9]*\)/.*|\1|p' | sort -u | grep -vx "$$"
+}
+__baton_kill() {
+  kill -s "$1" -- "-$2" 2>/dev/null
+  for __baton_q in $(__baton_pids "$2" "$3"); do kill -s "$1" "$__baton_q" 2>/dev/null; done
+}
+__baton_report() {
+  __baton_l=
+  for __baton_q in $(__baton_pids "$2" "$3"); do
+    [ -r "/proc/$__baton_q/comm" ] || continue
+    __baton_l="$__baton_l${__baton_l:+, }pid $__baton_q ($(cat "/proc/$__baton_q/comm"))"
+  done
+  [ -n "$__baton_l" ] && printf 'baton: %s on %s: %s\n' "$1" "$(uname -n)" "$__baton_l" >&2
+}
+__baton_end() {
+  __baton_kill TERM "$1" "$2"
+  sleep 1
+  __baton_kill KILL "$1" "$2"
+}
 __baton_clean() {
   __baton_g=$(cat "$__baton_d/p" 2>/dev/null)
-  if [ -n "$__baton_g" ] && kill -s TERM -- "-$__baton_g" 2>/dev/null; then
-    sleep 1; kill -s KILL -- "-$__baton_g" 2>/dev/null
-  fi
+  [ -n "$__baton_g" ] && __baton_end $__baton_g
+  while read -r __baton_g; do __baton_end $__baton_g; done < "$__baton_d/left"
   rm -rf "$__baton_d"
 }
 trap __baton_clean EXIT
@@ -72,15 +109,35 @@ __baton_run() {
       printf '%s F cwd\n' "$__baton_m"
       exit 0
     fi
-    printf '%s' "$4" | ( eval "$3" || exit 125
-      exec setsid $__baton_sig "$1" /dev/fd/3 3<&0 </dev/null ) >"$__baton_d/o" 2>"$__baton_d/e" &
+    if [ "$6" != f ]; then
+      [ "$6" = s ] && __baton_b=$__baton_small || __baton_b=$__baton_boot
+      printf '%s' "$4" | ( eval "$3" || exit 125; export BATON_ATTEMPT="$5"
+        exec setsid $__baton_sig "$1" -c "$__baton_b" "$7" ) >"$__baton_d/o" 2>"$__baton_d/e" &
+    else
+      printf '%s' "$4" | ( eval "$3" || exit 125; export BATON_ATTEMPT="$5"
+        exec setsid $__baton_sig "$1" /dev/fd/3 3<&0 </dev/null ) >"$__baton_d/o" 2>"$__baton_d/e" &
+    fi
     __baton_p=$!
-    echo "$__baton_p" > "$__baton_d/p"
+    echo "$__baton_p $5" > "$__baton_d/p"
     printf '%s S %s\n' "$__baton_m" "$__baton_p"
     cat "$__baton_d/o" &
-    cat "$__baton_d/e" >&2
+    __baton_co=$!
+    cat "$__baton_d/e" >&2 &
+    __baton_ce=$!
     wait "$__baton_p"
     __baton_rc=$?
+    __baton_i=0
+    while [ $__baton_i -lt __BATON_GRACE__ ] &&
+        { kill -0 $__baton_co || kill -0 $__baton_ce; } 2>/dev/null; do
+      sleep 0.2 2>/dev/null || sleep 1
+      __baton_i=$((__baton_i + 1))
+    done
+    if { kill -0 $__baton_co || kill -0 $__baton_ce; } 2>/dev/null; then
+      __baton_report "still running after the step's shell exited (ended when the run ends)" \
+        "$__baton_p" "$5"
+      echo "$__baton_p $5" >> "$__baton_d/left"
+      kill $__baton_co $__baton_ce 2>/dev/null
+    fi
     wait
     : > "$__baton_d/p"
     printf '%s\n' "$__baton_m" >&2
@@ -91,6 +148,22 @@ printf '%s R\n' "$__baton_m" >&2
 printf '%s R\n' "$__baton_m"
 """
 
+POSIX_SHELLS = frozenset({"sh", "ash", "dash", "bash", "ksh", "mksh", "zsh", "yash"})
+"""Remote interpreters that read the script from stdin and close it before running it."""
+
+SMALL_SCRIPT = 1024
+"""Scripts up to this size are read with the shell's ``read`` (no ``cat`` to start)."""
+
+LEFTOVER_GRACE = 2.0
+"""As the local executor's: how long a task's output may stay open after its shell exited."""
+
+
+def prelude(marker: str) -> str:
+    """The control shell's set-up code for one session."""
+    ticks = max(1, round(LEFTOVER_GRACE / 0.2))
+    return f"__baton_m={marker}\n" + PRELUDE.replace("__BATON_GRACE__", str(ticks))
+
+
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -98,18 +171,23 @@ class TaskSetupError(ValueError):
     """The request cannot be expressed remotely (bad env name, NUL byte …)."""
 
 
-def task_command(shell: str, script: str, env: dict[str, str], cwd: str | None) -> bytes:
+def task_command(shell: str, script: str, env: dict[str, str], cwd: str | None,
+                 tag: str = "", name: str = "baton") -> bytes:
     """The line of shell code that makes the control shell run one task."""
     exports = []
-    for name, value in env.items():
-        if not _ENV_NAME.match(name):
-            raise TaskSetupError(f"invalid environment variable name {name!r}")
-        exports.append(f"export {name}={shlex.quote(value)}")
+    for key, value in env.items():
+        if not _ENV_NAME.match(key):
+            raise TaskSetupError(f"invalid environment variable name {key!r}")
+        exports.append(f"export {key}={shlex.quote(value)}")
     if cwd in ("~", "~/"):
         cwd = "."
     elif cwd and cwd.startswith("~/"):
         cwd = cwd[2:]  # relative to the login directory, which is $HOME
-    parts = [shell or "/bin/sh", cwd or "", "\n".join(exports) or ":", script]
+    shell = shell or "/bin/sh"
+    mode = "f"  # the script as /dev/fd/3; a POSIX shell reads it all first (s: short, c: cat)
+    if shell.rsplit("/", 1)[-1] in POSIX_SHELLS:
+        mode = "s" if len(script) <= SMALL_SCRIPT else "c"
+    parts = [shell, cwd or "", "\n".join(exports) or ":", script, tag, mode, name]
     if any("\0" in part for part in parts):
         raise TaskSetupError("NUL byte in the command, env or cwd")
     line = "__baton_run " + " ".join(shlex.quote(part) for part in parts) + "\n"
@@ -198,8 +276,7 @@ class ControlSession(asyncssh.SSHClientSession[bytes]):
 
     def start(self) -> None:
         assert self._chan is not None
-        prelude = f"__baton_m={self.marker.decode()}\n{PRELUDE}"
-        self._chan.write(prelude.encode())
+        self._chan.write(prelude(self.marker.decode()).encode())
 
     @property
     def busy(self) -> bool:
@@ -212,10 +289,17 @@ class ControlSession(asyncssh.SSHClientSession[bytes]):
         self._chan.write(command)
         return task
 
-    def signal(self, pgid: int, name: str) -> None:
-        """Signal a task's process group from the remote side (works on any sshd)."""
+    def signal(self, pgid: int, name: str, tag: str = "") -> None:
+        """Signal a task's whole session (its process group, every process of its session
+        and every process carrying its tag) from the remote side (works on any sshd)."""
         if self._chan is not None and not self.closed:
-            self._chan.write(f"kill -s {name} -- -{pgid} 2>/dev/null\n".encode())
+            self._chan.write(f"__baton_kill {name} {int(pgid)} {shlex.quote(tag)}\n".encode())
+
+    def report(self, pgid: int, tag: str = "") -> None:
+        """Name, on the task's stderr, the processes of the task that are still alive."""
+        if self._chan is not None and not self.closed:
+            self._chan.write(f"__baton_report 'could not end' {int(pgid)} "
+                             f"{shlex.quote(tag)}\n".encode())
 
     def close(self) -> None:
         """End of file on the shell's stdin: it cleans up and exits."""

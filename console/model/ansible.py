@@ -1,430 +1,279 @@
-"""Import hosts and groups from an Ansible inventory (INI or YAML).
+"""Import hosts and groups from an Ansible inventory (``inventory = "ansible:FILE"``).
 
-``inventory = "ansible:hosts.ini"`` in a workflow. What is read: hosts, groups, nested
-groups (``[g:children]`` / ``children:``), group and host variables, host ranges like
-``web[01:03]``. ``ansible_host``, ``ansible_port``, ``ansible_user`` and
-``ansible_ssh_private_key_file`` (and the older ``ansible_ssh_*`` spellings) become the
-host's address, port, user and identity; every other variable lands in ``host.vars``.
-Variables of a group apply to its hosts and to the hosts of its child groups; a child
-group's value wins over its parent's and a host's own value over both.
+The goal is ``ansible-inventory --list`` parity (ansible-core 2.19): the same hosts, the
+same groups (transitively), the same variables with the same types, and the connection
+values Ansible's ssh plugin would use. The file is read as Ansible reads it:
 
-PyYAML is not a dependency: :func:`parse_yaml` reads the subset inventories use (nested
-mappings, plain and quoted scalars, comments, ``{}``), and rejects anything else with a
-``file:line: message`` error, like every other problem here.
+- readers are tried in Ansible's order: YAML (files named ``.yml``/``.yaml``/``.json`` or
+  without a suffix), then INI (any name but ``.toml``); an INI file named ``.yml`` works;
+- an executable file (inventory script) or a YAML plugin configuration (``plugin:
+  aws_ec2`` …) is a dynamic inventory: Baton runs ``ansible-inventory -i FILE --list``
+  when it is on ``PATH`` and imports its JSON, else a located error says so.
+
+Naming rule: Baton's host and group names share one namespace and ``local`` is reserved
+(it means this machine). An imported group named ``local``, or named like a host, is
+imported as ``group_NAME``; a host named ``local`` as ``host_local`` (``baton hosts``
+lists every rename). Errors are ``file:line: message`` and never show a value.
 """
 
 from __future__ import annotations
 
-import re
-import shlex
+import json
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from console.model.workflow import ALL, LOCAL, Host
+from console.model.ansible_conn import connection_fields
+from console.model.ansible_data import ALL, UNGROUPED, AnsibleInventoryError, Inventory, InvHost
+from console.model.ansible_ini import parse_ini_into
+from console.model.ansible_vardirs import VarFiles, read_var_files
+from console.model.ansible_yaml import YamlShape, load_yaml, parse_yaml_into
+from console.model.workflow import LOCAL, Host
 
-__all__ = ["AnsibleInventoryError", "load_ansible_inventory", "parse_ini", "parse_yaml"]
+__all__ = ["AnsibleInventoryError", "Imported", "import_inventory", "load_ansible_inventory",
+           "parse_ini", "parse_yaml"]
 
-ADDRESS_KEYS = ("ansible_host", "ansible_ssh_host")
-PORT_KEYS = ("ansible_port", "ansible_ssh_port")
-USER_KEYS = ("ansible_user", "ansible_ssh_user")
-IDENTITY_KEYS = ("ansible_ssh_private_key_file", "ansible_private_key_file")
-UNGROUPED = "ungrouped"
-
-
-class AnsibleInventoryError(ValueError):
-    """One line: ``file:line: message``."""
-
-
-@dataclass
-class _Group:
-    name: str
-    line: int
-    hosts: list[str] = field(default_factory=list)
-    children: list[tuple[str, int]] = field(default_factory=list)
-    vars: dict[str, Any] = field(default_factory=dict)
+YAML_SUFFIXES = ("", ".yml", ".yaml", ".json")
+DYNAMIC_TIMEOUT = 300.0
 
 
 @dataclass
-class _Inventory:
+class Imported:
+    """An imported inventory: Baton hosts plus what ``baton hosts`` reports about it."""
+
     source: str
-    groups: dict[str, _Group] = field(default_factory=dict)
-    host_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
-    host_lines: dict[str, int] = field(default_factory=dict)
-
-    def fail(self, line: int, message: str) -> AnsibleInventoryError:
-        return AnsibleInventoryError(f"{self.source}:{line}: {message}")
-
-    def group(self, name: str, line: int) -> _Group:
-        if name not in self.groups:
-            self.groups[name] = _Group(name, line)
-        return self.groups[name]
-
-    def add_host(self, pattern: str, group: str, line: int, variables: dict[str, Any]) -> None:
-        for name in expand_range(pattern, lambda msg: self.fail(line, msg)):
-            if name == LOCAL:
-                raise self.fail(line, f"'{LOCAL}' is a reserved name and cannot be a host")
-            self.host_lines.setdefault(name, line)
-            self.host_vars.setdefault(name, {}).update(variables)
-            members = self.group(group, line).hosts
-            if name not in members:
-                members.append(name)
-
-    def build(self) -> dict[str, Host]:
-        for name, line in self.host_lines.items():
-            if name in self.groups and name not in (ALL, UNGROUPED):
-                raise self.fail(line, f"'{name}' is both a host and a group")
-        parents: dict[str, list[str]] = {}
-        for group in self.groups.values():
-            for child, line in group.children:
-                if child in self.host_lines:
-                    raise self.fail(line, f"'{child}' is a host, not a group")
-                self.group(child, line)
-                parents.setdefault(child, []).append(group.name)
-        depth = {name: self._depth(name, parents, ()) for name in self.groups}
-        hosts: dict[str, Host] = {}
-        for name, line in self.host_lines.items():
-            direct = [g.name for g in self.groups.values() if name in g.hosts]
-            ancestry = self._ancestors(direct, parents)
-            if ALL not in ancestry:
-                ancestry.append(ALL)
-            # Ansible order: `all` first, then shallower groups, then deeper ones
-            chain = sorted(ancestry, key=lambda g: (g != ALL, depth[g]))
-            merged: dict[str, Any] = {}
-            for group in chain:
-                merged.update(self.groups[group].vars)
-            merged.update(self.host_vars.get(name, {}))
-            hosts[name] = self._host(name, line, merged,
-                                     [g for g in ancestry if g not in (ALL, UNGROUPED)])
-        return hosts
-
-    def _depth(self, name: str, parents: dict[str, list[str]], seen: tuple[str, ...]) -> int:
-        if name in seen:
-            cycle = " -> ".join((*seen[seen.index(name):], name))
-            raise self.fail(self.groups[name].line, f"groups nest in a cycle: {cycle}")
-        ups = parents.get(name, [])
-        return 1 + max((self._depth(p, parents, (*seen, name)) for p in ups), default=0)
-
-    @staticmethod
-    def _ancestors(direct: list[str], parents: dict[str, list[str]]) -> list[str]:
-        out: list[str] = []
-        stack = list(reversed(direct))
-        while stack:
-            group = stack.pop()
-            if group in out:
-                continue
-            out.append(group)
-            stack.extend(reversed(parents.get(group, [])))
-        return out
-
-    def _host(self, name: str, line: int, merged: dict[str, Any], groups: list[str]) -> Host:
-        def pick(keys: tuple[str, ...]) -> Any:
-            found = None
-            for key in keys:
-                if key in merged:
-                    found = merged.pop(key) if found is None else found
-                    merged.pop(key, None)
-            return found
-
-        address, port, user, identity = (pick(ADDRESS_KEYS), pick(PORT_KEYS),
-                                         pick(USER_KEYS), pick(IDENTITY_KEYS))
-        if port is not None:
-            try:
-                port = int(port)
-            except (TypeError, ValueError):
-                raise self.fail(line, f"host '{name}': ansible_port must be a number, "
-                                      f"not {port!r}") from None
-            if not 1 <= port <= 65535:
-                raise self.fail(line, f"host '{name}': ansible_port {port} is out of range")
-        return Host(
-            name=name,
-            address=str(address) if address not in (None, "") else name,
-            groups=tuple(groups),
-            port=port,
-            user=str(user) if user not in (None, "") else None,
-            identity=str(identity) if identity not in (None, "") else None,
-            vars=merged,
-        )
-
-
-_RANGE = re.compile(r"\[([^\]]*)\]")
-
-
-def expand_range(pattern: str, fail: Any) -> list[str]:
-    """``web[01:03]`` -> web01 web02 web03; ``[a:c]`` letters; ``[0:10:5]`` steps."""
-    match = _RANGE.search(pattern)
-    if match is None:
-        return [pattern]
-    parts = match.group(1).split(":")
-    if len(parts) not in (2, 3) or not all(parts[:2]):
-        raise fail(f"bad host range '[{match.group(1)}]' in '{pattern}' (use [01:10] or [a:f])")
-    start, end = parts[0], parts[1]
-    step = parts[2] if len(parts) == 3 else "1"
-    if not step.isdigit() or int(step) < 1:
-        raise fail(f"bad step '{step}' in host range of '{pattern}'")
-    if start.isdigit() and end.isdigit():
-        width = len(start) if start.startswith("0") else 0
-        values = [str(i).zfill(width) for i in range(int(start), int(end) + 1, int(step))]
-    elif len(start) == len(end) == 1 and start.isalpha() and end.isalpha():
-        values = [chr(c) for c in range(ord(start), ord(end) + 1, int(step))]
-    else:
-        raise fail(f"bad host range '[{match.group(1)}]' in '{pattern}' (use [01:10] or [a:f])")
-    if not values:
-        raise fail(f"empty host range in '{pattern}'")
-    head, tail = pattern[: match.start()], pattern[match.end() :]
-    return [name for value in values for name in expand_range(head + value + tail, fail)]
-
-
-# ---------------------------------------------------------------------------- INI
-
-
-def _ini_value(text: str) -> Any:
-    """Ansible reads INI values as Python literals where they parse, else as strings."""
-    if re.fullmatch(r"-?\d+", text):
-        return int(text)
-    if text in ("True", "true"):
-        return True
-    if text in ("False", "false"):
-        return False
-    return text
+    hosts: dict[str, Host]
+    renamed_hosts: dict[str, str] = field(default_factory=dict)
+    renamed_groups: dict[str, str] = field(default_factory=dict)
+    """Ansible name -> Baton name, for hosts and groups Baton could not keep as is."""
+    groups: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """Baton group name -> {"hosts": direct members, "children": child groups}."""
+    reader: str = "ini"
 
 
 def parse_ini(text: str, source: str = "inventory") -> dict[str, Host]:
-    inv = _Inventory(source)
-    inv.group(ALL, 1)
-    section, kind = UNGROUPED, "hosts"
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            if not line.endswith("]") or len(line) < 3:
-                raise inv.fail(number, f"bad section header {line!r}")
-            section, _, kind = line[1:-1].strip().partition(":")
-            kind = kind or "hosts"
-            if not section or any(c.isspace() for c in section):
-                raise inv.fail(number, f"bad group name {section!r}")
-            if kind not in ("hosts", "vars", "children"):
-                raise inv.fail(number, f"unknown section type '{kind}' (use :vars or "
-                                       ":children)")
-            if section == LOCAL:
-                raise inv.fail(number, f"'{LOCAL}' is a reserved name and cannot be a group")
-            inv.group(section, number)
-            continue
-        if kind == "vars":
-            key, eq, value = line.partition("=")
-            if not eq or not key.strip():
-                raise inv.fail(number, f"expected 'name=value' in [{section}:vars], got {line!r}")
-            inv.groups[section].vars[key.strip()] = _ini_value(value.strip())
-        elif kind == "children":
-            if any(c.isspace() for c in line):
-                raise inv.fail(number, f"expected one group name per line, got {line!r}")
-            inv.groups[section].children.append((line, number))
-        else:
-            try:
-                words = shlex.split(line, comments=True)
-            except ValueError as exc:
-                raise inv.fail(number, f"{exc} in {line!r}") from None
-            variables: dict[str, Any] = {}
-            for word in words[1:]:
-                key, eq, value = word.partition("=")
-                if not eq or not key:
-                    raise inv.fail(number, f"expected 'name=value' after host '{words[0]}', "
-                                           f"got {word!r}")
-                variables[key] = _ini_value(value)
-            inv.add_host(words[0], section, number, variables)
-    return inv.build()
-
-
-# ---------------------------------------------------------------------------- YAML
-
-
-class _Map(dict[str, Any]):
-    """A YAML mapping that remembers the line of each key."""
-
-    def __init__(self, line: int) -> None:
-        super().__init__()
-        self.line = line
-        self.lines: dict[str, int] = {}
-
-
-def _strip_comment(text: str) -> str:
-    quote = ""
-    for i, char in enumerate(text):
-        if quote:
-            if char == quote:
-                quote = ""
-        elif char in "'\"":
-            quote = char
-        elif char == "#" and (i == 0 or text[i - 1] in " \t"):
-            return text[:i].rstrip()
-    return text.rstrip()
-
-
-def _scalar(text: str, fail: Any) -> Any:
-    if text in ("", "~", "null", "Null", "NULL"):
-        return None
-    if text.startswith("{") and text.endswith("}"):
-        return _flow_map(text[1:-1], fail)
-    if text[0] in "'\"":
-        if len(text) < 2 or text[-1] != text[0]:
-            raise fail(f"unterminated quoted string {text}")
-        body = text[1:-1]
-        if text[0] == "'":
-            return body.replace("''", "'")
-        return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
-    if text[0] in "[{&*!|>@`" or text.startswith("- "):
-        raise fail(f"unsupported YAML here: {text!r} (inventories need plain mappings)")
-    if re.fullmatch(r"[-+]?\d+", text):
-        return int(text)
-    if text in ("true", "True", "TRUE", "yes", "Yes"):
-        return True
-    if text in ("false", "False", "FALSE", "no", "No"):
-        return False
-    return text
-
-
-_KEY = re.compile(r"(.*?):(?:\s+(.*))?\Z")
-"""``key: value`` or ``key:``; a colon inside the key (``web[01:03]:``) is not a separator."""
-
-
-def _flow_map(body: str, fail: Any) -> _Map:
-    """A one-line ``{key: value, ...}`` of scalars."""
-    out = _Map(0)
-    items: list[str] = []
-    quote, start = "", 0
-    for i, char in enumerate(body):
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char == ",":
-            items.append(body[start:i])
-            start = i + 1
-    items.append(body[start:])
-    for item in filter(str.strip, items):
-        key, colon, value = item.strip().partition(":")
-        if not colon or not key.strip() or (value and not value.startswith(" ")):
-            raise fail(f"expected 'key: value' in {{{body}}}")
-        out[key.strip()] = _scalar(value.strip(), fail)
-    return out
-
-
-def _yaml_tree(text: str, source: str) -> _Map:
-    rows: list[tuple[int, int, str]] = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        if raw.strip() in ("---", "...") and not raw.startswith(" "):
-            continue
-        content = _strip_comment(raw)
-        if not content.strip():
-            continue
-        stripped = content.lstrip(" ")
-        if stripped.startswith("\t") or "\t" in content[: len(content) - len(stripped)]:
-            raise AnsibleInventoryError(f"{source}:{number}: tabs are not allowed for "
-                                        "indentation in YAML")
-        rows.append((number, len(content) - len(stripped), stripped))
-    root = _Map(1)
-    stack: list[tuple[int, _Map]] = [(rows[0][1] if rows else 0, root)]
-    pending: tuple[int, _Map, str] | None = None  # a "key:" that may open a block
-    for number, indent, content in rows:
-        def fail(message: str, number: int = number) -> AnsibleInventoryError:
-            return AnsibleInventoryError(f"{source}:{number}: {message}")
-
-        if content.startswith("- ") or content == "-":
-            raise fail("lists are not supported in an inventory (use mappings)")
-        if pending is not None:
-            p_indent, p_map, p_key = pending
-            pending = None
-            if indent > p_indent:
-                child = _Map(number)
-                p_map[p_key] = child
-                stack.append((indent, child))
-        while len(stack) > 1 and indent < stack[-1][0]:
-            stack.pop()
-        if indent != stack[-1][0]:
-            raise fail("bad indentation")
-        current = stack[-1][1]
-        match = _KEY.match(content)
-        if match is None:
-            raise fail(f"expected 'key: value', got {content!r}")
-        key, rest = match.group(1), match.group(2) or ""
-        key = str(_scalar(key.strip(), fail)) if key.strip()[:1] in "'\"" else key.strip()
-        if not key:
-            raise fail("empty key")
-        if key in current:
-            raise fail(f"duplicate key '{key}'")
-        current.lines[key] = number
-        value = rest.strip()
-        if value:
-            current[key] = _scalar(value, fail)
-        else:
-            current[key] = None
-            pending = (indent, current, key)
-    return root
+    inv = Inventory(source)
+    parse_ini_into(inv, text)
+    return _finish(inv, "ini").hosts
 
 
 def parse_yaml(text: str, source: str = "inventory") -> dict[str, Host]:
-    tree = _yaml_tree(text, source)
-    inv = _Inventory(source)
-    inv.group(ALL, 1)
-    for name, body in tree.items():
-        _yaml_group(inv, name, body, tree.lines[name])
-    return inv.build()
-
-
-def _yaml_group(inv: _Inventory, name: str, body: Any, line: int) -> None:
-    if name == LOCAL:
-        raise inv.fail(line, f"'{LOCAL}' is a reserved name and cannot be a group")
-    group = inv.group(name, line)
-    if body is None:
-        return
-    if not isinstance(body, _Map):
-        raise inv.fail(line, f"group '{name}' must be a mapping with hosts, vars or children")
-    for key, value in body.items():
-        where = body.lines.get(key, line)
-        if key not in ("hosts", "vars", "children"):
-            raise inv.fail(where, f"unknown key '{key}' in group '{name}' (expected hosts, "
-                                  "vars or children)")
-        if value is None:
-            continue
-        if not isinstance(value, _Map):
-            raise inv.fail(where, f"'{name}.{key}' must be a mapping")
-        if key == "hosts":
-            for host, variables in value.items():
-                at = value.lines.get(host, where)
-                if variables is not None and not isinstance(variables, _Map):
-                    raise inv.fail(at, f"variables of host '{host}' must be a mapping")
-                inv.add_host(host, name, at, dict(variables or {}))
-        elif key == "vars":
-            group.vars.update(value)
-        else:
-            for child, child_body in value.items():
-                at = value.lines.get(child, where)
-                group.children.append((child, at))
-                _yaml_group(inv, child, child_body, at)
-
-
-# ---------------------------------------------------------------------------- files
+    inv = Inventory(source)
+    parse_yaml_into(inv, load_yaml(text, source))
+    return _finish(inv, "yaml").hosts
 
 
 def load_ansible_inventory(path: str | Path) -> dict[str, Host]:
-    """Hosts from an INI or YAML inventory file (YAML by suffix .yml/.yaml, or content)."""
+    """Hosts of an Ansible inventory file (see the module docstring)."""
+    return import_inventory(path).hosts
+
+
+def import_inventory(path: str | Path) -> Imported:
+    from console.model.bounded import FILE_LIMIT, BoundedError, read_regular
+
     path = Path(path)
+    source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_regular(path, FILE_LIMIT)
+    except BoundedError as exc:
+        raise AnsibleInventoryError(f"{source}: {exc}") from None
     except OSError as exc:
-        raise AnsibleInventoryError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise AnsibleInventoryError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    if os.path.isfile(path) and os.access(path, os.X_OK) and not _looks_static(path, data):
+        return _dynamic(path, "an executable inventory script")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise AnsibleInventoryError(f"{path}: not UTF-8 text") from None
-    if path.suffix.lower() in (".yml", ".yaml") or _looks_like_yaml(text):
-        return parse_yaml(text, str(path))
-    return parse_ini(text, str(path))
+        return _finish(_ini_bytes(data, source), "ini", var_dirs=True)
+    suffix = path.suffix.lower()
+    yaml_error: AnsibleInventoryError | None = None
+    if suffix in YAML_SUFFIXES:
+        try:
+            document = load_yaml(text, source)
+        except AnsibleInventoryError as exc:
+            yaml_error, document = exc, None
+        if isinstance(document, dict) and document.get("plugin") and suffix in (".yml",
+                                                                             ".yaml"):
+            return _dynamic(path, f"an inventory plugin configuration "
+                                  f"(plugin: {_plugin_name(document)})")
+        if yaml_error is None:
+            inv = Inventory(source)
+            try:
+                parse_yaml_into(inv, document)
+                return _finish(inv, "yaml", var_dirs=True)
+            except YamlShape as exc:
+                yaml_error = exc
+            except AnsibleInventoryError as exc:
+                if isinstance(document, dict):
+                    raise  # YAML shaped like an inventory: its own error is the one to show
+                yaml_error = exc
+    if suffix == ".toml":
+        raise yaml_error or AnsibleInventoryError(f"{source}: TOML Ansible inventories are "
+                                                  "not supported")
+    inv = Inventory(source)
+    try:
+        parse_ini_into(inv, text)
+    except AnsibleInventoryError:
+        if yaml_error is not None and suffix in (".yml", ".yaml", ".json"):
+            raise yaml_error from None
+        raise
+    return _finish(inv, "ini", var_dirs=True)
 
 
-def _looks_like_yaml(text: str) -> bool:
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped[0] in "#;":
+def _ini_bytes(data: bytes, source: str) -> Inventory:
+    """INI that is not UTF-8 throughout: as Ansible, comment lines may hold any bytes."""
+    lines: list[str] = []
+    for number, line in enumerate(data.splitlines(), 1):
+        if line[:1] in (b"#", b";"):
+            lines.append("")
             continue
-        return stripped == "---" or (stripped.endswith(":") and not stripped.startswith("["))
-    return False
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise AnsibleInventoryError(f"{source}:{number}: not UTF-8 text") from None
+    inv = Inventory(source)
+    parse_ini_into(inv, "\n".join(lines))
+    return inv
+
+
+def _looks_static(path: Path, data: bytes) -> bool:
+    """An executable bit on a plain INI/YAML file (common on shared checkouts)."""
+    return not data.startswith(b"#!")
+
+
+def _plugin_name(document: dict[str, Any]) -> str:
+    plugin = document.get("plugin")
+    return plugin if isinstance(plugin, str) and plugin.replace(".", "").replace(
+        "_", "").isalnum() else "?"
+
+
+def _dynamic(path: Path, what: str) -> Imported:
+    tool = shutil.which("ansible-inventory")
+    if tool is None:
+        raise AnsibleInventoryError(f"{path}: {what}: Baton imports dynamic inventories "
+                                    "through `ansible-inventory -i FILE --list`, which is "
+                                    "not on PATH (install ansible-core)")
+    from console.model.bounded import FILE_LIMIT, BoundedError, run_bounded
+
+    try:
+        code, stdout, stderr = run_bounded([tool, "-i", str(path), "--list"], cwd=None,
+                                           timeout=DYNAMIC_TIMEOUT, limit=FILE_LIMIT)
+    except BoundedError as exc:
+        raise AnsibleInventoryError(f"{path}: ansible-inventory -i FILE --list: {exc}") \
+            from None
+    except OSError as exc:
+        raise AnsibleInventoryError(f"{path}: cannot run ansible-inventory: "
+                                    f"{exc.strerror or exc}") from None
+    if code != 0:
+        last = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+        reason = last[-1].strip()[:200] if last else f"exit status {code}"
+        raise AnsibleInventoryError(f"{path}: ansible-inventory -i FILE --list failed: "
+                                    f"{reason}")
+    try:
+        listing = json.loads(stdout)
+    except ValueError:
+        raise AnsibleInventoryError(f"{path}: ansible-inventory printed no JSON") from None
+    inv = from_listing(listing, f"{path} (ansible-inventory)")
+    return _finish(inv, "ansible-inventory")
+
+
+def from_listing(listing: Any, source: str) -> Inventory:
+    """An :class:`Inventory` from ``ansible-inventory --list`` JSON (vars already merged)."""
+    inv = Inventory(source)
+    if not isinstance(listing, dict):
+        raise inv.fail("ansible-inventory output is not a JSON object")
+    meta = listing.get("_meta", {}) if isinstance(listing.get("_meta"), dict) else {}
+    hostvars = meta.get("hostvars", {}) if isinstance(meta.get("hostvars"), dict) else {}
+    for name, entry in listing.items():
+        if name != "_meta" and isinstance(entry, dict):
+            inv.add_group(name)
+    for name, entry in listing.items():
+        if name == "_meta" or not isinstance(entry, dict):
+            continue
+        for host in entry.get("hosts") or []:
+            inv.add_host(host, name)
+        for child in entry.get("children") or []:
+            inv.add_group(child)
+            inv.add_child(name, child)
+    for host, variables in hostvars.items():
+        if host not in inv.hosts:
+            inv.add_host(host)
+        for key, value in (variables or {}).items():
+            inv.set_variable(host, key, value)
+    return inv
+
+
+def _finish(inv: Inventory, reader: str, var_dirs: bool = False) -> Imported:
+    inv.reconcile()
+    if var_dirs:  # not for ansible-inventory's output: it holds group_vars/host_vars
+        base = Path(inv.source).parent
+        cache: dict[tuple[str, str], VarFiles] = {}
+
+        def files(kind: str, name: str) -> VarFiles:
+            if (kind, name) not in cache:
+                cache[kind, name] = read_var_files(base, kind, name)
+            return cache[kind, name]
+
+        inv.var_files = files
+    hosts, groups = _renames(inv)
+    imported = Imported(inv.source, {}, hosts, groups, reader=reader)
+    for group in inv.groups.values():
+        if group.name in (ALL, UNGROUPED):
+            continue
+        imported.groups[groups.get(group.name, group.name)] = {
+            "hosts": [hosts.get(h.name, h.name) for h in group.hosts],
+            "children": [groups.get(k.name, k.name) for k in group.children],
+        }
+    for host in inv.hosts.values():
+        name = hosts.get(host.name, host.name)
+        imported.hosts[name] = _host(inv, host, name, groups)
+    return imported
+
+
+def _renames(inv: Inventory) -> tuple[dict[str, str], dict[str, str]]:
+    """(host renames, group renames): see the naming rule in the module docstring."""
+    taken = set(inv.groups) | set(inv.hosts)
+    hosts: dict[str, str] = {}
+    groups: dict[str, str] = {}
+
+    def fresh(prefix: str, name: str) -> str:
+        candidate = f"{prefix}_{name}"
+        while candidate in taken:
+            candidate = f"{prefix}_{candidate}"
+        taken.add(candidate)
+        return candidate
+
+    for name in inv.hosts:
+        if name == LOCAL:
+            hosts[name] = fresh("host", name)
+    for name in inv.groups:
+        if name == LOCAL or name in inv.hosts:
+            groups[name] = fresh("group", name)
+    return hosts, groups
+
+
+def _host(inv: Inventory, host: InvHost, name: str, renamed: dict[str, str]) -> Host:
+    merged, origin = inv.host_vars(host)
+
+    def fail(var: str, message: str) -> AnsibleInventoryError:
+        at = origin.get(var)
+        return AnsibleInventoryError(f"{at}: {message}" if at else f"{inv.source}: {message}")
+
+    fields = connection_fields(host.name, merged, origin, fail)
+    direct = [g for g in host.groups if host.name in g.names]
+    ordered = direct + [g for g in host.groups if g not in direct]
+    groups = tuple(renamed.get(g.name, g.name) for g in ordered
+                   if g.name not in (ALL, UNGROUPED))
+    notes = list(fields.pop("notes"))
+    if name != host.name:
+        notes.append(f"Ansible host '{host.name}' is imported as '{name}' ('local' is this "
+                     "machine in Baton)")
+    for group in ordered:
+        if group.name in renamed:
+            notes.append(f"Ansible group '{group.name}' is imported as "
+                         f"'{renamed[group.name]}' (host and group names share one "
+                         "namespace, 'local' is this machine)")
+    fields["origin"] = {**fields["origin"], **{f"vars.{k}": v for k, v in origin.items()}}
+    return Host(name=name, groups=groups, vars=merged, notes=tuple(notes), **fields)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import math
 import re
 
+MAX_DURATION = 365 * 86400.0
+"""The longest duration a workflow may give (timeouts, delays): a year. Anything longer is
+a typo, and huge values overflow timers and date arithmetic."""
+MAX_DURATION_TEXT = "365d"
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
@@ -22,6 +27,9 @@ def parse_duration(value: int | float | str) -> float:
         raise ValueError(f"expected a duration like '90s' or '5m', got {type(value).__name__}")
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"duration must be a positive number of seconds, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"duration {value!r} is too long: at most {MAX_DURATION_TEXT} "
+                         f"({MAX_DURATION:.0f} seconds)")
     return seconds
 
 
@@ -63,3 +71,13 @@ def format_duration(seconds: float) -> str:
     if whole < 3600:
         return f"{whole // 60}m{whole % 60:02d}s"
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def retry_delay(delay: float, backoff: float, retry: int) -> float:
+    """Seconds before automatic retry number ``retry`` (1-based): ``delay * backoff **
+    (retry - 1)``, capped at :data:`MAX_DURATION` (many retries would overflow a float)."""
+    try:
+        value = delay * backoff ** (retry - 1)
+    except OverflowError:
+        return MAX_DURATION
+    return min(value, MAX_DURATION) if math.isfinite(value) else MAX_DURATION

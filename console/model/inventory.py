@@ -100,6 +100,8 @@ def check_hosts(hosts: dict[str, Host], readers: dict[str, Reader]) -> None:
         if host.jump == name:
             reader.error(where, "a host cannot be its own jump host")
         elif host.jump not in hosts:
+            if "jump" in host.origin:  # imported: an ssh destination ([user@]host[:port])
+                continue
             others = [h for h in hosts if h != name]
             reader.error(where, f"unknown host '{host.jump}'{suggest(host.jump, others)}")
         else:

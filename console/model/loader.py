@@ -11,8 +11,9 @@ import datetime
 import functools
 import hashlib
 import json
+import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -20,12 +21,17 @@ from typing import Any
 
 import tomli
 
+from console.model.conditions import STATUS_FUNCTIONS, status_calls
 from console.model.durations import parse_duration, parse_percent
 from console.model.locate import KeyPath, Locator
+from console.model.recovery import RECOVERY_KEYS, check_delegate, read_recovery
+from console.model.sizes import format_size, parse_size
 from console.model.templating import TemplateError, analyze
 from console.model.workflow import (
     ALL,
+    DEFAULT_LOG_LIMIT,
     LOCAL,
+    MIN_LOG_LIMIT,
     Host,
     Param,
     Rollout,
@@ -186,7 +192,12 @@ class Reader:
         if not _is_kind(value, kind):
             self.error((*path, key), f"expected {_KIND_NAMES[kind]}, got {type_name(value)}")
             return default
-        return float(value) if kind == "number" else value
+        if kind == "number":
+            if not math.isfinite(value):
+                self.error((*path, key), f"must be a finite number, got {value}")
+                return default
+            return float(value)
+        return value
 
     def string(self, table: Mapping[str, Any], path: KeyPath, key: str,
                default: str | None = None, *, non_empty: bool = False) -> str | None:
@@ -234,6 +245,24 @@ class Reader:
             return default
         return seconds
 
+    def size(self, table: Mapping[str, Any], path: KeyPath, key: str, default: int, *,
+             minimum: int = 0) -> int:
+        if key not in table:
+            return default
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            self.error((*path, key), f"expected a size like '256MiB', got {type_name(value)}")
+            return default
+        try:
+            size = parse_size(value)
+        except ValueError as exc:
+            self.error((*path, key), str(exc))
+            return default
+        if size < minimum:
+            self.error((*path, key), f"must be at least {format_size(minimum)}, got {value!r}")
+            return default
+        return size
+
     def strings(self, table: Mapping[str, Any], path: KeyPath, key: str, *,
                 single: bool = False) -> list[tuple[str, KeyPath]] | None:
         """A list of strings (or one string when ``single``), each with its own path."""
@@ -277,13 +306,18 @@ class Reader:
 
 
 def read_text(path: Path) -> tuple[str | None, str | None]:
-    """(text, None) or (None, one-line reason the file cannot be read)."""
+    """(text, None) or (None, one-line reason the file cannot be read): only a regular
+    file of at most 16 MiB is read (a FIFO or a device would hang or never end)."""
+    from console.model.bounded import FILE_LIMIT, BoundedError, read_regular
+
     try:
-        return path.read_text(encoding="utf-8"), None
+        return read_regular(path, FILE_LIMIT).decode("utf-8"), None
     except FileNotFoundError:
         return None, "no such file"
     except IsADirectoryError:
         return None, "is a directory, not a file"
+    except BoundedError as exc:
+        return None, str(exc)
     except UnicodeDecodeError:
         return None, "not a UTF-8 text file"
     except OSError as exc:
@@ -294,6 +328,11 @@ def parse_toml(text: str, file: str, problems: list[Problem]) -> dict[str, Any] 
     """Parsed TOML, or None after recording the syntax error with its position."""
     try:
         return tomli.loads(text)  # tomllib's parser, compiled with mypyc in tomli's wheels
+    except RecursionError:  # tomli refuses inline tables/arrays nested past 400 levels
+        line, col = _too_deep(text)
+        problems.append(Problem(file, line, col, "invalid TOML: inline tables or arrays "
+                                f"nested more than {_MAX_NESTING} levels deep"))
+        return None
     except tomli.TOMLDecodeError as exc:
         message = str(exc)
         line = col = None
@@ -307,6 +346,44 @@ def parse_toml(text: str, file: str, problems: list[Problem]) -> dict[str, Any] 
         message = message[:1].lower() + message[1:]
         problems.append(Problem(file, line, col, f"invalid TOML: {message}"))
         return None
+
+
+_MAX_NESTING = 400
+"""tomli's limit on nested inline tables and arrays."""
+
+
+def _too_deep(text: str) -> tuple[int | None, int | None]:
+    """Where brackets (outside strings and comments) first nest past ``_MAX_NESTING``."""
+    depth = 0
+    line, line_start = 1, 0
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line, line_start = line + 1, i + 1
+        elif c == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif c in "\"'":
+            quote = text[i:i + 3] if text.startswith(c * 3, i) else c
+            j = i + len(quote)
+            while j < n and not text.startswith(quote, j):
+                if text[j] == "\\" and c == '"':
+                    j += 1
+                elif text[j] == "\n":
+                    line, line_start = line + 1, j + 1
+                j += 1
+            i = j + len(quote)
+            continue
+        elif c in "[{":
+            depth += 1
+            if depth > _MAX_NESTING:
+                return line, i - line_start + 1
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return None, None
 
 
 # --- loading -------------------------------------------------------------------------
@@ -338,16 +415,20 @@ def load_text(text: str, path: Path | str = "<string>") -> Workflow:
 
 
 TOP_KEYS = ("workflow", "params", "secrets", "ssh", "hosts", "steps", "rollouts")
-WORKFLOW_KEYS = ("name", "description", "concurrency", "inventory")
+WORKFLOW_KEYS = ("name", "description", "concurrency", "inventory", "log_limit", "exclusive")
 PARAM_KEYS = ("type", "choices", "default", "required", "description")
 PARAM_TYPES = ("string", "int", "float", "bool", "choice")
-SECRET_KEYS = ("env", "file", "command")
+SECRET_KEYS = ("env", "file", "command", "optional")
 STEP_KEYS = (
     "name", "description", "run", "on", "needs", "when", "timeout", "retries",
     "retry_delay", "retry_backoff", "confirm", "dangerous", "continue_on_error",
-    "serial", "max_fail", "env", "cwd", "shell",
+    "serial", "max_fail", "env", "cwd", "shell", *RECOVERY_KEYS,
 )
 ROLLOUT_KEYS = ("steps", "serial", "max_fail", "pause_between")
+MAX_BACKOFF = 100.0
+"""The largest retry_backoff: delays grow by at most this factor per retry."""
+SHELL_TEMPLATES = ("run", "undo")
+"""Step keys whose templates are shell scripts, checked for safe quoting."""
 CONTEXT_NAMES = ("params", "secrets", "host", "steps", "run", "workflow")
 
 
@@ -384,6 +465,7 @@ class _Builder:
     def __init__(self, reader: Reader, path: Path | None) -> None:
         self.r = reader
         self.path = path
+        self.text = ""
         self._upstream_cache: dict[str, set[str]] = {}
         self.params: dict[str, Param] = {}
         self.secrets: dict[str, Secret] = {}
@@ -395,6 +477,7 @@ class _Builder:
 
     def build(self, data: dict[str, Any], text: str) -> Workflow | None:
         r = self.r
+        self.text = text
         r.table(data, (), TOP_KEYS)
         meta = self.workflow_table(data)
         self.params = self.section(data, "params", self.param)
@@ -411,6 +494,8 @@ class _Builder:
             description=meta["description"],
             concurrency=meta["concurrency"],
             inventory=meta.get("inventory"),
+            log_limit=meta.get("log_limit", DEFAULT_LOG_LIMIT),
+            exclusive=meta.get("exclusive", False),
             params=self.params,
             secrets=self.secrets,
             ssh=ssh,
@@ -448,9 +533,16 @@ class _Builder:
         if "name" not in table:
             r.report(path, "workflow.name is required")
         meta["name"] = r.string(table, path, "name", "", non_empty=True)
+        if meta["name"] and bad_characters(meta["name"]):
+            r.error((*path, "name"), f"may not hold control characters, got "
+                                     f"{printable(meta['name'])}")
+            meta["name"] = ""
         meta["description"] = r.string(table, path, "description", "")
         meta["concurrency"] = r.integer(table, path, "concurrency", 16, minimum=1)
         meta["inventory"] = r.string(table, path, "inventory", None, non_empty=True)
+        meta["log_limit"] = r.size(table, path, "log_limit", DEFAULT_LOG_LIMIT,
+                                   minimum=MIN_LOG_LIMIT)
+        meta["exclusive"] = r.boolean(table, path, "exclusive", False)
         return meta
 
     # -- [params] / [secrets] -----------------------------------------------------
@@ -462,6 +554,9 @@ class _Builder:
             if inferred is None:
                 r.error(path, "expected a string, integer, float, boolean or table, "
                               f"got {type_name(value)}")
+                return None
+            if isinstance(value, float) and not math.isfinite(value):
+                r.error(path, f"must be a finite number, got {value}")
                 return None
             return Param(name=name, type=inferred, default=value)  # type: ignore[arg-type]
         table = r.table(value, path, PARAM_KEYS)
@@ -509,6 +604,9 @@ class _Builder:
                                     f"choices ({listed})")
                 return None
             return default
+        if isinstance(default, float) and not math.isfinite(default):
+            self.r.error(where, f"must be a finite number, got {default}")
+            return None
         if ptype == "float" and _is_kind(default, "number"):
             return float(default)
         kind = {"string": "string", "int": "integer", "bool": "boolean"}.get(ptype, "number")
@@ -523,7 +621,7 @@ class _Builder:
         table = r.table(value, path, SECRET_KEYS)
         if table is None:
             return None
-        given = [key for key in SECRET_KEYS if key in table]
+        given = [key for key in SECRET_KEYS[:3] if key in table]
         if len(given) != 1:
             r.error(path, "needs exactly one of env, file or command")
             return None
@@ -531,7 +629,9 @@ class _Builder:
         text = r.string(table, path, source, non_empty=True)
         if not text:
             return None
-        return Secret(name=name, source=source, value=text)  # type: ignore[arg-type]
+        optional = r.boolean(table, path, "optional")
+        return Secret(name=name, source=source, value=text,  # type: ignore[arg-type]
+                      optional=optional)
 
     # -- [ssh] / [hosts] / inventory ----------------------------------------------
     def hosts_and_ssh(self, data: dict[str, Any],
@@ -568,6 +668,12 @@ class _Builder:
                             readers[name] = r
         hosts.update(own)
         inv.check_hosts(hosts, readers)
+        for name, host in hosts.items():  # shown in every label: no escape sequences
+            for what in (name, *host.groups):
+                if bad_characters(what):
+                    reader = readers.get(name, r)
+                    reader.report(("hosts", name), f"host or group name {printable(what)} may "
+                                                   "not hold control characters")
         return SSHOptions(**{**base.__dict__, **ssh_fields}), hosts
 
     def ansible_hosts(self, inventory: str, where: KeyPath) -> dict[str, Host]:
@@ -590,9 +696,14 @@ class _Builder:
     def step(self, step_id: str, value: Any) -> Step | None:
         r = self.r
         path = ("steps", step_id)
+        if not _BARE_KEY.fullmatch(step_id):
+            r.report(path, f"step id {printable(step_id)} may only hold letters, digits, '_' "
+                           "and '-'")
         table = r.table(value, path, STEP_KEYS)
         if table is None:
             return None
+        if isinstance(table.get("name"), str):
+            self.check_name(table["name"], (*path, "name"))
         templates = self.templates.setdefault(step_id, [])
 
         def templated(key: str, *, expression: bool = False) -> str | None:
@@ -623,6 +734,9 @@ class _Builder:
         backoff = r.get(table, path, "retry_backoff", "number", 1.0)
         if backoff < 1:
             r.error((*path, "retry_backoff"), f"must be at least 1.0, got {backoff:g}")
+        elif backoff > MAX_BACKOFF:
+            r.error((*path, "retry_backoff"), f"must be at most {MAX_BACKOFF:g}, got {backoff:g}")
+            backoff = 1.0
         shell = r.string(table, path, "shell", "/bin/sh", non_empty=True) or "/bin/sh"
         return Step(
             id=step_id,
@@ -644,7 +758,14 @@ class _Builder:
             env=self.step_env(table, path, templates),
             cwd=templated("cwd"),
             shell=shell,
+            **read_recovery(r, table, path, templated),
         )
+
+    def check_name(self, name: str, where: KeyPath) -> None:
+        """A name shown to the operator holds no control characters (an escape sequence in
+        a name would drive the operator's terminal); blank is refused by the reader."""
+        if bad_characters(name):
+            self.r.error(where, f"may not hold control characters, got {printable(name)}")
 
     def step_env(self, table: dict[str, Any], path: KeyPath,
                  templates: list[_Template]) -> dict[str, str]:
@@ -686,6 +807,7 @@ class _Builder:
                 elif target == ALL and not self.hosts:
                     r.report(where, f"{dotted(path)}.on: 'all' matches no hosts "
                                     "(no [hosts] defined)")
+            check_delegate(r, path, self.steps[step_id].delegate, self.hosts, {*groups, ALL})
         self.check_cycles()
         for step_id in self.steps:
             for template in self.templates.get(step_id, []):
@@ -730,14 +852,24 @@ class _Builder:
             line, col = self._template_position(template, _line_of(template.source, word))
             r.report(template.path, f"{label}: {message}", line=line, col=col)
 
+        if template.path[-1] in SHELL_TEMPLATES:
+            from console.model.shellquote import check_template
+
+            for line_in, _col, tag, message in check_template(template.source):
+                line, col = self._tag_position(template, line_in, tag)
+                r.report(template.path, f"{label}: {message}", line=line, col=col)
+
         unknown = refs.names - _template_names() if refs.names else refs.names
+        if unknown & set(STATUS_FUNCTIONS):
+            unknown = self.check_status_functions(template, unknown, at)
         for name in sorted(unknown):
             if name in self.params:
                 hint = f" (did you mean 'params.{name}'?)"
             elif name in self.secrets:
                 hint = f" (did you mean 'secrets.{name}'?)"
             else:
-                hint = suggest(name, CONTEXT_NAMES)
+                hint = suggest(name, (*CONTEXT_NAMES,
+                                      *(STATUS_FUNCTIONS if template.expression else ())))
             at(name, f"unknown name '{name}'{hint}")
         for name in sorted(refs.params - set(self.params)):
             at(name, f"unknown param '{name}'{suggest(name, self.params)}")
@@ -752,6 +884,29 @@ class _Builder:
             elif name not in self._upstream(step_id):
                 at(name, f"steps.{name} is read but '{name}' is not upstream of "
                          f"'{step_id}' (add it to needs)")
+
+    def _tag_position(self, template: _Template, line_in_template: int,
+                      tag: str) -> tuple[int | None, int | None]:
+        """File line and column of the ``{{ }}`` tag ``tag`` on a line of a template."""
+        line, col = self._template_position(template, line_in_template)
+        start = self.r.locator.value_line(template.path)
+        if start is not None:
+            line = start + line_in_template - 1
+            lines = self.text.splitlines()
+            if 0 < line <= len(lines) and tag in lines[line - 1]:
+                return line, lines[line - 1].index(tag) + 1
+        return line, col
+    def check_status_functions(self, template: _Template, unknown: frozenset[str],
+                               at: Callable[[str, str], None]) -> frozenset[str]:
+        """Status functions are names of ``when`` only; returns the names still unknown."""
+        used = unknown & set(STATUS_FUNCTIONS)
+        if template.expression:
+            for name, message in status_calls(template.source)[1]:
+                at(name, message)
+        else:
+            for name in sorted(used):
+                at(name, f"{name}() is a status function: it works only in when")
+        return unknown - used
 
     def _template_position(self, template: _Template,
                            line_in_template: int | None) -> tuple[int | None, int | None]:
@@ -815,6 +970,20 @@ class _Builder:
             max_fail=r.integer(table, path, "max_fail", 0, minimum=0) or 0,
             pause_between=r.boolean(table, path, "pause_between"),
         )
+
+
+_BAD_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def bad_characters(text: str) -> bool:
+    """Does a name hold control characters (C0, DEL, C1, line separators, bidi overrides)?"""
+    return _BAD_CHARACTERS.search(text) is not None
+
+
+def printable(text: str) -> str:
+    """``text`` quoted with every control character escaped, safe in a message."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + _BAD_CHARACTERS.sub(lambda m: f"\\u{ord(m[0]):04x}", escaped) + '"'
 
 
 def _line_of(source: str, word: str) -> int | None:

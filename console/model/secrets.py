@@ -7,11 +7,10 @@ contain a value (nor a command's stdout, which would be the value).
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from console.model.bounded import SECRET_LIMIT, BoundedError, read_regular, run_bounded
 from console.model.workflow import Secret
 
 __all__ = ["COMMAND_TIMEOUT", "SecretError", "resolve_secret", "resolve_secrets"]
@@ -47,11 +46,13 @@ def _from_file(secret: Secret, base_dir: Path | None) -> str:
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     try:
-        data = path.read_text(encoding="utf-8")
+        data = read_regular(path, SECRET_LIMIT).decode("utf-8")
+    except BoundedError as exc:
+        problem = str(exc)
     except FileNotFoundError:
         problem = "does not exist"
     except IsADirectoryError:
-        problem = "is a directory"
+        problem = "is a directory, not a file"
     except PermissionError:
         problem = "is not readable (permission denied)"
     except UnicodeDecodeError:
@@ -66,30 +67,17 @@ def _from_file(secret: Secret, base_dir: Path | None) -> str:
 def _from_command(secret: Secret, base_dir: Path | None, timeout: float) -> str:
     prefix = f"secret '{secret.name}': command"
     try:
-        # Own session so that a timeout kills the whole process group, grandchildren too.
-        proc = subprocess.Popen(
-            ["/bin/sh", "-c", secret.value],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=base_dir,
-            start_new_session=True,
-        )
+        # Own session: a timeout or too much output kills the whole process group.
+        status, stdout, stderr = run_bounded(["/bin/sh", "-c", secret.value], cwd=base_dir,
+                                             timeout=timeout, limit=SECRET_LIMIT)
     except OSError as exc:
         raise SecretError(f"{prefix} could not start: {exc.strerror or exc}") from None
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.communicate()
-        raise SecretError(f"{prefix} timed out after {timeout:g}s") from None
-    if proc.returncode != 0:
+    except BoundedError as exc:
+        raise SecretError(f"{prefix} {exc}") from None
+    if status != 0:
         lines = stderr.decode("utf-8", "replace").strip().splitlines()
         detail = f": {lines[0].strip()}" if lines else ""
-        raise SecretError(f"{prefix} exited with status {proc.returncode}{detail}")
+        raise SecretError(f"{prefix} exited with status {status}{detail}")
     try:
         return _strip_newline(stdout.decode("utf-8"))
     except UnicodeDecodeError:
@@ -103,14 +91,32 @@ def resolve_secret(
     environ: Mapping[str, str] | None = None,
     timeout: float = COMMAND_TIMEOUT,
 ) -> str:
-    """The value of one secret; raises :class:`SecretError`."""
+    """The value of one secret; raises :class:`SecretError`.
+
+    An empty value is an error (it could not be masked, and a step would run with a blank
+    password) unless the secret is declared ``optional = true``; an optional secret whose
+    environment variable is unset is empty too.
+    """
     if secret.source == "env":
-        return _from_env(secret, os.environ if environ is None else environ)
-    if secret.source == "file":
-        return _from_file(secret, base_dir)
-    if secret.source == "command":
-        return _from_command(secret, base_dir, timeout)
-    raise SecretError(f"secret '{secret.name}': unknown source {secret.source!r}")
+        env = os.environ if environ is None else environ
+        if secret.optional and secret.value not in env:
+            return ""
+        value = _from_env(secret, env)
+    elif secret.source == "file":
+        value = _from_file(secret, base_dir)
+    elif secret.source == "command":
+        value = _from_command(secret, base_dir, timeout)
+    else:
+        raise SecretError(f"secret '{secret.name}': unknown source {secret.source!r}")
+    if not value.strip() and not secret.optional:
+        what = {"env": f"environment variable {secret.value} is", "file": f"file {secret.value} is",
+                "command": "command printed"}[secret.source]
+        blank = "nothing" if secret.source == "command" else "empty"
+        if value:
+            blank = "only whitespace" if secret.source == "command" else "blank"
+        raise SecretError(f"secret '{secret.name}': {what} {blank} (set it, or declare the "
+                          "secret optional = true)")
+    return value
 
 
 def resolve_secrets(

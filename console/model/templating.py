@@ -15,31 +15,40 @@ Context shape (built by the engine, documented here because templates depend on 
 
 Rendering modes:
 
-- :func:`render_command` (``run``): every ``{{ value }}`` is shell-quoted with
-  :func:`shlex.quote`, so a value always arrives as one literal argument.
+- :func:`render_command` (``run``): every ``{{ value }}`` is quoted for the shell context
+  it lands in (a bare word, inside ``"…"``, inside ``'…'``; :mod:`shellquote`), so the
+  program always receives exactly the value; where that cannot be proved safe (backticks,
+  ``$(( ))``, an unquoted heredoc body …) rendering fails and ``check`` reports it.
   ``{{ value | raw }}`` inserts it unquoted (for deliberate shell syntax).
-- :func:`render_value` (``env`` values, ``cwd``): plain text, no quoting.
+- :func:`render_value` (``env`` values, ``cwd``): plain text, no quoting (an environment
+  variable or a directory is never parsed by a shell).
 - :func:`evaluate` (``when``): a bare expression, truthiness by Python's ``bool``.
 
-Every value renders with ``str()``: ``True``, ``None``, ``3``, and dicts/lists in their
-Python repr (``{'a': 1}``); use ``| tojson`` for JSON. Every Jinja failure becomes a
-one-line :class:`TemplateError`; error text can contain values, so callers must pass it
-through the run's :class:`Masker` like any other output.
+Every value renders with ``str()`` (``None``, ``3``, dicts/lists in their Python repr
+``{'a': 1}``; use ``| tojson`` for JSON), except booleans: ``true`` / ``false``, as shells,
+JSON and YAML spell them (a ``bool`` param in ``[ "{{ params.force }}" = true ]``).
+Every Jinja failure becomes a one-line :class:`TemplateError`; error text can contain
+values, so callers must pass it through the run's :class:`Masker` like any other output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from console.model.masking import MASK, Masker
 
 if TYPE_CHECKING:
     from jinja2 import nodes
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = [
+    "MASK",
     "Masker",
     "TemplateError",
     "TemplateRefs",
@@ -48,9 +57,9 @@ __all__ = [
     "needs_render",
     "render_command",
     "render_value",
+    "trace_values",
 ]
 
-MASK = "***"
 _TEMPLATE_FILENAME = "<template>"
 _CACHE_LIMIT = 4096
 
@@ -72,7 +81,16 @@ class Raw(str):
 
 
 def _raw(value: Any) -> Raw:
-    return Raw(str(value))
+    return Raw(text_of(value))
+
+
+def text_of(value: Any) -> str:
+    """How a value reads in rendered text: ``str()``, but booleans are ``true``/``false``."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
 
 
 def quote(text: str) -> str:
@@ -82,10 +100,54 @@ def quote(text: str) -> str:
     return shell_quote(text)
 
 
+_slots: ContextVar[list[str] | None] = ContextVar("baton_template_slots", default=None)
+"""The values of the command being rendered, in marker order (see :mod:`shellquote`)."""
+
+
+_trace: ContextVar[list[str] | None] = ContextVar("baton_template_trace", default=None)
+"""When set (:func:`trace_values`): the text of every ``{{ }}`` rendered, in order."""
+
+
+@contextlib.contextmanager
+def trace_values() -> Iterator[list[str]]:
+    """Collect the text of every ``{{ }}`` that ``render_command`` and ``render_value``
+    output inside the block, in order, before any quoting: what the program receives.
+    The engine compares it with a placeholder rendering to learn which values derive
+    from a secret (see :mod:`console.engine.shown`)."""
+    values: list[str] = []
+    token = _trace.set(values)
+    try:
+        yield values
+    finally:
+        _trace.reset(token)
+
+
+def _value_finalize(value: Any) -> Any:
+    if isinstance(value, bool):
+        value = text_of(value)
+    trace = _trace.get()
+    if trace is not None:
+        trace.append(str(value))
+    return value
+
+
 def _shell_finalize(value: Any) -> Any:
+    from console.model.shellquote import MARK, marker
+
+    trace = _trace.get()
+    if trace is not None:
+        trace.append(text_of(value))
+    values = _slots.get()
     if isinstance(value, Raw):
+        if MARK in value:
+            raise TemplateError("a raw value contains a NUL byte, which no shell command "
+                                "can receive")
         return value
-    return quote(str(value))
+    text = text_of(value)
+    if values is None:  # rendered outside render_command: plain quoting
+        return quote(text)
+    values.append(text)
+    return marker(len(values) - 1)
 
 
 def _make_env(**kwargs: Any) -> ImmutableSandboxedEnvironment:
@@ -105,12 +167,20 @@ def _make_env(**kwargs: Any) -> ImmutableSandboxedEnvironment:
 @functools.cache
 def _value_env() -> ImmutableSandboxedEnvironment:
     """Jinja is imported on first use (30 ms of start-up a plain-text workflow never pays)."""
-    return _make_env()
+    return _make_env(finalize=_value_finalize)
+
+
+def _shell_finalize_in(context: Any, value: Any) -> Any:
+    return _shell_finalize(value)
 
 
 @functools.cache
 def _command_env() -> ImmutableSandboxedEnvironment:
-    return _make_env(finalize=_shell_finalize)
+    from jinja2 import pass_context
+
+    # pass_context: Jinja must not fold a constant ({{ 'a b' }}) at compile time, where
+    # the shell context it lands in is not known yet; every value is quoted at render.
+    return _make_env(finalize=pass_context(_shell_finalize_in))
 
 
 _cache: dict[tuple[str, str], Any] = {}
@@ -173,6 +243,7 @@ def _compile(source: str, mode: str) -> Any:
         return compiled
     from jinja2 import TemplateSyntaxError
 
+    untraced = _trace.set(None)  # Jinja finalizes constants while compiling: not values
     try:
         if mode == "command":
             compiled = _command_env().from_string(source)
@@ -183,6 +254,8 @@ def _compile(source: str, mode: str) -> Any:
                                                        undefined_to_none=False)
     except TemplateSyntaxError as exc:
         raise _convert(exc) from None
+    finally:
+        _trace.reset(untraced)
     if len(_cache) >= _CACHE_LIMIT:
         _cache.clear()
     _cache[key] = compiled
@@ -193,14 +266,32 @@ def _compile(source: str, mode: str) -> Any:
 
 
 def render_command(source: str, context: Mapping[str, Any]) -> str:
-    """Render a ``run`` script; substituted values are shell-quoted unless ``| raw``."""
+    """Render a ``run`` script; each substituted value is quoted for the shell context it
+    lands in (bare word, ``"…"``, ``'…'`` …), unless ``| raw``; a value where quoting
+    cannot be proved safe is a :class:`TemplateError` (see :mod:`shellquote`)."""
     if not needs_render(source):
         return source
+    from console.model.shellquote import MARK, QuotingError, substitute
+
+    if MARK in source:
+        raise TemplateError("the command contains a NUL byte, which no shell can run")
     template = _compile(source, "command")
+    values: list[str] = []
+    token = _slots.set(values)
     try:
-        return template.render(context)
+        text = template.render(context)
+    except TemplateError:
+        raise
     except Exception as exc:
         raise _convert(exc) from None
+    finally:
+        _slots.reset(token)
+    if not values:
+        return text
+    try:
+        return substitute(text, values)
+    except QuotingError as exc:
+        raise TemplateError(str(exc)) from None
 
 
 def render_value(source: str, context: Mapping[str, Any]) -> str:
@@ -290,59 +381,3 @@ def analyze(source: str, *, expression: bool = False) -> TemplateRefs:
         secrets=frozenset(found["secrets"]),
         steps=frozenset(found["steps"]),
     )
-
-
-# --- masking -------------------------------------------------------------------------
-
-
-class Masker:
-    """Replaces every secret value in text with ``***``.
-
-    Runs on every output chunk, so the common case is one search of a compiled regex, and
-    text is returned untouched when there is nothing to mask. When a chunk does contain a
-    secret, every occurrence of every value is located and overlapping or adjacent spans
-    are merged, so overlapping secrets never leave a fragment of either visible. The
-    shell-quoted form of each value is masked too, so a rendered command shows ``***``
-    rather than quoting fragments. A secret split across two chunks is not seen: feed it
-    whole lines.
-    """
-
-    __slots__ = ("_pattern", "_values")
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        values: set[str] = set()
-        for value in secrets:
-            if value:
-                values.add(value)
-                values.add(quote(value))
-        self._values = tuple(sorted(values, key=lambda v: (-len(v), v)))
-        self._pattern = (
-            re.compile("|".join(map(re.escape, self._values))) if self._values else None
-        )
-
-    def __bool__(self) -> bool:
-        return self._pattern is not None
-
-    def mask(self, text: str) -> str:
-        if self._pattern is None or not text or self._pattern.search(text) is None:
-            return text
-        spans: list[tuple[int, int]] = []
-        for value in self._values:
-            start = text.find(value)
-            while start != -1:
-                spans.append((start, start + len(value)))
-                start = text.find(value, start + 1)
-        spans.sort()
-        out: list[str] = []
-        position = 0
-        end = -1
-        for span_start, span_end in spans:
-            if span_start > end:
-                if end >= 0:
-                    out.append(MASK)
-                out.append(text[position:span_start])
-            end = max(end, span_end)
-            position = end
-        out.append(MASK)
-        out.append(text[position:])
-        return "".join(out)

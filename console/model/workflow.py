@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+DEFAULT_LOG_LIMIT = 256 * 1024**2
+"""Output kept per attempt's log unless ``[workflow] log_limit`` says otherwise."""
+MIN_LOG_LIMIT = 4096
+
 LOCAL = "local"
 """The host name of the machine baton runs on. Local steps run on this host."""
 
@@ -36,6 +40,8 @@ class Secret:
     source: SecretSource
     value: str
     """The env variable name, file path or shell command (not the secret itself)."""
+    optional: bool = False
+    """An unset environment variable or an empty value is allowed (it renders as "")."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,8 @@ class SSHOptions:
     """`[ssh]` defaults; every field may be overridden per host."""
 
     user: str | None = None
-    port: int = 22
+    port: int | None = None
+    """None: not written (``~/.ssh/config``'s Port, else 22); a written value always wins."""
     identity: str | None = None
     known_hosts: str | None = None
     connect_timeout: float = 10.0
@@ -61,10 +68,20 @@ class Host:
     jump: str | None = None
     forward_agent: bool = False
     vars: dict[str, Any] = field(default_factory=dict)
+    connection: str = "ssh"
+    """"ssh", or "local" (run on this machine: Ansible's ``ansible_connection=local``)."""
+    proxy_command: str | None = None
+    """OpenSSH ProxyCommand (``%h``, ``%p``, ``%r`` expanded) instead of a direct connection."""
+    origin: Mapping[str, str] = field(default_factory=dict, compare=False)
+    """Where each connection value came from (``address`` -> ``hosts.ini:4 (ansible_host)``)
+    and each imported variable (``vars.NAME`` -> ``group_vars/web.yml:3``); a field not
+    listed came from the workflow (or is the default)."""
+    notes: tuple[str, ...] = field(default=(), compare=False)
+    """What the import says about this host (``ansible_become`` ignored, …)."""
 
     @property
     def is_local(self) -> bool:
-        return self.name == LOCAL
+        return self.name == LOCAL or self.connection == "local"
 
 
 LOCAL_HOST = Host(name=LOCAL, address="localhost")
@@ -94,11 +111,28 @@ class Step:
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
     shell: str = "/bin/sh"
+    undo: str | None = None
+    """How to reverse this step on a host (a template quoted like ``run``); a rollback runs it."""
+    undo_on_failure: bool = False
+    """A task that failed after it started is undone too (it may have changed something)."""
+    poll: float | None = None
+    """Seconds between polls: ``run`` re-runs until it exits 0 or ``within`` passes."""
+    within: float | None = None
+    """How long polling goes on (from the first poll) before the task fails."""
+    delay: float = 0.0
+    """Seconds to wait before the first poll."""
+    delegate: str | None = None
+    """Host name (or ``local``) the command runs on instead of the task's own host."""
 
     @property
     def manual(self) -> bool:
         """A step without ``run`` waits for the operator to mark it done."""
         return self.run is None
+
+    def command_host(self, host: str) -> str:
+        """Where the command of this step's task on ``host`` runs: its ``delegate``, if any.
+        The task still belongs to ``host`` (order, rollout batch, ``{{ host }}``, undo)."""
+        return self.delegate or host
 
     @property
     def gated(self) -> bool:
@@ -139,6 +173,10 @@ class Workflow:
     description: str = ""
     concurrency: int = 16
     inventory: str | None = None
+    log_limit: int = DEFAULT_LOG_LIMIT
+    """Bytes of output kept per attempt's log (head and tail; the middle is dropped)."""
+    exclusive: bool = False
+    """Refuse to start a run while another run of this workflow is live on this machine."""
     params: dict[str, Param] = field(default_factory=dict)
     secrets: dict[str, Secret] = field(default_factory=dict)
     ssh: SSHOptions = field(default_factory=SSHOptions)

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from console.engine.events import RunState, TaskState
 from console.store import logs, migrations
@@ -42,8 +43,11 @@ class Store:
         self.home = home
         self.db_path = home / DB_NAME
         self._db = db
+        db.create_function("baton_matches", 3, _matches, deterministic=True)
         self.machine = socket.gethostname()
         """Recorded with each run as the machine it ran on."""
+        self.read_only = False
+        """Opened by :meth:`open_read` on a home that cannot take a write."""
 
     # ------------------------------------------------------------------ open / close
 
@@ -52,7 +56,9 @@ class Store:
         """Open (creating or migrating) the store under ``home`` (default ``$BATON_HOME``)."""
         home = logs.resolve_home(home)
         try:
-            logs.ensure_dir(home)
+            logs.ensure_dir(home, link_ok=True)
+            for sub in ("logs", "locks"):
+                logs.check_private(home / sub)
             _probe(home)
         except OSError as exc:
             raise StoreError(f"cannot write to baton home {home}: {exc.strerror or exc}") from None
@@ -60,6 +66,8 @@ class Store:
         db = None
         try:
             logs.create_private(path)
+            for suffix in ("-wal", "-shm", "-journal"):
+                logs.refuse_link(Path(f"{path}{suffix}"))
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -68,11 +76,76 @@ class Store:
             if db is not None:
                 db.close()
             raise _open_error(path, exc) from None
+        except StoreError:
+            if db is not None:
+                db.close()
+            raise
         for suffix in ("-wal", "-shm"):
             extra = Path(f"{path}{suffix}")
-            if extra.exists():
-                os.chmod(extra, logs.FILE_MODE)
+            try:
+                os.close(logs.open_private(extra, os.O_RDONLY))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                db.close()
+                raise _open_error(extra, exc) from None
         return cls(home, db)
+
+    @classmethod
+    def open_read(cls, home: Path | None = None) -> Store:
+        """Open the history for reading: normally as :meth:`open` does (so dead runs are
+        marked interrupted), but on a read-only or full home read-only (nothing is
+        created, migrated or marked); an absent history reads as empty."""
+        home = logs.resolve_home(home)
+        if os.access(home, os.W_OK):
+            try:
+                return cls.open(home)
+            except StoreError as exc:
+                if "symbolic link" in str(exc) or "group or others" in str(exc) or (
+                        "owned by" in str(exc)):
+                    raise
+        try:
+            os.stat(home)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot read baton home {home}: {exc.strerror or exc}") from None
+        logs.check_private(home, link_ok=True)
+        for sub in ("logs", "locks"):
+            logs.check_private(home / sub)
+        path = home / DB_NAME
+        if not os.path.lexists(path):
+            db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            migrations.migrate(db)
+            return cls(home, db)
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            logs.refuse_link(Path(f"{path}{suffix}"))
+        uri = "file:" + quote(str(path), safe="/")
+        error: BaseException | None = None
+        for mode in ("mode=ro", "immutable=1"):  # immutable: no -shm can be made here
+            db = None
+            try:
+                db = sqlite3.connect(f"{uri}?{mode}", uri=True, isolation_level=None,
+                                     check_same_thread=False)
+                version = migrations.version_of(db)
+                if version is not None and version < migrations.CURRENT:
+                    db.close()
+                    raise StoreError(f"{path} was written by an older baton (schema "
+                                     f"{version}); open it once with write access to upgrade")
+                if version is None:  # an empty file: an empty history
+                    db.close()
+                    db = sqlite3.connect(":memory:", isolation_level=None,
+                                         check_same_thread=False)
+                    migrations.migrate(db)
+                store = cls(home, db)
+                store.read_only = True
+                return store
+            except (sqlite3.Error, migrations.SchemaError) as exc:
+                if db is not None:
+                    db.close()
+                error = exc
+        assert error is not None
+        raise _open_error(path, error) from None
 
     def close(self) -> None:
         self._db.close()
@@ -154,6 +227,37 @@ class Store:
             db.execute("COMMIT")
         return [(step, host) for step, host, _ in hit]
 
+    def reap_dead(self, run_id: str | None = None) -> list[str]:
+        """Mark ``interrupted`` every ``running`` or ``paused`` run (or just ``run_id``)
+        whose owner is gone: its lock is free, so the process recording it died (kill -9,
+        a closed terminal, a crash). The time is that of its last recorded event. Runs
+        recorded on another machine are left alone (their locks are not ours to test).
+        Returns the ids marked (none on a read-only store)."""
+        if self.read_only:
+            return []
+        sql = "SELECT id, host, pid FROM runs WHERE state IN (?, ?)"
+        args: list[Any] = [RunState.RUNNING, RunState.PAUSED]
+        if run_id is not None:
+            sql += " AND id = ?"
+            args.append(run_id)
+        with self._guard() as db:
+            rows = db.execute(sql, args).fetchall()
+        marked = []
+        for rid, machine, pid in rows:
+            if machine not in (None, self.machine) or logs.held_here(rid, self.home):
+                continue
+            try:
+                lock = logs.acquire_run_lock(rid, self.home)
+            except LiveRunError:
+                continue  # its owner is alive
+            with lock, self._guard() as db:
+                last = db.execute("SELECT max(time) FROM events WHERE run_id = ?",
+                                  (rid,)).fetchone()[0]
+                owner = f"baton (pid {pid})" if pid else "baton"
+                self.mark_interrupted(rid, f"{owner} stopped while it ran", now=last)
+            marked.append(rid)
+        return marked
+
     def _next_seq(self, run_id: str) -> int:
         row = self._db.execute("SELECT max(seq) FROM events WHERE run_id = ?",
                                (run_id,)).fetchone()
@@ -184,15 +288,22 @@ class Store:
     # ------------------------------------------------------------------ reading
 
     def runs(self, workflow: str | None = None, status: str | None = None,
-             since: float | None = None, limit: int | None = None) -> list[RunSummary]:
-        """Past runs, newest first. ``workflow`` matches the name or the file path;
-        ``status`` is a run state; ``since`` a start time (epoch seconds)."""
+             since: float | None = None, limit: int | None = None,
+             matching: str | None = None) -> list[RunSummary]:
+        """Past runs, newest first. ``workflow`` matches the name or the file path exactly;
+        ``matching`` (what an operator types: ``baton runs --workflow disk``) matches any
+        part of the name or of the file name, ignoring case; ``status`` is a run state;
+        ``since`` a start time (epoch seconds)."""
         from console.store.records import RunSummary
 
+        self.reap_dead()
         where, args = [], []
         if workflow is not None:
             where.append("(workflow = ? OR path = ?)")
             args += [workflow, workflow]
+        if matching is not None:
+            where.append("baton_matches(workflow, path, ?)")
+            args.append(matching.casefold())
         if status is not None:
             if status not in RunState._value2member_map_:
                 known = ", ".join(s.value for s in RunState)
@@ -240,9 +351,11 @@ class Store:
             RunRecord,
             StoredRun,
             TaskRecord,
+            reload_prefixes,
         )
 
         run_id = self.resolve(run_id)
+        self.reap_dead(run_id)
         with self._guard() as db:
             row = db.execute(f"SELECT {_SUMMARY}, digest, params, host, pid, options "
                              "FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -264,6 +377,8 @@ class Store:
                       db.execute("SELECT seq, time, type, payload FROM events WHERE run_id = ? "
                                  "ORDER BY seq", (run_id,))]
             digests = {run.digest} | {a.digest for a in attempts}
+            digests |= {e.payload.get("digest") for e in events
+                        if e.type == "reload" and isinstance(e.payload, dict)}
             digests.discard(None)
             definitions = {}
             for digest in sorted(d for d in digests if d):
@@ -271,6 +386,13 @@ class Store:
                                   (digest,)).fetchone()
                 if text is not None:
                     definitions[digest] = text[0]
+            for prefix in reload_prefixes(actions):  # runs stored before reload events
+                if any(d.startswith(prefix) for d in definitions):  # named their digest
+                    continue
+                row = db.execute("SELECT digest, text FROM definitions WHERE substr(digest, "
+                                 "1, ?) = ? LIMIT 1", (len(prefix), prefix)).fetchone()
+                if row is not None:
+                    definitions[row[0]] = row[1]
         return StoredRun(run, tasks, attempts, actions, events, definitions)
 
     def definition(self, digest: str) -> str | None:
@@ -281,6 +403,12 @@ class Store:
 
     def log_path(self, run_id: str, step: str, host: str, attempt: int) -> Path:
         return logs.log_path(self.home, run_id, step, host, attempt)
+
+    def stderr_tail(self, run_id: str, step: str, host: str, attempt: int,
+                    count: int = 10) -> list[str]:
+        """The last ``count`` stderr lines of one attempt (masked when written)."""
+        return logs.tail_lines(logs.log_path(self.home, run_id, step, host, attempt,
+                                             "stderr"), count)
 
     def read_log(self, run_id: str, step: str, host: str, attempt: int) -> str:
         """The output of one attempt ("" when it printed nothing)."""
@@ -293,7 +421,13 @@ class Store:
 
 _SUMMARY = "id, workflow, path, state, user, started, ended"
 _RUN_TABLES = (("runs", "id"), ("tasks", "run_id"), ("attempts", "run_id"),
-               ("events", "run_id"), ("actions", "run_id"))
+               ("processes", "run_id"), ("events", "run_id"), ("actions", "run_id"))
+
+
+def _matches(name: str | None, path: str | None, needle: str) -> bool:
+    """``needle`` (casefolded) is part of the workflow's name or of its file's name.
+    (SQLite's lower() knows only ASCII: names are folded as Python folds them.)"""
+    return needle in (name or "").casefold() or needle in os.path.basename(path or "").casefold()
 
 
 def _json(text: str | None, default: Any = None) -> Any:
@@ -306,9 +440,16 @@ def _json(text: str | None, default: Any = None) -> Any:
 
 
 def _probe(home: Path) -> None:
-    """Fail early, with the OS's words, when the home cannot take a write."""
+    """Fail early, with the OS's words, when the home cannot take a write. The probe is
+    created exclusively (a planted file or symlink of that name is removed, never
+    written through)."""
     probe = home / f".write-test-{os.getpid()}"
-    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, logs.FILE_MODE)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | logs.NOFOLLOW | logs.CLOEXEC
+    try:
+        fd = os.open(probe, flags, logs.FILE_MODE)
+    except FileExistsError:
+        probe.unlink()  # removes a planted link itself, not its target
+        fd = os.open(probe, flags, logs.FILE_MODE)
     try:
         os.write(fd, b"\0" * 4096)
         os.fsync(fd)

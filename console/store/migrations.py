@@ -6,14 +6,15 @@ transaction, so a crash mid-migration leaves the file at its previous version.
 
 Version 1 (the first release) had no ``attempts.digest``, no ``definitions`` table and no
 index of runs by state. Version 2 adds them; attempts migrated from version 1 get the
-digest of their run.
+digest of their run. Version 3 adds ``processes``: the identity of each attempt's
+processes (its ``BATON_ATTEMPT`` tag, the shell's pid, start time and session id).
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-CURRENT = 2
+CURRENT = 3
 
 SCHEMA = """
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -83,6 +84,17 @@ CREATE TABLE definitions (
     text TEXT NOT NULL,
     path TEXT
 );
+CREATE TABLE processes (
+    run_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    host TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    tag TEXT,
+    pid INTEGER,
+    started REAL,
+    sid INTEGER,
+    PRIMARY KEY (run_id, step, host, number)
+) WITHOUT ROWID;
 CREATE INDEX runs_by_started ON runs (started);
 CREATE INDEX runs_by_workflow ON runs (workflow, started);
 CREATE INDEX runs_by_state ON runs (state, started);
@@ -96,6 +108,13 @@ MIGRATIONS: dict[int, str] = {
     UPDATE attempts SET digest = (SELECT runs.digest FROM runs WHERE runs.id = attempts.run_id);
     CREATE TABLE definitions (digest TEXT PRIMARY KEY, text TEXT NOT NULL, path TEXT);
     CREATE INDEX runs_by_state ON runs (state, started);
+    """,
+    # 2 -> 3: the process identity of each attempt (tag, pid, start time, session), so a
+    # resume can find and end what an interrupted attempt left running
+    2: """
+    CREATE TABLE processes (run_id TEXT NOT NULL, step TEXT NOT NULL, host TEXT NOT NULL,
+        number INTEGER NOT NULL, tag TEXT, pid INTEGER, started REAL, sid INTEGER,
+        PRIMARY KEY (run_id, step, host, number)) WITHOUT ROWID;
     """,
 }
 

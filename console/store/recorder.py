@@ -55,7 +55,7 @@ from console.store.logs import StoreError
 
 if TYPE_CHECKING:
     from console.engine.run import Run
-    from console.engine.task import Task
+    from console.engine.task import Attempt, Task
     from console.model.workflow import Workflow
     from console.store.history import Store
 
@@ -101,10 +101,12 @@ class Recorder:
         lock = logs.held_here(run.id, store.home)
         self._own_lock = lock is None
         self._lock = lock or logs.acquire_run_lock(run.id, store.home)
-        self._logs = logs.LogFiles(store.home, run.id)
+        self._logs = logs.LogFiles(store.home, run.id,
+                                   getattr(run.workflow, "log_limit", logs.DEFAULT_LOG_LIMIT))
         self._events: list[tuple[Any, ...]] = []
         self._tasks: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._attempts: dict[tuple[str, str, int], tuple[Any, ...]] = {}
+        self._processes: dict[tuple[str, str, int], tuple[Any, ...]] = {}
         self._actions: list[tuple[Any, ...]] = []
         self._definitions: list[tuple[str, str, str | None]] = []
         self._run_update: tuple[Any, ...] | None = None
@@ -119,6 +121,9 @@ class Recorder:
             self._release()
             raise
         self._unsubscribe = run.subscribe(self._on_event)
+        hooks = getattr(run, "started_hooks", None)
+        if hooks is not None:
+            hooks.append(self._on_started)
 
     def _start(self) -> None:
         run = self.run
@@ -154,7 +159,8 @@ class Recorder:
             kind = event.type
             if kind == "log":
                 self._logs.write(event.step, event.host, event.attempt,  # type: ignore[union-attr]
-                                 event.text + "\n")  # type: ignore[union-attr]
+                                 event.text + "\n",  # type: ignore[union-attr]
+                                 event.stream == "stderr")  # type: ignore[union-attr]
                 self._schedule()
             elif kind == "task":
                 self._on_task(event)  # type: ignore[arg-type]
@@ -167,9 +173,9 @@ class Recorder:
         except Exception as exc:  # never break the engine; report once
             self._fail(exc)
 
-    def _event_row(self, event: Event) -> None:
+    def _event_row(self, event: Event, **extra: Any) -> None:
         data = (task_event_json(event) if type(event) is TaskEvent
-                else json.dumps(event.to_dicts()[0]))
+                else json.dumps({**event.to_dicts()[0], **extra}))
         self._events.append((self.run_id, self._seq, event.time, event.type, data))
         self._seq += 1
 
@@ -181,15 +187,31 @@ class Recorder:
         if task is not None and task.attempts:
             a = task.attempts[-1]
             state = a.state if a.state is not None else event.state
+            mask = self.run.masker.mask  # the engine masks both; this is the last line
             self._attempts[(*key, a.number)] = (
                 self.run_id, event.step, event.host, a.number, a.started, a.ended, a.exit_code,
-                a.signal, str(state), a.reason, a.command, a.digest or None)
+                a.signal, str(state), a.reason and mask(a.reason), mask(a.command),
+                a.digest or None)
             if a.digest != self._digest:
                 self._note_definition(self.run.workflow)
+            if event.state is TaskState.RUNNING and a.tag:
+                self._note_process(event.step, event.host, a)
         self._event_row(event)
         if event.state is not TaskState.RUNNING:
             self._logs.close_task(event.step, event.host)
         self._schedule()
+
+    def _note_process(self, step: str, host: str, a: Attempt) -> None:
+        self._processes[(step, host, a.number)] = (self.run_id, step, host, a.number, a.tag,
+                                                   a.pid, a.pid_start, a.sid)
+
+    def _on_started(self, task: Task, attempt: Attempt) -> None:
+        """The attempt's process started: its pid, start time and session join its tag."""
+        try:
+            self._note_process(task.step, task.host, attempt)
+            self._schedule()
+        except Exception as exc:  # never break the engine; report once
+            self._fail(exc)
 
     def _task_row(self, task: Task | None, state: TaskState, attempt: int,
                   exit_code: int | None, reason: str | None,
@@ -226,7 +248,8 @@ class Recorder:
             self._note_definition(self.run.workflow)
         self._actions.append((self.run_id, event.time, self.run.user, "reload", None, None,
                               reason))
-        self._event_row(event)
+        # the stored event names the definition now in force: resume continues with it
+        self._event_row(event, **({"digest": event.digest} if event.error is None else {}))
         self.flush()
 
     def _on_run(self, event: RunEvent) -> None:
@@ -267,10 +290,10 @@ class Recorder:
         if self._logs.dirty:
             try:
                 self._logs.flush()
-            except OSError as exc:
+            except (OSError, StoreError) as exc:
                 self._fail(exc)
         if not (self._events or self._tasks or self._attempts or self._actions
-                or self._run_update or self._definitions):
+                or self._run_update or self._definitions or self._processes):
             return
         db = self._db
         try:
@@ -285,6 +308,9 @@ class Recorder:
                 db.executemany(_TASK_UPSERT, self._tasks.values())
             if self._attempts:
                 db.executemany(_ATTEMPT_UPSERT, self._attempts.values())
+            if self._processes:
+                db.executemany("INSERT OR REPLACE INTO processes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               self._processes.values())
             if self._actions:
                 db.executemany("INSERT INTO actions (run_id, time, user, action, step, host, "
                                "reason) VALUES (?, ?, ?, ?, ?, ?, ?)", self._actions)
@@ -300,6 +326,7 @@ class Recorder:
         self._run_update = None
         self._tasks.clear()
         self._attempts.clear()
+        self._processes.clear()
         self._actions.clear()
         self._events.clear()
 

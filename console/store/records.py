@@ -7,6 +7,8 @@ live apart from the writing side: a run that only records never builds these cla
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,10 +128,23 @@ class StoredRun:
         return self.definitions.get(self.run.digest or "")
 
     def last_definition(self) -> tuple[str | None, str | None]:
-        """(digest, text) of the definition the run last ran an attempt with (a hot reload
-        may have replaced the one it started with), else the one it started with."""
-        ran = [a for a in self.attempts if a.digest in self.definitions and a.started]
-        digest = max(ran, key=lambda a: a.started or 0).digest if ran else self.run.digest
+        """(digest, text) of the latest definition the run accepted: the last hot reload
+        applied to it (whether or not an attempt ran with it since), else the newest one an
+        attempt ran with, else the one it started with."""
+        seen: list[tuple[float, int, str]] = []
+        for a in self.attempts:
+            if a.digest in self.definitions and a.started:
+                seen.append((a.started, 0, a.digest))
+        for e in self.events:
+            digest = e.payload.get("digest") if e.type == "reload" else None
+            if digest in self.definitions:
+                seen.append((e.time, 1, digest))
+        for action in self.actions:
+            for prefix in reload_prefixes([action]):
+                found = [d for d in self.definitions if d.startswith(prefix)]
+                if found:
+                    seen.append((action.time, 1, found[0]))
+        digest = max(seen)[2] if seen else self.run.digest
         return digest, self.definitions.get(digest or "")
 
     def attempts_of(self, step: str, host: str) -> list[AttemptRecord]:
@@ -138,3 +153,17 @@ class StoredRun:
     @property
     def notes(self) -> list[ActionRecord]:
         return [a for a in self.actions if a.action == "note"]
+
+
+_RELOAD_DIGEST = re.compile(r"\(definition ([0-9a-f]{6,})\)$")
+
+
+def reload_prefixes(actions: Iterable[ActionRecord]) -> list[str]:
+    """The definition digest prefixes named by accepted ``reload`` actions, in order."""
+    out = []
+    for action in actions:
+        if action.action == "reload" and action.reason:
+            match = _RELOAD_DIGEST.search(action.reason)
+            if match:
+                out.append(match.group(1))
+    return out

@@ -7,7 +7,9 @@ Markdown can be checked in and compared.
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -56,13 +58,15 @@ def _cell(text: Any) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def _command(command: str | None, width: int = 80) -> str:
-    if not command:
-        return ""
-    first, _, more = command.strip().partition("\n")
-    if more or len(first) > width:
-        first = first[: width - 1] + "…"
-    return first
+def _fenced(lines: list[str], lang: str = "") -> list[str]:
+    """``lines`` as a fenced code block whose fence no line can close."""
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + lang, *lines, fence]
+
+
+STDERR_LINES = 10
+"""How many stderr lines of each failed attempt the incident timeline shows."""
 
 
 # ---------------------------------------------------------------------------- JSON
@@ -130,8 +134,12 @@ def render_table(stored: StoredRun) -> str:
 # ---------------------------------------------------------------------------- markdown
 
 
-def render_markdown(stored: StoredRun) -> str:
-    """An incident timeline: what ran, who did what and why, in order."""
+def render_markdown(stored: StoredRun,
+                    stderr: Callable[[AttemptRecord], list[str]] | None = None) -> str:
+    """An incident timeline: what ran, who did what and why, in order.
+
+    ``stderr(attempt)`` gives the last stderr lines of an attempt (masked when stored);
+    each failed attempt shows them. Commands are shown whole, never cut."""
     run = stored.run
     out = [f"# Incident timeline: {run.workflow}", ""]
     out += ["| | |", "|---|---|"]
@@ -162,6 +170,10 @@ def render_markdown(stored: StoredRun) -> str:
                    f"{duration(t.duration)} | {exit_code} | {_cell(t.reason)} |")
     out += ["", "## Attempts", ""]
     out += _attempts(stored.attempts, run.digest)
+    out += ["", "## Failures", ""]
+    out += _failures(stored.attempts, stderr)
+    out += ["", "## Commands", ""]
+    out += _commands(stored.attempts)
     out += ["", "## Operator actions", ""]
     out += _actions([a for a in stored.actions if a.action not in ("note", "reload")])
     out += ["", "## Notes", ""]
@@ -170,8 +182,14 @@ def render_markdown(stored: StoredRun) -> str:
     out += ["", "## Reloads", ""]
     out += _reloads(stored)
     out += ["", "## Timeline", ""]
-    out += [f"- {iso(e.time)} {_describe(e)}" for e in stored.events]
+    out += [f"- {iso(e.time)} {_describe(e)}" for e in stored.events if not _noise(e)]
     return "\n".join(out) + "\n"
+
+
+def _noise(event: EventRecord) -> bool:
+    """A task going back to ``pending`` (after an approval, a retry, a reload, a need
+    settled by an operator): the action or event beside it already says why."""
+    return event.type == "task" and event.payload.get("state") == "pending"
 
 
 def _on(action: ActionRecord) -> str:
@@ -183,7 +201,7 @@ def _on(action: ActionRecord) -> str:
 def _attempts(attempts: list[AttemptRecord], run_digest: str | None) -> list[str]:
     if not attempts:
         return ["None."]
-    out = ["| task | # | started | duration | exit code | state | definition | command |",
+    out = ["| task | # | started | duration | exit code | state | definition | reason |",
            "|---|---|---|---|---|---|---|---|"]
     for a in attempts:
         exit_code = "" if a.exit_code is None else str(a.exit_code)
@@ -194,8 +212,50 @@ def _attempts(attempts: list[AttemptRecord], run_digest: str | None) -> list[str
             digest += " (reloaded)"
         out.append(f"| {_cell(_label(a.step, a.host))} | {a.number} | {iso(a.started)} | "
                    f"{duration(a.duration)} | {exit_code} | {a.state or ''} | "
-                   f"{_cell(_code(digest))} | {_cell(_code(_command(a.command)))} |")
+                   f"{_cell(_code(digest))} | {_cell(a.reason)} |")
     return out
+
+
+def _failed(attempt: AttemptRecord) -> bool:
+    return attempt.state in ("failed", "interrupted", "cancelled") or bool(
+        attempt.exit_code or attempt.signal)
+
+
+def _failures(attempts: list[AttemptRecord],
+              stderr: Callable[[AttemptRecord], list[str]] | None) -> list[str]:
+    """Each failed attempt: how it ended and its last stderr lines."""
+    out: list[str] = []
+    for a in attempts:
+        if not _failed(a):
+            continue
+        how = a.reason or a.state or "failed"
+        out += [f"### {_code(_label(a.step, a.host))} attempt {a.number}: {how}", ""]
+        lines = stderr(a)[-STDERR_LINES:] if stderr is not None else []
+        if lines:
+            out += [f"Last {len(lines)} stderr line{'s' * (len(lines) != 1)}:", ""]
+            out += _fenced(lines)
+        else:
+            out.append("No stderr output.")
+        out.append("")
+    if out:
+        out.pop()
+    return out or ["None."]
+
+
+def _commands(attempts: list[AttemptRecord]) -> list[str]:
+    """Every command that ran, whole (secrets masked), once for all the attempts that
+    ran exactly that text."""
+    groups: dict[str, list[AttemptRecord]] = {}
+    for a in attempts:
+        if a.command:
+            groups.setdefault(a.command, []).append(a)
+    out: list[str] = []
+    for command, ran in groups.items():
+        who = ", ".join(f"{_code(_label(a.step, a.host))} #{a.number}" for a in ran)
+        out += [f"{who}:", "", *_fenced(command.rstrip("\n").split("\n"), "sh"), ""]
+    if out:
+        out.pop()
+    return out or ["None."]
 
 
 def _actions(actions: list[ActionRecord]) -> list[str]:

@@ -32,7 +32,7 @@ from console.model.params import ParamError, missing_required, resolve_params
 from console.model.secrets import SecretError, resolve_secrets
 from console.model.workflow import Host, Workflow
 from console.store import LiveRunError, Store, StoreError
-from console.ui import reloading
+from console.ui import reloading, signals
 from console.ui.history import History
 from console.ui.history_actions import HistoryActions
 from console.ui.screens.folder import FolderScreen
@@ -62,6 +62,12 @@ class LaunchOptions:
     user: str | None = None
     resume: str | None = None
     """``baton resume RUN``: continue that stored run (with --read-only: show it)."""
+    dry_run: bool = False
+    """``--dry-run``: every task shows what it would run; nothing runs, nothing is recorded."""
+    yes: bool = False
+    """``--yes``: approve every gate and mark every manual step done."""
+    folder_note: str | None = None
+    """A line shown under the folder view's title (the bundled examples say so)."""
 
 
 def exit_code_for(state: RunState | None) -> int:
@@ -117,6 +123,7 @@ class BatonApp(HistoryActions, App[int]):
     # ------------------------------------------------------------------ startup
 
     def on_mount(self) -> None:
+        signals.stop_on_sigterm(self)
         for error in self.theme_errors:
             self.notify(error, severity="warning")
         keys = themes.read_config(self.config_file).get("keys")
@@ -129,13 +136,14 @@ class BatonApp(HistoryActions, App[int]):
             opener = self.open_stored if self.launch.read_only else self.resume_run
             opener(self.launch.resume, from_cli=True)
         elif self.path.is_dir():
-            folder_screen = FolderScreen(self.path)
+            folder_screen = FolderScreen(self.path, note=self.launch.folder_note)
             self.push_screen(folder_screen)
             reloading.watch_folder(folder_screen, self.watchers)
         else:
             self.open_workflow(self.path, from_folder=False)
 
     def on_unmount(self) -> None:
+        signals.remove()
         self.watchers.stop()
 
     def _remember_theme(self, theme: Any) -> None:
@@ -179,7 +187,8 @@ class BatonApp(HistoryActions, App[int]):
             return
         options = RunOptions(params=params, secrets=secrets, limit=launch.limit,
                              step_mode=launch.step_mode, start_at=launch.start_at,
-                             run_id=launch.run_id, user=launch.user, keep_alive=True)
+                             run_id=launch.run_id, user=launch.user, keep_alive=True,
+                             dry_run=launch.dry_run, approval="auto" if launch.yes else "wait")
         try:
             run = Run(workflow, options, executor_for=self.executor_for, clock=self.clock)
         except ValueError as exc:
@@ -190,12 +199,17 @@ class BatonApp(HistoryActions, App[int]):
                            read_only=launch.read_only,
                            start=(launch.start or from_folder) and not launch.read_only)
         await self.push_screen(screen)
+        if launch.dry_run:
+            self.notify("dry run: every task shows what it would run; nothing is executed "
+                        "or recorded", timeout=10)
         self.check_interrupted(workflow.path)
 
     async def _params(self, workflow: Workflow, *, from_folder: bool) -> dict[str, Any] | None:
         given = dict(self.launch.params)
         unknown = [name for name in given if name not in workflow.params]
-        if not missing_required(workflow.params, given) or unknown:
+        # from the folder view a run starts at once: show every param first (item 15)
+        ask = missing_required(workflow.params, given) or (from_folder and workflow.params)
+        if not ask or unknown:
             try:
                 return resolve_params(workflow.params, given)
             except ParamError as exc:
@@ -203,7 +217,7 @@ class BatonApp(HistoryActions, App[int]):
                 return None
         values = await self.push_screen_wait(ParamsForm(workflow, given))
         if values is None:
-            self._fail("cancelled: required params have no value", from_folder=from_folder)
+            self._fail("cancelled: the run was not started", from_folder=from_folder)
             return None
         try:
             return resolve_params(workflow.params, values)
@@ -274,6 +288,9 @@ def run_console(
     read_only: bool = False,
     start: bool = False,
     resume: str | None = None,
+    dry_run: bool = False,
+    yes: bool = False,
+    folder_note: str | None = None,
 ) -> int:
     """Open the console on a workflow file or folder; returns the process exit code.
 
@@ -293,7 +310,8 @@ def run_console(
         sys.stderr.write(f"baton: {exc}\n")
         return EXIT_USAGE
     launch = LaunchOptions(params=dict(params or {}), limit=tuple(limit), step_mode=step_mode,
-                           start_at=start_at, read_only=read_only, start=start)
+                           start_at=start_at, read_only=read_only, start=start,
+                           dry_run=dry_run, yes=yes, folder_note=folder_note)
     app = BatonApp(target, launch, theme=theme, store=store)
     try:
         if resume is not None:

@@ -31,13 +31,14 @@ from console.engine.events import (
     TaskEvent,
     TaskState,
 )
-from console.engine.run import Run, RunOptions
+from console.engine.run import Approval, Run, RunOptions
 from console.engine.task import Attempt
 from console.executors.base import Executor
 from console.model.loader import WorkflowError, load_text
 from console.model.secrets import SecretError, resolve_secrets
 from console.model.workflow import Host
 from console.store import LiveRunError, Recorder, RunLock, RunSummary, Store, StoredRun, StoreError
+from console.store.concurrent import WorkflowClaim
 
 T = TypeVar("T")
 
@@ -60,6 +61,8 @@ class History:
         self.store = store
         self.recorders: dict[str, Recorder] = {}
         self.locks: dict[str, RunLock] = {}
+        self.claims: dict[str, WorkflowClaim] = {}
+        """Per live run: its claim on the workflow (an exclusive workflow's lock)."""
         self._reader: Store | None = None
         self._turn: asyncio.Lock | None = None
 
@@ -105,9 +108,12 @@ class History:
         lock = self.locks.pop(run_id, None)
         if lock is not None:
             lock.release()
+        claim = self.claims.pop(run_id, None)
+        if claim is not None:
+            claim.release()
 
     def close(self) -> None:
-        for run_id in list(self.recorders) + list(self.locks):
+        for run_id in list(self.recorders) + list(self.locks) + list(self.claims):
             self.release(run_id)
         if self._reader is not None:
             self._reader.close()
@@ -210,10 +216,12 @@ def ago(when: float | None, now: float) -> str:
 
 
 def rebuild(stored: StoredRun, *, secrets: bool, executor_for: Callable[[Host], Executor] | None,
-            clock: Callable[[], float], user: str | None = None) -> Run:
+            clock: Callable[[], float], user: str | None = None,
+            approval: Approval = "wait") -> Run:
     """The :class:`Run` of a stored run, from its last definition, params and options, with
     its task states restored. ``secrets``: resolve them (to resume); a run only looked at
-    needs none. Raises :class:`HistoryError`."""
+    needs none. ``approval="auto"`` (``--yes``) also re-runs the interrupted tasks.
+    Raises :class:`HistoryError`."""
     _, text = stored.last_definition()
     if text is None:
         raise HistoryError(f"run {stored.id}: its workflow definition is not in the store")
@@ -236,7 +244,7 @@ def rebuild(stored: StoredRun, *, secrets: bool, executor_for: Callable[[Host], 
                          limit=tuple(saved.get("limit") or ()),
                          step_mode=bool(saved.get("step_mode")),
                          start_at=saved.get("start_at"), run_id=stored.id, user=user,
-                         keep_alive=True)
+                         keep_alive=True, approval=approval)
     try:
         run = Run(workflow, options, executor_for=executor_for, clock=clock)
     except ValueError as exc:
@@ -244,6 +252,9 @@ def rebuild(stored: StoredRun, *, secrets: bool, executor_for: Callable[[Host], 
     run.restore(stored.tasks)
     restore_attempts(run, stored)
     run.started = stored.run.started  # the clock of a resumed run counts from its start
+    from console.engine.exclusion import restore_exclusions
+
+    restore_exclusions(run, stored.actions)
     return run
 
 

@@ -53,18 +53,38 @@ class HistoryActions:
         """Start recording ``run`` (before it executes); the recorder's subscription moves
         ahead of the console's, so an action is committed before the console shows it.
         False (with a notification) when the store refuses: the run must not start."""
-        if self.history is None:
+        if self.history is None or run.options.dry_run:  # a dry run is not history
             return True
+        from console.store.concurrent import claim_workflow
+
         try:
-            self.history.record(run, on_error=self._history_error)
+            claim = claim_workflow(self.history.store, run)
+        except StoreError as exc:  # an exclusive workflow with a live run: not started
+            self.notify(str(exc), severity="error", timeout=30)
+            return False
+        for warning in claim.warnings:
+            self.notify(warning, severity="warning", timeout=20)
+        self.history.claims[run.id] = claim
+        try:
+            self.history.record(run, on_error=lambda error: self._history_error(run, error))
         except StoreError as exc:
+            self.history.claims.pop(run.id).release()
             self.notify(f"cannot record run {run.id}: {exc}", severity="error", timeout=30)
             return False
         session.subscribe_again()
         return True
 
-    def _history_error(self: BatonApp, error: StoreError) -> None:
-        self.notify(f"history: {error}", severity="error", timeout=30)
+    def _history_error(self: BatonApp, run: Run, error: StoreError) -> None:
+        """The run's history cannot be written: nothing new starts (what it would do could
+        not be recorded, and a resume could repeat it), and the run screen says so."""
+        run.halt(str(error))
+        self.notify(f"history: {error}; no new task starts", severity="error", timeout=30)
+        from console.ui.screens.run_screen import RunScreen
+        from console.ui.widgets.banner import HistoryBanner
+
+        for screen in self.screen_stack:
+            if isinstance(screen, RunScreen) and screen.run is run:
+                screen.query_one(HistoryBanner).show_error(str(error))
 
     def run_over(self: BatonApp, run: Run) -> None:
         """The run closed in this console: its recorder writes the rest and lets go."""
@@ -147,7 +167,8 @@ class HistoryActions:
             stored = await history.read(lambda s: s.load(run_id))
             run = await asyncio.to_thread(rebuild, stored, secrets=True,
                                           executor_for=self.executor_for, clock=self.clock,
-                                          user=self.launch.user)
+                                          user=self.launch.user,
+                                          approval="auto" if self.launch.yes else "wait")
             logs = await history.read(lambda s: read_logs(s, stored))
         except (StoreError, HistoryError) as exc:
             if run_id in history.locks:

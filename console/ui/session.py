@@ -257,13 +257,18 @@ class RunSession:
         self._changes.run = True
         if event.step is not None:
             self._changes.steps.add(event.step)
+        elif event.host is not None:  # a host-wide action (exclude_host): its tasks' rows
+            self._changes.steps.update(t.step for t in self.run.tasks.values()
+                                       if t.host == event.host)
         if event.action == "note":
             text = event.reason or ""
             kind = "note"
         else:
-            target = event.step or ""
+            target = event.step or event.host or ""
             if event.step and event.host and event.host != "local":
                 target = f"{event.step}@{event.host}"
+            elif not event.step and event.host:  # a host-wide action (a host key)
+                target = event.host
             text = " ".join(p for p in (event.action.replace("_", " "), target) if p)
             if event.reason:
                 text += f": {event.reason}"

@@ -17,5 +17,6 @@ TASK_ACTIONS: dict[str, str] = {
 }
 """Console action -> the engine's name of that task action."""
 
-OPERATOR_ACTIONS = frozenset({*TASK_ACTIONS, "pause", "breakpoint", "step_mode", "note", "start"})
+OPERATOR_ACTIONS = frozenset({*TASK_ACTIONS, "pause", "breakpoint", "step_mode", "note", "start",
+                              "exclude_host"})
 """Actions that change the run: none of them is allowed with --read-only."""

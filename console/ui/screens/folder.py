@@ -68,13 +68,17 @@ class FolderScreen(Screen[None]):
         Binding("q", "quit", "Quit", id="folder.quit"),
     ]
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, note: str | None = None) -> None:
         super().__init__()
         self.folder = folder
+        self.note = note
+        """A line under the title (e.g. where the bundled examples live)."""
         self.entries: list[Entry] = []
 
     def compose(self) -> ComposeResult:
         yield Label(f"Workflows in {self.folder}", id="folder-title")
+        if self.note:
+            yield Label(self.note, id="folder-note")
         yield DataTable(id="workflows", cursor_type="row", zebra_stripes=True)
         yield Footer()
 

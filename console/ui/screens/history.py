@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -21,6 +21,7 @@ from console.store import StoreError
 from console.ui import format as fmt
 from console.ui.history import PastRun, local_time, past_runs
 from console.ui.palette import palette
+from console.ui.screens.refusals import bound_action
 
 if TYPE_CHECKING:
     from console.ui.app import BatonApp
@@ -59,8 +60,9 @@ class HistoryScreen(Screen[None]):
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
+        resume = "" if self.baton.launch.read_only else " · r resumes it"
         yield Label(f"History of {self.workflow_name} ({self.path.name}) · Enter opens a run "
-                    f"read-only · r resumes it", id="history-title")
+                    f"read-only{resume}", id="history-title")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
@@ -121,6 +123,22 @@ class HistoryScreen(Screen[None]):
         if action == "open":
             return self.selected is not None
         return True
+
+    def on_key(self, event: events.Key) -> None:
+        """r where nothing can be resumed says why instead of doing nothing."""
+        if bound_action(self, event.key) != "resume" or self.check_action("resume", ()):
+            return
+        event.stop()
+        event.prevent_default()
+        past = self.selected
+        if self.baton.launch.read_only:
+            why = "read-only: this console resumes nothing (run baton resume RUN)"
+        elif past is None:
+            why = "no run selected"
+        else:
+            why = (f"run {past.id} is live in another process" if past.live
+                   else f"run {past.id} already succeeded; nothing to resume")
+        self.notify(why, severity="warning")
 
     def action_open(self) -> None:
         past = self.selected

@@ -36,6 +36,16 @@ class ParamsForm(Screen[dict[str, Any] | None]):
         super().__init__()
         self.workflow = workflow
         self.given = given
+        self._touched: set[str] = set()
+        """Params the operator edited: only their problems show before a submit."""
+        self._submitted = False
+
+    def on_mount(self) -> None:
+        """The first field has the focus: typing goes straight into it."""
+        self.query_one("#params-form", VerticalScroll).can_focus = False
+        fields = [w for w in self.query(".param-field") if w.focusable]
+        if fields:
+            fields[0].focus()
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="params-form"):
@@ -59,17 +69,18 @@ class ParamsForm(Screen[dict[str, Any] | None]):
         if param.type == "choice":
             options = [(str(c), c) for c in param.choices]
             start = value if value in param.choices else Select.BLANK
-            return Select(options, value=start, id=field_id, allow_blank=not param.choices)
+            return Select(options, value=start, id=field_id, allow_blank=not param.choices,
+                          classes="param-field")
         if param.type == "bool":
             try:
                 on = bool(coerce(param, value)) if value is not None else False
             except ParamError:
                 on = False
-            return Switch(value=on, id=field_id)
+            return Switch(value=on, id=field_id, classes="param-field")
         kinds = {"int": "integer", "float": "number"}
         field = make_input(self.app, value="" if value is None else str(value),
                            placeholder=param.description or param.name, id=field_id,
-                           type=kinds.get(param.type, "text"))
+                           type=kinds.get(param.type, "text"), classes="param-field")
         return field
 
     def values(self) -> tuple[dict[str, Any], dict[str, str]]:
@@ -94,9 +105,17 @@ class ParamsForm(Screen[dict[str, Any] | None]):
 
     def _show_problems(self, problems: dict[str, str]) -> None:
         for name in self.workflow.params:
-            self.query_one(f"#error-{name}", Label).update(problems.get(name, ""))
+            shown = self._submitted or name in self._touched
+            self.query_one(f"#error-{name}", Label).update(problems.get(name, "") if shown
+                                                           else "")
 
     def on_input_changed(self, event: Input.Changed) -> None:
+        field = event.input.id or ""
+        name = field.removeprefix("param-")
+        initial = _initial(self.workflow.params[name], self.given) if name in \
+            self.workflow.params else None
+        if event.value != ("" if initial is None else str(initial)):
+            self._touched.add(name)
         self._show_problems(self.values()[1])
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -111,6 +130,7 @@ class ParamsForm(Screen[dict[str, Any] | None]):
             self.action_cancel()
 
     def action_submit(self) -> None:
+        self._submitted = True
         values, problems = self.values()
         self._show_problems(problems)
         if not problems:

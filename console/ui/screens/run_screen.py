@@ -13,23 +13,26 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import ActiveBinding, Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Tree
+from textual.widgets import Footer, Input, Tree
 from textual.worker import Worker
 
 from console.engine.events import ReloadEvent, RunState, TaskState
 from console.engine.run import ActionError, Run
 from console.engine.task import Task
+from console.model.params import ParamError, resolve_params
 from console.ui import navigation, reloading
-from console.ui.screens.actions import OPERATOR_ACTIONS, TASK_ACTIONS
-from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
+from console.ui.screens.hostkey import HostKeyAsk
+from console.ui.screens.modals import QuitModal, TextPrompt, approval_dialog
+from console.ui.screens.params_form import ParamsForm
+from console.ui.screens.refusals import bound_action, why_refused
 from console.ui.session import LogBuffer, RunSession
 from console.ui.system import Clock, Sampler
-from console.ui.widgets.banner import ReloadBanner
+from console.ui.widgets.banner import HistoryBanner, ReloadBanner
 from console.ui.widgets.dag_tree import DagTree, Selection, is_fan_out
 from console.ui.widgets.header import RunHeader
 from console.ui.widgets.log_pane import LogPane
@@ -66,6 +69,8 @@ class RunScreen(Screen[None]):
         _b("S", "mark_succeeded", "Mark ok", "Mark the selection succeeded (with a reason)"),
         _b("F", "mark_failed", "Mark failed", "Mark the selection failed (with a reason)"),
         _b("c", "cancel_task", "Cancel", "Cancel the selected task(s): TERM, then KILL"),
+        _b("x", "exclude_host", "Exclude host",
+           "Exclude the selected host: skip every task it has left", show=False),
         _b("b", "breakpoint", "Break", "Toggle a breakpoint: hold the step before it starts"),
         _b("t", "step_mode", "Step mode", "Toggle step mode: every task needs approval"),
         _b("n", "note", "Note", "Add a note to the timeline"),
@@ -83,7 +88,9 @@ class RunScreen(Screen[None]):
         _b("ctrl+f", "find_step", "Find", "Find a step (name or id) or host by name; "
            "Enter on an empty search finds the next match", show=False),
         _b("question_mark", "help", "Help", "The keys and what they do"),
-        _b("q", "quit", "Quit", "Quit (asks first while tasks run)"),
+        _b("q", "quit", "Quit", "Quit (asks first while the run is live)"),
+        _b("escape", "back", "Back", "Back to the folder or history view (asks first while "
+           "the run is live)", show=False),
     ]
 
     def __init__(self, run: Run, *, clock: Clock, sampler: Sampler | None,
@@ -103,6 +110,7 @@ class RunScreen(Screen[None]):
         self._log_pending = False
         self._log_synced = 0.0
         self._monotonic = time.monotonic
+        self.host_keys = HostKeyAsk(self)
         self._keys_shown: tuple[object, ...] = ()
         self._state_synced = 0.0
         self._last_find = ""
@@ -117,6 +125,7 @@ class RunScreen(Screen[None]):
         yield RunHeader(self.run, self.clock, started=self.stored, read_only=self.read_only,
                         id="header")
         yield ReloadBanner(id="reload-banner")
+        yield HistoryBanner(id="history-banner")
         with Horizontal(id="main"):
             yield DagTree(self.run, self.clock, id="tree")
             with Vertical(id="right"):
@@ -132,6 +141,8 @@ class RunScreen(Screen[None]):
         self.set_interval(FRAME, self._frame, name="frame")
         self.set_interval(1.0, self.refresh_second, name="second")
         self.refresh_second()
+        if not self.read_only:
+            self.run.host_key_prompt = self.host_keys
         if self.autostart:
             self.start_run()
         self._watchers = reloading.Watchers() if self.stored else reloading.watch_workflow(self)
@@ -275,6 +286,8 @@ class RunScreen(Screen[None]):
         if not self.baton.record_run(self.run, self.session):
             return
         self.query_one(RunHeader).started = True
+        for warning in self.run.secret_warnings:
+            self.notify(warning, title="weak masking", severity="warning", timeout=20)
         self.executing = self.run_worker(self._execute(), name="run", group="run",
                                          exit_on_error=False)
         self.refresh_bindings()
@@ -304,25 +317,32 @@ class RunScreen(Screen[None]):
         assert selection is not None
         return selection.step, selection.host
 
+    @property
+    def selection(self) -> Selection | None:
+        return self._selection
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if self.read_only and action in OPERATOR_ACTIONS:
-            return False
-        if action == "start":
-            return not self.started
-        if action == "pause":
-            return self.started and not self.run.state.finished
-        if action in ("breakpoint", "note"):
-            return self._selection is not None or action == "note"
-        task_action = TASK_ACTIONS.get(action)
-        if task_action is not None:
-            if not self.started or self._selection is None:
-                return False
-            return self.run.allowed(task_action, *self._target())
-        if action == "next_attention":
-            return bool(self.needs_operator())
-        if action == "open_log":
-            return self.baton.history is not None and len(self.selected_tasks()) == 1
-        return True
+        return why_refused(self, action) is None
+
+    def on_key(self, event: events.Key) -> None:
+        """A key whose action does not apply says why (it would otherwise do nothing, and
+        what the operator types next would land here as more keys)."""
+        if isinstance(self.focused, Input):
+            return
+        action = bound_action(self, event.key)
+        if action is None:
+            return
+        node = self.focused
+        while node is not None and node is not self:  # a focused widget's own key wins
+            own = bound_action(node, event.key)
+            if own is not None and node.check_action(own, ()):
+                return
+            node = node.parent  # type: ignore[assignment]
+        why = why_refused(self, action)
+        if why is not None:
+            event.stop()
+            event.prevent_default()
+            self.notify(why, severity="warning")
 
     def _act(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         """Call a Run action; an ActionError becomes a notification."""
@@ -345,7 +365,25 @@ class RunScreen(Screen[None]):
     # ------------------------------------------------------------------ actions
 
     def action_start(self) -> None:
-        self.start_run()
+        """g: the params form first (every param, the values the run would use), then
+        the run starts with what the operator confirmed."""
+        if not self.run.workflow.params:
+            self.start_run()
+            return
+
+        def answered(values: object) -> None:
+            if not isinstance(values, dict):
+                return
+            try:
+                self.run.set_params(resolve_params(self.run.workflow.params, values))
+            except (ParamError, ActionError) as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.query_one(RunHeader).refresh()
+            self.start_run()
+
+        self.app.push_screen(ParamsForm(self.run.workflow, dict(self.run.options.params)),
+                             answered)
 
     def action_pause(self) -> None:
         if self.run.state is RunState.PAUSED:
@@ -355,29 +393,27 @@ class RunScreen(Screen[None]):
 
     def action_approve(self) -> None:
         step_id, host = self._target()
-        step = self.run.workflow.steps[step_id]
         waiting = [t for t in self.selected_tasks() if t.state is TaskState.AWAITING_APPROVAL]
         if not waiting:
             self._act(self.run.approve, step_id, host)  # reports why it does not apply
             return
-        hosts = [t.host for t in waiting]
-        command = self.run.preview_command(step_id, hosts[0]) if not step.manual else ""
-        title = f"Approve '{step.name}'" + (f" on {host}" if host else "")
-
         def answered(choice: object) -> None:
             if choice == "approve":
                 self._act(self.run.approve, step_id, host)
             elif choice == "deny":
-                self._act(self.run.deny, step_id, host, "denied at the gate")
+                self.action_deny()
 
-        if step.dangerous:
-            self.app.push_screen(DangerousModal(step_id, title, command, hosts), answered)
-        else:
-            prompt = waiting[0].reason or step.confirm or "Approve?"
-            self.app.push_screen(GateModal(title, prompt, command, hosts), answered)
+        self.app.push_screen(approval_dialog(self.run, step_id, host, waiting), answered)
 
     def _ask(self, title: str, placeholder: str, required: bool,
-             then: Callable[[str], None]) -> None:
+             then: Callable[[str], object], action: str | None = None) -> None:
+        """A reason or note prompt; only for an action that applies now (``action``)."""
+        if action is not None:
+            why = why_refused(self, action)
+            if why is not None:
+                self.notify(why, severity="warning")
+                return
+
         def answered(text: object) -> None:
             if isinstance(text, str):
                 then(text)
@@ -386,8 +422,8 @@ class RunScreen(Screen[None]):
 
     def action_deny(self) -> None:
         step, host = self._target()
-        self._ask(f"Deny '{step}'", "reason", False,
-                  lambda reason: self._act(self.run.deny, step, host, reason or None))
+        self._ask(f"Deny '{self._label()}'", "reason", False,
+                  lambda reason: self._act(self.run.deny, step, host, reason or None), "deny")
 
     def action_done(self) -> None:
         self._act(self.run.done, *self._target())
@@ -400,21 +436,45 @@ class RunScreen(Screen[None]):
 
     def action_skip(self) -> None:
         step, host = self._target()
-        self._ask(f"Skip '{step}'", "reason", False,
-                  lambda reason: self._act(self.run.skip, step, host, reason or None))
+        self._ask(f"Skip '{self._label()}'", "reason", False,
+                  lambda reason: self._act(self.run.skip, step, host, reason or None), "skip")
 
     def action_mark_succeeded(self) -> None:
         step, host = self._target()
-        self._ask(f"Mark '{step}' succeeded", "reason", True,
-                  lambda reason: self._act(self.run.mark_succeeded, step, host, reason))
+        self._ask(f"Mark '{self._label()}' succeeded", "reason", True,
+                  lambda reason: self._act(self.run.mark_succeeded, step, host, reason),
+                  "mark_succeeded")
 
     def action_mark_failed(self) -> None:
         step, host = self._target()
-        self._ask(f"Mark '{step}' failed", "reason", True,
-                  lambda reason: self._act(self.run.mark_failed, step, host, reason))
+        self._ask(f"Mark '{self._label()}' failed", "reason", True,
+                  lambda reason: self._act(self.run.mark_failed, step, host, reason),
+                  "mark_failed")
 
     def action_cancel_task(self) -> None:
-        self._act(self.run.cancel, *self._target())
+        step, host = self._target()
+        self._ask(f"Cancel '{self._label()}'? Enter cancels it (TERM, then KILL)", "reason",
+                  False, lambda reason: self._act(self.run.cancel, step, host, reason or None),
+                  "cancel_task")
+
+    def _label(self) -> str:
+        step, host = self._target()
+        return step if host is None or host == "local" else f"{step}@{host}"
+
+    def selected_host(self) -> str | None:
+        """The remote host of the selected task (or of a step that runs on one host)."""
+        hosts = {t.host for t in self.selected_tasks()}
+        host = hosts.pop() if len(hosts) == 1 else None
+        return None if host == "local" else host
+
+    def action_exclude_host(self) -> None:
+        host = self.selected_host()
+        if host is None:
+            self.notify("select a task of the host to exclude", severity="warning")
+            return
+        self._ask(f"Exclude host '{host}' from this run", "reason (optional)", False,
+                  lambda reason: self._act(self.run.exclude_host, host, None, reason or None),
+                  action="exclude_host")
 
     def action_breakpoint(self) -> None:
         step, _ = self._target()
@@ -492,20 +552,53 @@ class RunScreen(Screen[None]):
             return
         self.baton.page_log(self.run, tasks[0].step, tasks[0].host)
 
+    @property
+    def live(self) -> bool:
+        """The run goes on unless cancelled: started and not finished (tasks running,
+        or only gates and manual steps waiting, or paused)."""
+        return self.started and not self.stored and not self.run.state.finished
+
     def action_quit(self) -> None:
         if self.stored and len(self.app.screen_stack) > 2:
             self.app.pop_screen()  # back to the history view
             return
-        running = self.running_tasks()
-        if not running:
-            self.shutdown()
+        self._leave("quit")
+
+    def action_back(self) -> None:
+        """Esc: back to the screen below (folder or history view); at the bottom, say how
+        to quit."""
+        if len(self.app.screen_stack) <= 2:
+            self.notify("nothing to go back to: q quits", severity="information")
             return
+        if self.stored:
+            self.app.pop_screen()
+            return
+        self._leave("go back")
+
+    def _leave(self, verb: str) -> None:
+        then = self.shutdown if verb == "quit" else self.go_back
+        if not self.live:
+            then()
+            return
+        tasks = self.run.tasks_in_order()
+        running = [t.label for t in tasks if t.state.active]
+        waiting = [t.label for t in tasks if t.state.waiting]
 
         def answered(choice: object) -> None:
-            if choice is True:
-                self.shutdown()
+            cancel = choice == "cancel"
+            if not self._act(self.run.answer_quit, cancel):
+                return
+            if cancel:
+                then()
 
-        self.app.push_screen(QuitModal([t.label for t in running]), answered)
+        self.app.push_screen(QuitModal(str(self.run.state), running, waiting, verb=verb),
+                             answered)
+
+    @work(exclusive=True, group="shutdown")
+    async def go_back(self) -> None:
+        """Close the run (cancelling what runs or waits), then show the screen below."""
+        await self.close_run()
+        self.app.pop_screen()
 
     @work(exclusive=True, group="shutdown")
     async def shutdown(self) -> None:
@@ -515,6 +608,8 @@ class RunScreen(Screen[None]):
 
     async def close_run(self) -> None:
         """Close the run, wait for it, and let its recorder write the rest (once)."""
+        self.run.host_key_prompt = None
+        self.host_keys.close()  # an unanswered host key question is refused
         if self.executing is not None:
             self.run.close()
             await self.executing.wait()

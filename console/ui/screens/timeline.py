@@ -11,6 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
+from console.sanitize import visible
 from console.ui.palette import palette
 from console.ui.session import RunSession, TimelineEntry
 
@@ -70,7 +71,7 @@ class TimelineScreen(Screen[None]):
                 continue
             style = pal.style(_KIND_STYLE.get(entry.kind, "dim-text"))
             table.add_row(time.strftime("%H:%M:%S", time.localtime(entry.time)),
-                          entry.user, Text(entry.kind, style=style), entry.text)
+                          entry.user, Text(entry.kind, style=style), visible(entry.text))
         self._shown = total
         table.move_cursor(row=table.row_count - 1)
 

@@ -49,3 +49,28 @@ class ReloadBanner(Static):
     def clear(self) -> None:
         self.error = None
         self.display = False
+
+
+class HistoryBanner(Static):
+    """Why the run stopped starting tasks: its history cannot be written (a full or
+    read-only disk). It stays up for the rest of the run."""
+
+    DEFAULT_CSS = """
+    HistoryBanner {
+        display: none;
+        height: auto;
+        padding: 0 1;
+        background: $error 35%;
+        color: $foreground;
+        border-left: thick $error;
+    }
+    """
+
+    def show_error(self, error: str) -> None:
+        text = Text()
+        text.append("✘ history not written  ", style="bold")
+        text.append(error)
+        text.append("  · no new task starts; the run will not report success",
+                    style="italic")
+        self.update(text)
+        self.display = True

@@ -22,6 +22,7 @@ from console.engine.events import TaskState
 from console.engine.run import Run
 from console.engine.task import Task
 from console.model.workflow import LOCAL
+from console.sanitize import visible
 from console.ui import format as fmt
 from console.ui.palette import Palette, palette
 from console.ui.system import Clock
@@ -267,7 +268,8 @@ class DagTree(Tree[Selection]):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{fmt.ICONS[state]} ", style=pal.state(state, bold=True))
         width = self.name_width
-        name = step.name if len(step.name) <= width else step.name[: width - 1] + "…"
+        name = run.step_name(sid)
+        name = name if len(name) <= width else name[: width - 1] + "…"
         if sid in run.removed_steps:  # gone from the file, kept because it had started
             text.append(name, style=pal.style("marker-removed") + Style(strike=True))
             text.append(" " * (width - len(name)))
@@ -319,4 +321,9 @@ class DagTree(Tree[Selection]):
         text.append(f" #{task.attempt}" if task.attempt else "   ", style=pal.style("dim-text"))
         if task.exit_code and task.state is S.FAILED:
             text.append(f" exit {task.exit_code}", style=pal.state(task.state))
+        if self.run.is_excluded(task.host):
+            text.append(" excluded", style=pal.style("marker-removed", bold=True))
+        elif task.state is S.RUNNING and task.reason:  # a health poll's progress, compact
+            progress = task.reason.replace("polling ", "poll ", 1).removesuffix(" left")
+            text.append(f" {visible(progress)}", style=pal.style("dim-text"))
         return text

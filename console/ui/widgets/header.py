@@ -9,6 +9,7 @@ from textual.widget import Widget
 
 from console.engine.events import TaskState
 from console.engine.run import Run
+from console.sanitize import visible
 from console.ui import format as fmt
 from console.ui.palette import palette
 from console.ui.system import Clock, SystemStats
@@ -17,6 +18,13 @@ _COUNT_ORDER = (TaskState.RUNNING, TaskState.RETRYING, TaskState.AWAITING_APPROV
                 TaskState.AWAITING_OPERATOR, TaskState.PENDING, TaskState.SUCCEEDED,
                 TaskState.FAILED, TaskState.BLOCKED, TaskState.SKIPPED, TaskState.CANCELLED,
                 TaskState.INTERRUPTED)
+
+
+def fmt_param(value: object) -> str:
+    """A param value as typed on the command line (``true``, not ``True``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 class RunHeader(Widget):
@@ -50,7 +58,8 @@ class RunHeader(Widget):
         top.append(f"  run {run.id}  ", style=pal.style("dim-text"))
         if not self.started:
             top.append("NOT STARTED", style=pal.style("state-pending", bold=True))
-            top.append("  press g to start", style=pal.style("dim-text"))
+            if not self.read_only:  # read-only never starts it: do not offer g
+                top.append("  press g to start", style=pal.style("dim-text"))
         else:
             top.append(str(run.state).upper(), style=pal.run_state(run.state))
             end = run.ended if run.ended is not None else self.clock()
@@ -75,4 +84,12 @@ class RunHeader(Widget):
             if counts[state]:
                 bottom.append(f"{fmt.ICONS[state]} {counts[state]} {fmt.label(state)}  ",
                               style=pal.state(state))
-        return Text("\n").join([top, bottom])
+        lines = [top, bottom]
+        if run.options.params:  # the values this run uses, on a line of their own
+            shown = "  ".join(f"{k}={fmt_param(v)}" for k, v in run.options.params.items())
+            lines.append(Text(f"params: {visible(run.masker.mask(shown))}",
+                              style=pal.style("dim-text"), no_wrap=True, overflow="ellipsis"))
+        return Text("\n").join(lines)
+
+    def on_mount(self) -> None:
+        self.styles.height = 3 if self.run.options.params else 2

@@ -9,7 +9,6 @@ lines of each frame.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import deque
 from itertools import islice
@@ -25,10 +24,10 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from console.sanitize import sgr_style, styled_spans
 from console.ui.palette import palette
 from console.ui.session import LogBuffer, LogLine
 
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
 GROW_STEP = 2_048
 """Lines by which the scrollable height grows past its first screenful."""
 MAX_WIDTH = 2_000
@@ -36,12 +35,9 @@ MAX_WIDTH = 2_000
 
 
 def clean(text: str) -> str:
-    """Drop terminal escape sequences and control characters; expand tabs."""
-    if "\t" in text:
-        text = text.expandtabs(4)
-    if not text.isprintable():
-        text = _CONTROL.sub("", text)
-    return text
+    """Plain text of a log line as a terminal shows it: escape sequences and controls
+    dropped, the last ``\r`` segment, tabs at 8-column stops (see console.sanitize)."""
+    return "".join(chunk for chunk, _ in styled_spans(text))
 
 
 class LogView(ScrollView, can_focus=True):
@@ -206,14 +202,15 @@ class LogView(ScrollView, can_focus=True):
         if self.multi_host:
             host = line.host[:11].ljust(12)
             segments.append(Segment(host, base + pal.style("dim-text")))
-        text = clean(line.text[:MAX_WIDTH])
         if line.stream == "stderr":
             style: Style = base + pal.style("log-stderr")
         elif line.stream == "meta":
             style = base + pal.style("dim-text", bold=True)
         else:
             style = base
-        segments.append(Segment(text, style))
+        # step bytes pass the sanitiser: SGR colours become styles, nothing else survives
+        for text, sgr in styled_spans(line.text[:MAX_WIDTH]):
+            segments.append(Segment(text, style + sgr_style(sgr) if sgr else style))
         length = sum(cell_len(s.text) for s in segments)
         if length > self._width:  # the horizontal extent grows as wider lines are shown
             self._width = min(MAX_WIDTH, length)

@@ -11,7 +11,10 @@ from textual.widgets import Markdown, Static
 
 from console.engine.events import TaskState
 from console.engine.run import Run
+from console.model.workflow import Step
+from console.sanitize import visible
 from console.ui import format as fmt
+from console.ui.commands import command_lines
 from console.ui.palette import Palette, palette
 from console.ui.widgets.dag_tree import Selection
 
@@ -55,7 +58,7 @@ class StepDetail(VerticalScroll):
         self.selection = selection
         description = ""
         if selection is not None:
-            description = self.run.workflow.steps[selection.step].description
+            description = self.run.step_description(selection.step, selection.host)
         if description != self._description:
             self._description = description
             markdown = self.query_one("#description", Markdown)
@@ -78,8 +81,9 @@ class StepDetail(VerticalScroll):
             tasks = [t for t in tasks if t.host == selection.host]
         state = fmt.step_state(t.state for t in tasks)
         title = Text(no_wrap=True, overflow="ellipsis")
-        title.append(f"{fmt.ICONS[state]} {step.name}", style=pal.state(state, bold=True))
-        if step.name != step.id:
+        name = run.step_name(step.id, selection.host)
+        title.append(f"{fmt.ICONS[state]} {name}", style=pal.state(state, bold=True))
+        if name != step.id:
             title.append(f"  ({step.id})", style=pal.style("dim-text"))
         if selection.host is not None:
             title.append(f"  on {selection.host}")
@@ -87,7 +91,7 @@ class StepDetail(VerticalScroll):
         parts: list[Text] = [title]
         reasons = sorted({t.reason for t in tasks if t.reason})
         for reason in reasons[:3]:
-            parts.append(Text(f"reason: {reason}", style=pal.state(state)))
+            parts.append(Text(f"reason: {visible(reason)}", style=pal.state(state)))
         if step.id in run.removed_steps:
             parts.append(Text("removed from the file: it stays because it had started",
                               style=pal.style("marker-removed")))
@@ -97,12 +101,15 @@ class StepDetail(VerticalScroll):
         if step.needs:
             parts.append(Text(f"needs: {', '.join(step.needs)}", style=pal.style("dim-text")))
         parts.append(Text(f"hosts: {host_list([t.host for t in tasks])}"))
+        parts.extend(Text(line, style=pal.style("dim-text")) for line in _recovery(step))
+        excluded = sorted({t.host for t in tasks if run.is_excluded(t.host)})
+        if excluded:
+            parts.append(Text(f"excluded from this run: {', '.join(excluded)}",
+                              style=pal.style("marker-removed")))
         if tasks:
-            command = run.preview_command(step.id, tasks[0].host) if not step.manual else ""
-            if command:
-                parts.append(Text("command:", style="bold"))
-                parts.append(Text("  " + command.rstrip("\n").replace("\n", "\n  "),
-                                  style=pal.style("state-running")))
+            groups = run.command_groups(step.id, [t.host for t in tasks])
+            if groups:
+                parts.extend(command_lines(groups, pal.style("state-running")))
             elif step.manual:
                 parts.append(Text("manual step: press d when it is done",
                                   style=pal.style("marker-manual")))
@@ -131,7 +138,7 @@ class StepDetail(VerticalScroll):
             if attempt.signal:
                 exit_code = f"sig {attempt.signal}"
             cells.append(([f"#{attempt.number}", task.host, fmt.label(state), exit_code,
-                           fmt.duration(attempt.duration), attempt.reason or ""], state))
+                           fmt.duration(attempt.duration), visible(attempt.reason or "")], state))
         header = ["attempt", "host", "state", "exit", "time", "reason"]
         widths = [max(len(header[i]), *(len(row[i]) for row, _ in cells)) for i in range(5)]
         text = Text(no_wrap=False)
@@ -144,3 +151,15 @@ class StepDetail(VerticalScroll):
             if row[5]:
                 text.append(" " + row[5])
         return text
+
+
+def _recovery(step: Step) -> list[str]:
+    """What the detail pane says about a step's delegate and health poll."""
+    out = []
+    if step.delegate:
+        out.append(f"runs on: {step.delegate} (delegate: each task stays its own host's)")
+    if step.poll is not None:
+        delay = f", after {step.delay:g}s" if step.delay else ""
+        out.append(f"poll: every {step.poll:g}s until it exits 0, within "
+                   f"{step.within or 0:g}s{delay}")
+    return out

@@ -1,0 +1,134 @@
+"""What a run says about its steps, rendered: names, gate prompts, manual-step descriptions
+and the command each host of a gate will run.
+
+Step names, ``confirm`` prompts and descriptions are Jinja templates (SPEC section 1) with
+the same context as ``run`` (params, host, steps outputs, secrets), rendered as plain text
+with placeholders for the secrets (see :mod:`console.engine.shown`) and masked. Every
+place that shows them (console, headless prompt and printers, the stored reason, ``baton
+show``) takes them from here, so they all say the same thing. A template that cannot be
+rendered (yet) never raises: the source is shown with one line saying why.
+
+:class:`RunTexts` is mixed into :class:`console.engine.run.Run`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from console.model import templating
+from console.model.masking import Placeholders
+from console.model.workflow import LOCAL
+from console.sanitize import visible
+
+if TYPE_CHECKING:
+    from console.engine.run import RunOptions
+    from console.engine.task import Task
+    from console.model.workflow import Workflow
+
+
+@dataclass(frozen=True)
+class CommandGroup:
+    """One rendered command and the hosts that run exactly it."""
+
+    command: str
+    hosts: tuple[str, ...]
+
+
+class RunTexts:
+    if TYPE_CHECKING:  # provided by Run
+        workflow: Workflow
+        masker: templating.Masker
+        placeholders: Placeholders
+        tasks: dict[tuple[str, str], Task]
+        options: RunOptions
+        _by_step: dict[str, list[Task]]
+
+        def _context(self, task: Task) -> dict[str, Any]: ...
+        def preview_command(self, step: str, host: str) -> str: ...
+
+    def render_text(self, source: str, step: str, host: str | None = None) -> str:
+        """``source`` rendered as plain text for ``step`` on ``host`` (default: the step's
+        first host), secrets masked; on a template error the source plus why."""
+        if not templating.needs_render(source):
+            return visible(self.masker.mask(source))
+        from console.engine.task import Task
+
+        if host is None:
+            tasks = self._by_step.get(step) or ()
+            host = tasks[0].host if tasks else LOCAL
+        task = self.tasks.get((step, host)) or Task(step, host)
+        try:  # display only: rendered with placeholders, never with the secrets
+            # a secret not resolved (a past run, --read-only) still reads as "***"
+            shown = {**dict.fromkeys(self.workflow.secrets, templating.MASK),
+                     **self.placeholders.values}
+            context = {**self._context(task), "secrets": shown}
+            text = self.placeholders.hide(templating.render_value(source, context))
+        except templating.TemplateError as exc:
+            text = f"{source} [not rendered: {self.placeholders.hide(str(exc))}]"
+        except Exception as exc:  # an unknown host, a broken context: say so, never raise
+            text = f"{source} [not rendered: {exc}]"
+        return visible(self.masker.mask(text))  # a param could carry an escape sequence
+
+    def step_name(self, step: str, host: str | None = None) -> str:
+        """The step's display name, rendered."""
+        definition = self.workflow.steps.get(step)
+        if definition is None:
+            return step
+        return self.render_text(definition.name, step, host)
+
+    def step_description(self, step: str, host: str | None = None) -> str:
+        """The step's description (Markdown runbook text), rendered."""
+        definition = self.workflow.steps.get(step)
+        if definition is None or not definition.description:
+            return ""
+        return self.render_text(definition.description, step, host)
+
+    def step_prompt(self, step: str, host: str | None = None) -> str:
+        """The gate prompt (``confirm``) rendered; "" when the step has none."""
+        definition = self.workflow.steps.get(step)
+        if definition is None or not definition.confirm:
+            return ""
+        return self.render_text(definition.confirm, step, host)
+
+    def command_groups(self, step: str, hosts: list[str]) -> list[CommandGroup]:
+        """The command each of ``hosts`` will run (secrets masked), hosts with the same
+        command grouped, in the order of ``hosts``."""
+        definition = self.workflow.steps.get(step)
+        if definition is None or definition.manual:
+            return []
+        token = self._preview_token(step)
+        memo: dict[tuple[str, str], tuple[object, str]] = self.__dict__.setdefault(
+            "_preview_memo", {})
+        groups: dict[str, list[str]] = {}
+        for host in hosts:
+            task = self.tasks.get((step, host))
+            if task is not None and task.attempts and task.attempts[-1].command:
+                command = task.attempts[-1].command  # what it ran: no rendering
+            else:
+                known = memo.get((step, host))
+                if known is not None and known[0] == token:
+                    command = known[1]
+                else:
+                    command = self.preview_command(step, host)
+                    memo[(step, host)] = (token, command)
+            groups.setdefault(command, []).append(host)
+        return [CommandGroup(command, tuple(members)) for command, members in groups.items()]
+
+    def _preview_token(self, step: str) -> object:
+        """What a not yet started task's rendered command depends on, besides its host:
+        the definition, params and secrets, and the outputs of the steps it reads. The
+        console asks for every host's command each frame; rendering 1,000 of them costs
+        0.1 s, so an unchanged token reuses the last rendering."""
+        definition = self.workflow.steps[step]
+        source = definition.run or ""
+        try:
+            reads = sorted(templating.analyze(source).steps) if templating.needs_render(
+                source) else []
+        except templating.TemplateError:
+            reads = []
+        outputs = tuple((t.outputs.status, t.outputs.exit_code, len(t.outputs.stdout))
+                        for sid in reads for t in self._by_step.get(sid, ()))
+        params = tuple(sorted((k, repr(v)) for k, v in self.options.params.items()))
+        started = getattr(self, "started", None)  # {{ run.started }}
+        return (source, self.workflow.digest, params, id(self.masker), started, outputs)
