@@ -116,7 +116,7 @@ def effect_of(key: str, screen: RunScreen) -> Callable[[], bool]:
     raise ValueError(key)
 
 
-KEYS = ("j", "j", "space", "j", "j", "k", "k", "space", "T", "f", "f", "T", "k")
+KEYS = ("j", "j", "space", "j", "j", "k", "k", "space", "T", "f", "f", "T", "N", "k")
 
 
 async def console(path: Path, home: Path, presses: int, interval: float
