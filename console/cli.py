@@ -280,7 +280,10 @@ def cmd_hosts(args: argparse.Namespace) -> int:
         for line in str(exc).splitlines():
             _err(line)
         return EXIT_USAGE
-    sys.stdout.write(render_json(report) if args.json else render_text(report))
+    if args.json:
+        sys.stdout.write(render_json(report))
+    else:
+        _out(render_text(report))  # vars from an inventory could carry escape sequences
     return EXIT_OK
 
 
@@ -517,10 +520,9 @@ def _confirm_leftovers(prefix: str) -> bool:
 def _ask_terminal(prompt: str) -> bool:
     if not _stdin_is_tty():
         return True  # nobody to ask: end them, as headless does
-    try:
-        return input(prompt).strip().lower() in ("y", "yes")
-    except EOFError:
-        return False
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 # --- parser ----------------------------------------------------------------------------
@@ -539,13 +541,15 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step", action="store_true", help="every task needs approval")
     parser.add_argument("--start-at", metavar="STEP",
                         help="start at STEP; the steps upstream of it count as skipped")
-    parser.add_argument("--dry-run", action="store_true", help="show what would run, run nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="show what would run (when evaluated), run and record nothing")
     parser.add_argument("--accept-new-host-keys", action="store_true",
                         help="trust unknown SSH host keys on first use (a changed key is refused)")
     parser.add_argument("--theme", metavar="NAME", help="console theme")
     parser.add_argument("--read-only", action="store_true", help="console: watch only")
     parser.add_argument("--watch", action="store_true",
-                        help="headless: apply changes of the workflow file to the live run")
+                        help="apply changes of the workflow file to the live run (the "
+                        "console always does)")
     parser.add_argument("--no-history", action="store_true",
                         help="headless: do not record this run in the history")
 

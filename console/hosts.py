@@ -123,8 +123,11 @@ def hosts_report(path: str, ssh_config: str | Sequence[str] = ()) -> dict[str, A
     for name, host in hosts.items():
         row: dict[str, Any] = {"name": name, "connection": "local" if host.is_local else "ssh"}
         sources: dict[str, str] = {}
-        if host.is_local:
+        if host.is_local:  # same keys as a remote host, so scripts read one shape
             sources["connection"] = host.origin.get("connection", "workflow")
+            row.update(address=None, port=None, user=None, identity_files=[],
+                       missing_identity_files=[], jump_chain=[], proxy_command=None,
+                       forward_agent=False)
         else:
             try:
                 resolved = resolve(host, defaults, ssh_config, check_identity=False)

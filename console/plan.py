@@ -150,6 +150,16 @@ def _markers(step: Step) -> tuple[str, ...]:
         marks.append("continue_on_error")
     if step.when:
         marks.append("conditional")
+        from console.model.conditions import waits_for_terminal
+
+        if waits_for_terminal(step.when):
+            marks.append("runs once its needs end")
+    if step.delegate:
+        marks.append(f"delegate {step.delegate}")
+    if step.poll is not None:
+        marks.append("poll")
+    if step.undo:
+        marks.append("undo")
     return tuple(marks)
 
 

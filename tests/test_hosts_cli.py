@@ -51,6 +51,7 @@ def test_hosts_json_resolves_every_host_with_sources(tmp_path: Path) -> None:
     rows = {row["name"]: row for row in json.loads(proc.stdout)["hosts"]}
     web1, lab, db1, local = rows["web1"], rows["lab-alias"], rows["db1"], rows["localhost"]
     assert local["connection"] == "local" and local["groups"] == ["group_local"]
+    assert local.keys() == web1.keys()  # one shape for every host
     assert local["sources"]["connection"] == f"{tmp_path}/hosts.ini:1 (ansible_connection)"
     assert (web1["address"], web1["port"]) == ("10.0.0.12", 22)
     assert web1["sources"]["address"] == f"{tmp_path}/hosts.ini:3 (ansible_ssh_host)"

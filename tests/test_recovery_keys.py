@@ -129,3 +129,32 @@ delay = "10s"
     plan = build_plan(wf, {"path": "x"})
     assert [c.hosts for c in plan.steps[0].undo] == [("web1",), ("web2",)]
     assert plan.steps[1].undo == ()
+
+
+def test_plan_marks_delegated_polling_undoable_and_status_function_steps() -> None:
+    wf = load_text(HEAD + '''
+[steps.drain]
+on = "web"
+run = "true"
+undo = "true"
+delegate = "lb1"
+[steps.health]
+needs = ["drain"]
+run = "true"
+poll = "1s"
+within = "1m"
+[steps.page]
+needs = ["health"]
+when = "failure()"
+run = "true"
+[steps.report]
+needs = ["health"]
+when = "success() and workflow.name == 't'"
+run = "true"
+''')
+    marks = {s.id: s.markers for s in build_plan(wf, {}).steps}
+    assert marks == {"drain": ("delegate lb1", "undo"), "health": ("poll",),
+                     "page": ("conditional", "runs once its needs end"),
+                     "report": ("conditional",)}
+    text = render_plan(build_plan(wf, {}))
+    assert "drain   web1, web2 [delegate lb1] [undo]" in text

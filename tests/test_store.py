@@ -701,3 +701,27 @@ async def test_last_definition_of_runs_stored_before_reload_events_named_their_d
     assert all("digest" not in e.payload for e in stored.events if e.type == "reload")
     digest, text = stored.last_definition()
     assert "shipping v3" in text and digest in stored.definitions
+
+
+async def test_a_dead_owner_shows_interrupted_on_a_read_only_store_too(store: Store,
+                                                                       tmp_path: Path):
+    from tests.history_helpers import flow_file, record_run
+
+    await record_run(store, flow_file(tmp_path), "r0000dead1", started=1732600000.0,
+                     stop_at="ship")
+    store.read_only = True  # as Store.open_read gives on a home it cannot write
+    assert [r.state for r in store.runs()] == ["interrupted"]
+    assert [r.id for r in store.runs(status="interrupted")] == ["r0000dead1"]
+    assert store.runs(status="running") == []
+    stored = store.load("r0000dead1")
+    assert stored.run.state == "interrupted"
+    ship = next(t for t in stored.tasks if t.step == "ship")
+    assert (ship.state, ship.reason) == ("interrupted",
+                                         f"baton (pid {os.getpid()}) stopped while it ran")
+    assert stored.attempts_of("ship", "local")[-1].state == "interrupted"
+    raw = store._db.execute("SELECT state FROM runs WHERE id = 'r0000dead1'").fetchone()
+    assert raw == ("running",)  # nothing was written
+    store.read_only = False
+    assert [r.state for r in store.runs()] == ["interrupted"]
+    raw = store._db.execute("SELECT state FROM runs WHERE id = 'r0000dead1'").fetchone()
+    assert raw == ("interrupted",)  # a writable store marks it

@@ -252,6 +252,20 @@ async def test_console_resume_continues_with_the_last_reloaded_definition(tmp_pa
         assert [r.script for r in world.records] == ["echo shipping v4"]
 
 
+async def test_console_resume_with_yes_reruns_interrupted_tasks(tmp_path, store):
+    path = flow_file(tmp_path)
+    await record_run(store, path, "r0000yes01", started=T0 - 60, stop_at="ship")
+    world = ScriptedWorld()
+    world.release("ship")
+    app, _ = history_app(path, store, resume="r0000yes01", world=world, yes=True)
+    async with app.run_test(size=SIZE):
+        resumed = await until_resumed(app, "r0000yes01")
+        await until(lambda: resumed.run.state is RunState.SUCCEEDED)
+        assert world.order() == ["ship", "check"]  # build finished before: not re-run
+    actions = [(a.action, a.step, a.reason) for a in store.load("r0000yes01").actions]
+    assert ("retry", "ship", "--yes") in actions
+
+
 async def until_resumed(app: BatonApp, run_id: str) -> RunScreen:
     await until(lambda: isinstance(app.screen, RunScreen) and app.screen.run.id == run_id
                 and app.screen.started, timeout=15)

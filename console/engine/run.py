@@ -157,7 +157,9 @@ class Run(HostExclusion, RunActions, RunTexts):
         self._derived: set[str] = set()
         """Values the templates made out of secrets, masked like them."""
         self.masker = masking.Masker(secrets.values())
-        self.placeholders = masking.Placeholders(secrets)
+        # every declared secret: a past run or --read-only resolves none, and still shows
+        # its commands with *** (a placeholder needs no value)
+        self.placeholders = masking.Placeholders({*self.workflow.secrets, *secrets})
         self.secret_warnings = masking.short_secret_warnings(secrets)
         """Secrets masked only as whole words (too short): shown at run start."""
 

@@ -6,7 +6,8 @@ What one secret value contributes (see docs/security.md, "Secrets and masking"):
 - the value itself, and each non-blank line of a multi-line value on its own (with and
   without its surrounding whitespace), so lines that reach the output in separate writes
   are masked too;
-- for each of those of at least :data:`MIN_LENGTH` characters, its encodings: shell-quoted
+- for the value (not its single lines) when at least :data:`MIN_LENGTH` characters long,
+  its encodings: shell-quoted
   (``shlex.quote``, and escaped for the inside of ``"…"`` and ``'…'``), URL-encoded
   (``quote`` with and without ``/`` kept, ``quote_plus``), JSON-escaped (ASCII, UTF-8 and
   the HTML-safe form of Jinja's ``tojson``) and base64 (standard and URL-safe alphabets,

@@ -44,6 +44,7 @@ class Store:
         self.db_path = home / DB_NAME
         self._db = db
         db.create_function("baton_matches", 3, _matches, deterministic=True)
+        db.create_function("baton_state", 3, self._shown_state)
         self.machine = socket.gethostname()
         """Recorded with each run as the machine it ran on."""
         self.read_only = False
@@ -229,34 +230,25 @@ class Store:
 
     def reap_dead(self, run_id: str | None = None) -> list[str]:
         """Mark ``interrupted`` every ``running`` or ``paused`` run (or just ``run_id``)
-        whose owner is gone: its lock is free, so the process recording it died (kill -9,
-        a closed terminal, a crash). The time is that of its last recorded event. Runs
-        recorded on another machine are left alone (their locks are not ours to test).
-        Returns the ids marked (none on a read-only store)."""
-        if self.read_only:
-            return []
-        sql = "SELECT id, host, pid FROM runs WHERE state IN (?, ?)"
-        args: list[Any] = [RunState.RUNNING, RunState.PAUSED]
-        if run_id is not None:
-            sql += " AND id = ?"
-            args.append(run_id)
-        with self._guard() as db:
-            rows = db.execute(sql, args).fetchall()
-        marked = []
-        for rid, machine, pid in rows:
-            if machine not in (None, self.machine) or logs.held_here(rid, self.home):
-                continue
-            try:
-                lock = logs.acquire_run_lock(rid, self.home)
-            except LiveRunError:
-                continue  # its owner is alive
-            with lock, self._guard() as db:
-                last = db.execute("SELECT max(time) FROM events WHERE run_id = ?",
-                                  (rid,)).fetchone()[0]
-                owner = f"baton (pid {pid})" if pid else "baton"
-                self.mark_interrupted(rid, f"{owner} stopped while it ran", now=last)
-            marked.append(rid)
-        return marked
+        whose owner is gone (see :func:`console.store.dead.reap`); none on a read-only
+        store, which shows such runs interrupted without writing."""
+        from console.store import dead
+
+        return [] if self.read_only else dead.reap(self, run_id)
+
+    def owner_gone(self, run_id: str, machine: str | None) -> bool:
+        """The run's lock is free (and it was recorded on this machine): its owner died."""
+        if machine not in (None, self.machine) or logs.held_here(run_id, self.home):
+            return False
+        return not self.is_live(run_id)
+
+    def _shown_state(self, run_id: str, state: str, machine: str | None) -> str:
+        """SQL ``baton_state``: the state a command shows. On a read-only store a live
+        state whose owner is gone reads ``interrupted`` (a writable one was reaped)."""
+        if self.read_only and state in (RunState.RUNNING, RunState.PAUSED) and \
+                self.owner_gone(run_id, machine):
+            return str(RunState.INTERRUPTED)
+        return state
 
     def _next_seq(self, run_id: str) -> int:
         row = self._db.execute("SELECT max(seq) FROM events WHERE run_id = ?",
@@ -298,6 +290,7 @@ class Store:
 
         self.reap_dead()
         where, args = [], []
+        shown = "baton_state(id, state, host)"
         if workflow is not None:
             where.append("(workflow = ? OR path = ?)")
             args += [workflow, workflow]
@@ -308,12 +301,12 @@ class Store:
             if status not in RunState._value2member_map_:
                 known = ", ".join(s.value for s in RunState)
                 raise ValueError(f"unknown status '{status}' (one of: {known})")
-            where.append("state = ?")
+            where.append(f"{shown} = ?")
             args.append(status)
         if since is not None:
             where.append("started >= ?")
             args.append(since)
-        sql = f"SELECT {_SUMMARY} FROM runs"
+        sql = f"SELECT {_SUMMARY.replace('state', shown)} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY started DESC, id DESC"
@@ -357,7 +350,8 @@ class Store:
         run_id = self.resolve(run_id)
         self.reap_dead(run_id)
         with self._guard() as db:
-            row = db.execute(f"SELECT {_SUMMARY}, digest, params, host, pid, options "
+            summary = _SUMMARY.replace("state", "baton_state(id, state, host)")
+            row = db.execute(f"SELECT {summary}, digest, params, host, pid, options "
                              "FROM runs WHERE id = ?", (run_id,)).fetchone()
             run = RunRecord(*row[:7], row[7], _json(row[8]) or {}, row[9], row[10],
                             _json(row[11]) or {})
@@ -393,6 +387,10 @@ class Store:
                                  "1, ?) = ? LIMIT 1", (len(prefix), prefix)).fetchone()
                 if row is not None:
                     definitions[row[0]] = row[1]
+        if self.read_only and run.state == RunState.INTERRUPTED:
+            from console.store import dead
+
+            tasks, attempts = dead.shown_interrupted(tasks, attempts, run.pid)
         return StoredRun(run, tasks, attempts, actions, events, definitions)
 
     def definition(self, digest: str) -> str | None:
