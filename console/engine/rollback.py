@@ -389,7 +389,8 @@ class Rollback:
         run = self.run
         if run._closing or run._halted or run.state is RunState.PAUSED:
             return
-        limit = max(1, run.workflow.concurrency)
+        # what the scheduler still runs beside a live rollback shares the same limit
+        limit = max(1, run.workflow.concurrency - run._running)
         for entry in self.plan.entries:
             if len(self._running) >= limit:
                 break
