@@ -354,7 +354,11 @@ def dags(draw):
         steps.append(step(f"s{i}", run, needs=needs, on=hosts, undo=f"echo undo s{i}"))
     wf = workflow(*steps, hosts=web(3), concurrency=draw(st.integers(1, 4)))
     members = [s.id for s in steps if draw(st.booleans())]
-    if members and draw(st.booleans()):  # some steps rolled out host batch by host batch
+    # a step outside the rollout between two of its steps deadlocks the forward run (its
+    # whole-step barrier waits for later batches, which wait for it): not drawn here
+    between = {up for m in members for up in wf.upstream(m) if up not in members
+               and any(x in members for x in wf.upstream(up))}
+    if members and not between and draw(st.booleans()):  # host batch by host batch
         wf = with_rollout(wf, members, serial=(draw(st.sampled_from([1, 2, "50%"])),),
                           max_fail=draw(st.integers(0, 2)))
     return wf
