@@ -65,10 +65,13 @@ def rollback(args: argparse.Namespace) -> int:
                 raise cli.UsageError(f"run {run_id}: {exc}") from None
             for line in plan.lines():
                 cli._err(line)
-            if not plan.entries:
+            # every undo done, but the run was stopped before it said so: finish it
+            finishing = not plan.entries and stored.run.state != "rolled_back" and any(
+                t.state is TaskState.UNDONE for t in run.tasks.values())
+            if not plan.entries and not finishing:
                 cli._err(f"baton: run {run_id}: nothing to undo")
                 return cli.EXIT_OK
-            if not args.yes:
+            if not args.yes and not finishing:
                 if not cli._stdin_is_tty():
                     cli._err("baton: a rollback must be approved: add --yes to run this plan "
                              "(no terminal to ask on)")
