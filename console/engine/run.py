@@ -52,6 +52,7 @@ from console.executors.base import CommandRequest, Executor, ExitStatus, HostKey
 from console.executors.containment import new_tag
 from console.model import masking, templating
 from console.model.durations import retry_delay
+from console.model.rollout_rules import refuse_steps_between
 from console.model.workflow import LOCAL, Host, Step, Workflow
 
 __all__ = ["APPROVAL_REQUIRED", "ActionError", "Run", "RunOptions", "new_run_id"]
@@ -105,6 +106,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         executor_for: Callable[[Host], Executor] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        refuse_steps_between(workflow)  # it would hang (console/model/rollout_rules.py)
         self.workflow = workflow
         self.options = options or RunOptions()
         self.clock = clock

@@ -25,6 +25,7 @@ from console.model.conditions import STATUS_FUNCTIONS, status_calls
 from console.model.durations import parse_duration, parse_percent
 from console.model.locate import KeyPath, Locator
 from console.model.recovery import RECOVERY_KEYS, check_delegate, read_recovery
+from console.model.rollout_rules import steps_between
 from console.model.sizes import format_size, parse_size
 from console.model.templating import TemplateError, analyze
 from console.model.workflow import (
@@ -490,6 +491,9 @@ class _Builder:
         self.steps = self.section(data, "steps", self.step)
         self.check_steps()
         rollouts = self.rollouts(data)
+        if not r.problems:
+            for gap in steps_between(Workflow(name="", steps=self.steps, rollouts=rollouts)):
+                r.error(("rollouts", gap.rollout, "steps"), gap.message())
         if r.problems:
             return None
         return Workflow(
