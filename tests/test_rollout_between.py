@@ -104,3 +104,16 @@ def test_baton_check_and_headless_run_refuse_it_without_hanging(tmp_path: Path) 
         assert f"{path}:" in result.stderr + result.stdout
         assert "step 's2' is not in the rollout" in result.stderr + result.stdout
         assert "Traceback" not in result.stderr
+
+
+async def test_a_reload_into_that_shape_is_refused_and_the_run_goes_on() -> None:
+    wf = between_wf()
+    fine = with_rollout(wf, ("s0", "s2", "s3"), serial=(1,))
+    h = Harness(fine, keep_alive=True)
+    h.start()
+    await h.until(lambda: h.run.started is not None)
+    event = h.run.reload(wf)
+    assert event.error is not None and "step 's2' is not in the rollout" in event.error
+    assert h.run.workflow.rollouts["r"].steps == ("s0", "s2", "s3")
+    h.run.close()
+    await asyncio.wait_for(h.finish(), timeout=10)

@@ -52,7 +52,7 @@ from console.executors.base import CommandRequest, Executor, ExitStatus, HostKey
 from console.executors.containment import new_tag
 from console.model import masking, templating
 from console.model.durations import retry_delay
-from console.model.rollout_rules import refuse_steps_between
+from console.model.rollout_rules import between_error, refuse_steps_between
 from console.model.workflow import LOCAL, Host, Step, Workflow
 
 __all__ = ["APPROVAL_REQUIRED", "ActionError", "Run", "RunOptions", "new_run_id"]
@@ -1022,7 +1022,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         steps: tasks that have not started take the new definition; started and finished
         ones keep what they ran with (the step is marked changed) and a retry uses the new.
         """
-        refused = self._adopt_inputs(workflow)
+        refused = between_error(workflow) or self._adopt_inputs(workflow)
         if refused is not None:
             return self.reload_failed(refused)
         current = {sid: step for sid, step in self.workflow.steps.items()

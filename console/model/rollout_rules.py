@@ -51,7 +51,15 @@ def steps_between(workflow: Workflow) -> list[Between]:
     return found
 
 
+def between_error(workflow: Workflow) -> str | None:
+    """The first step between a rollout's steps, as one line; None if there is none."""
+    for gap in steps_between(workflow):
+        return f"rollouts.{gap.rollout}.steps: {gap.message()}"
+    return None
+
+
 def refuse_steps_between(workflow: Workflow) -> None:
     """Raise ValueError naming the first step between a rollout's steps, if any."""
-    for gap in steps_between(workflow):
-        raise ValueError(f"rollouts.{gap.rollout}.steps: {gap.message()}")
+    error = between_error(workflow)
+    if error is not None:
+        raise ValueError(error)
