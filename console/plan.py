@@ -17,6 +17,7 @@ from typing import Any
 from console.engine.rollout import RolloutPlan
 from console.engine.shown import shown_command
 from console.model.masking import Masker, Placeholders
+from console.model.recovery import describe_recovery
 from console.model.templating import TemplateError
 from console.model.workflow import LOCAL, Host, Step, Workflow
 
@@ -164,23 +165,6 @@ def _markers(step: Step) -> tuple[str, ...]:
     return tuple(marks)
 
 
-def _secs(seconds: float) -> str:
-    return f"{seconds:g}s"
-
-
-def _details(step: Step) -> tuple[str, ...]:
-    out = []
-    if step.delegate:
-        out.append(f"delegate: each host's command runs on {step.delegate}")
-    if step.poll is not None:
-        wait = f", after waiting {_secs(step.delay)}" if step.delay else ""
-        out.append(f"poll: every {_secs(step.poll)} until it exits 0, within "
-                   f"{_secs(step.within or 0)}{wait}")
-    if step.undo_on_failure:
-        out.append("undo_on_failure: a failed task is undone too")
-    return tuple(out)
-
-
 def build_plan(
     workflow: Workflow, params: Mapping[str, Any], *, limit: Iterable[str] = ()
 ) -> Plan:
@@ -211,7 +195,7 @@ def build_plan(
                 commands=_commands(workflow, step, hosts, base, placeholders),
                 undo=(_commands(workflow, step, hosts, base, placeholders, step.undo)
                       if step.undo else ()),
-                details=_details(step),
+                details=tuple(describe_recovery(step)),
             )
         )
     hosts_of = {s.id: s.hosts for s in steps}

@@ -32,6 +32,7 @@ import functools
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 
 from console.executors.base import (
     GRACE_SECONDS,
@@ -295,12 +296,7 @@ class _PidfdWatch:
 
     def abandon(self, left: list[int]) -> None:
         """Stop reading (whatever holds the pipes) and end the attempt."""
-        if left:
-            self._execution.left = left
-            self.say(f"baton: still running after the step's shell exited: {describe(left)}"
-                     "; ended when the run ends")
-            if self._execution._executor is not None:
-                self._execution._executor.leftover(self._execution)
+        _keep_leftovers(self._execution, left, self.say)
         for fd in list(self._fds):
             self._close(fd)
         if self._pidfd is not None and self._execution.returncode is None:
@@ -316,6 +312,19 @@ class _PidfdWatch:
             os.close(self._pidfd)
             self._pidfd = None
         self._execution._finished()
+
+
+def _keep_leftovers(execution: LocalExecution, left: list[int],
+                    say: Callable[[str], None]) -> None:
+    """Name the processes still holding the step's output (``left``) on its stderr and
+    hand them to the executor, which ends them when the run ends."""
+    if not left:
+        return
+    execution.left = left
+    say(f"baton: still running after the step's shell exited: {describe(left)}"
+        "; ended when the run ends")
+    if execution._executor is not None:
+        execution._executor.leftover(execution)
 
 
 class _OutputProtocol(asyncio.SubprocessProtocol):
@@ -361,12 +370,7 @@ class _OutputProtocol(asyncio.SubprocessProtocol):
         self._on_output("stderr", text)
 
     def abandon(self, left: list[int]) -> None:
-        if left:
-            self._execution.left = left
-            self.say(f"baton: still running after the step's shell exited: {describe(left)}"
-                     "; ended when the run ends")
-            if self._execution._executor is not None:
-                self._execution._executor.leftover(self._execution)
+        _keep_leftovers(self._execution, left, self.say)
         if self._transport is not None:
             self._transport.close()
         self._execution._finished()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from console.model.ansible_data import AnsibleInventoryError
-from console.model.ansible_yaml import load_yaml
+from console.model.ansible_yaml import load_yaml, plain_data
 from console.model.bounded import FILE_LIMIT, BoundedError, read_regular
 
 __all__ = ["VarFiles", "read_var_files"]
@@ -78,24 +78,8 @@ def read_var_files(base: Path, kind: str, name: str) -> VarFiles:
         variables: dict[str, Any] = {}
         origin: dict[str, str] = {}
         for key, value in data.items():
-            variables[str(key)] = _plain(value)
+            variables[str(key)] = plain_data(value)
             origin[str(key)] = f"{path}:{lines.get(key, 1)}"
         out.append((variables, origin))
     return out
 
-
-def _plain(value: Any, seen: dict[int, Any] | None = None) -> Any:
-    """Mappings become plain dicts; shared (aliased) values stay shared, so a document
-    full of nested YAML aliases cannot blow up in memory."""
-    if not isinstance(value, (dict, list)):
-        return value
-    seen = {} if seen is None else seen
-    if id(value) in seen:
-        return seen[id(value)]
-    out: Any = {} if isinstance(value, dict) else []
-    seen[id(value)] = out
-    if isinstance(value, dict):
-        out.update((k, _plain(v, seen)) for k, v in value.items())
-    else:
-        out.extend(_plain(v, seen) for v in value)
-    return out

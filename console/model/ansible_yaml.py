@@ -140,7 +140,7 @@ def _group(inv: Inventory, name: Any, body: Any) -> str:
         if key == "vars":
             for var, item in value.items():
                 inv.line = _line(value, var)
-                inv.set_variable(group, var, _plain(item))
+                inv.set_variable(group, var, plain_data(item))
         elif key == "children":
             for child, child_body in value.items():
                 inv.line = _line(value, child)
@@ -159,7 +159,7 @@ def _group(inv: Inventory, name: Any, body: Any) -> str:
                     inv.add_host(host, group, port)
                     for var, item in variables.items():
                         inv.line = _line(variables, var)
-                        inv.set_variable(host, var, _plain(item))
+                        inv.set_variable(host, var, plain_data(item))
                     inv.line = _line(value, pattern)
     return group
 
@@ -169,7 +169,7 @@ def _kind(value: Any) -> str:
             bool: "boolean"}.get(type(value), type(value).__name__)
 
 
-def _plain(value: Any, seen: dict[int, Any] | None = None) -> Any:
+def plain_data(value: Any, seen: dict[int, Any] | None = None) -> Any:
     """Mappings become plain dicts; shared (aliased) values stay shared, so a document
     full of nested YAML aliases cannot blow up in memory."""
     if not isinstance(value, (dict, list)):
@@ -180,7 +180,7 @@ def _plain(value: Any, seen: dict[int, Any] | None = None) -> Any:
     out: Any = {} if isinstance(value, dict) else []
     seen[id(value)] = out
     if isinstance(value, dict):
-        out.update((k, _plain(v, seen)) for k, v in value.items())
+        out.update((k, plain_data(v, seen)) for k, v in value.items())
     else:
-        out.extend(_plain(v, seen) for v in value)
+        out.extend(plain_data(v, seen) for v in value)
     return out

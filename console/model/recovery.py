@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from console.model.workflow import LOCAL
+from console.model.workflow import LOCAL, Step
 
 if TYPE_CHECKING:
     from console.model.loader import Reader
@@ -66,3 +66,18 @@ def check_delegate(r: Reader, path: KeyPath, delegate: str | None, hosts: Iterab
         r.error(where, f"'{delegate}' is a group; delegate names one host (or 'local')")
     else:
         r.error(where, f"unknown host '{delegate}'{suggest(delegate, [LOCAL, *names])}")
+
+
+def describe_recovery(step: Step) -> list[str]:
+    """How a step's delegate, health poll and ``undo_on_failure`` read, one line each
+    (``baton plan`` and the console's detail pane say the same)."""
+    out = []
+    if step.delegate:
+        out.append(f"delegate: each host's command runs on {step.delegate}")
+    if step.poll is not None:
+        wait = f", after waiting {step.delay:g}s" if step.delay else ""
+        out.append(f"poll: every {step.poll:g}s until it exits 0, within "
+                   f"{step.within or 0:g}s{wait}")
+    if step.undo_on_failure:
+        out.append("undo_on_failure: a failed task is undone too")
+    return out

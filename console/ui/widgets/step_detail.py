@@ -11,7 +11,7 @@ from textual.widgets import Markdown, Static
 
 from console.engine.events import TaskState
 from console.engine.run import Run
-from console.model.workflow import Step
+from console.model.recovery import describe_recovery
 from console.sanitize import visible
 from console.ui import format as fmt
 from console.ui.commands import command_lines
@@ -101,7 +101,7 @@ class StepDetail(VerticalScroll):
         if step.needs:
             parts.append(Text(f"needs: {', '.join(step.needs)}", style=pal.style("dim-text")))
         parts.append(Text(f"hosts: {host_list([t.host for t in tasks])}"))
-        parts.extend(Text(line, style=pal.style("dim-text")) for line in _recovery(step))
+        parts.extend(Text(line, style=pal.style("dim-text")) for line in describe_recovery(step))
         if step.undo is not None and len(tasks) == 1:
             from console.engine.rollback import shown_undo
 
@@ -159,15 +159,3 @@ class StepDetail(VerticalScroll):
             if row[5]:
                 text.append(" " + row[5])
         return text
-
-
-def _recovery(step: Step) -> list[str]:
-    """What the detail pane says about a step's delegate and health poll."""
-    out = []
-    if step.delegate:
-        out.append(f"runs on: {step.delegate} (delegate: each task stays its own host's)")
-    if step.poll is not None:
-        delay = f", after {step.delay:g}s" if step.delay else ""
-        out.append(f"poll: every {step.poll:g}s until it exits 0, within "
-                   f"{step.within or 0:g}s{delay}")
-    return out
