@@ -19,10 +19,11 @@ def test_an_installed_copy_finds_its_bundled_files(tmp_path: Path) -> None:
         "names = {f: sorted(x.name for x in p.bundled(f).iterdir())"
         " for f in ('themes', 'workflows')}\n"
         "assert names['themes'] == ['dark.toml', 'high-contrast.toml', 'light.toml'], names\n"
-        "assert 'disk-pressure-triage.toml' in names['workflows'], names\n"
+        "assert {'disk-pressure-triage.toml', 'service-rollout.toml', 'config-change.toml'}"
+        " <= set(names['workflows']), names\n"
         "assert (pathlib.Path(console.__file__).parent / 'ui' / 'baton.tcss').is_file()\n"
         "from console.cli import main\n"
-        "sys.exit(main(['check', str(p.bundled('workflows') / 'disk-pressure-triage.toml')]))\n"
+        "sys.exit(main(['check', str(p.bundled('workflows') / 'config-change.toml')]))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})

@@ -25,8 +25,9 @@ __all__ = ["check_hosts", "load_inventory", "parse_hosts", "parse_ssh", "read_in
 SSH_KEYS = ("user", "port", "identity", "known_hosts", "connect_timeout")
 HOST_KEYS = (
     "address", "groups", "port", "user", "identity", "known_hosts", "jump", "vars",
-    "forward_agent",
+    "forward_agent", "connection",
 )
+CONNECTIONS = ("ssh", "local")
 INVENTORY_KEYS = ("ssh", "hosts")
 RESERVED = (LOCAL, ALL)
 
@@ -82,7 +83,19 @@ def _parse_host(reader: Reader, name: str, value: Any) -> Host | None:
         jump=reader.string(table, path, "jump", non_empty=True),
         forward_agent=reader.boolean(table, path, "forward_agent"),
         vars=reader.get(table, path, "vars", "table", {}),
+        connection=_connection(reader, table, path),
     )
+
+
+def _connection(reader: Reader, table: dict[str, Any], path: tuple[str, ...]) -> str:
+    """``connection = "local"`` runs the host's tasks on this machine (Ansible's
+    ``ansible_connection=local``); ``"ssh"`` is the default."""
+    value = reader.string(table, path, "connection", "ssh") or "ssh"
+    if value not in CONNECTIONS:
+        reader.error((*path, "connection"),
+                     f"must be one of {', '.join(CONNECTIONS)}, got '{value}'")
+        return "ssh"
+    return value
 
 
 def check_hosts(hosts: dict[str, Host], readers: dict[str, Reader]) -> None:
