@@ -194,9 +194,9 @@ def _secrets(workflow: Any) -> dict[str, str]:
 def _options(args: argparse.Namespace, **values: Any) -> Any:
     """RunOptions with the approval policy of SPEC section 2: --yes approves, a terminal
     asks, anything else fails the gate."""
-    from console.engine.run import RunOptions
+    from console.engine.run import Approval, RunOptions
 
-    approval = "auto" if args.yes else ("wait" if _stdin_is_tty() else "fail")
+    approval: Approval = "auto" if args.yes else ("wait" if _stdin_is_tty() else "fail")
     options = RunOptions(approval=approval, **values)
     if args.accept_new_host_keys and hasattr(options, "accept_new_host_keys"):
         options.accept_new_host_keys = True
