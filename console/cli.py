@@ -280,7 +280,10 @@ def cmd_hosts(args: argparse.Namespace) -> int:
         for line in str(exc).splitlines():
             _err(line)
         return EXIT_USAGE
-    sys.stdout.write(render_json(report) if args.json else render_text(report))
+    if args.json:
+        sys.stdout.write(render_json(report))
+    else:
+        _out(render_text(report))  # vars from an inventory could carry escape sequences
     return EXIT_OK
 
 
@@ -517,10 +520,9 @@ def _confirm_leftovers(prefix: str) -> bool:
 def _ask_terminal(prompt: str) -> bool:
     if not _stdin_is_tty():
         return True  # nobody to ask: end them, as headless does
-    try:
-        return input(prompt).strip().lower() in ("y", "yes")
-    except EOFError:
-        return False
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 # --- parser ----------------------------------------------------------------------------

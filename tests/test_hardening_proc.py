@@ -584,7 +584,7 @@ def test_17_a_second_live_run_is_warned_or_refused(tmp_path: Path, exclusive: bo
         exclusive = {str(exclusive).lower()}
 
         [steps.a]
-        run = "touch {gate}; while [ ! -e {go} ]; do sleep 0.05; done; echo done >> {tmp_path}/ran"
+        run = "echo x >> {gate}; while [ ! -e {go} ]; do sleep 0.05; done; echo y >> {tmp_path}/ran"
     """)
     first = _start_holding(path, home, gate)
     try:
@@ -599,8 +599,8 @@ def test_17_a_second_live_run_is_warned_or_refused(tmp_path: Path, exclusive: bo
             _, err = second.communicate(timeout=30)
             assert second.returncode == 2, err
             assert err.count("\n") == 1 and first_id in err and "exclusive" in err
-        else:
-            time.sleep(1.0)
+        else:  # both run: the second's step starts while the first still holds
+            assert _wait_until(lambda: gate.read_text().count("x") == 2, 60)
             go.touch()
             _, err = second.communicate(timeout=30)
             assert second.returncode == 0, err
@@ -610,7 +610,7 @@ def test_17_a_second_live_run_is_warned_or_refused(tmp_path: Path, exclusive: bo
     finally:
         go.touch()
         first.kill()
-    assert (tmp_path / "ran").read_text().count("done") == (1 if exclusive else 2)
+    assert (tmp_path / "ran").read_text().count("y") == (1 if exclusive else 2)
     # once the first is over, an exclusive workflow runs again
     if exclusive:
         again = baton("run", path, "--headless", "--yes", env={"BATON_HOME": str(home)})
@@ -707,3 +707,74 @@ async def test_9_remote_leftovers_are_found_and_ended_by_tag(sshd_fleet: Fleet) 
         assert _wait_until(lambda: not _alive_with(sleep), 5)
     finally:
         _kill_all(sleep)
+
+
+def test_9_console_resume_asks_before_ending_leftovers(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    sleep = _sleep_value()
+    path = write_workflow(tmp_path, f"""
+        [workflow]
+        name = "crash console"
+
+        [steps.a]
+        run = "sleep {sleep}"
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "console.cli", "run", str(path),
+                             "--headless", "--yes"], env=baton_env({"BATON_HOME": str(home)}),
+                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_until(lambda: bool(_alive_with(sleep)), 30)
+        time.sleep(0.3)
+        proc.kill()
+        proc.wait()
+        listed = baton("runs", "--json", env={"BATON_HOME": str(home)})
+        run_id = json.loads(listed.stdout.splitlines()[0])["id"]
+        primary, secondary = os.openpty()
+        try:
+            child = subprocess.Popen([sys.executable, "-m", "console.cli", "resume", run_id],
+                                     env=baton_env({"BATON_HOME": str(home)}), cwd=REPO,
+                                     stdin=secondary, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+            os.write(primary, b"n\n")
+            _, err = child.communicate(timeout=60)
+        finally:
+            os.close(primary)
+            os.close(secondary)
+        assert child.returncode == 2, err
+        assert "attempt 1 of a was interrupted but left processes running" in err
+        assert "End them before resuming? [y/N]" in err and "resume refused" in err
+        assert _alive_with(sleep)  # the operator said no: nothing was ended
+    finally:
+        proc.kill()
+        _kill_all(sleep)
+
+
+# --- 10 in the console -----------------------------------------------------------------------
+
+
+async def test_10_console_shows_a_banner_and_starts_nothing_new(tmp_path: Path) -> None:
+    from console.engine.events import RunState, TaskState
+    from console.ui.screens.run_screen import RunScreen
+    from console.ui.widgets.banner import HistoryBanner
+    from tests.history_helpers import flow_file, history_app
+    from tests.ui_helpers import SIZE, until
+
+    with Store.open(tmp_path / "home") as store:
+        app, world = history_app(flow_file(tmp_path), store, start=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: isinstance(app.screen, RunScreen), timeout=15)
+            screen = app.screen
+            assert isinstance(screen, RunScreen)
+            ship = screen.run.tasks[("ship", "local")]
+            await until(lambda: ship.state is TaskState.AWAITING_APPROVAL, timeout=15)
+            banner = screen.query_one(HistoryBanner)
+            assert not banner.display
+            store._db.close()  # the history can no longer be written
+            screen.run.approve("ship")  # the operator's approval cannot be recorded
+            await pilot.pause()
+            await until(lambda: banner.display, timeout=10)
+            await until(lambda: screen.run.state is RunState.FAILED, timeout=10)
+            assert "history not written" in str(banner.render())
+            assert "ship" not in world.order()  # nothing new started
+            assert ship.state is not TaskState.SUCCEEDED

@@ -157,6 +157,16 @@ def test_deeply_nested_inline_tables_are_a_located_error(opener: str) -> None:
     assert "nested more than 400 levels deep" in problem.message
 
 
+@pytest.mark.parametrize("deep", ["[steps.a.env" + ".a" * 3000 + "]\nx = 1\n",
+                                  "[params]\np" + ".a" * 3000 + " = 1\n"])
+def test_deeply_dotted_keys_are_a_located_error(deep: str) -> None:
+    with pytest.raises(WorkflowError) as info:
+        load_text(HEAD + deep, "wf.toml")
+    (problem,) = info.value.problems
+    assert problem.line in (3, 4)
+    assert "nested more than 400 levels deep" in problem.message
+
+
 def test_deep_nesting_through_the_command(tmp_path: Path) -> None:
     path = tmp_path / "deep.toml"
     path.write_text(HEAD + "x = " + "{a = " * 2000 + "1" + "}" * 2000 + "\n")

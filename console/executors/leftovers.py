@@ -112,7 +112,17 @@ def end_local(leftovers: list[Leftover], grace: float = 2.0) -> list[int]:
         except psutil.Error:
             pass
     _, alive = psutil.wait_procs(alive, timeout=2.0)
-    return [proc.pid for proc in alive]
+    return [proc.pid for proc in alive if _running(proc)]
+
+
+def _running(proc: Any) -> bool:
+    """Alive and not a zombie (a dead process its parent has not reaped yet)."""
+    import psutil
+
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 REMOTE_SCRIPT = r"""
@@ -125,7 +135,10 @@ for __f in $(grep -lsxz "BATON_ATTEMPT=$T" /proc/[0-9]*/environ); do
 done
 [ -n "$E" ] && [ -n "$__l" ] || exit 0
 kill -s TERM $__l 2>/dev/null; sleep 2; kill -s KILL $__l 2>/dev/null; sleep 0.5
-for __p in $__l; do [ -d "/proc/$__p" ] && printf 'alive %s\n' "$__p"; done
+for __p in $__l; do  # a zombie is dead, only not reaped yet
+  __s=$(sed 's/.*) //' "/proc/$__p/stat" 2>/dev/null | cut -c1)
+  [ -n "$__s" ] && [ "$__s" != Z ] && printf 'alive %s\n' "$__p"
+done
 exit 0
 """
 

@@ -279,10 +279,10 @@ def parse_toml(text: str, file: str, problems: list[Problem]) -> dict[str, Any] 
     """Parsed TOML, or None after recording the syntax error with its position."""
     try:
         return tomli.loads(text)  # tomllib's parser, compiled with mypyc in tomli's wheels
-    except RecursionError:  # tomli refuses inline tables/arrays nested past 400 levels
+    except RecursionError:  # tomli refuses tables/arrays nested past 400 levels
         line, col = _too_deep(text)
-        problems.append(Problem(file, line, col, "invalid TOML: inline tables or arrays "
-                                f"nested more than {_MAX_NESTING} levels deep"))
+        problems.append(Problem(file, line, col, "invalid TOML: tables or arrays nested "
+                                f"more than {_MAX_NESTING} levels deep"))
         return None
     except tomli.TOMLDecodeError as exc:
         message = str(exc)
@@ -334,4 +334,7 @@ def _too_deep(text: str) -> tuple[int | None, int | None]:
         elif c in "]}":
             depth = max(0, depth - 1)
         i += 1
+    for number, text_line in enumerate(text.splitlines(), start=1):  # a dotted key, then
+        if text_line.count(".") >= _MAX_NESTING:
+            return number, None
     return None, None
