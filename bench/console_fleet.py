@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from console.store import Store
+from console.ui import navigation
 from console.ui.app import BatonApp, LaunchOptions
 from console.ui.screens.run_screen import RunScreen
 from console.ui.system import SystemStats, fixed_sampler
@@ -82,9 +83,15 @@ class FrameProbe:
 
         BatonApp._display = display  # type: ignore[method-assign]
 
-    async def wait(self, condition: Callable[[], bool]) -> float:
+    async def wait(self, condition: Callable[[], bool], timeout: float = 10.0) -> float:
+        """When the first frame showing ``condition`` was written (at most ``timeout``
+        seconds from now: a key whose effect never shows counts as that long)."""
         self.condition = condition
+        give_up = time.perf_counter() + timeout
         while self.condition is not None:
+            if time.perf_counter() > give_up:
+                self.condition = None
+                return give_up
             await asyncio.sleep(0.0005)
         return self.met_at
 
@@ -111,12 +118,12 @@ def effect_of(key: str, screen: RunScreen) -> Callable[[], bool]:
         follow = view.follow
         return lambda: view.follow != follow
     if key == "N":
-        line = tree.cursor_line
-        return lambda: tree.cursor_line != line or not screen.needs_operator()
+        target = navigation.next_needing(screen.run, tree.selection)
+        return lambda: target is None or tree.selection == target
     raise ValueError(key)
 
 
-KEYS = ("j", "j", "space", "j", "j", "k", "k", "space", "T", "f", "f", "T", "k")
+KEYS = ("j", "j", "space", "j", "j", "k", "k", "space", "T", "f", "f", "T", "N", "k")
 
 
 async def console(path: Path, home: Path, presses: int, interval: float
@@ -141,6 +148,9 @@ async def console(path: Path, home: Path, presses: int, interval: float
                 if screen.run.state.finished:
                     break
                 key = KEYS[index % len(KEYS)]
+                node = screen.query_one(DagTree).cursor_node
+                if key == "space" and (node is None or not node.allow_expand):
+                    continue  # on a host's line: nothing to expand or collapse
                 condition = effect_of(key, screen)
                 pressed = time.perf_counter()
                 app.simulate_key(key)  # the Key event a terminal would post

@@ -416,3 +416,33 @@ def test_reload_changed_on_disk(snap_compare, tmp_path):
         await frame(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_fan_out_1000_hosts_collapsed(snap_compare, tmp_path):
+    """Issue 10 item 21: a fan-out of 1,000 hosts is one summary line until expanded."""
+    from tests.test_ui_view import fleet
+
+    clock = FrozenClock()
+    app, _ = make_app(tmp_path, fleet(1000), clock=clock, start=True)
+
+    async def before(pilot):
+        screen = await run_screen(app)
+        await until(lambda: sum(t.state.finished for t in screen.run.tasks.values()) == 900,
+                    timeout=60)
+        clock.now = T0 + 42.0
+        await pilot.pause(0.4)
+        await frame(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_run_screen_80x24(snap_compare, tmp_path):
+    """Issue 10 item 17: the run screen at 80x24 keeps ? and q in the footer."""
+    app, clock = demo(tmp_path, start=True)
+
+    async def before(pilot):
+        screen = await settled(pilot, clock)
+        await select(pilot, screen, "migrate")
+        await frame(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)

@@ -258,8 +258,9 @@ class RunSession:
         if event.step is not None:
             self._changes.steps.add(event.step)
         elif event.host is not None:  # a host-wide action (exclude_host): its tasks' rows
-            self._changes.steps.update(t.step for t in self.run.tasks.values()
-                                       if t.host == event.host)
+            keys = [t.key for t in self.run.tasks.values() if t.host == event.host]
+            self._changes.steps.update(step for step, _ in keys)
+            self._changes.tasks.update(keys)
         if event.action == "note":
             text = event.reason or ""
             kind = "note"

@@ -222,7 +222,8 @@ class RunScreen(Screen[None]):
     @property
     def active_bindings(self) -> dict[str, ActiveBinding]:
         """The footer's keys: "Needs you" carries how many tasks wait for the operator;
-        when the keys do not all fit, help and quit come first, so they always show."""
+        when the keys do not all fit, help, quit and "Needs you" come first, so they
+        always show."""
         bindings = super().active_bindings
         for key, active in bindings.items():
             if active.binding.action == "next_attention":
@@ -234,7 +235,8 @@ class RunScreen(Screen[None]):
         width = sum(len(self.app.get_key_display(a.binding)) + len(a.binding.description) + 3
                     for a in shown)
         if width > self.size.width:
-            first = [k for k, a in bindings.items() if a.binding.action in ("help", "quit")]
+            first = [k for k, a in bindings.items()
+                     if a.binding.action in ("help", "quit", "next_attention")]
             bindings = {k: bindings[k] for k in first} | {
                 k: a for k, a in bindings.items() if k not in first}
         return bindings
