@@ -194,9 +194,9 @@ def _secrets(workflow: Any) -> dict[str, str]:
 def _options(args: argparse.Namespace, **values: Any) -> Any:
     """RunOptions with the approval policy of SPEC section 2: --yes approves, a terminal
     asks, anything else fails the gate."""
-    from console.engine.run import RunOptions
+    from console.engine.run import Approval, RunOptions
 
-    approval = "auto" if args.yes else ("wait" if _stdin_is_tty() else "fail")
+    approval: Approval = "auto" if args.yes else ("wait" if _stdin_is_tty() else "fail")
     options = RunOptions(approval=approval, **values)
     if args.accept_new_host_keys and hasattr(options, "accept_new_host_keys"):
         options.accept_new_host_keys = True
@@ -444,9 +444,76 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from console.rollback_cli import rollback
+    """`baton rollback RUN`: the run rebuilt as `resume` does, its rollback plan printed and
+    approved (`--yes`, or `y` on a terminal), then the undos run headless and recorded."""
+    from console.engine.events import TaskState
+    from console.engine.rollback import Rollback, RollbackScope, plan_rollback
 
-    return rollback(args)
+    if args.downstream and not args.rollback_step:
+        raise UsageError("--downstream needs --step")
+    store = _open_store()
+    with store, _store_errors():
+        run_id = store.resolve(args.run)
+        with store.acquire_run_lock(run_id):  # before anything: refuse a live run
+            store.mark_interrupted(run_id)
+            stored = store.load(run_id)
+            rebuild = argparse.Namespace(**{**vars(args), "step": False, "watch": False})
+            run, _ = _rebuild(stored, rebuild)
+            from console.executors.leftovers import settle
+
+            settle(store, run_id, run.workflow, say=_err)  # an undo cut short by a crash
+            for record in stored.tasks:  # what was not decided stays as it was
+                task = run.tasks.get((record.step, record.host))
+                if task is not None and task.state is TaskState.PENDING \
+                        and record.state != "pending":
+                    task.state, task.reason = TaskState(record.state), record.reason
+            scope = RollbackScope(args.rollback_step, args.rollback_host, args.downstream)
+            try:
+                plan = plan_rollback(run, scope)
+            except ValueError as exc:
+                raise UsageError(f"run {run_id}: {exc}") from None
+            for line in plan.lines():
+                _err(line)
+            # every undo done, but the run was stopped before it said so: finish it
+            finishing = not plan.entries and stored.run.state != "rolled_back" and any(
+                t.state is TaskState.UNDONE for t in run.tasks.values())
+            if not plan.entries and not finishing:
+                _err(f"baton: run {run_id}: nothing to undo")
+                return EXIT_OK
+            if not args.yes and not finishing:
+                if not _stdin_is_tty():
+                    _err("baton: a rollback must be approved: add --yes to run this plan "
+                             "(no terminal to ask on)")
+                    return EXIT_USAGE
+                sys.stderr.write("Run this rollback? [y/N] ")
+                sys.stderr.flush()
+                if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                    _err("baton: rollback not approved; nothing was undone")
+                    return EXIT_FAILED
+            run.options.approval = "auto"
+            run.rollback = Rollback(run, plan)
+            run.rollback_only = True
+            return int(_headless(run, args, store))
+
+
+def _rollback_parser(sub: Any) -> None:
+    """The `rollback` subcommand."""
+    parser = sub.add_parser("rollback", help="undo a past or interrupted run (its undo steps)")
+    parser.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
+    parser.add_argument("--step", dest="rollback_step", metavar="STEP",
+                        help="only this step (every host, or --host's)")
+    parser.add_argument("--host", dest="rollback_host", metavar="HOST",
+                        help="only this host's tasks")
+    parser.add_argument("--downstream", action="store_true",
+                        help="with --step: also every step downstream of it")
+    parser.add_argument("--yes", action="store_true", help="approve the plan without asking")
+    parser.add_argument("--headless", action="store_true",
+                        help="run without the console (the only mode for now)")
+    parser.add_argument("--json", action="store_true",
+                        help="JSON events on stdout (the plan goes to stderr)")
+    parser.add_argument("--accept-new-host-keys", action="store_true",
+                        help="trust unknown SSH host keys on first use")
+    parser.set_defaults(func=cmd_rollback)
 
 
 def _rebuild(stored: Any, args: argparse.Namespace) -> tuple[Any, Path | None]:
@@ -613,9 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
     _run_options(resume)
     resume.set_defaults(func=cmd_resume)
-    from console.rollback_cli import add_parser as add_rollback
-
-    add_rollback(sub)
+    _rollback_parser(sub)
 
     hosts = sub.add_parser("hosts", help="every host resolved as it will be connected")
     hosts.add_argument("file", metavar="FILE",

@@ -300,7 +300,7 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
     total = (run.ended - run.started) if run.started and run.ended else None
     if recorder is not None and recorder.error is not None:
         printer.flush()  # dropped: the history does not hold what it would report
-    elif json_mode:
+    elif isinstance(printer, JsonPrinter):  # json_mode
         printer.flush()
         err.write(format_summary(run.tasks_in_order(), state, total,
                                  color=use_color(err), mask=run.masker.mask))

@@ -66,7 +66,7 @@ async def watch(run: Run, path: Path, *,
     last_error: str | None = None
     folders = {f.parent for f in watched_files(run, path)}
     async for changes in awatch(*folders, debounce=DEBOUNCE_MS, step=QUIET_MS,
-                                stop_event=stop_event, recursive=False):  # type: ignore[arg-type]
+                                stop_event=stop_event, recursive=False):
         targets = watched_files(run, path)
         if not any(Path(changed).resolve() in targets for _, changed in changes):
             continue

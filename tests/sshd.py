@@ -1,10 +1,14 @@
 """Real OpenSSH ``sshd`` processes on loopback for the SSH tests and the fan-out bench.
 
-Each :class:`SSHServer` listens on its own 127.0.0.x address and a free non-standard port,
+Each :class:`SSHServer` listens on its own 127.0.N.x address and a free non-standard port,
 with a throwaway ed25519 host key, its own ``sshd_config`` (no PAM, root allowed, keys
 from a temporary ``authorized_keys``) and runs in the foreground (``-D -e``) as a child
 of the test process. :class:`Fleet` starts several of them, plus the client key and a
 ``known_hosts`` file that trusts them all.
+
+N is 0 in a serial run and the worker's number under pytest-xdist (``-n``): each worker
+starts its own fleet, and workers never share an address (:func:`loopback`), so no two
+can race for a port.
 
 The fixtures never skip: when ``sshd`` is missing they fail with a message saying how to
 install it (``.ci/run`` does ``apt-get install openssh-server``).
@@ -51,6 +55,17 @@ def keygen(path: Path, comment: str = "baton-test") -> Path:
     subprocess.run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
                    check=True, stdin=subprocess.DEVNULL)
     return path
+
+
+def _worker_octet() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under xdist
+    return int(worker[2:]) % 256 if worker[:2] == "gw" and worker[2:].isdigit() else 0
+
+
+def loopback(last: int) -> str:
+    """This process's loopback address ending in ``last``: 127.0.0.last when serial,
+    127.0.N.last on pytest-xdist worker N."""
+    return f"127.0.{_worker_octet()}.{last}"
 
 
 def free_port(address: str) -> int:
@@ -175,7 +190,7 @@ class SSHServer:
 
 
 class Fleet:
-    """``count`` sshd servers on 127.0.0.2 … plus a client key and a known_hosts file."""
+    """``count`` sshd servers on 127.0.N.2 … plus a client key and a known_hosts file."""
 
     def __init__(self, folder: Path, count: int, first: int = 2) -> None:
         require_sshd()
@@ -186,7 +201,7 @@ class Fleet:
         self.known_hosts = folder / "known_hosts"
         self.servers: list[SSHServer] = []
         for index in range(count):
-            self.add(f"127.0.0.{first + index}")
+            self.add(loopback(first + index))
         self.start()
 
     def add(self, address: str) -> SSHServer:
@@ -214,7 +229,8 @@ class Fleet:
 
 @pytest.fixture(scope="session")
 def sshd_fleet() -> Iterator[Fleet]:
-    """12 real sshd processes on 127.0.0.2-13 (the session shares them)."""
+    """12 real sshd processes on 127.0.N.2-13 (the session, or the xdist worker, shares
+    them)."""
     with tempfile.TemporaryDirectory(prefix="baton-sshd-") as tmp:
         fleet = Fleet(Path(tmp), 12)
         try:
@@ -225,9 +241,9 @@ def sshd_fleet() -> Iterator[Fleet]:
 
 @pytest.fixture
 def lone_sshd(tmp_path: Path, sshd_fleet: Fleet) -> Iterator[SSHServer]:
-    """A private sshd on 127.0.0.40 that a test may kill, restart or re-key; it trusts the
+    """A private sshd on 127.0.N.40 that a test may kill, restart or re-key; it trusts the
     fleet's client key but is NOT in the fleet's known_hosts."""
-    server = SSHServer("127.0.0.40", tmp_path / "lone", sshd_fleet.authorized_keys)
+    server = SSHServer(loopback(40), tmp_path / "lone", sshd_fleet.authorized_keys)
     server.start()
     try:
         yield server

@@ -11,6 +11,7 @@ from console.engine.events import ActionEvent, LogEvent, RunState, TaskEvent, Ta
 from console.engine.run import APPROVAL_REQUIRED, ActionError, Run, RunOptions, new_run_id
 from console.model.workflow import Host, Step, Workflow
 from tests.fakes import ScriptedWorld, check_need_counters
+from tests.helpers import until
 
 
 @pytest.fixture(autouse=True)
@@ -50,10 +51,7 @@ class Harness:
         return await asyncio.wait_for(self._task, timeout)
 
     async def until(self, predicate, timeout: float = 5) -> None:
-        async def poll():
-            while not predicate():
-                await asyncio.sleep(0.002)
-        await asyncio.wait_for(poll(), timeout)
+        await until(predicate, timeout)
 
     async def state_of(self, sid: str, state: TaskState, host: str = "local") -> None:
         await self.until(lambda: self.run.tasks[(sid, host)].state is state)

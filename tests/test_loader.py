@@ -6,6 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from console.model.durations import format_duration, parse_duration, parse_percent
 from console.model.inventory import load_inventory
@@ -610,9 +612,45 @@ def test_locator_inline_tables_multiline_strings_and_quoted_keys() -> None:
     assert loc.value_line(("steps", "my step", "lit")) == 12
 
 
-def test_locator_never_raises_on_odd_text() -> None:
-    for text in ['a = "unterminated', "[[x", "= 1", 'k = """never closed', "{", "a.=1"]:
-        Locator(text)
+ODD_TAILS = ['a = "unterminated', "[[x", "= 1", 'k = """never closed', "{", "a.=1",
+             "[t]\nx = [1, {", "q = '''", '"\\', '[a."b', "x = 1 2", "[" * 5000]
+
+
+def _in_text(text: str, position: tuple[int | None, int | None]) -> bool:
+    """A (line, col) that points into ``text`` (or None: unknown)."""
+    line, col = position
+    if line is None:
+        return col is None
+    lines = text.split("\n")
+    return 1 <= line <= len(lines) and (col is None or 1 <= col <= len(lines[line - 1]) + 1)
+
+
+@pytest.mark.parametrize("tail", ODD_TAILS)
+def test_locator_keeps_what_precedes_odd_text(tail: str) -> None:
+    """Broken TOML after good keys: the scanner stops at the odd part (the parser reports
+    the syntax error) and still locates every key before it; it never raises."""
+    text = 'name = "t"\n[steps.a]\nrun = "x"\n' + tail
+    loc = Locator(text)
+    assert loc.find(("name",)) == (1, 1)
+    assert loc.find(("steps", "a")) == (2, 1)
+    assert loc.find(("steps", "a", "run")) == (3, 1)
+    assert loc.value_line(("steps", "a", "run")) == 3
+    assert loc.find(("steps", "a", "missing")) == (2, None)  # nearest known parent
+    assert loc.find(("nowhere", 3)) == (None, None)
+    for position in [*loc.keys.values(), *loc.values.values()]:
+        assert _in_text(text, position), (tail, position)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('ab=."\'[]{},#\n \\1')), max_size=80),
+       st.lists(st.sampled_from(["a", "b", "a.b", 0, 1]), max_size=3))
+def test_locator_never_raises_and_points_into_the_text(text: str, path: list) -> None:
+    loc = Locator(text)
+    found = loc.find(tuple(path))
+    assert isinstance(found, tuple) and len(found) == 2
+    assert _in_text(text, found)
+    for position in [*loc.keys.values(), *loc.values.values()]:
+        assert _in_text(text, position)
 
 
 # --- shipped examples -------------------------------------------------------------------

@@ -11,6 +11,7 @@ from console.engine.run import Run, RunOptions
 from console.model.loader import load_workflow
 from console.reload import watch
 from tests.fakes import ScriptedWorld
+from tests.helpers import until
 
 S = TaskState
 
@@ -58,10 +59,7 @@ class Live:
         await asyncio.wait_for(self.watcher, 5)
 
     async def until(self, predicate, timeout: float = 5) -> None:
-        async def poll():
-            while not predicate():
-                await asyncio.sleep(0.02)
-        await asyncio.wait_for(poll(), timeout)
+        await until(predicate, timeout, interval=0.02)
 
 
 async def test_in_place_write_adds_a_step_that_runs(tmp_path):

@@ -23,7 +23,7 @@ from console.executors.base import CommandRequest, ExitStatus
 from console.executors.ssh import SSHContext, SSHExecutor, ssh_executor_factory
 from console.model.workflow import Host, SSHOptions, Step, Workflow
 from tests import sshd
-from tests.sshd import Fleet, SSHServer, free_port, keygen
+from tests.sshd import Fleet, SSHServer, free_port, keygen, loopback
 
 sshd_fleet = sshd.sshd_fleet  # fixtures: session-wide fleet, a private killable sshd
 lone_sshd = sshd.lone_sshd
@@ -292,23 +292,24 @@ async def test_host_keys_unknown_accepted_changed(fleet: Fleet, lone_sshd: SSHSe
 
 
 async def test_refused_timed_out_and_auth_failures(fleet: Fleet, tmp_path: Path) -> None:
-    port = free_port("127.0.0.41")
-    refused = Host("db1", "127.0.0.41", port=port, user="root", known_hosts=str(fleet.known_hosts))
+    nobody, silent_address = loopback(41), loopback(42)
+    port = free_port(nobody)
+    refused = Host("db1", nobody, port=port, user="root", known_hosts=str(fleet.known_hosts))
     status, _ = await run_one(ex := SSHExecutor(refused, **TEST_OPTIONS), "true")
     await ex.close()
-    assert status.error == f"db1: connection refused by 127.0.0.41:{port}"
+    assert status.error == f"db1: connection refused by {nobody}:{port}"
 
     with socket.socket() as silent:  # accepts (kernel backlog) but never speaks
-        silent.bind(("127.0.0.42", 0))
+        silent.bind((silent_address, 0))
         silent.listen(5)
-        mute = Host("db2", "127.0.0.42", port=silent.getsockname()[1], user="root",
+        mute = Host("db2", silent_address, port=silent.getsockname()[1], user="root",
                     known_hosts=str(fleet.known_hosts))
         started = time.monotonic()
         ex = SSHExecutor(mute, ssh_config=[], connect_timeout=0.5)
         status, _ = await run_one(ex, "true")
         await ex.close()
         assert time.monotonic() - started < 3
-    assert status.error == f"db2: connection to 127.0.0.42:{mute.port} timed out after 0.5s"
+    assert status.error == f"db2: connection to {silent_address}:{mute.port} timed out after 0.5s"
 
     stranger = keygen(tmp_path / "stranger")
     host = host_of(fleet, fleet.servers[1], "web2", identity=str(stranger))

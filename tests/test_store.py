@@ -27,6 +27,7 @@ from console.model.workflow import Host, Step, Workflow
 from console.store import LiveRunError, Store, StoreError, acquire_run_lock, timeline
 from tests.conftest import REPO
 from tests.fakes import ScriptedWorld
+from tests.helpers import FrozenClock, until
 
 EXPECTED = REPO / "tests" / "expected" / "show.md"
 FIXTURE_V1 = REPO / "tests" / "fixtures" / "store_v1.sqlite"
@@ -39,23 +40,6 @@ def make_workflow(name: str, *steps: Step, hosts: dict[str, Host] | None = None,
     return Workflow(name=name, path=Path(path), steps={s.id: s for s in steps},
                     hosts=hosts or {}, source=source,
                     digest=hashlib.sha256(source.encode()).hexdigest())
-
-
-class Clock:
-    """A clock the test moves by hand, so stored times are exact."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def until(predicate, timeout: float = 5) -> None:
-    async def poll():
-        while not predicate():
-            await asyncio.sleep(0.002)
-    await asyncio.wait_for(poll(), timeout)
 
 
 # ---------------------------------------------------------------------------- the incident run
@@ -82,8 +66,13 @@ def incident_workflow() -> Workflow:
 
 async def incident_run(store: Store) -> tuple[Run, ScriptedWorld]:
     """A run with a gate, a failing host retried automatically, an operator override with a
-    reason, a note and a manual step; every phase at a known time."""
-    clock = Clock(1732600000.0)
+    reason, a note and a manual step; every phase at a known time.
+
+    The clock moves only once a phase has settled. deploy@web2 turns failed in its task
+    runner; blocking verify and cleanup and failing the run come in the scheduler's next pass,
+    so waiting for that task alone let a poll land in between and stamp those events with the
+    next phase's time (a flake under load). Waiting for the run's own state closes the gap."""
+    clock = FrozenClock(1732600000.0)
     world = ScriptedWorld()
     options = RunOptions(run_id=INCIDENT_ID, user="alice",
                          params={"release": "2024.11.3", "db_url": "postgres://app:hunter2@db",
@@ -96,10 +85,12 @@ async def incident_run(store: Store) -> tuple[Run, ScriptedWorld]:
     await until(lambda: tasks[("preflight", "local")].state is TaskState.RUNNING)
     clock.now += 4
     world.release("pre")
-    await until(lambda: tasks[("drain", "web2")].state is TaskState.AWAITING_APPROVAL)
+    await until(lambda: all(tasks[("drain", h)].state is TaskState.AWAITING_APPROVAL
+                            for h in WEB))
     clock.now += 6
     run.approve("drain")
-    await until(lambda: tasks[("deploy", "web2")].state is TaskState.FAILED)
+    await until(lambda: run.state == "failed")  # settled: every task ended or blocked
+    assert tasks[("deploy", "web2")].state is TaskState.FAILED
     clock.now += 20
     run.mark_succeeded("deploy", "web2", reason="deployed by hand after disk cleanup")
     await until(lambda: tasks[("verify", "local")].state is TaskState.AWAITING_OPERATOR)
@@ -193,7 +184,7 @@ async def test_markdown_is_fit_for_a_postmortem(store: Store):
                        Step("gate", "gate", run="echo never", confirm="Apply?"),
                        Step("ok", "ok", run="echo fine"),
                        Step("hold", "hold", run="hold forever", needs=("ok",)))
-    clock = Clock(1732600000.0)
+    clock = FrozenClock(1732600000.0)
     run = Run(wf, RunOptions(run_id="0m40post0mort", user="dana", keep_alive=True,
                              secrets={"tok": "hunter2"}),
               executor_for=ScriptedWorld().factory(), clock=clock)

@@ -3,7 +3,6 @@ a frozen clock and fixed host stats (so screens are deterministic)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,9 +12,11 @@ from console.ui.screens.run_screen import RunScreen
 from console.ui.system import SystemStats, fixed_sampler
 from console.ui.widgets.dag_tree import DagTree
 from tests.fakes import ScriptedWorld
+from tests.helpers import T0, FrozenClock, until
+
+__all__ = ["T0", "FrozenClock", "until"]  # re-exported: the UI tests import them from here
 
 SIZE = (120, 36)
-T0 = 1_732_640_000.0
 
 DEMO = '''
 [workflow]
@@ -94,16 +95,6 @@ run = "echo cleanup"
 '''
 
 
-class FrozenClock:
-    """A clock that moves only when a test says so."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def make_app(tmp_path: Path, text: str = DEMO, *, name: str = "demo.toml",
              clock: Callable[[], float] | None = None, theme: str | None = None,
              **launch: object) -> tuple[BatonApp, ScriptedWorld]:
@@ -117,14 +108,6 @@ def make_app(tmp_path: Path, text: str = DEMO, *, name: str = "demo.toml",
                    sampler=fixed_sampler(SystemStats(12.0, 43.0, (0.52, 0.41, 0.30))),
                    config_file=tmp_path / "config.toml", theme=theme, blink=False)
     return app, world
-
-
-async def until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def run_screen(app: BatonApp) -> RunScreen:

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from console.engine.errors import ActionError
 from console.engine.events import RunState, TaskState
 from console.engine.outputs import Outputs
 from console.engine.rollback import failed_undos, undo_action
@@ -20,10 +21,6 @@ if TYPE_CHECKING:
     from console.engine.task import Task
 
 S = TaskState
-
-
-class ActionError(Exception):
-    """An operator action that does not apply; nothing was changed."""
 
 
 class RunActions:

@@ -7,7 +7,7 @@ Building every step's outputs for every task costs seconds on a 1,000-step graph
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 STDOUT_TAIL = 64 * 1024
@@ -113,7 +113,7 @@ class StepView:
 class StepsView(Mapping[str, StepView]):
     """``steps`` in a template: ``steps.build`` or ``steps["build"]``, built on demand."""
 
-    def __init__(self, step_ids: Iterator[str] | list[str], reader_host: str,
+    def __init__(self, step_ids: Iterable[str], reader_host: str,
                  lookup: Callable[[str], Mapping[str, Outputs]]) -> None:
         self._ids = list(step_ids)
         self._reader_host = reader_host

@@ -25,6 +25,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from console.engine.errors import ActionError
 from console.engine.events import RunEvent, RunState, TaskState
 from console.engine.shown import shown_command
 from console.engine.task import Attempt, Task, task_label
@@ -475,7 +476,6 @@ class Rollback:
         self.poke()
 
     def _failed(self, step: str, host: str) -> UndoEntry:
-        from console.engine.actions import ActionError
 
         entry = self.plan.entry(step, host)
         if entry is None or entry.state != "undo_failed":
@@ -499,7 +499,6 @@ def rollback_refusal(run: Run) -> str | None:
 def start_rollback(run: Run, plan: RollbackPlan) -> None:
     """The operator approved ``plan`` on a live run (the console's ``u``): the scheduler
     starts it at once, beside whatever still runs."""
-    from console.engine.actions import ActionError
 
     why = rollback_refusal(run)
     if why is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from console.model.workflow import BatchSize, Rollout, Workflow
@@ -46,7 +46,7 @@ class RolloutPlan:
 
     @classmethod
     def build(cls, workflow: Workflow, rollout: Rollout,
-              hosts_of: dict[str, Sequence[str]]) -> RolloutPlan:
+              hosts_of: Mapping[str, Sequence[str]]) -> RolloutPlan:
         seen: dict[str, None] = {}
         for sid in rollout.steps:
             seen.update(dict.fromkeys(hosts_of.get(sid, ())))

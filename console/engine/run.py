@@ -529,8 +529,8 @@ class Run(HostExclusion, RunActions, RunTexts):
                     return "bad", f"needs {dep.label} ({dep.state})"
                 waiting = waiting or status == "wait"
                 continue
-            status = self._status.get(need)
-            if status is None or need in self._dirty_steps:
+            status = self._status.get(need, "")  # "": not computed yet
+            if not status or need in self._dirty_steps:
                 status = self._compute_status(need)
             if status == "bad":
                 return "bad", f"needs {need} ({self._describe_bad(need)})"

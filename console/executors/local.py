@@ -227,7 +227,8 @@ class _PidfdWatch:
         self._on_output = on_output
         self._grace: asyncio.TimerHandle | None = None
         self._fds: dict[int, tuple[Stream, LineSplitter]] = {}
-        for fd, stream in ((stdout, "stdout"), (stderr, "stderr")):
+        pipes: tuple[tuple[int, Stream], ...] = ((stdout, "stdout"), (stderr, "stderr"))
+        for fd, stream in pipes:
             os.set_blocking(fd, False)
             self._fds[fd] = (stream, LineSplitter())
             self._add_reader(fd, self._readable, fd)
@@ -333,7 +334,8 @@ class _OutputProtocol(asyncio.SubprocessProtocol):
     def __init__(self, execution: LocalExecution, on_output: OutputCallback) -> None:
         self._execution = execution
         self._on_output = on_output
-        self._lines = {1: ("stdout", LineSplitter()), 2: ("stderr", LineSplitter())}
+        self._lines: dict[int, tuple[Stream, LineSplitter]] = {
+            1: ("stdout", LineSplitter()), 2: ("stderr", LineSplitter())}
         self._transport: asyncio.SubprocessTransport | None = None
         self._grace: asyncio.TimerHandle | None = None
 
@@ -344,13 +346,13 @@ class _OutputProtocol(asyncio.SubprocessProtocol):
         stream, lines = self._lines[fd]
         text = lines.feed(data)
         if text is not None:
-            self._on_output(stream, text)  # type: ignore[arg-type]
+            self._on_output(stream, text)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         stream, lines = self._lines[fd]
         text = lines.flush()
         if text is not None:
-            self._on_output(stream, text)  # type: ignore[arg-type]
+            self._on_output(stream, text)
 
     def process_exited(self) -> None:
         # Set as soon as the shell exits (terminate() must not signal a reaped pid), which

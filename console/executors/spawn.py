@@ -18,7 +18,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from typing import Any
 
+# Any: the C helper's positional signature differs between versions (typeshed's is not the
+# one called here); DIRECT below restricts the call to the version it is written for.
+_posixsubprocess: Any
 try:
     import _posixsubprocess
 except ImportError:  # not CPython on POSIX
@@ -67,7 +71,7 @@ def spawn(argv: list[str], *, stdin: int, stdout: int, stderr: int,
     keep = {errpipe_write} if keep_fd is None else {keep_fd, errpipe_write}
     try:
         try:
-            pid = _posixsubprocess.fork_exec(  # type: ignore[union-attr]
+            pid = _posixsubprocess.fork_exec(
                 args, (args[0],), True, tuple(sorted(keep)), cwd,
                 env_list, stdin, -1, -1, stdout, -1, stderr, errpipe_read, errpipe_write,
                 True, True, -1, None, None, None, -1, None, True)

@@ -26,7 +26,7 @@ import contextvars
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import asyncssh
 
@@ -325,13 +325,14 @@ class Connector:
                 if not session.closed:
                     return session
             try:
-                _, session = await conn.create_session(
+                _, opened = await conn.create_session(
                     lambda: ControlSession(self.host.name, self._dropped), BOOT_COMMAND,
                     encoding=None)
             except (asyncssh.Error, OSError) as exc:
                 reason = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
                 raise SSHError(f"{self.host.name}: cannot open a session on {self.label}: "
                                f"{reason}") from None
+            session = cast(ControlSession, opened)  # the factory's product, typed generically
             session.start()
             return session
         except BaseException:

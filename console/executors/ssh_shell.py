@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
-from console.executors.base import ExitStatus, OutputCallback
+from console.executors.base import ExitStatus, OutputCallback, Stream
 from console.executors.lines import LineSplitter
 
 BOOT_COMMAND = "exec /bin/sh"
@@ -208,17 +208,19 @@ class RemoteTask:
     stdout_end: str | None = None
     stderr_ended: bool = False
 
-    def emit(self, stream: str, data: bytes) -> None:
+    def emit(self, stream: Stream, data: bytes) -> None:
         splitter = self.out if stream == "stdout" else self.err
         text = splitter.feed(data)
         if text is not None:
-            self.on_output(stream, text)  # type: ignore[arg-type]
+            self.on_output(stream, text)
 
     def flush(self) -> None:
-        for stream, splitter in (("stdout", self.out), ("stderr", self.err)):
+        pairs: tuple[tuple[Stream, LineSplitter], ...] = (
+            ("stdout", self.out), ("stderr", self.err))
+        for stream, splitter in pairs:
             text = splitter.flush()
             if text is not None:
-                self.on_output(stream, text)  # type: ignore[arg-type]
+                self.on_output(stream, text)
 
 
 def _keep(buffer: bytes | bytearray, marker: bytes) -> int:
@@ -247,7 +249,7 @@ class ControlSession(asyncssh.SSHClientSession[bytes]):
 
     # -- asyncssh callbacks
 
-    def connection_made(self, chan: asyncssh.SSHClientChannel[bytes]) -> None:  # type: ignore[override]
+    def connection_made(self, chan: asyncssh.SSHClientChannel[bytes]) -> None:
         self._chan = chan
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:

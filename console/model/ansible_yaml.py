@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml  # type: ignore[import-untyped,unused-ignore]
+import yaml
 
 from console.model.ansible_data import AnsibleInventoryError, Inventory
 from console.model.ansible_hosts import expand_hostpattern
@@ -35,7 +35,7 @@ class LineMap(dict[Any, Any]):
     lines: dict[Any, int]
 
 
-class _Loader(_Base):  # type: ignore[misc,valid-type]
+class _Loader(_Base):
     pass
 
 

@@ -10,14 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from console.model.loader import (
-    Problem,
-    Reader,
-    dotted,
-    parse_toml,
-    read_text,
-    suggest,
-)
+from console.model.problems import Problem
+from console.model.reader import Reader, dotted, parse_toml, read_text, suggest
 from console.model.workflow import ALL, LOCAL, Host, SSHOptions
 
 __all__ = ["check_hosts", "load_inventory", "parse_hosts", "parse_ssh", "read_inventory"]

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from console.model.reader import suggest
 from console.model.workflow import LOCAL, Step
 
 if TYPE_CHECKING:
-    from console.model.loader import Reader
     from console.model.locate import KeyPath
+    from console.model.reader import Reader
 
 RECOVERY_KEYS = ("undo", "undo_on_failure", "poll", "within", "delay", "delegate")
 
@@ -59,8 +60,6 @@ def check_delegate(r: Reader, path: KeyPath, delegate: str | None, hosts: Iterab
     names = set(hosts)
     if delegate in names:
         return
-    from console.model.loader import suggest
-
     where = (*path, "delegate")
     if delegate in set(groups):
         r.error(where, f"'{delegate}' is a group; delegate names one host (or 'local')")

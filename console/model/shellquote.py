@@ -444,16 +444,18 @@ def substitute(text: str, values: list[str]) -> str:
                 raise QuotingError(
                     "a value starts a line with a tab inside a <<- heredoc, which strips "
                     "it: use << instead of <<-")
-        position = _MARKER.match(text, slot.start).end()  # type: ignore[union-attr]
+        marker = _MARKER.match(text, slot.start)
+        assert marker is not None  # scan() puts each slot at a marker
+        position = marker.end()
     out.append(text[position:])
     if len(slots) != text.count(MARK) // 2:  # every marker must have been quoted
         raise QuotingError("internal error: a substituted value was not placed")
     for body_start, body_end, delimiter, strip in checks:
         body = _MARKER.sub(lambda m: values[int(m[1])], text[body_start:body_end])
-        for line in body.split("\n"):
+        for body_line in body.split("\n"):
             # A line that only starts with the delimiter is refused as well: dash 0.5.12
             # drops a byte of such a line when a non-ASCII byte follows the delimiter.
-            if (line.lstrip("\t") if strip else line).startswith(delimiter):
+            if (body_line.lstrip("\t") if strip else body_line).startswith(delimiter):
                 raise QuotingError(
                     f"a value puts a line starting with {delimiter!r} into its heredoc, "
                     "which could end it early: choose a delimiter that cannot occur in "

@@ -368,6 +368,7 @@ def analyze(source: str, *, expression: bool = False) -> TemplateRefs:
     names = frozenset(meta.find_undeclared_variables(tree))
     found: dict[str, set[str]] = {"params": set(), "secrets": set(), "steps": set()}
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)  # for the type checker
         base = node.node
         if not isinstance(base, nodes.Name) or base.name not in found or base.name not in names:
             continue

@@ -116,9 +116,9 @@ class Store:
             logs.check_private(home / sub)
         path = home / DB_NAME
         if not os.path.lexists(path):
-            db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            migrations.migrate(db)
-            return cls(home, db)
+            empty = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            migrations.migrate(empty)
+            return cls(home, empty)
         for suffix in ("", "-wal", "-shm", "-journal"):
             logs.refuse_link(Path(f"{path}{suffix}"))
         uri = "file:" + quote(str(path), safe="/")
@@ -294,7 +294,8 @@ class Store:
         from console.store.records import RunSummary
 
         self.reap_dead()
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         shown = "baton_state(id, state, host)"
         if workflow is not None:
             where.append("(workflow = ? OR path = ?)")
@@ -358,9 +359,10 @@ class Store:
             summary = _SUMMARY.replace("state", "baton_state(id, state, host)")
             row = db.execute(f"SELECT {summary}, digest, params, host, pid, options "
                              "FROM runs WHERE id = ?", (run_id,)).fetchone()
-            run = RunRecord(*row[:7], row[7], _json(row[8]) or {}, row[9], row[10],
-                            _json(row[11]) or {})
-            tasks = [TaskRecord(*r[:8], _json(r[8], None)) for r in db.execute(
+            # One tuple: mypy reads a starred slice as possibly filling every field.
+            run = RunRecord(*(*row[:8], _json(row[8]) or {}, row[9], row[10],
+                              _json(row[11]) or {}))
+            tasks = [TaskRecord(*(*r[:8], _json(r[8], None))) for r in db.execute(
                 "SELECT step, host, state, attempt, exit_code, reason, started, ended, outputs "
                 "FROM tasks WHERE run_id = ? ORDER BY position, step, host", (run_id,))]
             order = {(t.step, t.host): i for i, t in enumerate(tasks)}

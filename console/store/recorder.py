@@ -38,12 +38,13 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
 from console.engine.events import (
     ActionEvent,
     Event,
+    LogEvent,
     ReloadEvent,
     RunEvent,
     TaskEvent,
@@ -156,20 +157,19 @@ class Recorder:
 
     def _on_event(self, event: Event) -> None:
         try:
-            kind = event.type
-            if kind == "log":
-                self._logs.write(event.step, event.host, event.attempt,  # type: ignore[union-attr]
-                                 event.text + "\n",  # type: ignore[union-attr]
-                                 event.stream == "stderr")  # type: ignore[union-attr]
-                self._schedule()
-            elif kind == "task":
-                self._on_task(event)  # type: ignore[arg-type]
-            elif kind == "action":
-                self._on_action(event)  # type: ignore[arg-type]
-            elif kind == "reload":
-                self._on_reload(event)  # type: ignore[arg-type]
-            else:
-                self._on_run(event)  # type: ignore[arg-type]
+            match event:
+                case LogEvent():
+                    self._logs.write(event.step, event.host, event.attempt, event.text + "\n",
+                                     event.stream == "stderr")
+                    self._schedule()
+                case TaskEvent():
+                    self._on_task(event)
+                case ActionEvent():
+                    self._on_action(event)
+                case ReloadEvent():
+                    self._on_reload(event)
+                case RunEvent():
+                    self._on_run(event)
         except Exception as exc:  # never break the engine; report once
             self._fail(exc)
 

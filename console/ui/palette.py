@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.style import Style
 from textual.app import App
 
@@ -39,7 +41,7 @@ class Palette:
 _cache: dict[int, tuple[str, Palette]] = {}
 
 
-def palette(app: App[object]) -> Palette:
+def palette(app: App[Any]) -> Palette:
     """The palette of ``app``'s current theme (rebuilt when the theme changes).
 
     Themes that are not Baton's (Textual's built-in ones) get the default state colours.

@@ -195,19 +195,21 @@ def restyle(app: App[Any]) -> None:
 
 def relabel(app: App[Any]) -> None:
     """Redraw what holds colours of the previous palette (tree labels, detail, folder)."""
+    # The run screen's widgets are found by type, not through RunScreen: that screen
+    # imports this module (no import cycle).
     from console.ui.screens.folder import FolderScreen
-    from console.ui.screens.run_screen import RunScreen
     from console.ui.widgets.dag_tree import DagTree
     from console.ui.widgets.header import RunHeader
     from console.ui.widgets.log_view import LogView
     from console.ui.widgets.step_detail import StepDetail
 
     for screen in app.screen_stack:
-        if isinstance(screen, RunScreen) and screen.is_mounted:
-            screen.query_one(DagTree).update_steps()
-            screen.query_one(StepDetail).update_facts()
-            screen.query_one(RunHeader).refresh()
-            for view in screen.query(LogView):
-                view.refresh()
-        elif isinstance(screen, FolderScreen) and screen.is_mounted:
+        if isinstance(screen, FolderScreen) and screen.is_mounted:
             relist(screen)
+        elif screen.is_mounted:
+            for tree in screen.query(DagTree):
+                tree.update_steps()
+            for detail in screen.query(StepDetail):
+                detail.update_facts()
+            for widget in (*screen.query(RunHeader), *screen.query(LogView)):
+                widget.refresh()

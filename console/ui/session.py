@@ -210,18 +210,18 @@ class RunSession:
     # ------------------------------------------------------------------ events
 
     def on_event(self, event: Event) -> None:
-        kind = type(event)
-        if kind is LogEvent:
-            self._on_log(event)  # type: ignore[arg-type]
-        elif kind is TaskEvent:
-            self._on_task(event)  # type: ignore[arg-type]
-        elif kind is ActionEvent:
-            self._on_action(event)  # type: ignore[arg-type]
-        elif kind is RunEvent:
-            self._changes.run = True
-            self._add(TimelineEntry(event.time, "run", "", f"run {event.state}"))
-        elif kind is ReloadEvent:
-            self._on_reload(event)  # type: ignore[arg-type]
+        match event:
+            case LogEvent():
+                self._on_log(event)
+            case TaskEvent():
+                self._on_task(event)
+            case ActionEvent():
+                self._on_action(event)
+            case RunEvent():
+                self._changes.run = True
+                self._add(TimelineEntry(event.time, "run", "", f"run {event.state}"))
+            case ReloadEvent():
+                self._on_reload(event)
         if self._on_change is not None:
             self._on_change()
 

@@ -66,7 +66,7 @@ def why_refused(screen: RunScreen, action: str) -> str | None:
             return "the run has not started yet: press g to start it"
         from console.engine.rollback import rollback_refusal
 
-        why = rollback_refusal(run)  # type: ignore[arg-type]
+        why = rollback_refusal(run)
         if why is not None:
             return why
         if action != "rollback_run" and screen.selection is None:

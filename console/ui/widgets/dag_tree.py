@@ -141,9 +141,9 @@ class DagTree(Tree[Selection]):
         elif sid in self._stale:
             self._stale.discard(sid)
             for task in self.run.tasks_of(sid):
-                child = self._host_nodes.get(task.key)
-                if child is not None:
-                    self._relabel(child, self.task_label(task, pal, now))
+                host_node = self._host_nodes.get(task.key)
+                if host_node is not None:
+                    self._relabel(host_node, self.task_label(task, pal, now))
             self.refresh()
 
     def _toggle_node(self, node: TreeNode[Selection]) -> None:
