@@ -514,7 +514,7 @@ async def test_a_polling_task_shows_its_progress_in_tree_and_detail(tmp_path):
         facts = screen.query_one(StepDetail)._facts()
         text = " ".join(part.plain for part in facts.renderables if hasattr(part, "plain"))
         assert "reason: polling 1/20" in text
-        assert "runs on: lb1 (delegate" in text
+        assert "delegate: each host's command runs on lb1" in text
         assert "poll: every 30s until it exits 0, within 600s" in text
         assert world.records[0].executor == "lb1"
         screen.run.cancel("health", "web1")
