@@ -28,6 +28,9 @@ class LogPane(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.subject = ""
+        self._view = LogView(id="log")
+        """Kept, not queried: the pane may be asked for it while the app is already
+        tearing its screen down (a query then finds nothing)."""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "clear_filter":
@@ -35,7 +38,7 @@ class LogPane(Vertical):
         return True
 
     def compose(self) -> ComposeResult:
-        yield LogView(id="log")
+        yield self._view
         yield make_input(self.app, placeholder="filter the log (Enter keeps it, Esc clears)",
                          id="filter")
 
@@ -47,7 +50,7 @@ class LogPane(Vertical):
 
     @property
     def view(self) -> LogView:
-        return self.query_one(LogView)
+        return self._view
 
     def show(self, subject: str, buffer: LogBuffer | None, *, multi_host: bool) -> None:
         self.subject = subject
