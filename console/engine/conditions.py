@@ -53,13 +53,10 @@ def terminal_deps_status(run: Run, task: Task) -> tuple[str, str | None]:
     plan = run._rollout_of.get(task.step)
     waiting = False
     if plan is not None:
-        batch = plan.batch_of.get(task.host, 0)
-        if batch:
-            status = run._batch_status(plan, batch - 1)
-            if status == "bad":
-                return "max_fail", (f"max_fail reached (rollout {plan.rollout.name}: more "
-                                    f"than {plan.rollout.max_fail} hosts failed)")
-            waiting = status == "wait"
+        earlier, reason = run.earlier_batches(plan, task)
+        if earlier == "max_fail":
+            return earlier, reason
+        waiting = earlier == "wait"
     for need in step.needs:
         if need not in run.workflow.steps:
             continue

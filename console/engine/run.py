@@ -494,6 +494,17 @@ class Run(HostExclusion, RunActions, RunTexts):
         """Batches 0..last: ``wait`` while any task runs, ``bad`` past max_fail, else done."""
         return self._batch_counts[plan.rollout.name].prefix(last)
 
+    def earlier_batches(self, plan: RolloutPlan, task: Task) -> tuple[str, str | None]:
+        """The batches before ``task``'s host's: ``wait`` while any of them runs,
+        ``max_fail`` (with the reason) once their failures passed the rollout's max_fail,
+        else ``done``."""
+        batch = plan.batch_of.get(task.host, 0)
+        status = self._batch_status(plan, batch - 1) if batch else "done"
+        if status == "bad":
+            return "max_fail", (f"max_fail reached (rollout {plan.rollout.name}: more "
+                                f"than {plan.rollout.max_fail} hosts failed)")
+        return status, None
+
     def _deps_status(self, task: Task) -> tuple[str, str | None]:
         """``done``, ``wait``, ``bad`` or ``max_fail``, with the reason when not ready.
 
@@ -510,13 +521,10 @@ class Run(HostExclusion, RunActions, RunTexts):
             return ("wait" if self._needs_open[step.id] else "done"), None
         waiting = False
         if plan is not None:
-            batch = plan.batch_of.get(task.host, 0)
-            if batch:
-                status = self._batch_status(plan, batch - 1)
-                if status == "bad":
-                    return "max_fail", (f"max_fail reached (rollout {plan.rollout.name}: more "
-                                        f"than {plan.rollout.max_fail} hosts failed)")
-                waiting = status == "wait"
+            earlier, reason = self.earlier_batches(plan, task)
+            if earlier == "max_fail":
+                return earlier, reason
+            waiting = earlier == "wait"
         for need in step.needs:
             if need not in self.workflow.steps:
                 continue  # a kept step that was removed from the file may need a gone step
