@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -158,15 +159,21 @@ def test_full_run_prints_more_events_than_the_kill_points(tmp_path: Path) -> Non
     assert sorted(side.read_text().split()) == sorted(STEPS)
 
 
-@pytest.mark.timeout(120)
-def test_sigkill_at_many_points_then_resume(tmp_path: Path) -> None:
+def at_every_kill_point(tmp_path: Path, points: Iterable[int],
+                        scenario: Callable[[Path, int], None]) -> None:
+    """Run ``scenario(folder, n)`` for each kill point, two at a time; report every failure."""
     def one(n: int) -> str | None:
         try:
-            _crash_and_resume(tmp_path / f"kill-{n:02d}", n)
+            scenario(tmp_path / f"kill-{n:02d}", n)
         except AssertionError as exc:
             return str(exc)
         return None
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        failures = [f for f in pool.map(one, KILL_POINTS) if f]
+        failures = [f for f in pool.map(one, points) if f]
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_at_many_points_then_resume(tmp_path: Path) -> None:
+    at_every_kill_point(tmp_path, KILL_POINTS, _crash_and_resume)

@@ -10,12 +10,11 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from conftest import REPO, baton, baton_env
-from test_crash import _kill_after
+from test_crash import _kill_after, at_every_kill_point
 
 from console.store import Store
 
@@ -115,13 +114,4 @@ def test_a_full_rollback_prints_more_events_than_the_kill_points(tmp_path: Path)
 
 @pytest.mark.timeout(180)
 def test_sigkill_inside_a_rollback_then_roll_back_again(tmp_path: Path) -> None:
-    def one(n: int) -> str | None:
-        try:
-            _crash_and_roll_back_again(tmp_path / f"kill-{n:02d}", n)
-        except AssertionError as exc:
-            return str(exc)
-        return None
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        failures = [f for f in pool.map(one, KILL_POINTS) if f]
-    assert not failures, "\n".join(failures)
+    at_every_kill_point(tmp_path, KILL_POINTS, _crash_and_roll_back_again)
