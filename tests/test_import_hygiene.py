@@ -45,12 +45,6 @@ KNOWN_TYPE_CYCLES: tuple[frozenset[str], ...] = (
                "console.engine.texts"}),
     # Recorder and the dead-run reaper use Store's connection and guards (item 6).
     frozenset({"console.store.dead", "console.store.history", "console.store.recorder"}),
-    # Screens call the app's concrete methods; the app's history mixin is typed as the app
-    # (item 3: screens post Messages up, the app handles them).
-    frozenset({"console.ui.app", "console.ui.history_actions", "console.ui.reloading",
-               "console.ui.screens.folder", "console.ui.screens.history",
-               "console.ui.screens.refusals", "console.ui.screens.run_screen",
-               "console.ui.signals"}),
 )
 
 

@@ -3,6 +3,9 @@ masked), target hosts and every attempt with its exit code and duration."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
@@ -44,15 +47,21 @@ class StepDetail(VerticalScroll):
     StepDetail > #facts { height: auto; }
     """
 
-    def __init__(self, run: Run, *, id: str | None = None) -> None:
+    def __init__(self, run: Run, *, log_file: Callable[[str, str], Path | None] | None = None,
+                 id: str | None = None) -> None:
         super().__init__(id=id)
         self.run = run
+        self.log_file = log_file
+        """(step, host) -> the file of the task's current attempt, if the run is recorded."""
         self.selection: Selection | None = None
         self._description: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="facts")
         yield Markdown(id="description")
+
+    def on_mount(self) -> None:  # the facts hold the theme's colours
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.update_facts())
 
     def show(self, selection: Selection | None) -> None:
         self.selection = selection
@@ -123,8 +132,8 @@ class StepDetail(VerticalScroll):
                                   style=pal.style("marker-manual")))
         parts.append(self._attempts(tasks, pal))
         if len(tasks) == 1:
-            log = getattr(self.app, "log_file", None)
-            path = log(run, tasks[0].step, tasks[0].host) if log is not None else None
+            log = self.log_file
+            path = log(tasks[0].step, tasks[0].host) if log is not None else None
             if path is not None:
                 parts.append(Text(f"log: {path}  (o opens it)", style=pal.style("dim-text"),
                                   no_wrap=True, overflow="ellipsis"))
