@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.style import Style
 from textual.app import App
+from textual.theme import Theme
 
 from console.engine.events import RunState, TaskState
 from console.themes import STATE_VARIABLES
@@ -51,9 +52,18 @@ def _palette_of(variables: tuple[tuple[str, str], ...]) -> Palette:
     return Palette({**STATE_VARIABLES, **dict(variables)})
 
 
+_last: list[tuple[Theme, Palette]] = []
+"""The theme asked for last and its palette: a log line asks once per line drawn."""
+
+
 def palette(app: App[Any]) -> Palette:
     """The palette of ``app``'s current theme.
 
     Themes that are not Baton's (Textual's built-in ones) get the default state colours.
     """
-    return _palette_of(tuple(app.current_theme.variables.items()))
+    theme = app.current_theme
+    if _last and _last[0][0] is theme:
+        return _last[0][1]
+    made = _palette_of(tuple(theme.variables.items()))
+    _last[:] = [(theme, made)]
+    return made
