@@ -20,8 +20,9 @@ When each write becomes durable is documented in :mod:`console.store.recorder`.
 
 from typing import TYPE_CHECKING, Any
 
+from console.store.errors import LiveRunError, StoreError
 from console.store.history import Store
-from console.store.logs import LiveRunError, RunLock, StoreError, acquire_run_lock
+from console.store.logs import RunLock, acquire_run_lock
 from console.store.recorder import Recorder
 
 if TYPE_CHECKING:
