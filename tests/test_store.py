@@ -342,7 +342,7 @@ async def test_no_printed_line_gets_ahead_of_the_store(store: Store, monkeypatch
     """The headless printer commits the store before any byte leaves, even when its buffer
     overflows in the middle of a pass (a limit of one byte: every write is a flush)."""
     from console.headless import execute_headless
-    from console.printers import _Writer
+    from console.printers.writer import ByteWriter as _Writer
 
     monkeypatch.setattr(_Writer, "LIMIT", 1)
     world = ScriptedWorld()
