@@ -16,13 +16,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from console import __version__
+from console.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from console.sanitize import sanitize
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
 
 COMMANDS = ("run", "check", "plan", "runs", "show", "resume", "rollback", "new", "hosts")
 
