@@ -33,7 +33,7 @@ def _precise(seconds: float | None) -> str:  # was console.printers.format_durat
     return f"{hours}h{minutes:02d}m{secs:02d}s"
 
 
-def _spaced(seconds: float | None) -> str:  # was console.store.timeline.duration
+def _spaced(seconds: float | None) -> str:  # was console.store.show.duration
     if seconds is None:
         return "-"
     if seconds < 10:

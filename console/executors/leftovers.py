@@ -25,7 +25,7 @@ from console.executors.containment import describe, identity, tagged_pids
 
 if TYPE_CHECKING:
     from console.model.workflow import Workflow
-    from console.store.history import Store
+    from console.store.store import Store
 
 
 @dataclass

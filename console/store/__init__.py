@@ -14,7 +14,7 @@ Public API::
     store.log_path(run_id, step, host, attempt) / store.read_log(...)
     store.acquire_run_lock(run_id) -> RunLock   # LiveRunError "run X is live in process …"
 
-``console.store.timeline`` renders a StoredRun (table, JSON, Markdown incident timeline);
+``console.store.show`` renders a StoredRun (table, JSON, Markdown incident timeline);
 ``console.store.replay`` turns it back into the engine events a console replays.
 When each write becomes durable is documented in :mod:`console.store.recorder`.
 
@@ -30,9 +30,9 @@ other's private state; errors live in :mod:`console.store.errors`.
 from typing import TYPE_CHECKING, Any
 
 from console.store.errors import LiveRunError, StoreError
-from console.store.history import Store
 from console.store.logs import RunLock, acquire_run_lock
 from console.store.recorder import Recorder
+from console.store.store import Store
 
 if TYPE_CHECKING:
     from console.store.records import (

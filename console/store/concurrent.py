@@ -20,7 +20,7 @@ from console.store.errors import LiveRunError
 
 if TYPE_CHECKING:
     from console.engine.run import Run
-    from console.store.history import Store
+    from console.store.store import Store
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The history's SQLite connection and the small API the store's writers share.
 
-:class:`Database` is what :class:`~console.store.history.Store`, the
+:class:`Database` is what :class:`~console.store.store.Store`, the
 :class:`~console.store.recorder.Recorder` and the dead-run reaper
 (:mod:`console.store.dead`) use to talk to ``history.sqlite``: :meth:`Database.guard`
 turns SQLite failures into a one-line :class:`StoreError` naming the file, and

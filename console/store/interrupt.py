@@ -1,6 +1,6 @@
 """Marking a run ``interrupted`` after its owner stopped: one transaction over its tasks,
 attempts, events and run row. Used by :meth:`Store.mark_interrupted
-<console.store.history.Store.mark_interrupted>` and by the dead-run reaper
+<console.store.store.Store.mark_interrupted>` and by the dead-run reaper
 (:mod:`console.store.dead`).
 """
 

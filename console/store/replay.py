@@ -23,8 +23,8 @@ from console.engine.events import (
 )
 
 if TYPE_CHECKING:
-    from console.store.history import Store
     from console.store.records import StoredRun
+    from console.store.store import Store
 
 __all__ = ["LOG_TAIL_BYTES", "read_logs", "stored_events"]
 
