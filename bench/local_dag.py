@@ -8,10 +8,11 @@ run history store off and on ($BATON_HOME in a temporary folder).
 
     python bench/local_dag.py [--layers 50] [--width 20] [--repeat 7] [--spawn-ab]
 
-``--spawn-ab`` times only the in-process run (no store) three ways, each paired with make
-as above: the executor's direct call of CPython's private ``_posixsubprocess.fork_exec``
-(:mod:`console.executors.spawn`), ``subprocess.Popen``, and ``os.posix_spawn`` (issue 12:
-keep the private call only if the target is missed without it).
+``--spawn-ab`` times only the in-process run (no store) two ways, each paired with make as
+above: the executor's ``subprocess.Popen`` (:mod:`console.executors.spawn`) and
+``os.posix_spawn``. (Issue 12 measured a third, CPython's private
+``_posixsubprocess.fork_exec`` called directly, at commit 64080cb; it was dropped: see
+docs/architecture.md.)
 
 Target: baton / make <= 3x. Always exits 0 unless a run fails; read the table. Every
 baton run is timed right after a make run and the verdict is the median ratio within
@@ -127,46 +128,49 @@ def run_in_process(workflow, store=None) -> None:  # type: ignore[no-untyped-def
 
 
 def posix_spawn(argv: list[str], *, stdin: int, stdout: int, stderr: int,
-                env: dict[str, str] | None, cwd: str | None, keep_fd: int | None,
-                direct: bool | None = None) -> object:
+                env: dict[str, str] | None, cwd: str | None,
+                keep_fd: int | None) -> subprocess.Popen[bytes] | _Spawned:
     """The executor's spawn through ``os.posix_spawn`` (setsid, dup2 file actions; no cwd
     support before Python 3.13, so Popen then). Measured only: it inherits every fd the
-    parent left inheritable, where Popen and fork_exec close them."""
-    from console.executors.spawn import Child, spawn
+    parent left inheritable, where Popen closes them."""
+    from console.executors.spawn import spawn
 
     if cwd is not None:
         return spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
-                     keep_fd=keep_fd, direct=False)
+                     keep_fd=keep_fd)
     actions = [(os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
                (os.POSIX_SPAWN_DUP2, stderr, 2)]
     if keep_fd is not None:
         actions.append((os.POSIX_SPAWN_DUP2, keep_fd, keep_fd))  # clears its close-on-exec
     pid = os.posix_spawn(argv[0], argv, os.environ if env is None else env,
                          file_actions=actions, setsid=True)
-    return Child(pid)
+    return _Spawned(pid)
+
+
+class _Spawned:
+    """What the executor needs of a started process: ``pid``, a settable ``returncode``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
 
 
 def spawn_runners(workflow) -> dict[str, Callable[[], None]]:
     """The in-process run with each way of starting a process (see the module docstring)."""
     import console.executors.local as local
-    from console.executors.spawn import spawn
 
     def with_spawn(how: str) -> Callable[[], None]:
         def go() -> None:
-            saved = local.spawn, local.LocalExecutor.direct_spawn
+            saved = local.spawn
             if how == "posix_spawn":
                 local.spawn = posix_spawn  # type: ignore[assignment]
-            else:
-                local.LocalExecutor.direct_spawn = how == "fork_exec"
             try:
                 run_in_process(workflow)
             finally:
-                local.spawn, local.LocalExecutor.direct_spawn = saved
+                local.spawn = saved
         return go
 
-    assert local.spawn is spawn
-    return {f"in-process, no store, {how}": with_spawn(how)
-            for how in ("fork_exec", "Popen", "posix_spawn")}
+    return {f"in-process, no store, {how}": with_spawn(how) for how in ("Popen", "posix_spawn")}
 
 
 def main() -> int:

@@ -66,8 +66,6 @@ class LocalExecutor:
 
     use_pidfd: bool | None = None
     """None: use a pidfd when this kernel allows one (tests force either path)."""
-    direct_spawn: bool | None = None
-    """None: :mod:`console.executors.spawn` decides; False: always Popen (tests)."""
 
     def __init__(self) -> None:
         enable_subreaper()
@@ -134,8 +132,7 @@ async def _spawn_pidfd(argv: list[str], env: dict[str, str] | None, cwd: str | N
     try:
         process = spawn(argv, stdin=script_fd if on_stdin else devnull(), stdout=out_write,
                         stderr=err_write, env=env, cwd=cwd,
-                        keep_fd=None if on_stdin else script_fd,
-                        direct=LocalExecutor.direct_spawn)
+                        keep_fd=None if on_stdin else script_fd)
     except BaseException:
         os.close(out_read)
         os.close(err_read)

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from console.executors.base import GRACE_SECONDS, ExitStatus, OutputCallback, Stream
 from console.executors.containment import describe, tagged_pids
 from console.executors.lines import LineSplitter
-from console.executors.spawn import Child
 
 LEFTOVER_GRACE = 2.0
 """Seconds an attempt waits, after its shell exited, for what it started to close the
@@ -139,7 +138,7 @@ class PidfdWatch:
                  "_process", "_remove_reader")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, execution: LocalExecution,
-                 process: Child | subprocess.Popen[bytes], stdout: int, stderr: int,
+                 process: subprocess.Popen[bytes], stdout: int, stderr: int,
                  on_output: OutputCallback) -> None:
         # The selector loop's own registration skips a per-call check that no transport
         # owns the fd: these fds are ours alone. Other loops get the public API.
