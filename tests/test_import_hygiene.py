@@ -14,7 +14,7 @@ any ``import`` in A that runs at some point, where it sits:
 
 A second, stricter graph counts the ``TYPE_CHECKING`` imports too: a module that needs
 another's private fields or concrete class only "for the checker" is still coupled both ways
-(the mixins of ``Run`` and ``BatonApp``, ``Recorder`` reading ``Store``'s internals). Those
+(the mixins of ``Run`` and ``BatonApp``). Those
 type-level cycles are listed in ``KNOWN_TYPE_CYCLES``; a cycle there may shrink but no new
 one may appear and none may grow.
 
@@ -43,8 +43,6 @@ KNOWN_TYPE_CYCLES: tuple[frozenset[str], ...] = (
     frozenset({"console.engine.actions", "console.engine.conditions", "console.engine.exclusion",
                "console.engine.poll", "console.engine.rollback", "console.engine.run",
                "console.engine.texts"}),
-    # Recorder and the dead-run reaper use Store's connection and guards (item 6).
-    frozenset({"console.store.dead", "console.store.history", "console.store.recorder"}),
 )
 
 

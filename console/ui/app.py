@@ -30,6 +30,7 @@ from console import themes
 from console.engine.events import RunState
 from console.engine.run import Run, RunOptions
 from console.executors.base import Executor
+from console.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from console.model.loader import WorkflowError, load_workflow
 from console.model.params import ParamError, missing_required, resolve_params
 from console.model.secrets import SecretError, resolve_secrets
@@ -46,10 +47,6 @@ from console.ui.system import Clock, Sampler, psutil_sampler
 from console.ui.watchers import ThemeWatch, Watchers
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "BatonApp", "LaunchOptions", "run_console"]
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 def exit_code_for(state: RunState | None) -> int:

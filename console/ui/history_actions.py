@@ -26,16 +26,15 @@ from console.engine.run import Run
 from console.executors.base import Executor
 from console.model.workflow import Host
 from console.store import StoreError
+from console.store.replay import read_logs, stored_events
 from console.ui.history import (
     History,
     HistoryError,
     as_recorded,
     interrupted_notice,
     past_runs,
-    read_logs,
     rebuild,
     replay,
-    stored_events,
 )
 from console.ui.launch_options import LaunchOptions
 from console.ui.messages import PageLog, ShowHistory

@@ -55,10 +55,13 @@ class StepDetail(VerticalScroll):
         """(step, host) -> the file of the task's current attempt, if the run is recorded."""
         self.selection: Selection | None = None
         self._description: str | None = None
+        self._facts_view = Static(id="facts")
+        self._markdown = Markdown(id="description")
+        """Kept, not queried: a selection may arrive before they are mounted."""
 
     def compose(self) -> ComposeResult:
-        yield Static(id="facts")
-        yield Markdown(id="description")
+        yield self._facts_view
+        yield self._markdown
 
     def on_mount(self) -> None:  # the facts hold the theme's colours
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.update_facts())
@@ -69,14 +72,17 @@ class StepDetail(VerticalScroll):
         if selection is not None:
             description = self.run.step_description(selection.step, selection.host)
         if description != self._description:
-            self._description = description
-            markdown = self.query_one("#description", Markdown)
-            markdown.display = bool(description)
-            markdown.update(description)
+            markdown = self._markdown
+            if not markdown.is_mounted:  # the tree highlights before this pane is composed
+                self.call_after_refresh(lambda: self.show(self.selection))
+            else:
+                self._description = description
+                markdown.display = bool(description)
+                markdown.update(description)
         self.update_facts()
 
     def update_facts(self) -> None:
-        self.query_one("#facts", Static).update(self._facts())
+        self._facts_view.update(self._facts())
 
     def _facts(self) -> Group | Text:
         selection = self.selection
