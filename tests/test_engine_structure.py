@@ -101,3 +101,18 @@ async def test_states_from_history_keep_the_scheduler_books_and_emit_nothing() -
     assert h.state("b") is S.FAILED
     assert h.run.settled
     assert not [e for e in h.events if isinstance(e, TaskEvent)]
+
+
+def test_the_engine_imports_only_what_its_docstring_allows() -> None:
+    """console/engine/__init__.py: model, executors and sanitize, never store, ui or the
+    CLI; and no part of the engine imports the facade (run.py), even for the checker."""
+    from tests.test_import_hygiene import import_graph
+
+    graph = import_graph(types=True)
+    allowed = ("console.engine", "console.model", "console.executors", "console.sanitize")
+    for module, targets in graph.items():
+        if not module.startswith("console.engine"):
+            continue
+        assert {t for t in targets if not t.startswith(allowed)} == set(), module
+        if module != "console.engine.run":
+            assert "console.engine.run" not in targets, module
