@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import fnmatch
 import getpass
 import math
 import os
@@ -53,7 +52,7 @@ from console.executors.containment import new_tag
 from console.model import masking, templating
 from console.model.durations import retry_delay
 from console.model.rollout_rules import between_error, refuse_steps_between
-from console.model.workflow import LOCAL, Host, Step, Workflow
+from console.model.workflow import Host, Step, Workflow
 
 __all__ = ["APPROVAL_REQUIRED", "ActionError", "Run", "RunOptions", "new_run_id"]
 
@@ -290,23 +289,7 @@ class Run(HostExclusion, RunActions, RunTexts):
     # ------------------------------------------------------------------ setup
 
     def _hosts_for(self, step: Step) -> list[str]:
-        names = self.workflow.resolve_targets(step.on)
-        if self.options.limit:
-            allowed = self._limit_hosts()
-            names = tuple(n for n in names if n == LOCAL or n in allowed)
-        return list(names)
-
-    def _limit_hosts(self) -> set[str]:
-        groups = self.workflow.groups()
-        allowed: set[str] = set()
-        for pattern in self.options.limit:
-            for name in self.workflow.hosts:
-                if fnmatch.fnmatchcase(name, pattern):
-                    allowed.add(name)
-            for group, members in groups.items():
-                if fnmatch.fnmatchcase(group, pattern):
-                    allowed.update(members)
-        return allowed
+        return list(self.workflow.hosts_for(step, self.options.limit))
 
     def _initial_states(self) -> None:
         start_at = self.options.start_at
@@ -969,13 +952,7 @@ class Run(HostExclusion, RunActions, RunTexts):
         host = self.workflow.host(task.host)
         return {
             **self._base_context,
-            "host": {
-                "name": host.name,
-                "address": host.address,
-                "user": host.user or self.workflow.ssh.user or os.environ.get("USER", ""),
-                "groups": list(host.groups),
-                "vars": dict(host.vars),
-            },
+            "host": templating.host_context(self.workflow, host),
             "steps": StepsView(self.workflow.steps, task.host, self._outputs_of),
         }
 
