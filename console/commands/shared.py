@@ -158,14 +158,14 @@ def store_errors() -> Iterator[None]:
         raise UsageError(str(exc)) from None
 
 
-def open_store() -> Any:
+def open_store() -> Store:
     from console.store import Store
 
     with store_errors():
         return Store.open()
 
 
-def read_store() -> Any:
+def read_store() -> Any:  # printers.RunLike does not accept the frozen RunSummary yet
     """The history for reading only (`runs`, `show`): no write access needed."""
     from console.store import Store
 
