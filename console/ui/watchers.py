@@ -21,7 +21,7 @@ from textual.theme import Theme
 
 from console import themes
 from console.engine.events import ReloadEvent
-from console.reload import DEBOUNCE_MS, QUIET_MS, watch
+from console.workflow_watch import DEBOUNCE_MS, QUIET_MS, watch
 
 if TYPE_CHECKING:
     from textual.app import App

@@ -13,8 +13,8 @@ from pathlib import Path
 from rich.text import Text
 from textual.widgets import Static
 
+from console.engine.diff import StepDiff
 from console.engine.events import ReloadEvent
-from console.engine.reload import StepDiff
 
 
 def relative_paths(text: str) -> str:
