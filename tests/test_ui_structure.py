@@ -18,7 +18,7 @@ from textual.message import Message
 from console.engine.run import Run, RunOptions
 from console.model.loader import load_text
 from console.store import Store
-from console.ui.history import History
+from console.ui.history_service import History
 from console.ui.messages import PageLog, ShowHistory
 from console.ui.screens.folder import FolderScreen
 from console.ui.screens.history_screen import HistoryScreen

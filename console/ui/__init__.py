@@ -5,5 +5,5 @@ Only this package (and ``console.themes``) imports Textual. It may import every 
 imports it except ``console.cli``, lazily. Inside, data goes down and requests go up: the
 app hands screens what they need (run, clock, history service), screens and widgets post
 Messages that the app handles, and no screen or widget imports ``console.ui.app``.
-``history`` and ``session`` hold the console's state without Textual.
+``history_service`` and ``session`` hold the console's state without Textual.
 """

@@ -35,16 +35,14 @@ from console.model.params import missing_required
 from console.model.workflow import Host, Workflow
 from console.store import LiveRunError, Store, StoreError
 from console.ui import signals
-from console.ui.history import History
 from console.ui.history_actions import HistoryActions
+from console.ui.history_service import History
 from console.ui.launch_options import LaunchOptions
 from console.ui.screens.folder import FolderScreen
 from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.run_screen import RunScreen
 from console.ui.system import Clock, Sampler, psutil_sampler
 from console.ui.watchers import ThemeWatch, Watchers
-
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "BatonApp", "LaunchOptions", "run_console"]
 
 
 def exit_code_for(state: RunState | None) -> int:

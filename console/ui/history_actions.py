@@ -27,7 +27,7 @@ from console.launch import Frontend, LaunchError, not_resumable, rebuild, view_s
 from console.model.workflow import Host
 from console.store import StoreError
 from console.store.replay import read_logs, stored_events
-from console.ui.history import (
+from console.ui.history_service import (
     History,
     interrupted_notice,
     past_runs,

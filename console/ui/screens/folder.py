@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Label
 
 from console.model.loader import WorkflowError, load_workflow
 from console.store import StoreError
-from console.ui.history import History, ago, last_runs
+from console.ui.history_service import History, ago, last_runs
 from console.ui.inline_md import first_paragraph, fit, inline
 from console.ui.messages import ShowHistory
 from console.ui.palette import palette

@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Label
 from console.engine.events import RunState
 from console.store import StoreError
 from console.ui import format as fmt
-from console.ui.history import History, PastRun, local_time, past_runs
+from console.ui.history_service import History, PastRun, local_time, past_runs
 from console.ui.palette import palette
 from console.ui.screens.refusals import bound_action
 

@@ -32,7 +32,7 @@ from console.engine.task import Task
 from console.model.params import ParamError, resolve_params
 from console.store import StoreError
 from console.ui import navigation
-from console.ui.history import History, HistoryError
+from console.ui.history_service import History, HistoryError
 from console.ui.messages import PageLog, ShowHistory
 from console.ui.screens.help import HelpScreen, describe_keys
 from console.ui.screens.hostkey import HostKeyAsk
