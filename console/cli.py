@@ -457,11 +457,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             from console.executors.leftovers import settle
 
             settle(store, run_id, run.workflow, say=_err)  # an undo cut short by a crash
-            for record in stored.tasks:  # what was not decided stays as it was
-                task = run.tasks.get((record.step, record.host))
-                if task is not None and task.state is TaskState.PENDING \
-                        and record.state != "pending":
-                    task.state, task.reason = TaskState(record.state), record.reason
+            run.restore_as_recorded(stored.tasks, only_pending=True)  # not decided: as it was
             scope = RollbackScope(args.rollback_step, args.rollback_host, args.downstream)
             try:
                 plan = plan_rollback(run, scope)

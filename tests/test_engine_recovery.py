@@ -116,7 +116,7 @@ async def test_a_cleanup_step_waits_for_a_gate_on_its_need() -> None:
     h = Harness(workflow(step("a", confirm="go?"), step("c", needs=("a",), when="always()")))
     h.start()
     await h.state_of("a", S.AWAITING_APPROVAL)
-    await h.until(lambda: h.run._unfinished == 2 and not h.run._ready)
+    await h.until(lambda: h.run.agenda.unfinished == 2 and not h.run.agenda.ready)
     assert h.state("c") is S.PENDING
     h.run.deny("a", reason="no")
     assert await h.finish() is RunState.FAILED

@@ -37,12 +37,6 @@ PACKAGE = "console"
 # of one strongly connected component. A current cycle must lie inside one of these; remove
 # an entry once it is gone. Only ever shrink this list.
 KNOWN_TYPE_CYCLES: tuple[frozenset[str], ...] = (
-    # Run's operator actions, conditions, polling, exclusion and texts are mixins or helpers
-    # that name Run's private fields for the checker (issue 12, item 1: split run.py).
-    # (rollback.py, written beside this test, names Run for the checker the same way)
-    frozenset({"console.engine.actions", "console.engine.conditions", "console.engine.exclusion",
-               "console.engine.poll", "console.engine.rollback", "console.engine.run",
-               "console.engine.texts"}),
     # Screens call the app's concrete methods; the app's history mixin is typed as the app
     # (item 3: screens post Messages up, the app handles them).
     frozenset({"console.ui.app", "console.ui.history_actions", "console.ui.reloading",

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
+from console.engine.diff import StepDiff
 from console.engine.events import (
     ActionEvent,
     Event,
@@ -50,7 +51,6 @@ from console.engine.events import (
     TaskEvent,
     TaskState,
 )
-from console.engine.reload import StepDiff
 from console.store import logs
 from console.store.database import Database
 from console.store.errors import StoreError

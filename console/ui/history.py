@@ -267,11 +267,7 @@ def restore_attempts(run: Run, stored: StoredRun) -> None:
 def as_recorded(run: Run, stored: StoredRun) -> Run:
     """Make a rebuilt (never executed) run look exactly as stored: task states and reasons
     (``restore`` would turn running tasks into interrupted ones), attempts, run state."""
-    for record in stored.tasks:
-        task = run.tasks.get((record.step, record.host))
-        if task is None:
-            continue
-        task.state, task.reason = TaskState(record.state), record.reason
+    run.restore_as_recorded(stored.tasks)
     restore_attempts(run, stored)
     run.state = RunState(stored.run.state)
     run.started, run.ended = stored.run.started, stored.run.ended
