@@ -116,3 +116,17 @@ def test_the_engine_imports_only_what_its_docstring_allows() -> None:
         assert {t for t in targets if not t.startswith(allowed)} == set(), module
         if module != "console.engine.run":
             assert "console.engine.run" not in targets, module
+
+
+async def test_an_error_in_the_scheduler_loop_is_raised_as_it_was() -> None:
+    """The task group does not wrap what the loop itself raises (here a subscriber's
+    error while a pass skips a task) in an ExceptionGroup: callers see it unchanged."""
+    h = Harness(workflow(step("a", when="false"), step("b", "hold b")))
+
+    def broken(event: object) -> None:
+        if isinstance(event, TaskEvent) and event.state is S.SKIPPED:
+            raise ValueError("subscriber broke")
+
+    h.run.subscribe(broken)
+    with pytest.raises(ValueError, match="subscriber broke"):
+        await h.finish()
