@@ -312,7 +312,7 @@ async def test_exclude_host_is_recorded_in_store_timeline_json_and_printer(tmp_p
 
     from console.printers import HumanPrinter, JsonPrinter
     from console.store import Store
-    from console.store.timeline import render_markdown, render_table, to_json
+    from console.store.show import render_markdown, render_table, to_json
 
     human_out, json_out = io.BytesIO(), io.BytesIO()
     h = Harness(workflow(*_web_chain(), hosts=dict(list(WEB.items())[:2])), user="alice")
