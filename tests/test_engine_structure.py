@@ -130,3 +130,30 @@ async def test_an_error_in_the_scheduler_loop_is_raised_as_it_was() -> None:
     h.run.subscribe(broken)
     with pytest.raises(ValueError, match="subscriber broke"):
         await h.finish()
+
+
+async def test_a_terminate_that_fails_leaves_the_run_going() -> None:
+    """A cancel's terminate runs in the run's task group; when it fails (a lost SSH
+    connection) the task keeps running until it ends, and the run ends as it would."""
+    from tests.fakes import ScriptedExecutor
+
+    async def lost(grace: float = 0) -> None:
+        raise OSError("connection lost")
+
+    class StubbornExecutor(ScriptedExecutor):
+        async def start(self, request, on_output):  # type: ignore[no-untyped-def]
+            execution = await super().start(request, on_output)
+            execution.terminate = lost  # type: ignore[method-assign]
+            return execution
+
+    h = Harness(workflow(step("a", "hold a")))
+    h.run._executor_for = lambda host: StubbornExecutor(h.world, host)
+    h.start()
+    await h.state_of("a", S.RUNNING)
+    await h.until(lambda: h.run.tasks[("a", "local")].execution is not None)
+    h.run.cancel("a")
+    await asyncio.sleep(0.05)
+    assert h.state("a") is S.RUNNING  # not ended: still shown running
+    h.world.release("a")
+    assert await h.finish() is RunState.FAILED
+    assert h.state("a") is S.CANCELLED
