@@ -19,13 +19,11 @@ from console.commands.history_commands import RUNS, SHOW
 from console.commands.rollback_command import ROLLBACK
 from console.commands.run_commands import RESUME, RUN
 from console.commands.shared import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
     Command,
     UsageError,
     err,
 )
+from console.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 
 COMMANDS: tuple[Command, ...] = (RUN, CHECK, PLAN, RUNS, SHOW, RESUME, ROLLBACK, HOSTS, NEW)
 """Every subcommand, in the order ``baton --help`` lists them."""

@@ -244,11 +244,7 @@ def restore_attempts(run: Run, stored: StoredRun) -> None:
 def as_recorded(run: Run, stored: StoredRun) -> Run:
     """Make a rebuilt (never executed) run look exactly as stored: task states and reasons
     (``restore`` would turn running tasks into interrupted ones), attempts, run state."""
-    for record in stored.tasks:
-        task = run.tasks.get((record.step, record.host))
-        if task is None:
-            continue
-        task.state, task.reason = TaskState(record.state), record.reason
+    run.restore_as_recorded(stored.tasks)
     restore_attempts(run, stored)
     run.state = RunState(stored.run.state)
     run.started, run.ended = stored.run.started, stored.run.ended
@@ -263,11 +259,7 @@ def view_stored(stored: StoredRun, frontend: Frontend) -> Run:
 def keep_undecided(run: Run, stored: StoredRun) -> Run:
     """Before a rollback: what ``restore`` turned back to pending to decide again on a
     resume (waiting for approval, blocked) stays as it was, since nothing goes forward."""
-    for record in stored.tasks:
-        task = run.tasks.get((record.step, record.host))
-        if task is not None and task.state is TaskState.PENDING \
-                and record.state != "pending":
-            task.state, task.reason = TaskState(record.state), record.reason
+    run.restore_as_recorded(stored.tasks, only_pending=True)
     return run
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from console.commands.shared import (
-    EXIT_USAGE,
     UsageError,
     ask_terminal,
     err,
     open_store,
     store_errors,
 )
+from console.exitcodes import EXIT_USAGE
 
 
 def cmd_console(args: argparse.Namespace) -> int:

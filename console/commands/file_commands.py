@@ -8,9 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from console.commands.shared import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
     Command,
     UsageError,
     err,
@@ -18,6 +15,7 @@ from console.commands.shared import (
     load,
     out,
 )
+from console.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def cmd_check(args: argparse.Namespace) -> int:

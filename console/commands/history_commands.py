@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from console.commands.shared import (
-    EXIT_OK,
     Command,
     UsageError,
     err,
@@ -19,6 +18,7 @@ from console.commands.shared import (
     read_store,
     store_errors,
 )
+from console.exitcodes import EXIT_OK
 
 
 def age(text: str, flag: str) -> float:
@@ -94,20 +94,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     if args.json and args.markdown:
         raise UsageError("choose one of --json and --markdown")
-    from console.store import timeline
+    from console.store import show
 
     store = read_store()
     with store, store_errors():
         stored = store.load(args.run)
         if args.markdown:
-            markdown = timeline.render_markdown(stored, stderr=lambda a: store.stderr_tail(
-                stored.id, a.step, a.host, a.number, timeline.STDERR_LINES))
+            markdown = show.render_markdown(stored, stderr=lambda a: store.stderr_tail(
+                stored.id, a.step, a.host, a.number, show.STDERR_LINES))
     if args.json:
-        sys.stdout.write(json.dumps(timeline.to_json(stored), indent=2) + "\n")
+        sys.stdout.write(json.dumps(show.to_json(stored), indent=2) + "\n")
     elif args.markdown:
         out(markdown)
     else:
-        out(timeline.render_table(stored))
+        out(show.render_table(stored))
     return EXIT_OK
 
 

@@ -8,9 +8,6 @@ import argparse
 import sys
 
 from console.commands.shared import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
     Command,
     UsageError,
     err,
@@ -21,6 +18,7 @@ from console.commands.shared import (
     stdin_is_tty,
     store_errors,
 )
+from console.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:

@@ -8,8 +8,6 @@ from pathlib import Path
 
 from console.commands.console_command import console_resume, console_run
 from console.commands.shared import (
-    EXIT_FAILED,
-    EXIT_OK,
     Command,
     UsageError,
     err,
@@ -21,6 +19,7 @@ from console.commands.shared import (
     open_store,
     store_errors,
 )
+from console.exitcodes import EXIT_FAILED, EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:

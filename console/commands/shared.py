@@ -19,11 +19,6 @@ if TYPE_CHECKING:
     from console.model.workflow import Workflow
     from console.store import Store
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
 
 class UsageError(Exception):
     """Bad input from the operator: printed as ``baton: message``, exit 2."""

@@ -25,6 +25,7 @@ from console import themes
 from console.engine.events import RunState
 from console.engine.run import Run
 from console.executors.base import Executor
+from console.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from console.launch import Frontend, LaunchError, load_file, params_for, secrets_for
 from console.model.loader import WorkflowError
 from console.model.params import missing_required
@@ -38,10 +39,6 @@ from console.ui.screens.help import KeyHelp
 from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.run_screen import RunScreen
 from console.ui.system import Clock, Sampler, psutil_sampler
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 @dataclass

@@ -22,13 +22,12 @@ from textual.app import SuspendNotSupported
 from console.engine.run import Run
 from console.launch import Frontend, LaunchError, not_resumable, rebuild, view_stored
 from console.store import StoreError
+from console.store.replay import read_logs, stored_events
 from console.ui.history import (
     History,
     interrupted_notice,
     past_runs,
-    read_logs,
     replay,
-    stored_events,
 )
 
 if TYPE_CHECKING:
