@@ -18,11 +18,7 @@ from console.commands.file_commands import CHECK, HOSTS, NEW, PLAN
 from console.commands.history_commands import RUNS, SHOW
 from console.commands.rollback_command import ROLLBACK
 from console.commands.run_commands import RESUME, RUN
-from console.commands.shared import (
-    Command,
-    UsageError,
-    err,
-)
+from console.commands.shared import Command, UsageError, err
 from console.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 
 COMMANDS: tuple[Command, ...] = (RUN, CHECK, PLAN, RUNS, SHOW, RESUME, ROLLBACK, HOSTS, NEW)

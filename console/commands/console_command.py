@@ -8,13 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from console.commands.shared import (
-    UsageError,
-    ask_terminal,
-    err,
-    open_store,
-    store_errors,
-)
+from console.commands.shared import UsageError, ask_terminal, err, open_store, store_errors
 from console.exitcodes import EXIT_USAGE
 
 

@@ -7,14 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from console.commands.shared import (
-    Command,
-    UsageError,
-    err,
-    launch_errors,
-    load,
-    out,
-)
+from console.commands.shared import Command, UsageError, err, launch_errors, load, out
 from console.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from console.store import Store
 
 
+
 class UsageError(Exception):
     """Bad input from the operator: printed as ``baton: message``, exit 2."""
 

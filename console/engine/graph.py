@@ -15,15 +15,9 @@ from console.engine.rollout import BatchCounts, RolloutPlan
 from console.engine.status import StepStatus, rollout_step_status, step_status, task_status
 from console.engine.task import Task
 from console.model.conditions import waits_for_terminal
-from console.model.workflow import Step, Workflow
+from console.model.workflow import Workflow
 
-__all__ = ["RunGraph", "hosts_for"]
-
-
-def hosts_for(workflow: Workflow, step: Step, limit: Sequence[str]) -> list[str]:
-    """The hosts ``step`` runs on, narrowed to ``limit`` (the model's rule,
-    :meth:`Workflow.hosts_for`, which ``baton plan`` shows too)."""
-    return list(workflow.hosts_for(step, limit))
+__all__ = ["RunGraph"]
 
 
 class RunGraph:
@@ -70,7 +64,7 @@ class RunGraph:
         in ``removed_steps`` keeps exactly the hosts it had)."""
         by_step: dict[str, list[Task]] = {}
         for sid in workflow.order():
-            hosts = hosts_for(workflow, workflow.steps[sid], limit)
+            hosts = list(workflow.hosts_for(workflow.steps[sid], limit))
             if sid in removed_steps:
                 hosts = [t.host for t in old.values() if t.step == sid]
             by_step[sid] = [old.get((sid, h)) or Task(sid, h) for h in hosts]

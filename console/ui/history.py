@@ -7,9 +7,8 @@ thread on a second connection, so the UI loop never waits on SQLite and never sh
 transaction with a recorder.
 
 :func:`console.launch.rebuild` turns a :class:`StoredRun` back into a :class:`Run`.
-:func:`replay` feeds a stored run's events and log files (turned back into engine events
-by :mod:`console.store.replay`) into a console session, so the timeline and log panes show
-its past.
+:func:`replay` feeds a stored run's events and log files into a console session, so the
+timeline and log panes show its past.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from console.store import LiveRunError, Recorder, RunLock, RunSummary, Store, St
 from console.store.concurrent import WorkflowClaim
 
 T = TypeVar("T")
-
 
 # ---------------------------------------------------------------------------- the store
 
