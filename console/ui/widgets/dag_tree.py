@@ -90,6 +90,8 @@ class DagTree(Tree[Selection]):
 
     def on_mount(self) -> None:
         self.build()
+        # labels hold the theme's colours: redo them when it changes
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.update_steps())
 
     def on_resize(self) -> None:
         if self._fit_names():
