@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import ActiveBinding, Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Tree
+from textual.widgets import Input, Tree
 from textual.worker import Worker
 
 from console.engine.events import ReloadEvent, RunState, TaskState
@@ -35,6 +35,7 @@ from console.ui.system import Clock, Sampler
 from console.ui.widgets.banner import HistoryBanner, ReloadBanner
 from console.ui.widgets.dag_tree import DagTree, Selection, is_fan_out
 from console.ui.widgets.header import RunHeader
+from console.ui.widgets.key_footer import KeyFooter
 from console.ui.widgets.log_pane import LogPane
 from console.ui.widgets.step_detail import StepDetail
 
@@ -138,7 +139,7 @@ class RunScreen(Screen[None]):
             with Vertical(id="right"):
                 yield StepDetail(self.run, id="detail")
                 yield LogPane(id="log-pane")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         tree = self.query_one(DagTree)
