@@ -48,6 +48,7 @@ from console.engine.rollout import BatchCounts, RolloutPlan
 from console.engine.shown import derived_secrets, shown_command, shown_template_error
 from console.engine.task import Attempt, Task
 from console.engine.texts import RunTexts
+from console.engine.undo_attempts import last_command
 from console.executors.base import CommandRequest, Executor, ExitStatus, HostKeyAsker, Stream
 from console.executors.containment import new_tag
 from console.model import masking, templating
@@ -928,8 +929,9 @@ class Run(HostExclusion, RunActions, RunTexts):
         rendered now. A template that reads outputs not produced yet shows its source and
         why it is not rendered yet."""
         task = self.tasks.get((step, host)) or Task(step, host)
-        if task.attempts and task.attempts[-1].command:
-            return task.attempts[-1].command
+        ran = last_command(task) if task.attempts else ""
+        if ran:  # what it ran (not its undo)
+            return ran
         definition = self.workflow.steps[step]
         source = definition.run or ""
         if templating.needs_render(source):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from console.engine.undo_attempts import last_command
 from console.model import templating
 from console.model.masking import Placeholders
 from console.model.workflow import LOCAL
@@ -103,8 +104,9 @@ class RunTexts:
         groups: dict[str, list[str]] = {}
         for host in hosts:
             task = self.tasks.get((step, host))
-            if task is not None and task.attempts and task.attempts[-1].command:
-                command = task.attempts[-1].command  # what it ran: no rendering
+            ran = last_command(task) if task is not None and task.attempts else ""
+            if ran:
+                command = ran  # what it ran (not its undo): no rendering
             else:
                 known = memo.get((step, host))
                 if known is not None and known[0] == token:

@@ -77,6 +77,8 @@ class KeyFooter(Footer):
         (relabelled, enabled or disabled, moved into the planned order), a key that now
         applies is mounted, one that no longer applies removed. False when Footer must
         build the keys itself (grouped keys)."""
+        if self._closing or self._pruning:
+            return False  # leaving: Footer does nothing then
         planned = self._planned()
         if planned is None:
             return False
