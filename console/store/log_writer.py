@@ -25,7 +25,8 @@ from collections import deque
 from queue import SimpleQueue
 from typing import Any
 
-from console.store.logs import LogFiles, StoreError
+from console.store.errors import StoreError
+from console.store.logs import LogFiles
 
 _WRITE, _FLUSH, _CLOSE_TASK, _SYNC, _STOP = range(5)
 
