@@ -62,7 +62,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
                 if sys.stdin.readline().strip().lower() not in ("y", "yes"):
                     err("baton: rollback not approved; nothing was undone")
                     return EXIT_FAILED
-            run.options.approval = "auto"
+            # nothing to approve in a rollback once its plan is: "wait" only says an
+            # operator is at the terminal, asked about a failed undo (SPEC section 5)
+            run.options.approval = "wait" if not args.yes and stdin_is_tty() else "auto"
             run.rollback = Rollback(run, plan)
             run.rollback_only = True
             return int(headless(run, args, store))
