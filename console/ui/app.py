@@ -34,6 +34,7 @@ from console.store import LiveRunError, Store, StoreError
 from console.ui import reloading, signals
 from console.ui.history import History
 from console.ui.history_actions import HistoryActions
+from console.ui.rollback_launch import RollbackLaunch, open_rollback
 from console.ui.screens.folder import FolderScreen
 from console.ui.screens.help import KeyHelp
 from console.ui.screens.params_form import ParamsForm
@@ -63,6 +64,8 @@ class LaunchOptions:
     """``--yes``: approve every gate and mark every manual step done."""
     folder_note: str | None = None
     """A line shown under the folder view's title (the bundled examples say so)."""
+    rollback: RollbackLaunch | None = None
+    """``baton rollback RUN``: the rebuilt run and its plan to approve and run."""
 
 
 def exit_code_for(state: RunState | None) -> int:
@@ -127,7 +130,10 @@ class BatonApp(HistoryActions, App[int]):
             self.set_keymap(self.keymap_overrides)
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.theme_watch.start(self.watchers)
-        if self.launch.resume is not None:
+        if self.launch.rollback is not None:
+            self.run_worker(open_rollback(self, self.launch.rollback), group="open",
+                            exclusive=True)
+        elif self.launch.resume is not None:
             opener = self.open_stored if self.launch.read_only else self.resume_run
             opener(self.launch.resume, from_cli=True)
         elif self.path.is_dir():
