@@ -130,3 +130,30 @@ async def test_moving_the_cursor_relabels_the_footer_instead_of_rebuilding_it(
         await pilot.pause()
         assert quit_key not in footer.children  # it did rebuild
         assert app.export_screenshot() == shown
+
+
+async def test_the_detail_pane_is_redrawn_only_when_its_facts_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fleet's frame (4 a second) asks the detail pane to update; each update re-laid out
+    the whole screen although nothing in it had changed."""
+    from textual.widgets import Static
+
+    from console.ui.widgets.step_detail import StepDetail
+
+    monkeypatch.setenv("BATON_TEST_TOKEN", "s3cr3t-value")
+    app, _world = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await settle(app, screen)
+        await select(pilot, screen, "preflight")  # succeeded: nothing changes any more
+        await pilot.pause()
+        detail = screen.query_one(StepDetail)
+        facts = detail.query_one("#facts", Static)
+        updates: list[object] = []
+        real = facts.update
+        monkeypatch.setattr(facts, "update", lambda *a, **k: (updates.append(a), real(*a, **k)))
+        for _ in range(3):
+            detail.update_facts()
+        assert updates == []
+        await select(pilot, screen, "migrate")  # another step: drawn
+        assert len(updates) == 1

@@ -52,6 +52,7 @@ class StepDetail(VerticalScroll):
         self.run = run
         self.selection: Selection | None = None
         self._description: str | None = None
+        self._facts_shown: tuple[object, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="facts")
@@ -70,7 +71,16 @@ class StepDetail(VerticalScroll):
         self.update_facts()
 
     def update_facts(self) -> None:
-        self.query_one("#facts", Static).update(self._facts())
+        """Redraw the facts when they changed: an update re-lays out the screen, and a
+        fleet's frame asks 4 times a second whether the selection changed."""
+        facts = self._facts()
+        parts = facts.renderables if isinstance(facts, Group) else [facts]
+        shown = tuple((p.plain, tuple(p.spans), str(p.style)) if isinstance(p, Text)
+                      else id(p) for p in parts)
+        if shown == self._facts_shown:
+            return
+        self._facts_shown = shown
+        self.query_one("#facts", Static).update(facts)
 
     def _facts(self) -> Group | Text:
         selection = self.selection
