@@ -24,7 +24,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-COMMANDS = ("run", "check", "plan", "runs", "show", "resume", "rollback", "new", "hosts")
+COMMANDS = ("run", "check", "plan", "runs", "show", "resume", "rollback", "new", "hosts",
+            "attach", "serve")
 
 
 class UsageError(Exception):
@@ -131,6 +132,8 @@ def _console_entry() -> Any:
 
 
 def _console_run(args: argparse.Namespace) -> int:
+    if os.environ.get("BATON_RUNNER", "1") != "0" and not args.read_only:
+        return cmd_live(args)  # a runner owns the run; this console attaches to it
     run_console = _console_entry()
     from console.model.params import ParamError, parse_assignments
 
@@ -146,6 +149,17 @@ def _console_run(args: argparse.Namespace) -> int:
     return run_console(args.file, params=params, limit=limit, step_mode=args.step,
                        start_at=args.start_at, theme=args.theme, read_only=args.read_only,
                        start=True, dry_run=args.dry_run, yes=args.yes)
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    """``baton attach``, ``baton serve``, ``baton run FILE``: console/runner/commands.py."""
+    from console.paths import baton_home
+    from console.runner.commands import RunnerError, command
+
+    try:
+        return command(args, baton_home())
+    except RunnerError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -391,8 +405,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
              else "no run matches")
         return EXIT_OK
     from console.printers import format_runs
+    from console.runner.commands import mark_live
 
-    _out(format_runs(runs))
+    _out(format_runs(mark_live(runs, home)))
     return EXIT_OK
 
 
@@ -693,6 +708,9 @@ def build_parser() -> argparse.ArgumentParser:
     new = sub.add_parser("new", help="write a commented starter workflow NAME.toml")
     new.add_argument("name", metavar="NAME")
     new.set_defaults(func=cmd_new)
+    from console.runner.commands import add_parsers
+
+    add_parsers(sub, cmd_live)
     return parser
 
 

@@ -415,4 +415,6 @@ async def test_a_client_that_does_not_read_never_stalls_the_run(
             assert message == {"type": "ack", "id": 1, "ok": True}
             break
     writer.close()
-    _wait_gone(spawned.pid)
+    await writer.wait_closed()
+    # the run is over and no console is attached: the runner leaves after a grace period
+    await asyncio.to_thread(_wait_gone, spawned.pid)

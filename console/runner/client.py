@@ -152,7 +152,10 @@ async def connect(path: Path, *, read_only: bool = False) -> SocketClient:
         snapshot = p.decode(await _line(reader))
         if snapshot["type"] != "snapshot":
             raise ConnectError(f"expected a snapshot, got {snapshot['type']!r}")
-    except (p.ProtocolError, ConnectionError, OSError) as exc:
+    except ConnectionError:
+        writer.close()
+        raise ConnectError(f"{path}: the run's process is gone") from None
+    except (p.ProtocolError, OSError) as exc:
         writer.close()
         raise ConnectError(f"{path}: {exc}") from None
     except ConnectError:

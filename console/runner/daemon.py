@@ -1,7 +1,7 @@
 """The runner: a detached process that owns one console run (engine, executors, history,
 run lock) and serves it on its socket, so the run outlives the terminal that started it.
 
-:func:`spawn` starts ``python -m console.runner.daemon run FILE [options]`` in its own
+:func:`spawn` starts ``python -m console.runner.process run FILE [options]`` in its own
 session (stdin ``/dev/null``, stdout and stderr appended to
 ``$BATON_HOME/runners/<time>-<pid>.log``) and waits until its socket listens. The runner
 ignores SIGHUP; SIGTERM or SIGINT interrupt the run as Ctrl-C does (tasks stopped end
@@ -11,12 +11,10 @@ operator (or are approved with ``--yes``).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -54,7 +52,7 @@ def spawn(run_args: Sequence[str], home: Path, *, cwd: str | None = None) -> Spa
     env["BATON_HOME"] = str(home)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "console.runner.daemon", "run", *run_args],
+            [sys.executable, "-m", "console.runner.process", "run", *run_args],
             stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, cwd=cwd, env=env,
             start_new_session=True, pass_fds=(write_end,))
     finally:
@@ -99,63 +97,3 @@ def _wait_ready(fd: int, proc: subprocess.Popen[bytes]) -> dict[str, Any] | None
     except ValueError:
         return None
     return message if isinstance(message, dict) and message.get("type") == "ready" else None
-
-
-# --------------------------------------------------------------------------- the process
-
-
-def main(argv: Sequence[str]) -> int:
-    """Entry point of the runner process."""
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal that started it may go
-    from console import cli
-
-    try:
-        args = cli.build_parser().parse_args(list(argv))
-        if args.command != "run":
-            raise cli.UsageError("the runner only runs `run FILE`")
-        return _run(args)
-    except cli.UsageError as exc:
-        print(f"baton: {exc}", file=sys.stderr, flush=True)
-        return cli.EXIT_USAGE
-    except Exception as exc:  # one line in the runner's log, never a traceback
-        print(f"baton: runner failed: {type(exc).__name__}: {exc}", file=sys.stderr,
-              flush=True)
-        return cli.EXIT_USAGE
-
-
-def _run(args: argparse.Namespace) -> int:
-    from console import cli
-    from console.engine.run import Run, RunOptions
-    from console.headless import execute_headless
-    from console.store.concurrent import claim_workflow
-
-    workflow = cli._load(args.file)
-    if workflow.path is not None and not workflow.path.is_absolute():
-        workflow = dataclasses.replace(workflow, path=workflow.path.resolve())
-    options = RunOptions(
-        params=cli._params(workflow, args.param), secrets=cli._secrets(workflow),
-        limit=cli._limit(workflow, args.limit), start_at=cli._start_at(workflow, args.start_at),
-        approval="auto" if args.yes else "wait", step_mode=args.step, dry_run=args.dry_run,
-        accept_new_host_keys=args.accept_new_host_keys)
-    store = cli._open_store()
-    try:
-        run = Run(workflow, options)
-        with cli._store_errors():
-            claim = claim_workflow(store, run)
-            for warning in claim.warnings:
-                print(f"baton: warning: {warning}", file=sys.stderr, flush=True)
-            try:
-                import asyncio
-
-                with open(os.devnull, "w") as devnull:  # the history holds the output
-                    return asyncio.run(execute_headless(
-                        run, out=devnull, store=store, interactive=False,
-                        watch=Path(args.file)))
-            finally:
-                claim.release()
-    finally:
-        store.close()
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

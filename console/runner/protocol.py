@@ -195,6 +195,7 @@ def snapshot(run: Run, tails: Tails, resync: bool = False) -> dict[str, Any]:
             "started": run.started, "ended": run.ended,
             "step_mode": run.step_mode, "breakpoints": sorted(run.breakpoints),
             "excluded_hosts": dict(run.excluded_hosts),
+            "options": _options(run),
         },
         "tasks": [_task(t) for t in run.tasks_in_order()],
         "logs": [{"step": step, "host": host,
@@ -202,6 +203,15 @@ def snapshot(run: Run, tails: Tails, resync: bool = False) -> dict[str, Any]:
                  for (step, host), tail in tails.logs.items()],
         "actions": list(tails.actions),
     }
+
+
+def _options(run: Run) -> dict[str, Any]:
+    opts = run.options
+    mask = run.masker.mask
+    return {"params": {k: mask(v) if isinstance(v, str) else v
+                       for k, v in opts.params.items()},
+            "limit": list(opts.limit), "start_at": opts.start_at, "dry_run": opts.dry_run,
+            "approval": opts.approval}
 
 
 def _task(task: Any) -> dict[str, Any]:

@@ -34,6 +34,9 @@ QUEUE_BYTES = 8 << 20
 READY_FD_ENV = "BATON_RUNNER_READY_FD"
 """Set by :func:`console.runner.daemon.spawn`: the server writes one ``ready`` line there."""
 
+SERVERS: dict[str, RunServer] = {}
+"""The servers of this process, by run id (the runner watches its clients)."""
+
 Durable = Callable[[], str | None]
 """Makes every recorded action durable; returns why it could not, or None."""
 
@@ -103,10 +106,12 @@ class RunServer:
         os.chmod(self.path, 0o600)
         self._server = await asyncio.start_unix_server(self._accept, sock=sock,
                                                        limit=p.MAX_LINE)
+        SERVERS[self.run.id] = self
         _tell_ready(self.run.id, self.path)
         return self.path
 
     async def close(self) -> None:
+        SERVERS.pop(self.run.id, None)
         self._unsubscribe()
         if self._server is not None:
             self._server.close()

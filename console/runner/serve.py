@@ -1,0 +1,1 @@
+"""``baton serve``: placeholder until textual-serve is wired (see below)."""
