@@ -132,7 +132,7 @@ def _console_entry() -> Any:
 
 
 def _console_run(args: argparse.Namespace) -> int:
-    if os.environ.get("BATON_RUNNER", "1") != "0" and not args.read_only:
+    if os.environ.get("BATON_RUNNER", "1") != "0" and not (args.read_only or args.dry_run):
         return cmd_live(args)  # a runner owns the run; this console attaches to it
     run_console = _console_entry()
     from console.model.params import ParamError, parse_assignments
