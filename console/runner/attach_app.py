@@ -85,7 +85,7 @@ class AttachedRunScreen(RunScreen):
 class AttachApp(BatonApp):
     """The console on the live run served at ``socket``."""
 
-    CSS_PATH = str(Path(ui_app.__file__).parent / BatonApp.CSS_PATH)  # type: ignore[operator]
+    CSS_PATH = str(Path(ui_app.__file__).parent / BatonApp.CSS_PATH)
 
     def __init__(self, socket: Path, *, read_only: bool = False, theme: str | None = None,
                  **kwargs: Any) -> None:
