@@ -46,6 +46,14 @@ def served(tmp_path: Path, baton_home: Path) -> Iterator[tuple[Spawned, str, str
         assert f"serving run {spawned.run_id} on http://127.0.0.1:{port}/" in first, first
         token = proc.stdout.readline().strip().rsplit("token=", 1)[1]
         assert "ssh -L" in proc.stdout.readline()
+        deadline = time.monotonic() + 10
+        while True:  # the lines come just before the port listens
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "baton serve never listened"
+                time.sleep(0.05)
         yield spawned, f"http://127.0.0.1:{port}", token
     finally:
         proc.send_signal(signal.SIGINT)
