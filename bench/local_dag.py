@@ -6,7 +6,13 @@ same graph is written as a workflow TOML and as a Makefile. Baton is timed in-pr
 `baton run --headless` command (start-up, loading and printing included), each with the
 run history store off and on ($BATON_HOME in a temporary folder).
 
-    python bench/local_dag.py [--layers 50] [--width 20] [--repeat 7]
+    python bench/local_dag.py [--layers 50] [--width 20] [--repeat 7] [--spawn-ab]
+
+``--spawn-ab`` times only the in-process run (no store) two ways, each paired with make as
+above: the executor's ``subprocess.Popen`` (:mod:`console.executors.spawn`) and
+``os.posix_spawn``. (Issue 12 measured a third, CPython's private
+``_posixsubprocess.fork_exec`` called directly, at commit 64080cb; it was dropped: see
+docs/architecture.md.)
 
 Target: baton / make <= 3x. Always exits 0 unless a run fails; read the table. Every
 baton run is timed right after a make run and the verdict is the median ratio within
@@ -121,11 +127,59 @@ def run_in_process(workflow, store=None) -> None:  # type: ignore[no-untyped-def
         sys.exit(f"in-process run ended {state}")
 
 
+def posix_spawn(argv: list[str], *, stdin: int, stdout: int, stderr: int,
+                env: dict[str, str] | None, cwd: str | None,
+                keep_fd: int | None) -> subprocess.Popen[bytes] | _Spawned:
+    """The executor's spawn through ``os.posix_spawn`` (setsid, dup2 file actions; no cwd
+    support before Python 3.13, so Popen then). Measured only: it inherits every fd the
+    parent left inheritable, where Popen closes them."""
+    from console.executors.spawn import spawn
+
+    if cwd is not None:
+        return spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
+                     keep_fd=keep_fd)
+    actions = [(os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
+               (os.POSIX_SPAWN_DUP2, stderr, 2)]
+    if keep_fd is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, keep_fd, keep_fd))  # clears its close-on-exec
+    pid = os.posix_spawn(argv[0], argv, os.environ if env is None else env,
+                         file_actions=actions, setsid=True)
+    return _Spawned(pid)
+
+
+class _Spawned:
+    """What the executor needs of a started process: ``pid``, a settable ``returncode``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+
+def spawn_runners(workflow) -> dict[str, Callable[[], None]]:
+    """The in-process run with each way of starting a process (see the module docstring)."""
+    import console.executors.local as local
+
+    def with_spawn(how: str) -> Callable[[], None]:
+        def go() -> None:
+            saved = local.spawn
+            if how == "posix_spawn":
+                local.spawn = posix_spawn  # type: ignore[assignment]
+            try:
+                run_in_process(workflow)
+            finally:
+                local.spawn = saved
+        return go
+
+    return {f"in-process, no store, {how}": with_spawn(how) for how in ("Popen", "posix_spawn")}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--layers", type=int, default=50)
     parser.add_argument("--width", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--spawn-ab", action="store_true",
+                        help="compare the ways of starting a process (in-process, no store)")
     args = parser.parse_args()
     steps = args.layers * args.width
     with tempfile.TemporaryDirectory(prefix="baton-dag-") as tmp:
@@ -142,7 +196,7 @@ def main() -> int:
 
         os.environ["BATON_HOME"] = str(folder / "home")  # history of these runs: thrown away
         with Store.open() as store:
-            runners = {
+            runners = spawn_runners(workflow) if args.spawn_ab else {
                 "baton in-process, no store": lambda: run_in_process(workflow),
                 "baton in-process, store on": lambda: run_in_process(workflow, store),
                 "baton run --headless --no-history": lambda: run_command(path, "--no-history"),

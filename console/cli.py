@@ -16,13 +16,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from console import __version__
+from console.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from console.sanitize import sanitize
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
 
 COMMANDS = ("run", "check", "plan", "runs", "show", "resume", "rollback", "new", "hosts",
             "attach", "serve")
@@ -414,20 +409,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     if args.json and args.markdown:
         raise UsageError("choose one of --json and --markdown")
-    from console.store import timeline
+    from console.store import show
 
     store = _read_store()
     with store, _store_errors():
         stored = store.load(args.run)
         if args.markdown:
-            markdown = timeline.render_markdown(stored, stderr=lambda a: store.stderr_tail(
-                stored.id, a.step, a.host, a.number, timeline.STDERR_LINES))
+            markdown = show.render_markdown(stored, stderr=lambda a: store.stderr_tail(
+                stored.id, a.step, a.host, a.number, show.STDERR_LINES))
     if args.json:
-        sys.stdout.write(json.dumps(timeline.to_json(stored), indent=2) + "\n")
+        sys.stdout.write(json.dumps(show.to_json(stored), indent=2) + "\n")
     elif args.markdown:
         _out(markdown)
     else:
-        _out(timeline.render_table(stored))
+        _out(show.render_table(stored))
     return EXIT_OK
 
 
@@ -477,11 +472,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             from console.executors.leftovers import settle
 
             settle(store, run_id, run.workflow, say=_err)  # an undo cut short by a crash
-            for record in stored.tasks:  # what was not decided stays as it was
-                task = run.tasks.get((record.step, record.host))
-                if task is not None and task.state is TaskState.PENDING \
-                        and record.state != "pending":
-                    task.state, task.reason = TaskState(record.state), record.reason
+            run.restore_as_recorded(stored.tasks, only_pending=True)  # not decided: as it was
             scope = RollbackScope(args.rollback_step, args.rollback_host, args.downstream)
             try:
                 plan = plan_rollback(run, scope)

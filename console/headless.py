@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from console.engine.events import Event, RunState, TaskEvent, TaskState
 from console.engine.run import ActionError, Run
+from console.exitcodes import EXIT_FAILED, EXIT_HISTORY, EXIT_INTERRUPTED, EXIT_OK
 from console.model.workflow import LOCAL
 from console.printers import HumanPrinter, JsonPrinter, format_summary, task_label, use_color
 from console.sanitize import sanitize
@@ -29,11 +30,6 @@ if TYPE_CHECKING:
     from console.store import Store, StoreError
     from console.store.recorder import Recorder
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
-EXIT_HISTORY = 2
-"""The history could not be written: whatever happened is not reported as a success."""
 
 _MAX_LABEL = 32
 

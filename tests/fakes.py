@@ -127,31 +127,32 @@ class ScriptedExecutor:
 
 
 def check_need_counters(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
-    """Make every ``Run._deps_status`` answer also walk all needs and compare the two.
+    """Make every ``Scheduler.deps_status`` answer also walk all needs and compare the two.
 
     The counters behind the O(1) answer are kept up to date incrementally; this proves
     them against the plain walk in whatever scenario a test drives. Returns a list whose
     length is the number of answers the counters gave (so a test can see it was used).
     """
-    from console.engine.run import Run
+    from console.engine.scheduler import Scheduler
 
     fast_path_used: list[int] = []
-    original = Run._deps_status
+    original = Scheduler.deps_status
 
     def checked(self, task):  # type: ignore[no-untyped-def]
         answer = original(self, task)
-        saved = self._needs_bad[task.step]
-        self._needs_bad[task.step] = 1  # only a walk can name a bad need: forces the walk
+        graph = self.run.graph
+        saved = graph.needs_bad[task.step]
+        graph.needs_bad[task.step] = 1  # only a walk can name a bad need: forces the walk
         try:
             walked = original(self, task)
         finally:
-            self._needs_bad[task.step] = saved
+            graph.needs_bad[task.step] = saved
         if answer[1] is None and walked != answer:
             raise AssertionError(f"need counters say {answer}, the walk says {walked} "
                                  f"for {task.key}")
-        if answer[1] is None and self._rollout_of.get(task.step) is None:
+        if answer[1] is None and graph.rollout_of.get(task.step) is None:
             fast_path_used.append(1)
         return answer
 
-    monkeypatch.setattr(Run, "_deps_status", checked)
+    monkeypatch.setattr(Scheduler, "deps_status", checked)
     return fast_path_used

@@ -116,7 +116,7 @@ async def test_a_cleanup_step_waits_for_a_gate_on_its_need() -> None:
     h = Harness(workflow(step("a", confirm="go?"), step("c", needs=("a",), when="always()")))
     h.start()
     await h.state_of("a", S.AWAITING_APPROVAL)
-    await h.until(lambda: h.run._unfinished == 2 and not h.run._ready)
+    await h.until(lambda: h.run.agenda.unfinished == 2 and not h.run.agenda.ready)
     assert h.state("c") is S.PENDING
     h.run.deny("a", reason="no")
     assert await h.finish() is RunState.FAILED
@@ -312,7 +312,7 @@ async def test_exclude_host_is_recorded_in_store_timeline_json_and_printer(tmp_p
 
     from console.printers import HumanPrinter, JsonPrinter
     from console.store import Store
-    from console.store.timeline import render_markdown, render_table, to_json
+    from console.store.show import render_markdown, render_table, to_json
 
     human_out, json_out = io.BytesIO(), io.BytesIO()
     h = Harness(workflow(*_web_chain(), hosts=dict(list(WEB.items())[:2])), user="alice")

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
+from console.engine.diff import diff_steps
 from console.engine.events import ReloadEvent, RunState, TaskState
-from console.engine.reload import diff_steps
 from tests.fakes import check_need_counters
 from tests.test_engine import Harness, step, workflow
 

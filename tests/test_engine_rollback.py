@@ -206,7 +206,7 @@ async def test_undo_failed_holds_back_the_same_hosts_later_undos_until_skipped()
     h.run.skip("deploy", "web1", "done by hand")  # the operator's skip acts on the undo
     await h.state_of("drain", S.UNDONE, "web1")
     h.run.options.keep_alive = False
-    h.run._wake.set()
+    h.run.wake.set()
     assert await asyncio.wait_for(job, 5) is RunState.ROLLED_BACK
     assert h.state("deploy", "web1") is S.UNDO_FAILED  # what it did may still be there
     assert h.run.tasks[("deploy", "web1")].reason == "undo skipped by " + h.run.user + \
@@ -410,7 +410,7 @@ def test_whole_run_rollback_undoes_exactly_what_succeeded_in_reverse_order(wf) -
                 earlier = records.get((need, host))
                 if earlier is not None:
                     assert record.end_seq < earlier.start_seq, (sid, need, host)
-        for name, counts in h.run._batch_counts.items():  # newest batch first
+        for name, counts in h.run.graph.batch_counts.items():  # newest batch first
             batch_of = counts.plan.batch_of
             members = set(counts.plan.rollout.steps)
             mine = [(k, r) for k, r in records.items() if k[0] in members]

@@ -14,7 +14,7 @@ any ``import`` in A that runs at some point, where it sits:
 
 A second, stricter graph counts the ``TYPE_CHECKING`` imports too: a module that needs
 another's private fields or concrete class only "for the checker" is still coupled both ways
-(the mixins of ``Run`` and ``BatonApp``, ``Recorder`` reading ``Store``'s internals). Those
+(the mixins of ``Run`` and ``BatonApp``). Those
 type-level cycles are listed in ``KNOWN_TYPE_CYCLES``; a cycle there may shrink but no new
 one may appear and none may grow.
 
@@ -37,14 +37,6 @@ PACKAGE = "console"
 # of one strongly connected component. A current cycle must lie inside one of these; remove
 # an entry once it is gone. Only ever shrink this list.
 KNOWN_TYPE_CYCLES: tuple[frozenset[str], ...] = (
-    # Run's operator actions, conditions, polling, exclusion and texts are mixins or helpers
-    # that name Run's private fields for the checker (issue 12, item 1: split run.py).
-    # (rollback.py, written beside this test, names Run for the checker the same way)
-    frozenset({"console.engine.actions", "console.engine.conditions", "console.engine.exclusion",
-               "console.engine.poll", "console.engine.rollback", "console.engine.run",
-               "console.engine.texts"}),
-    # Recorder and the dead-run reaper use Store's connection and guards (item 6).
-    frozenset({"console.store.dead", "console.store.history", "console.store.recorder"}),
     # Screens call the app's concrete methods; the app's history mixin is typed as the app
     # (item 3: screens post Messages up, the app handles them).
     frozenset({"console.ui.app", "console.ui.history_actions", "console.ui.reloading",

@@ -680,3 +680,23 @@ def test_rollout_on_failure_is_read() -> None:
     assert wf.rollouts["web"].on_failure == "rollback"
     wf = load_text(HEAD + '[steps.a]\n[rollouts.web]\nsteps = ["a"]\n', "wf.toml")
     assert wf.rollouts["web"].on_failure == "stop"
+
+
+def test_ansible_problems_travel_as_problems_not_strings(tmp_path: Path) -> None:
+    """Issue 12 item 5: an Ansible inventory's error reaches the workflow's problems as the
+    Problem it was raised with; a path holding ``:7: `` is no longer split at it."""
+    odd = tmp_path / "site:7: prod"
+    odd.mkdir()
+    (problem,) = problems_of(HEAD + 'inventory = "ansible:site:7: prod/hosts.ini"\n',
+                             str(odd / "wf.toml"))
+    assert (problem.file, problem.line) == (str(odd / "wf.toml"), 3)
+    assert problem.message == (
+        "workflow.inventory: cannot import inventory 'ansible:site:7: prod/hosts.ini': "
+        f"{odd / 'site:7: prod' / 'hosts.ini'}: cannot read: No such file or directory")
+    inv = write(odd / "hosts.ini", """
+        [web]
+        web1 ansible_port=notaport
+        """)
+    (problem,) = problems_of(HEAD + 'inventory = "ansible:hosts.ini"\n', str(odd / "wf.toml"))
+    assert (problem.file, problem.line, problem.col) == (str(inv), 2, None)
+    assert problem.message == "host 'web1': ansible_port must be a number"

@@ -6,8 +6,6 @@ import asyncio
 import os
 import signal
 import stat
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -47,13 +45,10 @@ class Output:
 _started: list[LocalExecution] = []
 
 
-@pytest.fixture(autouse=True, params=["pidfd", "pidfd+Popen", "transports"])
+@pytest.fixture(autouse=True, params=["pidfd", "transports"])
 def spawn_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test runs on each path: pidfd + raw pipes (Linux) with the direct spawn and
-    with Popen, and asyncio's transports."""
+    """Every test runs on each path: pidfd + raw pipes (Linux) and asyncio's transports."""
     monkeypatch.setattr(LocalExecutor, "use_pidfd", request.param != "transports")
-    monkeypatch.setattr(LocalExecutor, "direct_spawn",
-                        False if request.param == "pidfd+Popen" else None)
     return request.param
 
 
@@ -392,57 +387,29 @@ async def test_a_shell_that_closes_its_output_early_is_still_waited_for() -> Non
     assert time.monotonic() - started >= 0.3
 
 
-# --- spawn: the direct path behaves as Popen ---------------------------------------------
+# --- spawn: its own session, only the kept fd -----------------------------------------
 
 
-@pytest.mark.parametrize("direct", [True, False])
-@pytest.mark.parametrize(("argv", "cwd", "env"), [
-    (["/nonexistent/shell"], None, None),
-    (["/etc/hostname"], None, None),  # not executable
-    (["/bin/sh", "-c", "true"], "/nonexistent-dir", None),
-    (["/bin/sh", "-c", "true"], None, {"A=B": "1"}),
-    (["/bin/sh", "-c", "true"], None, {"A": "nul\0byte"}),
-])
-def test_spawn_errors_are_popens(argv: list[str], cwd: str | None, env: dict[str, str] | None,
-                                 direct: bool) -> None:
+def test_spawn_starts_a_session_with_only_the_kept_fd() -> None:
     from console.executors.spawn import spawn
 
-    def outcome(make) -> tuple[type, object, object, object]:  # type: ignore[no-untyped-def]
-        try:
-            make()
-        except Exception as exc:
-            return (type(exc), getattr(exc, "errno", None), getattr(exc, "filename", None),
-                    str(exc))
-        raise AssertionError("it started")
-
-    fds = dict(stdin=0, stdout=1, stderr=2)
-    ours = outcome(lambda: spawn(argv, env=env, cwd=cwd, keep_fd=2, direct=direct, **fds))
-    popen = outcome(lambda: subprocess.Popen(argv, env=env, cwd=cwd, pass_fds=(2,),
-                                             start_new_session=True, **fds))
-    assert ours == popen
-
-
-def test_direct_spawn_is_used_here_and_starts_a_session_with_only_the_kept_fd() -> None:
-    from console.executors import spawn as module
-
-    assert module.DIRECT is (sys.version_info[:2] == (3, 11))
     read, write = os.pipe()
     hold_read, hold_write = os.pipe()  # the child's stdin: it waits until this closes
     keep = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        child = module.spawn(["/bin/sh", "-c", "ls /proc/self/fd; exec >&- 2>&-; read x; exit 0"],
-                             stdin=hold_read, stdout=write, stderr=write, env={"X": "1"},
-                             cwd="/", keep_fd=keep, direct=True)
+        child = spawn(["/bin/sh", "-c", "ls /proc/self/fd; exec >&- 2>&-; read x; exit 0"],
+                      stdin=hold_read, stdout=write, stderr=write, env={"X": "1"},
+                      cwd="/", keep_fd=keep)
         os.close(write)
         output = b""
         while chunk := os.read(read, 4096):
             output += chunk
         assert os.getsid(child.pid) == child.pid  # a session of its own
         os.close(hold_write)
-        _, status = os.waitpid(child.pid, 0)
+        child.wait()
     finally:
         for fd in (read, hold_read, keep):
             os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert child.returncode == 0
     fds = sorted(int(fd) for fd in output.decode().split())
     assert fds == sorted({0, 1, 2, 3, keep})  # 3: the folder ls is reading

@@ -189,6 +189,18 @@ async def test_tasks_overlapping_on_one_host_use_several_shells(executor: SSHExe
     await executor.close()
 
 
+async def test_back_to_back_tasks_wait_no_leftover_tick(executor: SSHExecutor) -> None:
+    # the leftover grace (issue 11) must not tax a task whose output closed with its shell:
+    # a 0.2 s poll tick after every task made 5 steps on 30 hosts 1.3x one step
+    assert (await run_one(executor, "true"))[0].ok  # connection and shell set up
+    started = time.monotonic()
+    for _ in range(12):
+        status, out = await run_one(executor, "echo x")
+        assert status.ok and out.of("stdout") == ["x"]
+    assert time.monotonic() - started < 1.6  # 2.4 s and more with a tick per task
+    await executor.close()
+
+
 # --------------------------------------------------------------------- fan-out
 
 

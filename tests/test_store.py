@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from console.engine.events import TaskEvent, TaskState
 from console.engine.run import Run, RunOptions, new_run_id
 from console.model.workflow import Host, Step, Workflow
-from console.store import LiveRunError, Store, StoreError, acquire_run_lock, timeline
+from console.store import LiveRunError, Store, StoreError, acquire_run_lock, show
 from tests.conftest import REPO
 from tests.fakes import ScriptedWorld
 from tests.helpers import FrozenClock, until
@@ -200,7 +200,7 @@ async def test_markdown_is_fit_for_a_postmortem(store: Store):
     recorder.close()
 
     stored = store.load("0m40post0mort")
-    markdown = timeline.render_markdown(stored, stderr=stderr_of(store, stored))
+    markdown = show.render_markdown(stored, stderr=stderr_of(store, stored))
     failures = markdown.split("## Failures\n", 1)[1].split("\n## ", 1)[0]
     assert "### `boom` attempt 1: exit 2" in failures
     shown = [f"problem {i} token=***" for i in range(11, 30, 2)]
@@ -221,12 +221,12 @@ async def test_markdown_is_fit_for_a_postmortem(store: Store):
 async def test_show_in_three_formats(store: Store):
     await incident_run(store)
     stored = store.load(INCIDENT_ID)
-    markdown = timeline.render_markdown(stored, stderr=stderr_of(store, stored))
+    markdown = show.render_markdown(stored, stderr=stderr_of(store, stored))
     if os.environ.get("BATON_REGEN_EXPECTED"):
         EXPECTED.write_text(markdown, encoding="utf-8")
     assert markdown == EXPECTED.read_text(encoding="utf-8")
 
-    table = timeline.render_table(stored)
+    table = show.render_table(stored)
     assert table.splitlines()[0] == f"run {INCIDENT_ID}  Rolling restart  succeeded"
     assert "2024-11-26T05:46:40Z by alice on ops1" in table
     row = next(line for line in table.splitlines() if line.startswith("deploy  ")
@@ -234,7 +234,7 @@ async def test_show_in_three_formats(store: Store):
     assert row.split()[:6] == ["deploy", "web2", "succeeded", "2", "20s", "3"]
     assert "mark_succeeded  deploy@web2  deployed by hand after disk cleanup" in table
 
-    data = json.loads(json.dumps(timeline.to_json(stored)))
+    data = json.loads(json.dumps(show.to_json(stored)))
     assert data["run"]["id"] == INCIDENT_ID and data["run"]["duration"] == 45.0
     web2 = next(t for t in data["tasks"] if t["step"] == "deploy" and t["host"] == "web2")
     assert [a["number"] for a in web2["attempts"]] == [1, 2]
@@ -342,7 +342,7 @@ async def test_no_printed_line_gets_ahead_of_the_store(store: Store, monkeypatch
     """The headless printer commits the store before any byte leaves, even when its buffer
     overflows in the middle of a pass (a limit of one byte: every write is a flush)."""
     from console.headless import execute_headless
-    from console.printers import _Writer
+    from console.printers.writer import ByteWriter as _Writer
 
     monkeypatch.setattr(_Writer, "LIMIT", 1)
     world = ScriptedWorld()
@@ -571,7 +571,7 @@ def test_a_version_1_database_is_migrated_and_its_runs_load(tmp_path: Path):
         assert [a.digest for a in stored.attempts] == ["aa11", "aa11"]
         assert [n.reason for n in stored.notes] == ["started by cron"]
         assert stored.definitions == {}
-        assert "# Incident timeline: Nightly backup" in timeline.render_markdown(stored)
+        assert "# Incident timeline: Nightly backup" in show.render_markdown(stored)
     with Store.open(home) as store:  # opening again is a no-op
         assert len(store.runs()) == 2
 
@@ -661,7 +661,7 @@ async def test_reloads_are_recorded_with_their_definition(store: Store):
         "type": "reload", "added": ["extra"], "changed": [], "removed": [],
         "digest": new.digest}
     assert stored.last_definition() == (new.digest, v2)
-    markdown = timeline.render_markdown(stored)
+    markdown = show.render_markdown(stored)
     assert f"carol reloaded the workflow: +extra (definition {new.digest[:12]})" in markdown
 
 

@@ -1,58 +1,34 @@
 """Operator actions on a run: each validates its target, records itself, then acts.
 
-Kept apart from the scheduler in :mod:`console.engine.run`; :class:`RunActions` is mixed
-into :class:`console.engine.run.Run` and works on its tasks through the same ``_set``.
+:class:`RunActions` is the run's core (with its texts and rollback slot) plus the actions;
+:class:`console.engine.run.Run` is one. Actions change tasks only through
+:meth:`RunCore.set_state` and ask the scheduler (``self.scheduler``) what holds a task.
 An action that does not apply raises :class:`ActionError` and changes nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from console.engine import exclusion
 from console.engine.errors import ActionError
 from console.engine.events import RunState, TaskState
 from console.engine.outputs import Outputs
-from console.engine.rollback import failed_undos, undo_action
-from console.executors.base import HostKeyAsker, HostKeyQuestion
-
-if TYPE_CHECKING:
-    from console.engine.task import Task
+from console.engine.rollback import RollbackRun, failed_undos, undo_action
+from console.engine.scheduler import Scheduler
+from console.engine.task import Task
+from console.engine.texts import RunTexts
 
 S = TaskState
 
 
-class RunActions:
+class RunActions(RollbackRun, RunTexts):
     """pause/resume, approve/deny, done, retry, retry-downstream, skip, mark, cancel,
-    breakpoints, step mode and notes."""
+    exclude a host, breakpoints, step mode and notes."""
 
-    if TYPE_CHECKING:  # provided by Run
-        from console.engine.run import RunOptions
-        from console.model.workflow import Step, Workflow
-
-        workflow: Workflow
-        options: RunOptions
-        state: RunState
-        user: str
-        step_mode: bool
-        breakpoints: set[str]
-        started: float | None
-        host_key_prompt: HostKeyAsker | None
-        cancelled_by: str | None
-        _closing: bool
-        _base_context: dict[str, Any] | None
-        _by_step: dict[str, list[Task]]
-        _ready: dict[tuple[str, str], Task]
-        _wake: asyncio.Event
-
-        def _set(self, task: Task, state: TaskState, reason: str | None = None) -> None: ...
-        def _set_run_state(self, state: RunState) -> None: ...
-        def _record(self, action: str, step: str | None = None, host: str | None = None,
-                    reason: str | None = None) -> None: ...
-        def _sort_key(self, task: Task) -> int: ...
-        def _hold_reason(self, task: Task, state: TaskState) -> str: ...
-        def _needs_approval(self, task: Task, step: Step) -> bool: ...
+    scheduler: Scheduler
+    """Set by :class:`console.engine.run.Run`: what holds a task, what is ready."""
 
     def allowed(self, action: str, step: str, host: str | None = None) -> bool:
         """Whether the task action would apply now (what a console offers the operator)."""
@@ -64,7 +40,7 @@ class RunActions:
 
     def refusal(self, action: str, step: str, host: str | None = None) -> str | None:
         """Why the task action would not apply now (the ActionError's message), or None."""
-        if action in ("retry", "skip") and failed_undos(self, step, host):  # type: ignore[arg-type]
+        if action in ("retry", "skip") and failed_undos(self, step, host):
             return None
         try:
             self._targets(action, step, host)
@@ -79,29 +55,13 @@ class RunActions:
         self.options.params = dict(params)
         self._base_context = None
 
-    async def ask_host_key(self, question: HostKeyQuestion) -> bool:
-        """An SSH host key no known_hosts vouches for: ask :attr:`host_key_prompt` (the
-        console's dialog). The answer is an operator action (``trust_host_key`` or
-        ``refuse_host_key``) on that host; with nobody to ask the key is refused."""
-        prompt = self.host_key_prompt
-        if prompt is None or self._closing:
-            return False
-        trusted = await prompt(question)
-        what = f"{question.key_type} {question.fingerprint} of {question.label}"
-        if trusted:
-            self._record("trust_host_key", None, question.host,
-                         f"{what}, recorded in {question.known_hosts}")
-        else:
-            self._record("refuse_host_key", None, question.host, what)
-        return trusted
-
     def answer_quit(self, cancel: bool) -> None:
         """The operator, quitting while the run is live, chose to cancel the run or to stay:
         recorded either way as a ``quit`` action. Cancelled, the run ends ``cancelled``
         once the caller has closed it (:meth:`close`)."""
         if self.state.finished:
             raise ActionError(f"cannot quit: the run has already {self.state}")
-        self._record("quit", None, None, "cancel the run" if cancel else "stay")
+        self.emit_action("quit", None, None, "cancel the run" if cancel else "stay")
         if cancel:
             self.cancelled_by = self.user
 
@@ -110,7 +70,7 @@ class RunActions:
             raise ActionError(f"cannot {_verb(action)}: the run has ended")
         if step not in self.workflow.steps:
             raise ActionError(f"cannot {_verb(action)}: unknown step '{step}'")
-        tasks = self._by_step[step]
+        tasks = self.graph.by_step[step]
         if host is not None:
             tasks = [t for t in tasks if t.host == host]
             if not tasks:
@@ -122,59 +82,59 @@ class RunActions:
             states = ", ".join(sorted({str(t.state) for t in tasks})) or "no tasks"
             label = step if host is None else f"{step}@{host}"
             raise ActionError(f"cannot {_verb(action)} '{label}': it is {states}")
-        return chosen
+        return exclusion.refuse_excluded(self, action, chosen)
 
     def pause(self) -> None:
         if self.state is not RunState.RUNNING:
             raise ActionError(f"cannot pause: the run is {self.state}")
-        self._record("pause")
-        self._set_run_state(RunState.PAUSED)
+        self.emit_action("pause")
+        self.set_run_state(RunState.PAUSED)
 
     def resume(self) -> None:
         if self.state is not RunState.PAUSED:
             raise ActionError(f"cannot resume: the run is {self.state}")
-        self._record("resume")
-        self._set_run_state(RunState.RUNNING)
-        self._wake.set()
+        self.emit_action("resume")
+        self.set_run_state(RunState.RUNNING)
+        self.wake.set()
 
     def approve(self, step: str, host: str | None = None) -> None:
         tasks = self._targets("approve", step, host)
-        self._record("approve", step, host)
+        self.emit_action("approve", step, host)
         for task in tasks:
             task.approved = True
-            self._set(task, S.PENDING, "approved")
-            self._ready[task.key] = task
+            self.set_state(task, S.PENDING, "approved")
+            self.agenda.ready[task.key] = task
 
     def deny(self, step: str, host: str | None = None, reason: str | None = None) -> None:
         tasks = self._targets("deny", step, host)
-        self._record("deny", step, host, reason)
+        self.emit_action("deny", step, host, reason)
         for task in tasks:
-            self._set(task, S.FAILED, self._by("denied", reason))
+            self.set_state(task, S.FAILED, self._by("denied", reason))
 
     def done(self, step: str, host: str | None = None) -> None:
         tasks = self._targets("done", step, host)
-        self._record("done", step, host)
+        self.emit_action("done", step, host)
         for task in tasks:
             task.outputs = Outputs("succeeded", None, "")
-            self._set(task, S.SUCCEEDED, f"marked done by {self.user}")
+            self.set_state(task, S.SUCCEEDED, f"marked done by {self.user}")
 
     def retry(self, step: str, host: str | None = None) -> None:
-        if undo_action(self, "retry", step, host):  # type: ignore[arg-type]
+        if undo_action(self, "retry", step, host):
             return
         tasks = self._targets("retry", step, host)
-        self._record("retry", step, host)
+        self.emit_action("retry", step, host)
         for task in tasks:
             self._reset(task)
 
     def retry_downstream(self, step: str, host: str | None = None) -> None:
         tasks = self._targets("retry_downstream", step, host)
-        downstream = [t for sid in self.workflow.downstream(step) for t in self._by_step[sid]]
+        downstream = [t for sid in self.workflow.downstream(step) for t in self.graph.by_step[sid]]
         busy = [t for t in downstream if t.state in (S.RUNNING, S.RETRYING)]
         if busy:
             raise ActionError(f"cannot retry downstream of '{step}': {busy[0].label} is "
                               f"{busy[0].state} (cancel it first)")
-        self._record("retry_downstream", step, host)
-        for task in [*tasks, *sorted(downstream, key=self._sort_key)]:
+        self.emit_action("retry_downstream", step, host)
+        for task in [*tasks, *sorted(downstream, key=self.graph.sort_key)]:
             self._reset(task)
 
     def _by(self, verb: str, reason: str | None) -> str:
@@ -188,40 +148,40 @@ class RunActions:
         task.exit_code = None
         task.started = None
         task.ended = None
-        self._set(task, S.PENDING, None)
+        self.set_state(task, S.PENDING, None)
 
     def skip(self, step: str, host: str | None = None, reason: str | None = None) -> None:
-        if undo_action(self, "skip", step, host, reason):  # type: ignore[arg-type]
+        if undo_action(self, "skip", step, host, reason):
             return
         tasks = self._targets("skip", step, host)
-        self._record("skip", step, host, reason)
+        self.emit_action("skip", step, host, reason)
         for task in tasks:
-            if task.state is S.RETRYING and task.runner is not None:
-                task.runner.cancel()
+            if task.state is S.RETRYING and task.attempt_loop is not None:
+                task.attempt_loop.cancel()
             task.blocked_by_max_fail = False
             task.outputs = Outputs("skipped", task.exit_code, task.outputs.stdout)
-            self._set(task, S.SKIPPED, self._by("skipped", reason))
+            self.set_state(task, S.SKIPPED, self._by("skipped", reason))
 
     def mark_succeeded(self, step: str, host: str | None = None, reason: str | None = None) -> None:
         tasks = self._targets("mark_succeeded", step, host)
-        self._record("mark_succeeded", step, host, reason)
+        self.emit_action("mark_succeeded", step, host, reason)
         for task in tasks:
             task.blocked_by_max_fail = False
             task.outputs = Outputs("succeeded", task.exit_code, task.outputs.stdout)
-            self._set(task, S.SUCCEEDED,
+            self.set_state(task, S.SUCCEEDED,
                       self._by("marked succeeded", reason))
 
     def mark_failed(self, step: str, host: str | None = None, reason: str | None = None) -> None:
         tasks = self._targets("mark_failed", step, host)
-        self._record("mark_failed", step, host, reason)
+        self.emit_action("mark_failed", step, host, reason)
         for task in tasks:
             task.outputs = Outputs("failed", task.exit_code, task.outputs.stdout)
-            self._set(task, S.FAILED,
+            self.set_state(task, S.FAILED,
                       self._by("marked failed", reason))
 
     def cancel(self, step: str, host: str | None = None, reason: str | None = None) -> None:
         tasks = self._targets("cancel", step, host)
-        self._record("cancel", step, host, reason)
+        self.emit_action("cancel", step, host, reason)
         for task in tasks:
             self._cancel_task(task, self._by("cancelled", reason) if reason
                               else "cancelled by operator")
@@ -230,15 +190,20 @@ class RunActions:
         if task.state is S.RUNNING:
             task.cancel_requested = reason
             if task.execution is not None:
-                asyncio.get_running_loop().create_task(task.execution.terminate())
-            # the runner records the cancelled state once the process tree is gone
+                self.spawn(task.execution.terminate())
+            # its attempt loop records the cancelled state once the process tree is gone
         elif task.state is S.RETRYING:
-            if task.runner is not None:
-                task.runner.cancel()
+            if task.attempt_loop is not None:
+                task.attempt_loop.cancel()
             else:
-                self._set(task, S.CANCELLED, reason)
+                self.set_state(task, S.CANCELLED, reason)
         else:
-            self._set(task, S.CANCELLED, reason)
+            self.set_state(task, S.CANCELLED, reason)
+
+    def exclude_host(self, host: str, user: str | None = None,
+                     reason: str | None = None) -> list[Task]:
+        """Take ``host`` out of this run; returns the tasks skipped now (exclusion.py)."""
+        return exclusion.exclude_host(self, host, user, reason)
 
     def toggle_breakpoint(self, step: str) -> bool:
         """Hold the step before it starts; returns whether the breakpoint is now set."""
@@ -249,41 +214,41 @@ class RunActions:
             self.breakpoints.add(step)
         else:
             self.breakpoints.discard(step)
-        self._record("breakpoint", step, None, "on" if on else "off")
+        self.emit_action("breakpoint", step, None, "on" if on else "off")
         if not on:
-            self._release_holds(self._by_step[step])
-        self._wake.set()
+            self._release_holds(self.graph.by_step[step])
+        self.wake.set()
         return on
 
     def toggle_step_mode(self) -> bool:
         self.step_mode = not self.step_mode
-        self._record("step_mode", None, None, "on" if self.step_mode else "off")
+        self.emit_action("step_mode", None, None, "on" if self.step_mode else "off")
         if not self.step_mode:
-            self._release_holds(t for tasks in self._by_step.values() for t in tasks)
-        self._wake.set()
+            self._release_holds(t for tasks in self.graph.by_step.values() for t in tasks)
+        self.wake.set()
         return self.step_mode
 
     def _release_holds(self, tasks: Iterable[Task]) -> None:
         """Tasks awaiting approval only because of step mode or a breakpoint that is now
         off go on at once; a gate, a dangerous step or a rollout's batch pause still holds
         (its reason is brought up to date)."""
-        for task in sorted(tasks, key=self._sort_key):
+        for task in sorted(tasks, key=self.graph.sort_key):
             if task.state is not S.AWAITING_APPROVAL:
                 continue
-            if self._needs_approval(task, self.workflow.steps[task.step]):
-                reason = self._hold_reason(task, S.AWAITING_APPROVAL)
+            if self.scheduler.needs_approval(task, self.workflow.steps[task.step]):
+                reason = self.scheduler.hold_reason(task, S.AWAITING_APPROVAL)
                 if reason != task.reason:
-                    self._set(task, S.AWAITING_APPROVAL, reason)
+                    self.set_state(task, S.AWAITING_APPROVAL, reason)
                 continue
-            self._set(task, S.PENDING, None)
-            self._ready[task.key] = task
+            self.set_state(task, S.PENDING, None)
+            self.agenda.ready[task.key] = task
 
     def note(self, text: str, step: str | None = None, host: str | None = None) -> None:
         if not text.strip():
             raise ActionError("cannot add note: the note is empty")
         if step is not None and step not in self.workflow.steps:
             raise ActionError(f"cannot add note: unknown step '{step}'")
-        self._record("note", step, host, text.strip())
+        self.emit_action("note", step, host, text.strip())
 
 
 APPLIES: dict[str, frozenset[TaskState]] = {

@@ -18,81 +18,64 @@ the step is ``blocked`` by it meanwhile, so a resumed run still ends.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from console.engine.core import RunCore
 from console.engine.events import TaskState
-from console.model.conditions import waits_for_terminal
-from console.model.workflow import Workflow
-
-if TYPE_CHECKING:
-    from console.engine.run import Run
-    from console.engine.task import Task
+from console.engine.graph import RunGraph
+from console.engine.status import StepStatus
+from console.engine.task import Task
 
 S = TaskState
 
 
-def terminal_steps(workflow: Workflow) -> set[str]:
-    """Steps evaluated once their needs are terminal (their ``when`` calls a status
-    function other than ``success()``)."""
-    return {sid for sid, step in workflow.steps.items() if waits_for_terminal(step.when)}
-
-
-def _need_tasks(run: Run, task: Task, need: str) -> list[Task]:
-    """The tasks of ``need`` that ``task`` waits for: the same host inside a rollout."""
-    plan = run._rollout_of.get(task.step)
-    if plan is not None and need in plan.rollout.steps:
-        dep = run.tasks.get((need, task.host))
-        return [dep] if dep is not None else []
-    return run.tasks_of(need)
-
-
-def terminal_deps_status(run: Run, task: Task) -> tuple[str, str | None]:
+def terminal_deps_status(graph: RunGraph, task: Task) -> tuple[StepStatus, str | None]:
     """``done`` once every need of ``task`` is terminal, else ``wait``; ``max_fail`` when a
     rollout's earlier batches went past its ``max_fail`` (this host is not launched)."""
-    step = run.workflow.steps[task.step]
-    plan = run._rollout_of.get(task.step)
+    step = graph.workflow.steps[task.step]
+    plan = graph.rollout_of.get(task.step)
     waiting = False
     if plan is not None:
-        earlier, reason = run.earlier_batches(plan, task)
-        if earlier == "max_fail":
+        earlier, reason = graph.earlier_batches(plan, task)
+        if earlier is StepStatus.MAX_FAIL:
             return earlier, reason
-        waiting = earlier == "wait"
+        waiting = earlier is StepStatus.WAIT
     for need in step.needs:
-        if need not in run.workflow.steps:
+        if need not in graph.workflow.steps:
             continue
-        for dep in _need_tasks(run, task, need):
+        for dep in graph.need_tasks(task, need):
             if dep.state is S.INTERRUPTED:  # not terminal: it waits for an operator decision
-                return "bad", f"needs {dep.label} (interrupted)"
+                return StepStatus.BAD, f"needs {dep.label} (interrupted)"
             if not dep.state.finished:
                 waiting = True
-    return ("wait" if waiting else "done"), None
+    return (StepStatus.WAIT if waiting else StepStatus.DONE), None
 
 
-def status_functions(run: Run, task: Task) -> dict[str, Callable[[], bool]]:
+def status_functions(run: RunCore, task: Task) -> dict[str, Callable[[], bool]]:
     """The callables a ``when`` expression of ``task`` sees."""
+    graph = run.graph
 
     def success() -> bool:
-        plan = run._rollout_of.get(task.step)
-        for need in run.workflow.steps[task.step].needs:
-            if need not in run.workflow.steps:
+        plan = graph.rollout_of.get(task.step)
+        for need in graph.workflow.steps[task.step].needs:
+            if need not in graph.workflow.steps:
                 continue
             if plan is not None and need in plan.rollout.steps:
-                dep = run.tasks.get((need, task.host))
-                if dep is not None and run._task_status(dep) != "done":
+                dep = graph.tasks.get((need, task.host))
+                if dep is not None and graph.task_status(dep) is not StepStatus.DONE:
                     return False
-            elif run.step_status(need) != "done":
+            elif graph.step_status(need) is not StepStatus.DONE:
                 return False
         return True
 
     def failure() -> bool:
-        steps = run.workflow.steps
+        steps = graph.workflow.steps
         return any(t.state is S.FAILED and not steps[t.step].continue_on_error
-                   for t in run.tasks.values())
+                   for t in graph.tasks.values())
 
     def always() -> bool:
         return True
 
     def cancelled() -> bool:
-        return run._closing or any(t.state is S.CANCELLED for t in run.tasks.values())
+        return run.closing or any(t.state is S.CANCELLED for t in graph.tasks.values())
 
     return {"success": success, "failure": failure, "always": always, "cancelled": cancelled}

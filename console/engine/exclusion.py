@@ -8,23 +8,21 @@ it started but is not retried automatically; an operator's retry, approve or don
 host is refused. Tasks that already finished keep their state. The action is recorded like
 every other (time, user, reason) and survives a resume (:func:`restore_exclusions`).
 
-Mixed into :class:`console.engine.run.Run` before :class:`RunActions`, so its
-``_targets`` sees every task action first.
+The functions here are handed the run's core; ``Run.exclude_host`` is the action, the
+scheduler calls :func:`skip_if_excluded` before a task goes on, and the task actions pass
+their targets through :func:`refuse_excluded`.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
 
-from console.engine.actions import ActionError
-from console.engine.events import ActionEvent, RunState, TaskState
+from console.engine.core import RunCore
+from console.engine.errors import ActionError
+from console.engine.events import ActionEvent, TaskState
 from console.engine.outputs import Outputs
-
-if TYPE_CHECKING:
-    from console.engine.events import Event
-    from console.engine.task import Task
+from console.engine.task import Task
 
 S = TaskState
 
@@ -39,93 +37,63 @@ REVIVING = frozenset({"retry", "retry_downstream", "approve", "done"})
 """Task actions that would make a task of an excluded host run: refused."""
 
 
-class HostExclusion:
-    """``exclude_host`` and the scheduler's check of excluded hosts."""
-
-    if TYPE_CHECKING:  # provided by Run
-        from console.engine.run import RunOptions
-        from console.model.templating import Masker
-
-        options: RunOptions
-        state: RunState
-        user: str
-        masker: Masker
-        tasks: dict[tuple[str, str], Task]
-        _wake: asyncio.Event
-
-        def _set(self, task: Task, state: TaskState, reason: str | None = None) -> None: ...
-        def _emit(self, event: Event) -> None: ...
-        def tasks_in_order(self) -> list[Task]: ...
-        clock: Callable[[], float]
-
-    @property
-    def excluded_hosts(self) -> dict[str, str | None]:
-        """Excluded host -> the operator's reason."""
-        return self._excluded()
-
-    def _excluded(self) -> dict[str, str | None]:
-        found: dict[str, str | None] | None = self.__dict__.get("_excluded_hosts")
-        if found is None:
-            found = self.__dict__["_excluded_hosts"] = {}
-        return found
-
-    def exclude_host(self, host: str, user: str | None = None,
-                     reason: str | None = None) -> list[Task]:
-        """Take ``host`` out of this run; returns the tasks skipped now."""
-        if self.state.finished and not self.options.keep_alive:
-            raise ActionError("cannot exclude host: the run has ended")
-        tasks = [t for t in self.tasks_in_order() if t.host == host]
-        if not tasks:
-            raise ActionError(f"cannot exclude host '{host}': no task of this run runs on it")
-        excluded = self._excluded()
-        if host in excluded:
-            raise ActionError(f"cannot exclude host '{host}': it is already excluded")
-        if reason is not None and self.masker:
-            reason = self.masker.mask(reason)
-        excluded[host] = reason
-        self._emit(ActionEvent("exclude_host", None, host, user or self.user, reason,
-                               self.clock()))
-        skipped = [t for t in tasks if t.state in EXCLUDABLE]
-        for task in skipped:
-            self._skip_excluded(task)
-        self._wake.set()
-        return skipped
-
-    def is_excluded(self, host: str) -> bool:
-        return host in self._excluded()
-
-    def _skip_excluded(self, task: Task) -> None:
-        if task.state is S.RETRYING and task.runner is not None:
-            task.runner.cancel()  # the runner leaves a task that is no longer retrying alone
-        task.blocked_by_max_fail = False
-        task.approved = False
-        task.outputs = Outputs("skipped", task.exit_code, task.outputs.stdout)
-        self._set(task, S.SKIPPED, EXCLUDED)
-
-    def _exclusion_applies(self, task: Task) -> bool:
-        """The scheduler's check before a pending or blocked task goes on: skip it when its
-        host is excluded (returns True when it did)."""
-        if task.host in self._excluded() and task.state in (S.PENDING, S.BLOCKED):
-            self._skip_excluded(task)
-            return True
-        return False
-
-    def _targets(self, action: str, step: str, host: str | None) -> list[Task]:
-        tasks: list[Task] = super()._targets(action, step, host)  # type: ignore[misc]
-        excluded = self._excluded()
-        if action not in REVIVING or not excluded:
-            return tasks
-        kept = [t for t in tasks if t.host not in excluded]
-        if not kept:
-            label = tasks[0].label
-            raise ActionError(f"cannot {action.replace('_', ' ')} '{label}': host "
-                              f"'{tasks[0].host}' is excluded from this run")
-        return kept
+def exclude_host(run: RunCore, host: str, user: str | None = None,
+                 reason: str | None = None) -> list[Task]:
+    """Take ``host`` out of ``run``; returns the tasks skipped now."""
+    if run.state.finished and not run.options.keep_alive:
+        raise ActionError("cannot exclude host: the run has ended")
+    tasks = [t for t in run.tasks_in_order() if t.host == host]
+    if not tasks:
+        raise ActionError(f"cannot exclude host '{host}': no task of this run runs on it")
+    excluded = run.excluded_hosts
+    if host in excluded:
+        raise ActionError(f"cannot exclude host '{host}': it is already excluded")
+    if reason is not None and run.masker:
+        reason = run.masker.mask(reason)
+    excluded[host] = reason
+    run.emit(ActionEvent("exclude_host", None, host, user or run.user, reason, run.clock()))
+    skipped = [t for t in tasks if t.state in EXCLUDABLE]
+    for task in skipped:
+        _skip_excluded(run, task)
+    run.wake.set()
+    return skipped
 
 
-def restore_exclusions(run: HostExclusion, actions: Iterable[Any]) -> None:
+def _skip_excluded(run: RunCore, task: Task) -> None:
+    if task.state is S.RETRYING and task.attempt_loop is not None:
+        task.attempt_loop.cancel()  # the loop leaves a task that is no longer retrying alone
+    task.blocked_by_max_fail = False
+    task.approved = False
+    task.outputs = Outputs("skipped", task.exit_code, task.outputs.stdout)
+    run.set_state(task, S.SKIPPED, EXCLUDED)
+
+
+def skip_if_excluded(run: RunCore, task: Task) -> bool:
+    """The scheduler's check before a pending or blocked task goes on: skip it when its
+    host is excluded (returns True when it did)."""
+    if task.host in run.excluded_hosts and task.state in (S.PENDING, S.BLOCKED):
+        _skip_excluded(run, task)
+        return True
+    return False
+
+
+def refuse_excluded(run: RunCore, action: str, tasks: list[Task]) -> list[Task]:
+    """The targets of a task action that may go on: an action that would make a task of
+    an excluded host run leaves it out, and is refused when nothing is left."""
+    excluded = run.excluded_hosts
+    if action not in REVIVING or not excluded:
+        return tasks
+    kept = [t for t in tasks if t.host not in excluded]
+    if not kept:
+        label = tasks[0].label
+        raise ActionError(f"cannot {action.replace('_', ' ')} '{label}': host "
+                          f"'{tasks[0].host}' is excluded from this run")
+    return kept
+
+
+def restore_exclusions(run: RunCore, actions: Iterable[Any]) -> None:
     """Excluded hosts of a stored run (its ``exclude_host`` actions), before it resumes."""
-    excluded = run._excluded()
+    excluded = run.excluded_hosts
     for action in actions:
         if action.action == "exclude_host" and action.host:
             excluded[action.host] = action.reason

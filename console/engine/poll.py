@@ -24,17 +24,13 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from console.engine.events import LogEvent, RunEvent, RunState, TaskState
-from console.executors.base import ExitStatus, Stream
-
-if TYPE_CHECKING:
-    from console.engine.events import Event
-    from console.engine.run import Run
-    from console.engine.task import Attempt, Task
-    from console.executors.base import CommandRequest
-    from console.model.workflow import Step
+from console.engine.command import execute_command, output_sink
+from console.engine.core import RunCore
+from console.engine.events import Event, LogEvent, RunEvent, RunState, TaskState
+from console.engine.task import Attempt, Task
+from console.executors.base import CommandRequest, ExitStatus, Stream
+from console.model.workflow import Step
 
 KEEP_LINES = 500
 """Lines of one poll's output kept to show when it is the poll that counts."""
@@ -76,7 +72,7 @@ class _Capture:
 class _Clock:
     """The poll's deadline in loop time, moved on by the time the run spends paused."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: RunCore) -> None:
         self.loop = asyncio.get_running_loop()
         self.paused_since: float | None = None
         self.paused_total = 0.0
@@ -112,10 +108,10 @@ def _seconds(value: float) -> str:
     return f"{value:g}s"
 
 
-async def run_polls(run: Run, task: Task, step: Step, attempt: Attempt,
+async def run_polls(run: RunCore, task: Task, step: Step, attempt: Attempt,
                     request: CommandRequest) -> tuple[ExitStatus | None, str | None]:
     """Poll until the command exits 0 or ``within`` passes; returns what
-    :meth:`Run._finish` needs: the last poll's status and the failure reason, if any."""
+    :meth:`Attempts.finish` needs: the last poll's status and the failure reason, if any."""
     interval = step.poll or 1.0
     within = step.within or interval
     total = max(1, math.ceil(within / interval))
@@ -154,16 +150,17 @@ async def _sleep(task: Task, clock: _Clock, waiter: _Wait, until: float,
             ender.cancel()
 
 
-async def _poll(run: Run, task: Task, step: Step, request: CommandRequest, clock: _Clock,
+async def _poll(run: RunCore, task: Task, step: Step, request: CommandRequest, clock: _Clock,
                 waiter: _Wait, interval: float, within: float,
                 total: int) -> tuple[ExitStatus | None, str | None]:
     def paused() -> None:
         left = _left(clock, deadline) if deadline is not None else "not started"
-        run._set(task, TaskState.RUNNING, f"polling paused · {left}")
+        run.set_state(task, TaskState.RUNNING, f"polling paused · {left}")
 
     deadline: float | None = None
     if step.delay:
-        run._set(task, TaskState.RUNNING, f"waiting {_seconds(step.delay)} before the first poll")
+        run.set_state(task, TaskState.RUNNING,
+                      f"waiting {_seconds(step.delay)} before the first poll")
         await _sleep(task, clock, waiter, clock.now() + step.delay, paused)
     deadline = clock.now() + within
     status: ExitStatus | None = None
@@ -175,11 +172,11 @@ async def _poll(run: Run, task: Task, step: Step, request: CommandRequest, clock
         number += 1
         count = f"{number}/{max(total, number)}"
         began = clock.now()
-        run._set(task, TaskState.RUNNING, f"polling {count} · {_left(clock, deadline)}")
+        run.set_state(task, TaskState.RUNNING, f"polling {count} · {_left(clock, deadline)}")
         capture = _Capture()
         limit = step.timeout if step.timeout is not None else within
-        status, timed_out = await run._execute_command(task, step, request, limit,
-                                                       sink=capture)
+        status, timed_out = await execute_command(run, task, step, request, limit,
+                                                  sink=capture)
         if task.cancel_requested or (status.ok and not timed_out):
             _replay(run, task, capture)
             return status, None
@@ -190,7 +187,7 @@ async def _poll(run: Run, task: Task, step: Step, request: CommandRequest, clock
             return status, f"still failing after {_seconds(within)} ({number} poll{plural}): {why}"
         line = capture.last_line(run.masker.mask)
         text = f"polling {count} · {_left(clock, deadline)} · {why}"
-        run._emit(LogEvent(task.step, task.host, "stdout",
+        run.emit(LogEvent(task.step, task.host, "stdout",
                            run.masker.mask(f"{text} · {line}" if line else text),
                            run.clock(), task.attempt))
         await _sleep(task, clock, waiter, began + interval, paused)
@@ -214,8 +211,8 @@ def _why(status: ExitStatus) -> str:
     return f"exit {status.exit_code}"
 
 
-def _replay(run: Run, task: Task, capture: _Capture) -> None:
+def _replay(run: RunCore, task: Task, capture: _Capture) -> None:
     """The poll that counts: its whole output, through the run's sink (masked, kept)."""
-    sink = run._output_sink(task)
+    sink = output_sink(run, task)
     for stream, text in capture.chunks:
         sink(stream, text)

@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from console.engine.status import StepStatus
 from console.model.workflow import BatchSize, Rollout, Workflow
 
 
@@ -62,10 +63,11 @@ class RolloutPlan:
 class BatchCounts:
     """What the batch barrier of one rollout asks, kept up to date task by task.
 
-    Each task of the rollout counts as ``wait``, ``done`` or ``bad`` (as the run's
-    ``_task_status`` says); a host is failed when any of its tasks is ``bad``. The status
-    of batches ``0..last`` is then answered in O(batches) instead of walking every task of
-    them, which on a 1,000-host rollout made each scheduler pass O(hosts²).
+    Each task of the rollout counts as ``wait``, ``done`` or ``bad`` (as
+    :func:`~console.engine.status.task_status` says); a host is failed when any of its
+    tasks is ``bad``. The status of batches ``0..last`` is then answered in O(batches)
+    instead of walking every task of them, which on a 1,000-host rollout made each
+    scheduler pass O(hosts²).
     """
 
     def __init__(self, plan: RolloutPlan) -> None:
@@ -74,11 +76,11 @@ class BatchCounts:
         self.waiting = [0] * count
         self.failed = [0] * count
         self._host_bad: dict[str, int] = {}
-        self._status: dict[tuple[str, str], str] = {}
-        self.shown: list[str] = []
+        self._status: dict[tuple[str, str], StepStatus] = {}
+        self.shown: list[StepStatus] = []
         """The prefix statuses last seen by the scheduler (see :meth:`changed_gates`)."""
 
-    def update(self, key: tuple[str, str], status: str) -> None:
+    def update(self, key: tuple[str, str], status: StepStatus) -> None:
         """Task ``key`` (step, host) now counts as ``status``."""
         host = key[1]
         batch = self.plan.batch_of.get(host)
@@ -88,21 +90,21 @@ class BatchCounts:
         if old == status:
             return
         self._status[key] = status
-        if old == "wait":
+        if old is StepStatus.WAIT:
             self.waiting[batch] -= 1
-        if status == "wait":
+        if status is StepStatus.WAIT:
             self.waiting[batch] += 1
-        bad = (status == "bad") - (old == "bad")
+        bad = (status is StepStatus.BAD) - (old is StepStatus.BAD)
         if bad:
             before = self._host_bad.get(host, 0)
             self._host_bad[host] = before + bad
             self.failed[batch] += (before + bad > 0) - (before > 0)
 
-    def prefix(self, last: int) -> str:
+    def prefix(self, last: int) -> StepStatus:
         """Batches 0..last: ``bad`` past max_fail, ``wait`` while any task runs, else done."""
         if sum(self.failed[: last + 1]) > self.plan.rollout.max_fail:
-            return "bad"
-        return "wait" if any(self.waiting[: last + 1]) else "done"
+            return StepStatus.BAD
+        return StepStatus.WAIT if any(self.waiting[: last + 1]) else StepStatus.DONE
 
     def changed_gates(self) -> list[int]:
         """Batches (after the first) whose gate, the status of the batches before them,

@@ -61,7 +61,8 @@ class Task:
     """Automatic retries used since the last operator action on this task."""
     # live execution state, not part of the record
     execution: Execution | None = field(default=None, repr=False)
-    runner: asyncio.Task[None] | None = field(default=None, repr=False)
+    attempt_loop: asyncio.Task[None] | None = field(default=None, repr=False)
+    """The asyncio task running this task's attempts and retry waits (engine/attempt.py)."""
     cancel_requested: str | None = field(default=None, repr=False)
     """Why the running attempt is being cancelled."""
     stdout_tail: TailBuffer | None = field(default=None, repr=False)

@@ -8,23 +8,19 @@ place that shows them (console, headless prompt and printers, the stored reason,
 show``) takes them from here, so they all say the same thing. A template that cannot be
 rendered (yet) never raises: the source is shown with one line saying why.
 
-:class:`RunTexts` is mixed into :class:`console.engine.run.Run`.
+:class:`RunTexts` is the run's core with these texts; :class:`console.engine.run.Run` is
+one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
+from console.engine.core import RunCore
+from console.engine.task import Task
 from console.model import templating
-from console.model.masking import Placeholders
 from console.model.workflow import LOCAL
 from console.sanitize import visible
-
-if TYPE_CHECKING:
-    from console.engine.run import RunOptions
-    from console.engine.task import Task
-    from console.model.workflow import Workflow
 
 
 @dataclass(frozen=True)
@@ -35,34 +31,22 @@ class CommandGroup:
     hosts: tuple[str, ...]
 
 
-class RunTexts:
-    if TYPE_CHECKING:  # provided by Run
-        workflow: Workflow
-        masker: templating.Masker
-        placeholders: Placeholders
-        tasks: dict[tuple[str, str], Task]
-        options: RunOptions
-        _by_step: dict[str, list[Task]]
-
-        def _context(self, task: Task) -> dict[str, Any]: ...
-        def preview_command(self, step: str, host: str) -> str: ...
+class RunTexts(RunCore):
 
     def render_text(self, source: str, step: str, host: str | None = None) -> str:
         """``source`` rendered as plain text for ``step`` on ``host`` (default: the step's
         first host), secrets masked; on a template error the source plus why."""
         if not templating.needs_render(source):
             return visible(self.masker.mask(source))
-        from console.engine.task import Task
-
         if host is None:
-            tasks = self._by_step.get(step) or ()
+            tasks = self.graph.by_step.get(step) or ()
             host = tasks[0].host if tasks else LOCAL
         task = self.tasks.get((step, host)) or Task(step, host)
         try:  # display only: rendered with placeholders, never with the secrets
             # a secret not resolved (a past run, --read-only) still reads as "***"
             shown = {**dict.fromkeys(self.workflow.secrets, templating.MASK),
                      **self.placeholders.values}
-            context = {**self._context(task), "secrets": shown}
+            context = {**self.context(task), "secrets": shown}
             text = self.placeholders.hide(templating.render_value(source, context))
         except templating.TemplateError as exc:
             text = f"{source} [not rendered: {self.placeholders.hide(str(exc))}]"
@@ -128,7 +112,30 @@ class RunTexts:
         except templating.TemplateError:
             reads = []
         outputs = tuple((t.outputs.status, t.outputs.exit_code, len(t.outputs.stdout))
-                        for sid in reads for t in self._by_step.get(sid, ()))
+                        for sid in reads for t in self.graph.by_step.get(sid, ()))
         params = tuple(sorted((k, repr(v)) for k, v in self.options.params.items()))
-        started = getattr(self, "started", None)  # {{ run.started }}
+        started = self.started  # {{ run.started }}
         return (source, self.workflow.digest, params, id(self.masker), started, outputs)
+
+    def preview_command(self, step: str, host: str) -> str:
+        """The command of ``step`` on ``host`` with secrets masked: the last attempt's, else
+        rendered now. A template that reads outputs not produced yet shows its source and
+        why it is not rendered yet."""
+        task = self.tasks.get((step, host)) or Task(step, host)
+        if task.attempts and task.attempts[-1].command:
+            return task.attempts[-1].command
+        definition = self.workflow.steps[step]
+        source = definition.run or ""
+        if templating.needs_render(source):
+            try:
+                reads = templating.analyze(source).steps
+            except templating.TemplateError:
+                reads = frozenset()
+            waiting = sorted(sid for sid in reads if all(
+                t.outputs.status is None for t in self.graph.by_step.get(sid, ())))
+            if waiting:
+                return self.masker.mask(f"{source}\n# rendered once {', '.join(waiting)} ran")
+        try:
+            return self.shown(task, definition)
+        except templating.TemplateError as exc:
+            return self.masker.mask(f"{definition.run or ''}\n# not rendered yet: {exc}")

@@ -25,7 +25,7 @@ from console.executors.containment import describe, identity, tagged_pids
 
 if TYPE_CHECKING:
     from console.model.workflow import Workflow
-    from console.store.history import Store
+    from console.store.store import Store
 
 
 @dataclass
@@ -49,7 +49,7 @@ class Leftover:
 def stored_identities(store: Store, run_id: str) -> list[tuple[Any, ...]]:
     """(step, host, number, tag, pid, started, sid) of the run's interrupted attempts
     (or open ones: a dead run not marked interrupted yet)."""
-    with store._guard() as db:
+    with store.database.guard() as db:
         return db.execute(
             "SELECT p.step, p.host, p.number, p.tag, p.pid, p.started, p.sid "
             "FROM processes p JOIN attempts a ON a.run_id = p.run_id AND a.step = p.step "

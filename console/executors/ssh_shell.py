@@ -127,10 +127,13 @@ __baton_run() {
     wait "$__baton_p"
     __baton_rc=$?
     __baton_i=0
-    while [ $__baton_i -lt __BATON_GRACE__ ] &&
+    while [ $__baton_i -lt __BATON_SPIN__ ] &&
         { kill -0 $__baton_co || kill -0 $__baton_ce; } 2>/dev/null; do
-      sleep 0.2 2>/dev/null || sleep 1
       __baton_i=$((__baton_i + 1))
+    done
+    for __baton_t in __BATON_TICKS__; do
+      { kill -0 $__baton_co || kill -0 $__baton_ce; } 2>/dev/null || break
+      sleep $__baton_t 2>/dev/null || sleep 1
     done
     if { kill -0 $__baton_co || kill -0 $__baton_ce; } 2>/dev/null; then
       __baton_report "still running after the step's shell exited (ended when the run ends)" \
@@ -158,10 +161,30 @@ LEFTOVER_GRACE = 2.0
 """As the local executor's: how long a task's output may stay open after its shell exited."""
 
 
+SPIN_CHECKS = 200
+"""``kill -0`` checks (shell builtins, a few microseconds each) before the first ``sleep``:
+the relays usually exit within a millisecond of the task's shell, and a ``sleep`` tick
+after every task cost each remote step a fifth of a second (issue 11's fan-out bench)."""
+
+
+def grace_ticks(grace: float = LEFTOVER_GRACE) -> list[float]:
+    """The ``sleep`` intervals of the leftover grace: short first, 0.2 s at most, summing
+    to ``grace``."""
+    ticks: list[float] = []
+    for tick in (0.005, 0.01, 0.02, 0.05, 0.115):
+        if sum(ticks) + tick > grace:
+            break
+        ticks.append(tick)
+    while sum(ticks) + 1e-9 < grace:
+        ticks.append(round(min(0.2, grace - sum(ticks)), 3))
+    return ticks
+
+
 def prelude(marker: str) -> str:
     """The control shell's set-up code for one session."""
-    ticks = max(1, round(LEFTOVER_GRACE / 0.2))
-    return f"__baton_m={marker}\n" + PRELUDE.replace("__BATON_GRACE__", str(ticks))
+    ticks = " ".join(f"{tick:g}" for tick in grace_ticks())
+    return (f"__baton_m={marker}\n" + PRELUDE.replace("__BATON_SPIN__", str(SPIN_CHECKS))
+            .replace("__BATON_TICKS__", ticks))
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

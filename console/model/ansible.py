@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from console.model.ansible_conn import connection_fields
-from console.model.ansible_data import ALL, UNGROUPED, AnsibleInventoryError, Inventory, InvHost
+from console.model.ansible_data import (
+    ALL,
+    UNGROUPED,
+    AnsibleInventoryError,
+    Inventory,
+    InvHost,
+    shown,
+)
 from console.model.ansible_ini import parse_ini_into
 from console.model.ansible_vardirs import VarFiles, read_var_files
 from console.model.ansible_yaml import YamlShape, load_yaml, parse_yaml_into
@@ -78,9 +85,9 @@ def import_inventory(path: str | Path) -> Imported:
     try:
         data = read_regular(path, FILE_LIMIT)
     except BoundedError as exc:
-        raise AnsibleInventoryError(f"{source}: {exc}") from None
+        raise AnsibleInventoryError(source, str(exc)) from None
     except OSError as exc:
-        raise AnsibleInventoryError(f"{source}: cannot read: {exc.strerror or exc}") from None
+        raise AnsibleInventoryError(source, f"cannot read: {exc.strerror or exc}") from None
     if os.path.isfile(path) and os.access(path, os.X_OK) and not _looks_static(path, data):
         return _dynamic(path, "an executable inventory script")
     try:
@@ -110,7 +117,7 @@ def import_inventory(path: str | Path) -> Imported:
                     raise  # YAML shaped like an inventory: its own error is the one to show
                 yaml_error = exc
     if suffix == ".toml":
-        raise yaml_error or AnsibleInventoryError(f"{source}: TOML Ansible inventories are "
+        raise yaml_error or AnsibleInventoryError(source, "TOML Ansible inventories are "
                                                   "not supported")
     inv = Inventory(source)
     try:
@@ -132,7 +139,7 @@ def _ini_bytes(data: bytes, source: str) -> Inventory:
         try:
             lines.append(line.decode("utf-8"))
         except UnicodeDecodeError:
-            raise AnsibleInventoryError(f"{source}:{number}: not UTF-8 text") from None
+            raise AnsibleInventoryError(source, "not UTF-8 text", number) from None
     inv = Inventory(source)
     parse_ini_into(inv, "\n".join(lines))
     return inv
@@ -152,7 +159,7 @@ def _plugin_name(document: dict[str, Any]) -> str:
 def _dynamic(path: Path, what: str) -> Imported:
     tool = shutil.which("ansible-inventory")
     if tool is None:
-        raise AnsibleInventoryError(f"{path}: {what}: Baton imports dynamic inventories "
+        raise AnsibleInventoryError(str(path), f"{what}: Baton imports dynamic inventories "
                                     "through `ansible-inventory -i FILE --list`, which is "
                                     "not on PATH (install ansible-core)")
     from console.model.bounded import FILE_LIMIT, BoundedError, run_bounded
@@ -161,20 +168,20 @@ def _dynamic(path: Path, what: str) -> Imported:
         code, stdout, stderr = run_bounded([tool, "-i", str(path), "--list"], cwd=None,
                                            timeout=DYNAMIC_TIMEOUT, limit=FILE_LIMIT)
     except BoundedError as exc:
-        raise AnsibleInventoryError(f"{path}: ansible-inventory -i FILE --list: {exc}") \
+        raise AnsibleInventoryError(str(path), f"ansible-inventory -i FILE --list: {exc}") \
             from None
     except OSError as exc:
-        raise AnsibleInventoryError(f"{path}: cannot run ansible-inventory: "
+        raise AnsibleInventoryError(str(path), "cannot run ansible-inventory: "
                                     f"{exc.strerror or exc}") from None
     if code != 0:
         last = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
         reason = last[-1].strip()[:200] if last else f"exit status {code}"
-        raise AnsibleInventoryError(f"{path}: ansible-inventory -i FILE --list failed: "
+        raise AnsibleInventoryError(str(path), "ansible-inventory -i FILE --list failed: "
                                     f"{reason}")
     try:
         listing = json.loads(stdout)
     except ValueError:
-        raise AnsibleInventoryError(f"{path}: ansible-inventory printed no JSON") from None
+        raise AnsibleInventoryError(str(path), "ansible-inventory printed no JSON") from None
     inv = from_listing(listing, f"{path} (ansible-inventory)")
     return _finish(inv, "ansible-inventory")
 
@@ -255,11 +262,11 @@ def _renames(inv: Inventory) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _host(inv: Inventory, host: InvHost, name: str, renamed: dict[str, str]) -> Host:
-    merged, origin = inv.host_vars(host)
+    merged, located = inv.host_vars(host)
+    origin = {var: shown(where) for var, where in located.items()}
 
     def fail(var: str, message: str) -> AnsibleInventoryError:
-        at = origin.get(var)
-        return AnsibleInventoryError(f"{at}: {message}" if at else f"{inv.source}: {message}")
+        return AnsibleInventoryError.at(located.get(var, (inv.source, 0)), message)
 
     fields = connection_fields(host.name, merged, origin, fail)
     direct = [g for g in host.groups if host.name in g.names]

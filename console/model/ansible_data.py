@@ -18,14 +18,36 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ALL", "UNGROUPED", "AnsibleInventoryError", "Group", "InvHost", "Inventory"]
+from console.model.problems import Problem
+
+__all__ = ["ALL", "UNGROUPED", "AnsibleInventoryError", "Group", "InvHost", "Inventory",
+           "Where", "shown"]
 
 ALL = "all"
 UNGROUPED = "ungrouped"
 
 
+Where = tuple[str, int]
+"""Where a variable was set: (file, line); line 0 when there is none (ansible-inventory)."""
+
+
+def shown(where: Where) -> str:
+    """``file:line``, or the file alone when there is no line (``baton hosts`` shows it)."""
+    return f"{where[0]}:{where[1]}" if where[1] else where[0]
+
+
 class AnsibleInventoryError(ValueError):
-    """One line: ``file:line: message`` (never a variable's value: it may be a secret)."""
+    """One located problem of an inventory, kept as :attr:`problem` (a :class:`Problem`);
+    ``str()`` is its one line ``file:line: message`` (never a variable's value: it may be a
+    secret)."""
+
+    def __init__(self, source: str, message: str, line: int | None = None) -> None:
+        self.problem = Problem(source, line or None, None, message)
+        super().__init__(str(self.problem))
+
+    @classmethod
+    def at(cls, where: Where, message: str) -> AnsibleInventoryError:
+        return cls(where[0], message, where[1])
 
 
 @dataclass(eq=False)
@@ -77,21 +99,15 @@ class Inventory:
         self.groups: dict[str, Group] = {}
         self.hosts: dict[str, InvHost] = {}
         self.line = 0
-        self.var_files: Callable[[str, str], list[tuple[dict[str, Any], dict[str, str]]]] \
+        self.var_files: Callable[[str, str], list[tuple[dict[str, Any], dict[str, Where]]]] \
             | None = None
         """group_vars/host_vars reader (set for inventory files, see ansible_vardirs)."""
         self.add_group(ALL)
         self.add_group(UNGROUPED)
         self.add_child(ALL, UNGROUPED)
 
-    def at(self, line: int) -> str:
-        """``source:line``, or the source alone when there is no line (ansible-inventory)."""
-        return f"{self.source}:{line}" if line else self.source
-
     def fail(self, message: str, line: int | None = None) -> AnsibleInventoryError:
-        at = self.line if line is None else line
-        return AnsibleInventoryError(f"{self.source}:{at}: {message}" if at
-                                     else f"{self.source}: {message}")
+        return AnsibleInventoryError(self.source, message, self.line if line is None else line)
 
     def add_group(self, name: str) -> str:
         if not isinstance(name, str) or not name:
@@ -215,17 +231,17 @@ class Inventory:
             elif not host.groups or host.groups == [everyone]:
                 self.add_child(UNGROUPED, host.name)
 
-    def host_vars(self, host: InvHost) -> tuple[dict[str, Any], dict[str, str]]:
-        """(merged variables, where each came from as ``file:line``), in Ansible's order:
+    def host_vars(self, host: InvHost) -> tuple[dict[str, Any], dict[str, Where]]:
+        """(merged variables, where each was set), in Ansible's order:
         the file's group vars, group_vars/all, group_vars/GROUP, the file's host vars,
         host_vars/HOST (groups sorted by depth, priority, name)."""
         merged: dict[str, Any] = {}
-        origin: dict[str, str] = {}
+        origin: dict[str, Where] = {}
         groups = sorted(host.groups, key=lambda g: (g.depth, g.priority, g.name))
         for group in groups:
             for key, value in group.vars.items():
                 merged[key] = value
-                origin[key] = self.at(group.where.get(key, group.line))
+                origin[key] = (self.source, group.where.get(key, group.line))
         files = self.var_files
         if files is not None:
             for group in groups:
@@ -234,7 +250,7 @@ class Inventory:
                     origin.update(where)
         for key, value in host.vars.items():
             merged[key] = value
-            origin[key] = self.at(host.where.get(key, host.line))
+            origin[key] = (self.source, host.where.get(key, host.line))
         if files is not None:
             for variables, where in files("host_vars", host.name):
                 merged.update(variables)

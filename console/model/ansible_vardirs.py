@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from console.model.ansible_data import AnsibleInventoryError
+from console.model.ansible_data import AnsibleInventoryError, Where
 from console.model.ansible_yaml import load_yaml, plain_data
 from console.model.bounded import FILE_LIMIT, BoundedError, read_regular
 
@@ -24,7 +24,7 @@ __all__ = ["VarFiles", "read_var_files"]
 
 SUFFIXES = ("", ".yml", ".yaml", ".json")
 
-VarFiles = list[tuple[dict[str, Any], dict[str, str]]]
+VarFiles = list[tuple[dict[str, Any], dict[str, Where]]]
 """(variables, variable -> ``file:line``) per file, in reading order."""
 
 
@@ -63,23 +63,23 @@ def read_var_files(base: Path, kind: str, name: str) -> VarFiles:
         try:
             text = read_regular(path, FILE_LIMIT).decode("utf-8", errors="replace")
         except (BoundedError, OSError) as exc:
-            raise AnsibleInventoryError(f"{path}: cannot read: "
+            raise AnsibleInventoryError(str(path), "cannot read: "
                                         f"{getattr(exc, 'strerror', None) or exc}") from None
         if text.lstrip().startswith("$ANSIBLE_VAULT"):
-            raise AnsibleInventoryError(f"{path}:1: encrypted with ansible-vault: Baton "
-                                        "cannot read it (keep secrets in [secrets])")
+            raise AnsibleInventoryError(str(path), "encrypted with ansible-vault: Baton "
+                                        "cannot read it (keep secrets in [secrets])", 1)
         data = load_yaml(text, str(path))
         if data is None:
             continue
         if not isinstance(data, dict):
-            raise AnsibleInventoryError(f"{path}:1: a {kind} file must be a mapping of "
-                                        "variables")
+            raise AnsibleInventoryError(str(path), f"a {kind} file must be a mapping of "
+                                        "variables", 1)
         lines: dict[Any, int] = getattr(data, "lines", {})
         variables: dict[str, Any] = {}
-        origin: dict[str, str] = {}
+        origin: dict[str, Where] = {}
         for key, value in data.items():
             variables[str(key)] = plain_data(value)
-            origin[str(key)] = f"{path}:{lines.get(key, 1)}"
+            origin[str(key)] = (str(path), lines.get(key, 1))
         out.append((variables, origin))
     return out
 

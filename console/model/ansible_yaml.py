@@ -87,10 +87,9 @@ def load_yaml(text: str, source: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0
         what = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
-        raise AnsibleInventoryError(f"{source}:{line}: YAML: {what}" if line
-                                    else f"{source}: YAML: {what}") from None
+        raise AnsibleInventoryError(source, f"YAML: {what}", line) from None
     except yaml.YAMLError as exc:
-        raise AnsibleInventoryError(f"{source}: YAML: {' '.join(str(exc).split())}") from None
+        raise AnsibleInventoryError(source, f"YAML: {' '.join(str(exc).split())}") from None
     finally:
         loader.dispose()
 
@@ -98,12 +97,12 @@ def load_yaml(text: str, source: str) -> Any:
 def parse_yaml_into(inv: Inventory, data: Any) -> None:
     """Fill ``inv`` from a loaded YAML inventory document."""
     if not data:
-        raise YamlShape(f"{inv.source}: empty YAML file")
+        raise YamlShape(inv.source, "empty YAML file")
     if not isinstance(data, dict):
-        raise YamlShape(f"{inv.source}:1: a YAML inventory is a mapping of groups, "
-                        f"not a {type(data).__name__}")
+        raise YamlShape(inv.source, "a YAML inventory is a mapping of groups, "
+                        f"not a {type(data).__name__}", 1)
     if data.get("plugin"):
-        raise YamlShape(f"{inv.source}: an inventory plugin configuration, not a YAML "
+        raise YamlShape(inv.source, "an inventory plugin configuration, not a YAML "
                         "inventory")
     for name, body in data.items():
         inv.line = _line(data, name)

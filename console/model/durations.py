@@ -1,9 +1,12 @@
-"""Durations ("1h30m", "250ms") and percentages ("25%") as written in workflow files."""
+"""Durations ("1h30m", "250ms") and percentages ("25%") as written in workflow files, and
+the one formatter that writes a duration back for a person (:func:`format_duration`, in the
+style of the place that shows it)."""
 
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 MAX_DURATION = 365 * 86400.0
 """The longest duration a workflow may give (timeouts, delays): a year. Anything longer is
@@ -63,14 +66,58 @@ def parse_percent(value: str) -> float:
     return percent
 
 
-def format_duration(seconds: float) -> str:
-    """Short human form: "0.4s", "12.5s", "3m05s", "1h02m"."""
-    if seconds < 60:
-        return f"{max(seconds, 0.0):.1f}s"
-    whole = int(seconds)
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+@dataclass(frozen=True)
+class DurationStyle:
+    """How :func:`format_duration` writes a duration in one place of Baton."""
+
+    unknown: str
+    """What an unknown duration (None) reads as."""
+    fine_below: float
+    """Below this many seconds: seconds with ``decimals`` decimals."""
+    decimals: int
+    tenths_below: float
+    """Below this many seconds (and from ``fine_below``): seconds with one decimal."""
+    truncate: bool
+    """Whole seconds by truncation (else rounded)."""
+    sep: str
+    """Between the parts: ``3m05s`` or ``3m 05s``."""
+    hour_seconds: bool
+    """Hours show seconds too (``1h02m05s``), else ``1h02m``."""
+    clamp: bool
+    """A negative duration (a clock step) reads as 0."""
+
+
+SHORT = DurationStyle("-", 60, 1, 60, True, "", False, True)
+"""``0.4s``, ``12.5s``, ``3m05s``, ``1h02m``: durations in messages."""
+PRECISE = DurationStyle("-", 10, 2, 60, False, "", True, False)
+"""``0.42s``, ``12.5s``, ``3m05s``, ``1h02m05s``: the headless printers and ``baton runs``."""
+SPACED = DurationStyle("-", 10, 1, 10, False, " ", True, False)
+"""``0.4s``, ``12s``, ``3m 05s``, ``1h 02m 05s``: ``baton show`` and the incident timeline."""
+COMPACT = DurationStyle("", 10, 1, 10, True, "", False, True)
+"""``0.4s``, ``12s``, ``3m05s``, ``1h02m``, empty when unknown: the console's columns."""
+
+
+def format_duration(seconds: float | None, style: DurationStyle = SHORT) -> str:
+    """``seconds`` written in ``style`` (the one duration formatter of Baton)."""
+    if seconds is None:
+        return style.unknown
+    if style.clamp:
+        seconds = max(0.0, seconds)
+    if seconds < style.fine_below:
+        return f"{seconds:.{style.decimals}f}s"
+    if seconds < style.tenths_below:
+        return f"{seconds:.1f}s"
+    whole = int(seconds) if style.truncate else round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    sep = style.sep
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{sep}{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if style.hour_seconds:
+        return f"{hours}h{sep}{minutes:02d}m{sep}{secs:02d}s"
+    return f"{hours}h{sep}{minutes:02d}m"
 
 
 def retry_delay(delay: float, backoff: float, retry: int) -> float:

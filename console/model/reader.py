@@ -284,18 +284,11 @@ def parse_toml(text: str, file: str, problems: list[Problem]) -> dict[str, Any] 
         problems.append(Problem(file, line, col, "invalid TOML: tables or arrays nested "
                                 f"more than {_MAX_NESTING} levels deep"))
         return None
-    except tomli.TOMLDecodeError as exc:
-        message = str(exc)
-        line = col = None
-        match = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", message)
-        if match:
-            line, col = int(match.group(1)), int(match.group(2))
-            message = message[: match.start()]
-        elif message.endswith("(at end of document)"):
-            message = message.removesuffix("(at end of document)").rstrip()
-            line = text.count("\n") + 1
-        message = message[:1].lower() + message[1:]
-        problems.append(Problem(file, line, col, f"invalid TOML: {message}"))
+    except tomli.TOMLDecodeError as exc:  # tomli >= 2.1 (pyproject: >= 2.2) locates it
+        at_end = exc.pos >= len(text)  # "at end of document": a line but no column
+        message = exc.msg[:1].lower() + exc.msg[1:]
+        problems.append(Problem(file, exc.lineno, None if at_end else exc.colno,
+                                f"invalid TOML: {message}"))
         return None
 
 

@@ -72,7 +72,7 @@ class RemoteRun(Run):
             self._notice("lost the connection to the run; reconnecting…", "warning")
             client = await self._reconnect()
             if client is None:
-                self._set_run_state(RunState.INTERRUPTED)
+                self.set_run_state(RunState.INTERRUPTED)
                 self._notice(f"the run's process is gone: run {self.id} is interrupted "
                              f"(baton resume {self.id})", "error")
                 break
@@ -100,7 +100,7 @@ class RemoteRun(Run):
         for entry in snap.get("logs", ()):
             task = self.tasks.get((entry["step"], entry["host"]))
             for line in entry["lines"]:
-                self._emit(LogEvent(entry["step"], entry["host"], line["stream"],
+                self.emit(LogEvent(entry["step"], entry["host"], line["stream"],
                                     line["line"], 0.0, task.attempt if task else 1))
         for action in snap.get("actions", ()):
             self._apply_action(action)
@@ -124,24 +124,24 @@ class RemoteRun(Run):
             task.exit_code = item["exit_code"]
             state = TaskState(item["state"])
             if state is not task.state or item["reason"] != task.reason:
-                self._set(task, state, item["reason"])
+                self.set_state(task, state, item["reason"])
             task.started, task.ended = item.get("started"), item.get("ended")
         self.started = run.get("started") or self.started
-        self._set_run_state(RunState(run["state"]))
+        self.set_run_state(RunState(run["state"]))
         self.ended = run.get("ended")
 
     def _apply(self, m: dict[str, Any]) -> None:
         kind = m.get("type")
         if kind == "log":
             task = self.tasks.get((m["step"], m["host"]))
-            self._emit(LogEvent(m["step"], m["host"], m["stream"], m["line"], m["time"],
+            self.emit(LogEvent(m["step"], m["host"], m["stream"], m["line"], m["time"],
                                 task.attempt if task else 1))
         elif kind == "task":
             self._apply_task(m)
         elif kind == "run":
             if self.started is None:
                 self.started = m["time"]
-            self._set_run_state(RunState(m["state"]))
+            self.set_run_state(RunState(m["state"]))
         elif kind == "action":
             self._apply_action(m)
         elif kind == "snapshot":
@@ -165,7 +165,7 @@ class RemoteRun(Run):
             last = task.attempts[-1]
             last.ended, last.exit_code, last.state = m["time"], m["exit_code"], state
             last.reason = m["reason"]
-        self._set(task, state, m["reason"])
+        self.set_state(task, state, m["reason"])
 
     def _apply_action(self, m: dict[str, Any]) -> None:
         name, step, host, reason = m["action"], m.get("step"), m.get("host"), m.get("reason")
@@ -175,7 +175,7 @@ class RemoteRun(Run):
             self.step_mode = reason == "on"
         elif name == "exclude_host" and host is not None:
             self.excluded_hosts[host] = reason
-        self._emit(ActionEvent(name, step, host, m.get("user") or "?", reason,
+        self.emit(ActionEvent(name, step, host, m.get("user") or "?", reason,
                                m.get("time") or self.clock()))
 
     def _follow_reload(self) -> None:

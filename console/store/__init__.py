@@ -14,15 +14,25 @@ Public API::
     store.log_path(run_id, step, host, attempt) / store.read_log(...)
     store.acquire_run_lock(run_id) -> RunLock   # LiveRunError "run X is live in process …"
 
-``console.store.timeline`` renders a StoredRun (table, JSON, Markdown incident timeline).
+``console.store.show`` renders a StoredRun (table, JSON, Markdown incident timeline);
+``console.store.replay`` turns it back into the engine events a console replays.
 When each write becomes durable is documented in :mod:`console.store.recorder`.
+
+For: everything durable about runs (rows, log files, run locks), and reading it back.
+May import: the standard library, the engine's value types (:mod:`console.engine.events`,
+task labels from :mod:`console.engine.task`, step diffs), the model and
+:mod:`console.paths`; the run itself only for the checker. Never imports the UI,
+Textual, the executors or the front ends (they import the store). Inside, the Store, the
+Recorder and the reaper share the :class:`~console.store.database.Database`, not each
+other's private state; errors live in :mod:`console.store.errors`.
 """
 
 from typing import TYPE_CHECKING, Any
 
-from console.store.history import Store
-from console.store.logs import LiveRunError, RunLock, StoreError, acquire_run_lock
+from console.store.errors import LiveRunError, StoreError
+from console.store.logs import RunLock, acquire_run_lock
 from console.store.recorder import Recorder
+from console.store.store import Store
 
 if TYPE_CHECKING:
     from console.store.records import (

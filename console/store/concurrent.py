@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from console.store import logs
-from console.store.logs import LiveRunError
+from console.store.errors import LiveRunError
 
 if TYPE_CHECKING:
     from console.engine.run import Run
-    from console.store.history import Store
+    from console.store.store import Store
 
 
 @dataclass
@@ -43,7 +43,7 @@ def live_runs_of(store: Store, run: Run) -> list[tuple[str, int | None]]:
     """(id, pid) of the other live runs of ``run``'s workflow recorded on this machine."""
     wf = run.workflow
     path = str(wf.path) if wf.path is not None else None
-    with store._guard() as db:
+    with store.database.guard() as db:
         rows = db.execute(
             "SELECT id, pid, host FROM runs WHERE state IN ('running', 'paused') AND id != ? "
             "AND (path = ? OR (? IS NULL AND path IS NULL AND workflow = ?)) "

@@ -10,14 +10,15 @@ were running too); on a read-only one the same is shown without a write
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console.engine.events import RunState, TaskState
-from console.store import logs
-from console.store.logs import LiveRunError
+from console.store import interrupt, logs
+from console.store.database import Database
+from console.store.errors import LiveRunError
 
 if TYPE_CHECKING:
-    from console.store.history import Store
     from console.store.records import AttemptRecord, TaskRecord
 
 _LIVE = (TaskState.RUNNING, TaskState.RETRYING)
@@ -28,7 +29,7 @@ def reason(pid: int | None) -> str:
     return f"{owner} stopped while it ran"
 
 
-def reap(store: Store, run_id: str | None = None) -> list[str]:
+def reap(database: Database, home: Path, machine: str, run_id: str | None = None) -> list[str]:
     """Mark ``interrupted`` every ``running`` or ``paused`` run (or just ``run_id``) whose
     owner is gone, at the time of its last recorded event. The run's lock is taken while
     marking, so a process resuming it meanwhile is never overwritten. Runs recorded on
@@ -38,20 +39,20 @@ def reap(store: Store, run_id: str | None = None) -> list[str]:
     if run_id is not None:
         sql += " AND id = ?"
         args.append(run_id)
-    with store._guard() as db:
+    with database.guard() as db:
         rows = db.execute(sql, args).fetchall()
     marked = []
-    for rid, machine, pid in rows:
-        if machine not in (None, store.machine) or logs.held_here(rid, store.home):
+    for rid, recorded_on, pid in rows:
+        if recorded_on not in (None, machine) or logs.held_here(rid, home):
             continue
         try:
-            lock = logs.acquire_run_lock(rid, store.home)
+            lock = logs.acquire_run_lock(rid, home)
         except LiveRunError:
             continue  # its owner is alive
-        with lock, store._guard() as db:
+        with lock, database.guard() as db:
             last = db.execute("SELECT max(time) FROM events WHERE run_id = ?",
                               (rid,)).fetchone()[0]
-            store.mark_interrupted(rid, reason(pid), now=last)
+            interrupt.mark(database, rid, reason(pid), last)
         marked.append(rid)
     return marked
 

@@ -30,16 +30,10 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import quote
 
+from console.store.errors import LiveRunError, StoreError
+
 DIR_MODE = 0o700
 FILE_MODE = 0o600
-
-
-class StoreError(Exception):
-    """The store cannot be used; the message is one line that names the path."""
-
-
-class LiveRunError(StoreError):
-    """Another live process records this run."""
 
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)

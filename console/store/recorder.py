@@ -41,6 +41,7 @@ from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
+from console.engine.diff import StepDiff
 from console.engine.events import (
     ActionEvent,
     Event,
@@ -50,15 +51,16 @@ from console.engine.events import (
     TaskEvent,
     TaskState,
 )
-from console.engine.reload import StepDiff
 from console.store import logs
-from console.store.logs import StoreError
+from console.store.database import Database
+from console.store.errors import StoreError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from console.engine.run import Run
     from console.engine.task import Attempt, Task
     from console.model.workflow import Workflow
-    from console.store.history import Store
 
 _TASK_UPSERT = (
     "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -91,18 +93,20 @@ def task_event_json(event: TaskEvent) -> str:
 class Recorder:
     """Stores one run. Created by ``Store.record(run)``; ``close()`` when the run is over."""
 
-    def __init__(self, store: Store, run: Run,
+    def __init__(self, database: Database, home: Path, machine: str, run: Run,
                  on_error: Callable[[StoreError], None] | None = None) -> None:
-        self.store = store
+        self.database = database
+        self.machine = machine
+        """Recorded with the run as the machine it runs on."""
         self.run = run
         self.run_id = run.id
         self.on_error = on_error
         self.error: StoreError | None = None
-        self._db = store._db
-        lock = logs.held_here(run.id, store.home)
+        self._db = database.connection
+        lock = logs.held_here(run.id, home)
         self._own_lock = lock is None
-        self._lock = lock or logs.acquire_run_lock(run.id, store.home)
-        self._logs = logs.LogFiles(store.home, run.id,
+        self._lock = lock or logs.acquire_run_lock(run.id, home)
+        self._logs = logs.LogFiles(home, run.id,
                                    getattr(run.workflow, "log_limit", logs.DEFAULT_LOG_LIMIT))
         self._events: list[tuple[Any, ...]] = []
         self._tasks: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -115,8 +119,8 @@ class Recorder:
         self._closed = False
         self._digest: str | None = None
         try:
-            with store._guard():
-                self._seq = store._next_seq(run.id)
+            with database.guard():
+                self._seq = database.next_seq(run.id)
                 self._start()
         except BaseException:
             self._release()
@@ -141,7 +145,7 @@ class Recorder:
         path = str(wf.path) if wf.path is not None else None
         started = run.started if run.started is not None else run.clock()
         row = (run.id, wf.name, path, wf.digest or None, str(run.state), run.user,
-               json.dumps(params, default=str), started, run.ended, self.store.machine,
+               json.dumps(params, default=str), started, run.ended, self.machine,
                os.getpid(), json.dumps(options, default=str))
         self._positions = {t.key: i for i, t in enumerate(run.tasks_in_order())}
         db = self._db
@@ -334,7 +338,7 @@ class Recorder:
         first = self.error is None
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         self.error = exc if isinstance(exc, StoreError) else StoreError(
-            f"cannot record run {self.run_id} in {self.store.db_path}: {text}")
+            f"cannot record run {self.run_id} in {self.database.path}: {text}")
         if not first:
             return
         if self.on_error is not None:

@@ -27,6 +27,7 @@ from console import themes
 from console.engine.events import RunState
 from console.engine.run import Run, RunOptions
 from console.executors.base import Executor
+from console.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from console.model.loader import WorkflowError, load_workflow
 from console.model.params import ParamError, missing_required, resolve_params
 from console.model.secrets import SecretError, resolve_secrets
@@ -40,10 +41,6 @@ from console.ui.screens.help import KeyHelp
 from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.run_screen import RunScreen
 from console.ui.system import Clock, Sampler, psutil_sampler
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from console.engine.events import RunState, TaskState
+from console.model.durations import COMPACT, format_duration
 
 S = TaskState
 
@@ -79,19 +80,7 @@ def label(state: TaskState) -> str:
 
 def duration(seconds: float | None) -> str:
     """Compact: ``0.4s``, ``12s``, ``3m05s``, ``1h02m``; empty for unknown."""
-    if seconds is None:
-        return ""
-    seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    return format_duration(seconds, COMPACT)
 
 
 def clock_time(seconds: float | None) -> str:

@@ -22,16 +22,15 @@ from textual.app import SuspendNotSupported
 from console.engine.events import RunState
 from console.engine.run import Run
 from console.store import StoreError
+from console.store.replay import read_logs, stored_events
 from console.ui.history import (
     History,
     HistoryError,
     as_recorded,
     interrupted_notice,
     past_runs,
-    read_logs,
     rebuild,
     replay,
-    stored_events,
 )
 
 if TYPE_CHECKING:

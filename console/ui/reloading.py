@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from textual.theme import Theme
 
 from console import themes
+from console.engine.diff import StepDiff
 from console.engine.events import ReloadEvent
-from console.engine.reload import StepDiff
 from console.reload import DEBOUNCE_MS, QUIET_MS, watch
 from console.ui import palette as palette_module
 from console.ui.widgets.banner import ReloadBanner, relative_paths

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import NamedTuple
 
+from console.engine.diff import StepDiff
 from console.engine.events import (
     ActionEvent,
     Event,
@@ -25,7 +26,6 @@ from console.engine.events import (
     TaskEvent,
     TaskState,
 )
-from console.engine.reload import StepDiff
 from console.engine.run import Run
 
 MAX_LOG_LINES = 10_000

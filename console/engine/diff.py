@@ -1,4 +1,5 @@
-"""What changed between two versions of a workflow, step by step."""
+"""What changed between two versions of a workflow, step by step (a reload's diff:
+``Run.reload`` applies it; the store and the console show its summary)."""
 
 from __future__ import annotations
 

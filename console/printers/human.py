@@ -1,24 +1,10 @@
-"""Headless event printers: human-readable lines or the JSON event stream (SPEC section 4).
-
-Both are run subscribers (``printer(event)``) that write bytes to a binary stream. Log
-output is the hot path — a flood of millions of lines — so a :class:`LogEvent` chunk of
-many lines costs a few ``str`` operations, never a Python loop per line:
-
-- human: ``prefix + text.replace("\\n", "\\n" + prefix)``;
-- JSON: when the chunk holds nothing JSON must escape, every per-line object is built by
-  one ``str.replace`` between a precomputed head and tail; otherwise each line goes
-  through the json encoder.
-"""
+"""The human headless printer: ``step | line`` log lines, one line per task state change, the
+end-of-run summary table; ANSI colour only on a terminal."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import re
-import time
 from collections.abc import Callable, Iterable
-from json.encoder import encode_basestring
 from typing import IO, Any, Protocol
 
 from console.engine.events import (
@@ -32,13 +18,11 @@ from console.engine.events import (
     TaskState,
 )
 from console.engine.task import task_label
+from console.model.durations import PRECISE, format_duration
+from console.printers.writer import ByteWriter, Mask, no_mask
 from console.sanitize import has_control, sanitize
 
-Mask = Callable[[str], str]
-
-
-def _no_mask(text: str) -> str:
-    return text
+__all__ = ["HumanPrinter", "format_reload", "format_summary", "use_color"]
 
 
 def use_color(stream: Any) -> bool:
@@ -50,92 +34,6 @@ def use_color(stream: Any) -> bool:
         return bool(isatty and isatty())
     except (ValueError, OSError):
         return False
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s"
-
-
-class _Writer:
-    """Buffers encoded text and hands it to the OS once per event-loop pass (at once with
-    ``flush_each``, early past ``LIMIT`` bytes); a closed pipe (``baton run | head``)
-    turns into silence.
-
-    ``before_output`` runs before any byte leaves (headless passes the store's commit):
-    a line never reports a state the run's history does not hold yet, however the
-    output is buffered, and the store can commit once per pass instead of once per
-    finished task. When it returns False (the commit failed) the buffered lines are
-    dropped instead.
-    """
-
-    LIMIT = 1 << 16
-
-    __slots__ = ("_out", "_parts", "_pending", "_size", "before_output", "broken",
-                 "flush_each")
-
-    def __init__(self, out: IO[bytes], flush_each: bool,
-                 before_output: Callable[[], bool | None] | None = None) -> None:
-        self._out = out
-        self.flush_each = flush_each
-        self.before_output = before_output
-        self.broken = False
-        self._parts: list[bytes] = []
-        self._size = 0
-        self._pending: asyncio.Handle | None = None
-
-    def write(self, text: str, flush: bool = False) -> None:
-        if self.broken:
-            return
-        data = text.encode("utf-8", "backslashreplace")
-        self._parts.append(data)
-        self._size += len(data)
-        if self.flush_each or self._size >= self.LIMIT:
-            self.flush()
-        elif flush:
-            self._flush_soon()
-
-    def _flush_soon(self) -> None:
-        """One flush per event-loop pass: a reader of the pipe sees state changes at once,
-        without a write system call for each of a thousand tasks finishing together."""
-        if self._pending is not None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.flush()
-            return
-        self._pending = loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-        if self.broken or not self._parts:
-            return
-        if self.before_output is not None and self.before_output() is False:
-            # the history could not take what these lines report: they are not printed
-            # (a success the store does not hold would be re-run by a resume)
-            self._parts.clear()
-            self._size = 0
-            return
-        data = b"".join(self._parts) if len(self._parts) > 1 else self._parts[0]
-        self._parts.clear()
-        self._size = 0
-        try:
-            self._out.write(data)
-            self._out.flush()
-        except (BrokenPipeError, ValueError):  # reader gone, or the writer closed at exit
-            self.broken = True
 
 
 # --- human -----------------------------------------------------------------------------
@@ -205,10 +103,10 @@ class HumanPrinter:
         color: bool = False,
         flush_each: bool = False,
         width: int = 0,
-        mask: Mask = _no_mask,
+        mask: Mask = no_mask,
         before_output: Callable[[], bool | None] | None = None,
     ) -> None:
-        self._w = _Writer(out, flush_each, before_output)
+        self._w = ByteWriter(out, flush_each, before_output)
         self._color = color
         self._width = width
         self._mask = mask
@@ -270,7 +168,7 @@ class HumanPrinter:
         elif state.finished:
             started = self._started.pop(key, None)
             if started is not None and state is not TaskState.BLOCKED:
-                words.append(format_duration(max(0.0, event.time - started)))
+                words.append(format_duration(max(0.0, event.time - started), PRECISE))
         reason = self._mask(event.reason) if event.reason else ""
         if state.finished and event.exit_code is not None and state is not TaskState.SUCCEEDED:
             exit_text = f"exit {event.exit_code}"
@@ -333,7 +231,7 @@ def format_summary(
     total: float | None,
     *,
     color: bool = False,
-    mask: Mask = _no_mask,
+    mask: Mask = no_mask,
 ) -> str:
     """The end-of-run table: step, host, state, attempts, duration, exit code / reason."""
     header = ("STEP", "HOST", "STATE", "ATTEMPTS", "DURATION", "RESULT")
@@ -352,7 +250,7 @@ def format_summary(
                 task.host,
                 str(task.state),
                 str(task.attempt),
-                format_duration(task.duration),
+                format_duration(task.duration, PRECISE),
                 ", ".join(result) or "-",
             )
         )
@@ -370,97 +268,5 @@ def format_summary(
     state_text = str(state)
     if color:
         state_text = f"{_STYLE[_RUN_STYLE.get(RunState(state), 'dim')]}{state_text}{_RESET}"
-    out.append(f"total {format_duration(total)} · run {state_text}")
+    out.append(f"total {format_duration(total, PRECISE)} · run {state_text}")
     return sanitize("\n".join(out) + "\n", keep_sgr=color)
-
-
-# --- JSON ------------------------------------------------------------------------------
-
-_NEEDS_ESCAPE = re.compile(r'[\x00-\x09\x0b-\x1f"\\]')
-"""Characters JSON must escape, except the "\\n" that separates lines in a chunk."""
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
-class JsonPrinter:
-    """One JSON object per line (SPEC section 4), compact, UTF-8, keys in SPEC order."""
-
-    def __init__(self, out: IO[bytes], *, flush_each: bool = False, mask: Mask = _no_mask,
-                 before_output: Callable[[], bool | None] | None = None) -> None:
-        self._w = _Writer(out, flush_each, before_output)
-        self._mask = mask
-        self._heads: dict[tuple[str, str, str], str] = {}
-
-    def __call__(self, event: Event) -> None:
-        if type(event) is LogEvent:
-            self.log(event)
-            return
-        if type(event) is TaskEvent:
-            if event.reason:
-                event = TaskEvent(
-                    event.step, event.host, event.state, event.attempt,
-                    event.exit_code, self._mask(event.reason), event.time,
-                )
-        elif type(event) is ActionEvent and event.reason:
-            event = ActionEvent(
-                event.action, event.step, event.host, event.user, self._mask(event.reason),
-                event.time,
-            )
-        # flushed once per loop pass, after the store's commit (see _Writer)
-        self._w.write("".join(_dumps(d) + "\n" for d in event.to_dicts()), flush=True)
-
-    def log(self, event: LogEvent) -> None:
-        key = (event.step, event.host, event.stream)
-        head = self._heads.get(key)
-        if head is None:
-            head = self._heads[key] = (
-                f'{{"type":"log","step":{_dumps(event.step)},"host":{_dumps(event.host)},'
-                f'"stream":{_dumps(event.stream)},"line":"'
-            )
-        text = event.text
-        tail = f'","time":{_dumps(event.time)}}}\n'
-        if _NEEDS_ESCAPE.search(text) is None:
-            self._w.write(head + text.replace("\n", tail + head) + tail, flush=True)
-            return
-        # Slow path: a line with quotes, backslashes or control characters.
-        head = head[:-1]
-        tail = tail[1:]
-        self._w.write("".join([head + encode_basestring(line) + tail
-                               for line in text.split("\n")]), flush=True)
-
-    def flush(self) -> None:
-        self._w.flush()
-
-
-
-# --- history ---------------------------------------------------------------------------
-
-
-class RunLike(Protocol):
-    id: str
-    workflow: str
-    state: str
-    user: str
-    started: float | None
-
-    @property
-    def duration(self) -> float | None: ...
-
-
-def format_time(t: float | None) -> str:
-    """UTC, ISO 8601 to the second (as ``baton show`` prints times)."""
-    if t is None:
-        return "-"
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def format_runs(runs: Iterable[RunLike]) -> str:
-    """The ``baton runs`` table: id, workflow, started, duration, status, user."""
-    header = ("ID", "WORKFLOW", "STARTED", "DURATION", "STATUS", "USER")
-    rows = [(r.id, r.workflow, format_time(r.started), format_duration(r.duration),
-             str(r.state), r.user) for r in runs]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                   + "\n" for row in [header, *rows])

@@ -15,15 +15,14 @@ import shutil
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from console.engine.events import RunState, TaskState
-from console.store import logs, migrations
-from console.store.logs import LiveRunError, StoreError
+from console.engine.events import RunState
+from console.store import interrupt, logs, migrations
+from console.store.database import Database, open_error
+from console.store.errors import LiveRunError, StoreError
 
 if TYPE_CHECKING:
     from console.engine.run import Run
@@ -42,7 +41,8 @@ class Store:
     def __init__(self, home: Path, db: sqlite3.Connection) -> None:
         self.home = home
         self.db_path = home / DB_NAME
-        self._db = db
+        self.database = Database(self.db_path, db)
+        """The connection and its guard, shared with the recorder and the reaper."""
         db.create_function("baton_matches", 3, _matches, deterministic=True)
         db.create_function("baton_state", 3, self._shown_state)
         self.machine = socket.gethostname()
@@ -76,7 +76,7 @@ class Store:
         except (sqlite3.Error, migrations.SchemaError, OSError) as exc:
             if db is not None:
                 db.close()
-            raise _open_error(path, exc) from None
+            raise open_error(path, exc) from None
         except StoreError:
             if db is not None:
                 db.close()
@@ -89,7 +89,7 @@ class Store:
                 pass
             except OSError as exc:
                 db.close()
-                raise _open_error(extra, exc) from None
+                raise open_error(extra, exc) from None
         return cls(home, db)
 
     @classmethod
@@ -146,26 +146,20 @@ class Store:
                     db.close()
                 error = exc
         assert error is not None
-        raise _open_error(path, error) from None
+        raise open_error(path, error) from None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self.database.connection
 
     def close(self) -> None:
-        self._db.close()
+        self.database.close()
 
     def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @contextmanager
-    def _guard(self) -> Iterator[sqlite3.Connection]:
-        """Turn SQLite failures into a one-line StoreError naming the file."""
-        try:
-            yield self._db
-        except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise _open_error(self.db_path, exc) from None
 
     # ------------------------------------------------------------------ writing
 
@@ -178,7 +172,7 @@ class Store:
         """
         from console.store.recorder import Recorder
 
-        return Recorder(self, run, on_error=on_error)
+        return Recorder(self.database, self.home, self.machine, run, on_error=on_error)
 
     def acquire_run_lock(self, run_id: str) -> logs.RunLock:
         """Lock a run for this process; :class:`LiveRunError` if another process has it."""
@@ -198,40 +192,7 @@ class Store:
             raise LiveRunError(f"run {run_id} is live in another process; cannot mark it "
                                f"interrupted")
         now = time.time() if now is None else now
-        with self._guard() as db:
-            db.execute("BEGIN IMMEDIATE")
-            hit = db.execute(
-                "SELECT step, host, attempt, state FROM tasks WHERE run_id = ? AND state IN "
-                "(?, ?, ?) ORDER BY position",
-                (run_id, TaskState.RUNNING, TaskState.RETRYING, TaskState.UNDOING)).fetchall()
-            seq = self._next_seq(run_id)
-            for step, host, attempt, was in hit:
-                # an undo cut short is a failed undo: only an operator's rollback re-runs it
-                task_state, task_reason = (
-                    (TaskState.UNDO_FAILED, f"was undoing when baton stopped ({reason})")
-                    if was == TaskState.UNDOING else (TaskState.INTERRUPTED, reason))
-                db.execute("UPDATE tasks SET state = ?, reason = ?, ended = ? WHERE run_id = ? "
-                           "AND step = ? AND host = ?",
-                           (task_state, task_reason, now, run_id, step, host))
-                db.execute("UPDATE attempts SET state = ?, reason = ?, ended = ? WHERE run_id = ?"
-                           " AND step = ? AND host = ? AND ended IS NULL",
-                           (TaskState.INTERRUPTED, reason, now, run_id, step, host))
-                payload = {"type": "task", "step": step, "host": host,
-                           "state": str(task_state), "attempt": attempt,
-                           "exit_code": None, "reason": task_reason, "time": now}
-                db.execute("INSERT INTO events VALUES (?, ?, ?, 'task', ?)",
-                           (run_id, seq, now, json.dumps(payload)))
-                seq += 1
-            state = db.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
-            if hit or not RunState(state).finished:
-                db.execute("UPDATE runs SET state = ?, ended = ? WHERE id = ?",
-                           (RunState.INTERRUPTED, now, run_id))
-                payload = {"type": "run", "run_id": run_id,
-                           "state": str(RunState.INTERRUPTED), "time": now}
-                db.execute("INSERT INTO events VALUES (?, ?, ?, 'run', ?)",
-                           (run_id, seq, now, json.dumps(payload)))
-            db.execute("COMMIT")
-        return [(step, host) for step, host, _, _ in hit]
+        return interrupt.mark(self.database, run_id, reason, now)
 
     def reap_dead(self, run_id: str | None = None) -> list[str]:
         """Mark ``interrupted`` every ``running`` or ``paused`` run (or just ``run_id``)
@@ -239,7 +200,8 @@ class Store:
         store, which shows such runs interrupted without writing."""
         from console.store import dead
 
-        return [] if self.read_only else dead.reap(self, run_id)
+        return [] if self.read_only else dead.reap(self.database, self.home, self.machine,
+                                                    run_id)
 
     def owner_gone(self, run_id: str, machine: str | None) -> bool:
         """The run's lock is free (and it was recorded on this machine): its owner died."""
@@ -255,17 +217,12 @@ class Store:
             return str(RunState.INTERRUPTED)
         return state
 
-    def _next_seq(self, run_id: str) -> int:
-        row = self._db.execute("SELECT max(seq) FROM events WHERE run_id = ?",
-                               (run_id,)).fetchone()
-        return 1 if row[0] is None else row[0] + 1
-
     def prune(self, older_than: float, now: float | None = None) -> int:
         """Delete runs that started more than ``older_than`` seconds ago, with their logs.
 
         Live runs are kept. Returns how many runs were deleted."""
         cutoff = (time.time() if now is None else now) - older_than
-        with self._guard() as db:
+        with self.database.guard() as db:
             ids = [row[0] for row in db.execute(
                 "SELECT id FROM runs WHERE coalesce(started, 0) < ?", (cutoff,))]
             ids = [run_id for run_id in ids if not self.is_live(run_id)]
@@ -319,7 +276,7 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
-        with self._guard() as db:
+        with self.database.guard() as db:
             return [RunSummary(*row) for row in db.execute(sql, args)]
 
     def resolve(self, prefix: str) -> str:
@@ -328,7 +285,7 @@ class Store:
         if not prefix:
             raise StoreError("no run id given")
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        with self._guard() as db:
+        with self.database.guard() as db:
             ids = [row[0] for row in db.execute(
                 "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 6",
                 (pattern,))]
@@ -355,7 +312,7 @@ class Store:
 
         run_id = self.resolve(run_id)
         self.reap_dead(run_id)
-        with self._guard() as db:
+        with self.database.guard() as db:
             summary = _SUMMARY.replace("state", "baton_state(id, state, host)")
             row = db.execute(f"SELECT {summary}, digest, params, host, pid, options "
                              "FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -401,7 +358,7 @@ class Store:
         return StoredRun(run, tasks, attempts, actions, events, definitions)
 
     def definition(self, digest: str) -> str | None:
-        with self._guard() as db:
+        with self.database.guard() as db:
             row = db.execute("SELECT text FROM definitions WHERE digest = ?",
                              (digest,)).fetchone()
         return None if row is None else row[0]
@@ -461,15 +418,3 @@ def _probe(home: Path) -> None:
     finally:
         os.close(fd)
         probe.unlink(missing_ok=True)
-
-
-def _open_error(path: Path, exc: BaseException) -> StoreError:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, OSError):
-        return StoreError(f"cannot write {path}: {exc.strerror or text}")
-    if isinstance(exc, migrations.SchemaError) and "newer" in text:
-        return StoreError(f"{path} was {text}; upgrade baton")
-    if isinstance(exc, migrations.SchemaError) or any(
-            word in text for word in ("not a database", "malformed", "corrupt")):
-        return StoreError(f"{path} is not a valid baton database ({text}); move it aside")
-    return StoreError(f"cannot use {path}: {text}")

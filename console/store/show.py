@@ -14,6 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from console.engine.task import task_label
+from console.model.durations import SPACED, format_duration
 from console.store.records import ActionRecord, AttemptRecord, EventRecord, StoredRun
 
 
@@ -24,18 +25,8 @@ def iso(t: float | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    return f"{minutes}m {secs:02d}s"
+    """``0.4s``, ``12s``, ``3m 05s``, ``1h 02m 05s`` (:data:`SPACED`)."""
+    return format_duration(seconds, SPACED)
 
 
 def _label(step: str | None, host: str | None) -> str:
