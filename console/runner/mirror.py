@@ -99,9 +99,9 @@ class RemoteRun(Run):
             return
         for entry in snap.get("logs", ()):
             task = self.tasks.get((entry["step"], entry["host"]))
-            for line in entry["lines"]:
-                self.emit(LogEvent(entry["step"], entry["host"], line["stream"],
-                                    line["line"], 0.0, task.attempt if task else 1))
+            for stream, text in _runs_of(entry["lines"]):
+                self.emit(LogEvent(entry["step"], entry["host"], stream, text, 0.0,
+                                   task.attempt if task else 1))
         for action in snap.get("actions", ()):
             self._apply_action(action)
 
@@ -134,8 +134,9 @@ class RemoteRun(Run):
         kind = m.get("type")
         if kind == "log":
             task = self.tasks.get((m["step"], m["host"]))
-            self.emit(LogEvent(m["step"], m["host"], m["stream"], m["line"], m["time"],
-                                task.attempt if task else 1))
+            text = "\n".join(m["lines"]) if "lines" in m else m["line"]
+            self.emit(LogEvent(m["step"], m["host"], m["stream"], text, m["time"],
+                               task.attempt if task else 1))
         elif kind == "task":
             self._apply_task(m)
         elif kind == "run":
@@ -310,6 +311,17 @@ class RemoteRun(Run):
 
     def halt(self, reason: str) -> None:
         return None
+
+
+def _runs_of(lines: list[dict[str, str]]) -> list[tuple[Any, str]]:
+    """Consecutive lines of one stream, joined (one log event each)."""
+    out: list[tuple[str, list[str]]] = []
+    for line in lines:
+        if out and out[-1][0] == line["stream"]:
+            out[-1][1].append(line["line"])
+        else:
+            out.append((line["stream"], [line["line"]]))
+    return [(stream, "\n".join(texts)) for stream, texts in out]
 
 
 def _alive(pid: int) -> bool:

@@ -68,13 +68,12 @@ def user_name(uid: int) -> str:
 
 
 def event_bytes(event: Event) -> bytes:
-    """The SPEC section 4 lines of one engine event, framed (a log chunk: one per line)."""
+    """One engine event, framed: SPEC section 4's object, except that a chunk of log output
+    is one ``log`` message whose ``lines`` list holds what section 4 prints as one object
+    per ``line`` (a flood costs one message per read, not one per line)."""
     if type(event) is LogEvent:
-        head = (f'{{"type":"log","step":{json.dumps(event.step)},'
-                f'"host":{json.dumps(event.host)},"stream":"{event.stream}","line":')
-        tail = f',"time":{event.time!r}}}\n'
-        return "".join(head + json.dumps(line, ensure_ascii=False) + tail
-                       for line in event.lines).encode()
+        return encode({"type": "log", "step": event.step, "host": event.host,
+                       "stream": event.stream, "lines": event.lines, "time": event.time})
     return b"".join(encode(d) for d in event.to_dicts())
 
 
