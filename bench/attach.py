@@ -9,8 +9,11 @@
 
     python bench/attach.py [--lines N] [--tasks N]
 
-Exit code 0 when every target is met, 1 otherwise. Not measured here: the runner's
-overhead against the in-process console on bench/console_flood.py.
+3. The flood's wall time with the runner and a client attached, against the same flood
+   run by ``baton run --headless`` (informative; the issue's comparison with the
+   in-process console of bench/console_flood.py is not made here).
+
+Exit code 0 when every target is met, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import baton_env
-from console.runner.client import connect
+from console.runner.client import SocketClient, connect
 from console.runner.daemon import spawn
 
 
@@ -88,8 +91,7 @@ async def in_process_frame(path: Path, tasks: int) -> float:
     return took
 
 
-async def latency(socket: Path) -> list[float]:
-    client = await connect(socket)
+async def latency(client: SocketClient) -> list[float]:
     out: list[float] = []
     async for message in client.events():
         if message.get("type") == "log":
@@ -125,11 +127,16 @@ def main() -> int:
 
         wf = Path(tmp) / "flood.toml"
         wf.write_text(FLOOD % args.lines)
+        start = time.perf_counter()
         runner = spawn([str(wf), "--step"], home)  # held until the client follows
         try:
             lat = asyncio.run(_flood(runner.socket))
         finally:
             os.kill(runner.pid, signal.SIGTERM)
+        owned = time.perf_counter() - start
+        alone = headless_wall(wf, home)
+        print(f"flood of {args.lines} lines: runner + attached client {owned:.2f} s, "
+              f"headless alone {alone:.2f} s ({owned / alone:.2f}x)")
         med, worst = statistics.median(lat) * 1000, max(lat) * 1000
         print(f"event latency runner -> client over {len(lat)} lines: median {med:.1f} ms "
               f"(target < 20), worst {worst:.1f} ms (target < 100)")
@@ -137,14 +144,23 @@ def main() -> int:
     return 0 if ok else 1
 
 
+def headless_wall(flow: Path, home: Path) -> float:
+    """The same flood run by `baton run --headless` (history, no console): wall time."""
+    import subprocess
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "console", "run", str(flow), "--headless", "--yes"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+                   env={**os.environ, "BATON_HOME": str(home)})
+    return time.perf_counter() - start
+
+
 async def _flood(socket: Path) -> list[float]:
     from console.runner.protocol import Action
 
-    follower = asyncio.create_task(latency(socket))
-    starter = await connect(socket)
-    await asyncio.sleep(0.2)
-    await starter.act(Action("approve", "flood"))
-    await starter.close()
+    client = await connect(socket)
+    follower = asyncio.create_task(latency(client))
+    assert (await client.act(Action("approve", "flood"))).ok
     return await follower
 
 
