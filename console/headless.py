@@ -324,7 +324,7 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
 
 async def _watch(run: Run, path: Path, err: IO[str]) -> None:
     """Hot reload for ``--watch``; the printers show each reload (a ReloadEvent)."""
-    from console.reload import watch
+    from console.workflow_watch import watch
 
     try:
         await watch(run, path)

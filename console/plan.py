@@ -8,8 +8,6 @@ cannot be known before the run, so its template text is shown instead, marked as
 
 from __future__ import annotations
 
-import fnmatch
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +16,8 @@ from console.engine.rollout import RolloutPlan
 from console.engine.shown import shown_command
 from console.model.masking import Masker, Placeholders
 from console.model.recovery import describe_recovery
-from console.model.templating import TemplateError
-from console.model.workflow import LOCAL, Host, Step, Workflow
+from console.model.templating import TemplateError, host_context
+from console.model.workflow import LOCAL, Step, Workflow
 
 
 @dataclass(frozen=True)
@@ -70,32 +68,6 @@ class Plan:
     limit: tuple[str, ...] = ()
 
 
-# --- hosts ---------------------------------------------------------------------------
-
-
-def limit_matches(workflow: Workflow, pattern: str) -> set[str]:
-    """Host names selected by one ``--limit`` pattern (a host or group name, globs allowed)."""
-    groups = workflow.groups()
-    names = [LOCAL, *workflow.hosts]
-    selected = {name for name in names if fnmatch.fnmatchcase(name, pattern)}
-    for group, members in groups.items():
-        if fnmatch.fnmatchcase(group, pattern):
-            selected.update(members)
-    return selected
-
-
-def limited_hosts(workflow: Workflow, step: Step, limit: Iterable[str]) -> tuple[str, ...]:
-    """The hosts of ``step`` after ``--limit``; local steps are not limited."""
-    targets = workflow.resolve_targets(step.on)
-    patterns = tuple(limit)
-    if not patterns:
-        return targets
-    allowed: set[str] = {LOCAL}
-    for pattern in patterns:
-        allowed |= limit_matches(workflow, pattern)
-    return tuple(name for name in targets if name in allowed)
-
-
 # --- layers and commands ---------------------------------------------------------------
 
 
@@ -105,17 +77,6 @@ def layers(workflow: Workflow) -> dict[str, int]:
         needs = [out[n] for n in workflow.steps[step_id].needs if n in out]
         out[step_id] = 1 + max(needs, default=0)
     return out
-
-
-def host_context(workflow: Workflow, host: Host) -> dict[str, Any]:
-    """The ``host`` template value, built as the run builds it."""
-    return {
-        "name": host.name,
-        "address": host.address,
-        "user": host.user or workflow.ssh.user or os.environ.get("USER", ""),
-        "groups": list(host.groups),
-        "vars": dict(host.vars),
-    }
 
 
 def _commands(
@@ -180,7 +141,7 @@ def build_plan(
     steps = []
     for step_id in workflow.order():
         step = workflow.steps[step_id]
-        hosts = limited_hosts(workflow, step, patterns)
+        hosts = workflow.hosts_for(step, patterns)
         rollout = workflow.rollout_of(step_id)
         steps.append(
             PlannedStep(

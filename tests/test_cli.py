@@ -105,7 +105,7 @@ def test_console_on_a_missing_path_exits_2(tmp_path: Path) -> None:
 
 def test_without_workflows_here_the_console_opens_the_bundled_examples(tmp_path: Path,
                                                                       monkeypatch) -> None:
-    from console.cli import console_target
+    from console.commands.console_command import console_target
     from console.paths import bundled
 
     monkeypatch.chdir(tmp_path)

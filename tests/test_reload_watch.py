@@ -9,7 +9,7 @@ from pathlib import Path
 from console.engine.events import ReloadEvent, TaskState
 from console.engine.run import Run, RunOptions
 from console.model.loader import load_workflow
-from console.reload import watch
+from console.workflow_watch import watch
 from tests.fakes import ScriptedWorld
 from tests.helpers import until
 

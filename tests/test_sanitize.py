@@ -18,8 +18,8 @@ import pytest
 from console.engine.events import ReloadEvent, TaskState
 from console.model.loader import WorkflowError, load_text
 from console.printers import format_reload, format_summary
-from console.reload import check_file
 from console.sanitize import sanitize, sgr_style, styled_spans
+from console.workflow_watch import check_file
 from tests.conftest import REPO, baton, baton_env, write_workflow
 from tests.ui_helpers import make_app, run_screen, until
 from tests.ui_helpers import select as select_step

@@ -357,7 +357,7 @@ run = "echo rolling back"
 def reload_text(screen: RunScreen, text: str) -> None:
     """What the watcher does with a saved file, from the text instead of the file."""
     from console.model.loader import WorkflowError, load_text
-    from console.reload import first_problem
+    from console.workflow_watch import first_problem
 
     try:
         workflow = load_text(text, "demo.toml")

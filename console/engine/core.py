@@ -282,13 +282,7 @@ class RunCore:
         host = self.workflow.host(task.host)
         return {
             **self._base_context,
-            "host": {
-                "name": host.name,
-                "address": host.address,
-                "user": host.user or self.workflow.ssh.user or os.environ.get("USER", ""),
-                "groups": list(host.groups),
-                "vars": dict(host.vars),
-            },
+            "host": templating.host_context(self.workflow, host),
             "steps": StepsView(self.workflow.steps, task.host, self._outputs_of),
         }
 

@@ -9,38 +9,15 @@ counters as the steps' statuses change.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping, Sequence
 
 from console.engine.rollout import BatchCounts, RolloutPlan
 from console.engine.status import StepStatus, rollout_step_status, step_status, task_status
 from console.engine.task import Task
 from console.model.conditions import waits_for_terminal
-from console.model.workflow import LOCAL, Step, Workflow
+from console.model.workflow import Workflow
 
-__all__ = ["RunGraph", "hosts_for"]
-
-
-def hosts_for(workflow: Workflow, step: Step, limit: Sequence[str]) -> list[str]:
-    """The hosts ``step`` runs on, narrowed to ``limit`` (host or group globs)."""
-    names = workflow.resolve_targets(step.on)
-    if limit:
-        allowed = _limit_hosts(workflow, limit)
-        names = tuple(n for n in names if n == LOCAL or n in allowed)
-    return list(names)
-
-
-def _limit_hosts(workflow: Workflow, limit: Sequence[str]) -> set[str]:
-    groups = workflow.groups()
-    allowed: set[str] = set()
-    for pattern in limit:
-        for name in workflow.hosts:
-            if fnmatch.fnmatchcase(name, pattern):
-                allowed.add(name)
-        for group, members in groups.items():
-            if fnmatch.fnmatchcase(group, pattern):
-                allowed.update(members)
-    return allowed
+__all__ = ["RunGraph"]
 
 
 class RunGraph:
@@ -87,7 +64,7 @@ class RunGraph:
         in ``removed_steps`` keeps exactly the hosts it had)."""
         by_step: dict[str, list[Task]] = {}
         for sid in workflow.order():
-            hosts = hosts_for(workflow, workflow.steps[sid], limit)
+            hosts = list(workflow.hosts_for(workflow.steps[sid], limit))
             if sid in removed_steps:
                 hosts = [t.host for t in old.values() if t.step == sid]
             by_step[sid] = [old.get((sid, h)) or Task(sid, h) for h in hosts]

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from jinja2 import nodes
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+    from console.model.workflow import Host, Workflow
+
 __all__ = [
     "MASK",
     "Masker",
@@ -54,6 +57,7 @@ __all__ = [
     "TemplateRefs",
     "analyze",
     "evaluate",
+    "host_context",
     "needs_render",
     "render_command",
     "render_value",
@@ -82,6 +86,18 @@ class Raw(str):
 
 def _raw(value: Any) -> Raw:
     return Raw(text_of(value))
+
+
+def host_context(workflow: Workflow, host: Host) -> dict[str, Any]:
+    """The ``host`` value of the template context (the run's commands, ``baton plan``):
+    ``user`` is the host's, else ``[ssh] user``, else the local login (``$USER``)."""
+    return {
+        "name": host.name,
+        "address": host.address,
+        "user": host.user or workflow.ssh.user or os.environ.get("USER", ""),
+        "groups": list(host.groups),
+        "vars": dict(host.vars),
+    }
 
 
 def text_of(value: Any) -> str:

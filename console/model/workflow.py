@@ -5,6 +5,7 @@ Nothing here does I/O. Mappings are plain dicts for convenience; treat them as r
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,6 +218,27 @@ class Workflow:
 
     def host(self, name: str) -> Host:
         return LOCAL_HOST if name == LOCAL else self.hosts[name]
+
+    def limit_matches(self, pattern: str) -> set[str]:
+        """Host names one ``--limit`` pattern selects: hosts and groups whose name matches
+        it (``fnmatch`` globs, case-sensitive), a group standing for its members."""
+        selected = {name for name in (LOCAL, *self.hosts) if fnmatch.fnmatchcase(name, pattern)}
+        for group, members in self.groups().items():
+            if fnmatch.fnmatchcase(group, pattern):
+                selected.update(members)
+        return selected
+
+    def hosts_for(self, step: Step, limit: Iterable[str] = ()) -> tuple[str, ...]:
+        """The hosts ``step`` runs on, in order, narrowed to the ``--limit`` patterns when
+        there are any (the run's tasks, ``baton plan``); local steps are never limited."""
+        targets = self.resolve_targets(step.on)
+        patterns = tuple(limit)
+        if not patterns:
+            return targets
+        allowed: set[str] = {LOCAL}
+        for pattern in patterns:
+            allowed |= self.limit_matches(pattern)
+        return tuple(name for name in targets if name in allowed)
 
     def rollout_of(self, step_id: str) -> Rollout | None:
         for rollout in self.rollouts.values():

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from console.commands.shared import Command, UsageError
 from console.runner import protocol as p
 
 
-class RunnerError(Exception):
-    """A live run cannot be found, reached or started: one line."""
+class RunnerError(UsageError):
+    """A live run cannot be found, reached or started: one line (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -121,38 +122,53 @@ def mark_live(runs: Iterable[Any], home: Path) -> list[Any]:
     return out
 
 
-def add_parsers(sub: Any, func: Any) -> None:
-    """The ``attach`` and ``serve`` sub-commands (``func`` runs them, see :func:`command`)."""
-    attach_p = sub.add_parser("attach", help="open the console on a live run (default: "
-                              "your newest)")
-    attach_p.add_argument("run", nargs="?", metavar="RUN",
-                          help="live run id (a unique prefix is enough)")
-    attach_p.add_argument("--read-only", action="store_true", help="watch only")
-    attach_p.add_argument("--theme", metavar="NAME", help="console theme")
-    attach_p.set_defaults(func=func)
-    serve_p = sub.add_parser("serve", help="share a live run's console in a web browser")
-    serve_p.add_argument("run", nargs="?", metavar="RUN",
-                         help="live run id (a unique prefix is enough; default: newest)")
-    serve_p.add_argument("--host", default="127.0.0.1", help="address to listen on "
-                         "(default 127.0.0.1)")
-    serve_p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
-    serve_p.add_argument("--control", action="store_true",
-                         help="let the browser act on the run (needs the printed token)")
-    serve_p.add_argument("--theme", metavar="NAME", help="console theme")
-    serve_p.set_defaults(func=func)
+def _attach_arguments(parser: Any) -> None:
+    parser.add_argument("run", nargs="?", metavar="RUN",
+                        help="live run id (a unique prefix is enough; default: your newest)")
+    parser.add_argument("--read-only", action="store_true", help="watch only")
+    parser.add_argument("--theme", metavar="NAME", help="console theme")
 
 
-def command(args: Any, home: Path) -> int:
-    """Run ``baton attach``, ``baton serve`` or the runner side of ``baton run FILE``."""
-    if args.command == "attach":
-        return attach(home, args.run, theme=args.theme, read_only=args.read_only)
-    if args.command == "serve":
-        from console.runner.serve import serve
+def _serve_arguments(parser: Any) -> None:
+    parser.add_argument("run", nargs="?", metavar="RUN",
+                        help="live run id (a unique prefix is enough; default: your newest)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    parser.add_argument("--control", action="store_true",
+                        help="let the browser act on the run (needs the printed token)")
+    parser.add_argument("--theme", metavar="NAME", help="console theme")
 
-        chosen = choose(home, args.run, ask=_tty())
-        return serve(chosen, host=args.host, port=args.port, control=args.control,
-                     theme=args.theme)
-    return console_run(run_args(args), home, theme=args.theme)
+
+def cmd_attach(args: Any) -> int:
+    from console.paths import baton_home
+
+    return attach(baton_home(), args.run, theme=args.theme, read_only=args.read_only)
+
+
+def cmd_serve(args: Any) -> int:
+    from console.paths import baton_home
+    from console.runner.serve import serve
+
+    chosen = choose(baton_home(), args.run, ask=_tty())
+    return serve(chosen.run_id, host=args.host, port=args.port, control=args.control,
+                 theme=args.theme)
+
+
+ATTACH = Command("attach", "open the console on a live run (default: your newest)",
+                 _attach_arguments, cmd_attach)
+SERVE = Command("serve", "share a live run's console in a web browser", _serve_arguments,
+                cmd_serve)
+
+
+def console_run_args(args: Any) -> int | None:
+    """``baton run FILE`` in console mode: through a runner (None: stay in-process, for
+    ``--dry-run`` and ``--read-only``, or with ``BATON_RUNNER=0``)."""
+    if os.environ.get("BATON_RUNNER", "1") == "0" or args.read_only or args.dry_run:
+        return None
+    from console.paths import baton_home
+
+    return console_run(run_args(args), baton_home(), theme=args.theme)
 
 
 def run_args(args: Any) -> list[str]:

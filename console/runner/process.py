@@ -26,42 +26,64 @@ def main(argv: Sequence[str]) -> int:
     """Entry point of the runner process."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal that started it may go
     from console import cli
+    from console.commands.shared import UsageError
+    from console.exitcodes import EXIT_USAGE
 
     try:
         args = cli.build_parser().parse_args(list(argv))
         if args.command != "run":
-            raise cli.UsageError("the runner only runs `run FILE`")
+            raise UsageError("the runner only runs `run FILE`")
         return _run(args)
-    except cli.UsageError as exc:
+    except UsageError as exc:
         print(f"baton: {exc}", file=sys.stderr, flush=True)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
     except Exception as exc:  # one line in the runner's log, never a traceback
         print(f"baton: runner failed: {type(exc).__name__}: {exc}", file=sys.stderr,
               flush=True)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
 
 
 def _run(args: argparse.Namespace) -> int:
-    from console import cli
-    from console.engine.run import Run, RunOptions
+    from console.commands.shared import (
+        UsageError,
+        err,
+        launch_errors,
+        load,
+        open_store,
+        store_errors,
+    )
     from console.headless import execute_headless
+    from console.launch import (
+        Frontend,
+        check_limit,
+        check_start_at,
+        params_for,
+        secrets_for,
+        split_limit,
+    )
+    from console.model.params import ParamError, parse_assignments
     from console.store.concurrent import claim_workflow
 
-    workflow = cli._load(args.file)
-    if workflow.path is not None and not workflow.path.is_absolute():
-        workflow = dataclasses.replace(workflow, path=workflow.path.resolve())
-    options = RunOptions(
-        params=cli._params(workflow, args.param), secrets=cli._secrets(workflow),
-        limit=cli._limit(workflow, args.limit), start_at=cli._start_at(workflow, args.start_at),
-        approval="auto" if args.yes else "wait", step_mode=args.step, dry_run=args.dry_run,
-        accept_new_host_keys=args.accept_new_host_keys, keep_alive=True)
-    store = cli._open_store()
+    workflow = load(args.file, for_run=True)
+    with launch_errors():
+        try:
+            params = params_for(workflow, parse_assignments(args.param))
+        except ParamError as exc:
+            raise UsageError(str(exc)) from None
+        start_at = check_start_at(workflow, args.start_at)
+        limit = check_limit(workflow, split_limit(args.limit))
+        secrets = secrets_for(workflow)
+        # the console's front end: gates wait for an attached operator, the run stays open
+        front = dataclasses.replace(Frontend.console(yes=args.yes),
+                                    accept_new_host_keys=args.accept_new_host_keys)
+        run = front.new_run(workflow, params=params, secrets=secrets, limit=limit,
+                            start_at=start_at, step_mode=args.step, dry_run=args.dry_run)
+    store = open_store()
     try:
-        run = Run(workflow, options)
-        with cli._store_errors():
+        with store_errors():
             claim = claim_workflow(store, run)
             for warning in claim.warnings:
-                print(f"baton: warning: {warning}", file=sys.stderr, flush=True)
+                err(f"baton: warning: {warning}")
             try:
                 with open(os.devnull, "w") as devnull:  # the history holds the output
                     return asyncio.run(_serve(run, execute_headless(
@@ -71,7 +93,6 @@ def _run(args: argparse.Namespace) -> int:
                 claim.release()
     finally:
         store.close()
-
 
 
 IDLE_GRACE = 2.0

@@ -13,23 +13,20 @@ import hmac
 import secrets
 import shlex
 import sys
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from console.runner.commands import LiveRun
+from typing import Any
 
 
-def serve(run: LiveRun, *, host: str = "127.0.0.1", port: int = 8765, control: bool = False,
+def serve(run_id: str, *, host: str = "127.0.0.1", port: int = 8765, control: bool = False,
           theme: str | None = None) -> int:
     try:
-        server = make_server(run, host=host, port=port, control=control, theme=theme)
+        server = make_server(run_id, host=host, port=port, control=control, theme=theme)
     except ImportError as exc:
-        from console.runner.commands import RunnerError
+        from console.commands.shared import UsageError
 
-        raise RunnerError(f"baton serve needs textual-serve ({exc}); pip install "
+        raise UsageError(f"baton serve needs textual-serve ({exc}); pip install "
                           f"textual-serve") from None
     where = f"http://{host}:{port}/"
-    print(f"serving run {run.run_id} on {where} "
+    print(f"serving run {run_id} on {where} "
           f"({'control with the token below' if control else 'read-only'})", flush=True)
     if server.token is not None:
         print(f"control: {where}?token={server.token}", flush=True)
@@ -39,19 +36,19 @@ def serve(run: LiveRun, *, host: str = "127.0.0.1", port: int = 8765, control: b
     return 0
 
 
-def make_server(run: LiveRun, *, host: str, port: int, control: bool,
+def make_server(run_id: str, *, host: str, port: int, control: bool,
                 theme: str | None = None) -> Any:
     from aiohttp import web
     from textual_serve.server import Server
 
-    base = [sys.executable, "-m", "console", "attach", run.run_id]
+    base = [sys.executable, "-m", "console", "attach", run_id]
     if theme:
         base += ["--theme", theme]
 
     class BatonServer(Server):
         def __init__(self) -> None:
             super().__init__(shlex.join([*base, "--read-only"]), host=host, port=port,
-                             title=f"baton · run {run.run_id}")
+                             title=f"baton · run {run_id}")
             self.token = secrets.token_urlsafe(18) if control else None
             self.control_command = shlex.join(base)
 

@@ -9,8 +9,6 @@ form first when a required param has no value) or a folder of them, builds the R
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -25,12 +23,12 @@ from textual.screen import Screen
 
 from console import themes
 from console.engine.events import RunState
-from console.engine.run import Run, RunOptions
+from console.engine.run import Run
 from console.executors.base import Executor
 from console.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from console.model.loader import WorkflowError, load_workflow
-from console.model.params import ParamError, missing_required, resolve_params
-from console.model.secrets import SecretError, resolve_secrets
+from console.launch import Frontend, LaunchError, load_file, params_for, secrets_for
+from console.model.loader import WorkflowError
+from console.model.params import missing_required
 from console.model.workflow import Host, Workflow
 from console.store import LiveRunError, Store, StoreError
 from console.ui import reloading, signals
@@ -161,34 +159,26 @@ class BatonApp(HistoryActions, App[int]):
     async def open_workflow(self, path: Path, *, from_folder: bool) -> None:
         """Load, ask for missing params, resolve secrets, show the run screen."""
         try:
-            workflow = await asyncio.to_thread(load_workflow, path)
+            workflow = await asyncio.to_thread(load_file, path)
         except WorkflowError as exc:
             first = str(exc.problems[0]) if exc.problems else str(exc)
             count = len(exc.problems)
             more = f" (and {count - 1} more)" if count > 1 else ""
             self._fail(f"invalid workflow: {first}{more}", from_folder=from_folder)
             return
-        if workflow.path is not None and not workflow.path.is_absolute():
-            # stored with the run: history and resume work from any folder
-            workflow = dataclasses.replace(workflow, path=workflow.path.resolve())
         params = await self._params(workflow, from_folder=from_folder)
         if params is None:
             return
         launch = self.launch
+        frontend = Frontend.console(yes=launch.yes, user=launch.user,
+                                    executor_for=self.executor_for, clock=self.clock)
         try:
-            base = workflow.path.parent if workflow.path else Path.cwd()
             secrets = {} if launch.read_only else await asyncio.to_thread(
-                resolve_secrets, workflow.secrets, base_dir=base, environ=dict(os.environ))
-        except SecretError as exc:
-            self._fail(str(exc), from_folder=from_folder)
-            return
-        options = RunOptions(params=params, secrets=secrets, limit=launch.limit,
-                             step_mode=launch.step_mode, start_at=launch.start_at,
-                             run_id=launch.run_id, user=launch.user, keep_alive=True,
-                             dry_run=launch.dry_run, approval="auto" if launch.yes else "wait")
-        try:
-            run = Run(workflow, options, executor_for=self.executor_for, clock=self.clock)
-        except ValueError as exc:
+                secrets_for, workflow)
+            run = frontend.new_run(workflow, params=params, secrets=secrets, limit=launch.limit,
+                                   step_mode=launch.step_mode, start_at=launch.start_at,
+                                   run_id=launch.run_id, dry_run=launch.dry_run)
+        except LaunchError as exc:
             self._fail(str(exc), from_folder=from_folder)
             return
         screen = RunScreen(run, clock=self.clock,
@@ -208,8 +198,8 @@ class BatonApp(HistoryActions, App[int]):
         ask = missing_required(workflow.params, given) or (from_folder and workflow.params)
         if not ask or unknown:
             try:
-                return resolve_params(workflow.params, given)
-            except ParamError as exc:
+                return params_for(workflow, given)
+            except LaunchError as exc:
                 self._fail(str(exc), from_folder=from_folder)
                 return None
         values = await self.push_screen_wait(ParamsForm(workflow, given))
@@ -217,8 +207,8 @@ class BatonApp(HistoryActions, App[int]):
             self._fail("cancelled: the run was not started", from_folder=from_folder)
             return None
         try:
-            return resolve_params(workflow.params, values)
-        except ParamError as exc:  # the form validated already; keep the message if not
+            return params_for(workflow, values)
+        except LaunchError as exc:  # the form validated already; keep the message if not
             self._fail(str(exc), from_folder=from_folder)
             return None
 

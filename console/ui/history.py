@@ -6,17 +6,14 @@ maintenance (``runs``, ``load``, ``mark_interrupted``) run one at a time in a wo
 thread on a second connection, so the UI loop never waits on SQLite and never shares a
 transaction with a recorder.
 
-:func:`rebuild` turns a :class:`StoredRun` back into a :class:`Run`: to resume it (like
-``baton resume``) or to show it as it was, never executed (:func:`as_recorded`).
-:func:`replay` feeds a stored run's events and log files (turned back into engine events
-by :mod:`console.store.replay`) into a console session, so the timeline and log panes show
-its past.
+:func:`console.launch.rebuild` turns a :class:`StoredRun` back into a :class:`Run`.
+:func:`replay` feeds a stored run's events and log files into a console session, so the
+timeline and log panes show its past.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,23 +23,12 @@ from typing import TypeVar
 from console.engine.events import (
     Event,
     RunState,
-    TaskState,
 )
-from console.engine.run import Approval, Run, RunOptions
-from console.engine.task import Attempt
-from console.executors.base import Executor
-from console.model.loader import WorkflowError, load_text
-from console.model.secrets import SecretError, resolve_secrets
-from console.model.workflow import Host
-from console.store import LiveRunError, Recorder, RunLock, RunSummary, Store, StoredRun, StoreError
+from console.engine.run import Run
+from console.store import LiveRunError, Recorder, RunLock, RunSummary, Store, StoreError
 from console.store.concurrent import WorkflowClaim
 
 T = TypeVar("T")
-
-
-class HistoryError(Exception):
-    """A stored run cannot be opened or resumed; the message is one line."""
-
 
 # ---------------------------------------------------------------------------- the store
 
@@ -203,75 +189,6 @@ def ago(when: float | None, now: float) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit} ago"
     return "just now"
-
-
-# ---------------------------------------------------------------------------- rebuild
-
-
-def rebuild(stored: StoredRun, *, secrets: bool, executor_for: Callable[[Host], Executor] | None,
-            clock: Callable[[], float], user: str | None = None,
-            approval: Approval = "wait") -> Run:
-    """The :class:`Run` of a stored run, from its last definition, params and options, with
-    its task states restored. ``secrets``: resolve them (to resume); a run only looked at
-    needs none. ``approval="auto"`` (``--yes``) also re-runs the interrupted tasks.
-    Raises :class:`HistoryError`."""
-    _, text = stored.last_definition()
-    if text is None:
-        raise HistoryError(f"run {stored.id}: its workflow definition is not in the store")
-    path = Path(stored.run.path) if stored.run.path else None
-    try:
-        workflow = load_text(text, path or "<string>")
-    except WorkflowError as exc:
-        first = str(exc.problems[0]) if exc.problems else str(exc)
-        raise HistoryError(f"run {stored.id}: its stored definition no longer loads: "
-                           f"{first}") from None
-    values: dict[str, str] = {}
-    if secrets:
-        try:
-            base = workflow.path.parent if workflow.path else Path.cwd()
-            values = resolve_secrets(workflow.secrets, base_dir=base, environ=dict(os.environ))
-        except SecretError as exc:
-            raise HistoryError(str(exc)) from None
-    saved = stored.run.options
-    options = RunOptions(params=dict(stored.run.params), secrets=values,
-                         limit=tuple(saved.get("limit") or ()),
-                         step_mode=bool(saved.get("step_mode")),
-                         start_at=saved.get("start_at"), run_id=stored.id, user=user,
-                         keep_alive=True, approval=approval)
-    try:
-        run = Run(workflow, options, executor_for=executor_for, clock=clock)
-    except ValueError as exc:
-        raise HistoryError(f"run {stored.id}: {exc}") from None
-    run.restore(stored.tasks)
-    restore_attempts(run, stored)
-    run.started = stored.run.started  # the clock of a resumed run counts from its start
-    from console.engine.exclusion import restore_exclusions
-
-    restore_exclusions(run, stored.actions)
-    return run
-
-
-def restore_attempts(run: Run, stored: StoredRun) -> None:
-    """Give each task of a rebuilt run every attempt the store holds for it, so the
-    detail pane lists them all (and a retry's attempt comes after them)."""
-    for record in stored.tasks:
-        task = run.tasks.get((record.step, record.host))
-        if task is not None:
-            task.attempts = [
-                Attempt(a.number, a.started or 0.0, a.digest or "", a.command or "", a.ended,
-                        a.exit_code, a.signal, TaskState(a.state) if a.state else None,
-                        a.reason)
-                for a in stored.attempts_of(record.step, record.host)]
-
-
-def as_recorded(run: Run, stored: StoredRun) -> Run:
-    """Make a rebuilt (never executed) run look exactly as stored: task states and reasons
-    (``restore`` would turn running tasks into interrupted ones), attempts, run state."""
-    run.restore_as_recorded(stored.tasks)
-    restore_attempts(run, stored)
-    run.state = RunState(stored.run.state)
-    run.started, run.ended = stored.run.started, stored.run.ended
-    return run
 
 
 # ---------------------------------------------------------------------------- replay

@@ -19,17 +19,14 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 from textual.app import SuspendNotSupported
 
-from console.engine.events import RunState
 from console.engine.run import Run
+from console.launch import Frontend, LaunchError, not_resumable, rebuild, view_stored
 from console.store import StoreError
 from console.store.replay import read_logs, stored_events
 from console.ui.history import (
     History,
-    HistoryError,
-    as_recorded,
     interrupted_notice,
     past_runs,
-    rebuild,
     replay,
 )
 
@@ -127,11 +124,10 @@ class HistoryActions:
             return
         try:
             stored = await history.read(lambda s: s.load(run_id))
-            run = await asyncio.to_thread(rebuild, stored, secrets=False,
-                                          executor_for=self.executor_for, clock=self.clock)
-            as_recorded(run, stored)
+            frontend = Frontend.console(executor_for=self.executor_for, clock=self.clock)
+            run = await asyncio.to_thread(view_stored, stored, frontend)
             logs = await history.read(lambda s: read_logs(s, stored))
-        except (StoreError, HistoryError) as exc:
+        except (StoreError, LaunchError) as exc:
             self._fail(str(exc), from_folder=not from_cli)
             return
         screen = self._new_run_screen(run, read_only=True, start=False, stored=True)
@@ -156,22 +152,20 @@ class HistoryActions:
         try:
             history.lock(run_id)
             stored = await history.read(lambda s: s.load(run_id))
-            if stored.run.state in (RunState.SUCCEEDED, RunState.ROLLED_BACK):
+            done = not_resumable(stored.run.state)
+            if done is not None:
                 history.release(run_id)
-                done = "was rolled back" if stored.run.state == RunState.ROLLED_BACK \
-                    else "already succeeded"
                 self.notify(f"run {run_id} {done}; nothing to resume (shown "
                             f"read-only)", severity="warning")
                 self.open_stored(run_id, from_cli=from_cli)
                 return
             await history.read(lambda s: s.mark_interrupted(run_id))
             stored = await history.read(lambda s: s.load(run_id))
-            run = await asyncio.to_thread(rebuild, stored, secrets=True,
-                                          executor_for=self.executor_for, clock=self.clock,
-                                          user=self.launch.user,
-                                          approval="auto" if self.launch.yes else "wait")
+            frontend = Frontend.console(yes=self.launch.yes, user=self.launch.user,
+                                        executor_for=self.executor_for, clock=self.clock)
+            run = await asyncio.to_thread(rebuild, stored, frontend, show_past=True)
             logs = await history.read(lambda s: read_logs(s, stored))
-        except (StoreError, HistoryError) as exc:
+        except (StoreError, LaunchError) as exc:
             if run_id in history.locks:
                 history.release(run_id)
             self._fail(str(exc), from_folder=not from_cli)

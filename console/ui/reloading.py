@@ -21,9 +21,9 @@ from textual.theme import Theme
 from console import themes
 from console.engine.diff import StepDiff
 from console.engine.events import ReloadEvent
-from console.reload import DEBOUNCE_MS, QUIET_MS, watch
 from console.ui import palette as palette_module
 from console.ui.widgets.banner import ReloadBanner, relative_paths
+from console.workflow_watch import DEBOUNCE_MS, QUIET_MS, watch
 
 if TYPE_CHECKING:
     from textual.app import App
