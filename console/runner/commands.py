@@ -99,8 +99,13 @@ def console_run(run_args: Sequence[str], home: Path, *, theme: str | None = None
 
     try:
         spawned = spawn(run_args, home)
-    except SpawnError as exc:
-        raise RunnerError(str(exc)) from None
+    except SpawnError as exc:  # the runner's own lines (every problem), then the last one
+        from console.commands.shared import err
+
+        *lines, last = str(exc).splitlines() or [""]
+        for line in lines:
+            err(line)
+        raise RunnerError(last.removeprefix("baton: ")) from None
     return run_attached(spawned.socket, theme=theme)
 
 
