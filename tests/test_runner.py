@@ -423,3 +423,40 @@ async def test_a_client_that_does_not_read_never_stalls_the_run(
     await writer.wait_closed()
     # the run is over and no console is attached: the runner leaves after a grace period
     await asyncio.to_thread(_wait_gone, spawned.pid)
+
+
+async def test_local_client_is_the_same_api_in_process(tmp_path: Path) -> None:
+    """The in-process case satisfies the same client API: snapshot, events, act -> ack."""
+    from console.engine.run import Run, RunOptions
+    from console.model.loader import load_workflow
+    from console.runner.client import LocalClient, RunClient
+
+    path = tmp_path / "wf.toml"
+    path.write_text(GATED)
+    run = Run(load_workflow(path), RunOptions(user="alice"))
+    client: RunClient = LocalClient(run, user="bob")
+    assert [t["step"] for t in client.snapshot()["tasks"]] == ["first", "gate", "last"]
+    executing = asyncio.create_task(run.execute())
+    seen: list[dict[str, Any]] = []
+
+    async def wait(test: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        async def loop() -> dict[str, Any]:
+            async for message in client.events():
+                seen.append(message)
+                if test(message):
+                    return message
+            raise AssertionError("events ended")
+        return await asyncio.wait_for(loop(), 10)
+
+    await wait(_task("gate", "awaiting_approval"))
+    refused = await client.act(p.Action("approve", "last"))
+    assert not refused.ok and "cannot approve 'last'" in (refused.error or "")
+    assert (await client.act(p.Action("approve", "gate"))).ok
+    approve = await wait(lambda m: m.get("action") == "approve")
+    assert approve["user"] == "bob" and run.user == "alice"
+    assert [x["line"] for x in client.snapshot()["logs"][0]["lines"]] == [
+        "line 1", "line 2", "line 3"]
+    await wait(_task("last", "running"))
+    assert (await client.act(p.Action("cancel_run"))).ok
+    assert await executing == "cancelled"
+    await client.close()
