@@ -25,11 +25,12 @@ def test_only_exitcodes_assigns_the_exit_statuses() -> None:
 
 
 def test_the_front_ends_use_the_same_values() -> None:
-    from console import cli, headless
+    from console import headless
+    from console.commands import rollback_command, run_commands
     from console.ui import app
 
     assert (exitcodes.EXIT_OK, exitcodes.EXIT_FAILED, exitcodes.EXIT_USAGE,
             exitcodes.EXIT_INTERRUPTED, exitcodes.EXIT_HISTORY) == (0, 1, 2, 130, 2)
-    for module in (cli, headless, app):
+    for module in (run_commands, rollback_command, headless, app):
         for name in ("EXIT_OK", "EXIT_FAILED"):
             assert getattr(module, name) is getattr(exitcodes, name)
