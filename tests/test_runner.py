@@ -460,3 +460,36 @@ async def test_local_client_is_the_same_api_in_process(tmp_path: Path) -> None:
     assert (await client.act(p.Action("cancel_run"))).ok
     assert await executing == "cancelled"
     await client.close()
+
+
+def test_a_deep_baton_home_still_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                        ) -> None:
+    """A socket path longer than AF_UNIX allows (108 bytes) is bound and reached through
+    its folder's descriptor: a run in a deep $BATON_HOME can still be attached to."""
+    home = tmp_path / ("deep-" + "d" * 60) / ("deeper-" + "e" * 60) / "home"
+    monkeypatch.setenv("BATON_HOME", str(home))
+    path = tmp_path / "wf.toml"
+    path.write_text(GATED)
+    spawned = spawn([str(path)], home)
+    try:
+        assert len(str(spawned.socket)) > 108
+
+        async def check() -> None:
+            client = await connect(spawned.socket)
+            assert client.run_id == spawned.run_id
+            assert (await client.act(p.Action("cancel_run"))).ok
+            await client.close()
+
+        asyncio.run(check())
+        _wait_gone(spawned.pid)
+    finally:
+        if not _gone(spawned.pid):
+            os.kill(spawned.pid, signal.SIGKILL)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False

@@ -134,7 +134,8 @@ class SocketClient:
 async def connect(path: Path, *, read_only: bool = False) -> SocketClient:
     """Connect to the socket at ``path``; raises :class:`ConnectError` with the reason."""
     try:
-        reader, writer = await asyncio.open_unix_connection(str(path), limit=p.MAX_LINE)
+        with p.short_path(path) as where:
+            reader, writer = await asyncio.open_unix_connection(where, limit=p.MAX_LINE)
     except FileNotFoundError:
         raise ConnectError(f"{path}: no such live run") from None
     except ConnectionRefusedError:

@@ -8,11 +8,12 @@ the snapshot a client receives on connect.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,26 @@ def live_dir(home: Path) -> Path:
 
 def socket_path(home: Path, run_id: str) -> Path:
     return live_dir(home) / f"{run_id}{SUFFIX}"
+
+
+MAX_SOCKET_PATH = 100
+"""AF_UNIX paths hold at most 107 bytes; a longer one is reached through its folder's fd."""
+
+
+@contextlib.contextmanager
+def short_path(path: Path) -> Iterator[str]:
+    """A path to bind or connect ``path`` with: itself, or when it is too long for AF_UNIX
+    (a deep ``$BATON_HOME``), ``/proc/self/fd/N/NAME`` through a descriptor of its folder,
+    open for the duration of the block."""
+    text = str(path)
+    if len(text.encode()) <= MAX_SOCKET_PATH:
+        yield text
+        return
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -17,6 +17,7 @@ import contextlib
 import os
 import socket
 import struct
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,7 +101,11 @@ class RunServer:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
-            sock.bind(str(self.path))
+            with p.short_path(self.path) as where:
+                sock.bind(where)
+        except OSError:
+            sock.close()
+            raise
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
@@ -266,25 +271,30 @@ def _tell_ready(run_id: str, path: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving(run: Run, home: Path, recorder: Any = None) -> AsyncIterator[RunServer]:
-    """Serve ``run`` for the duration of the block; actions are made durable through
-    ``recorder`` (a :class:`console.store.recorder.Recorder`)."""
+async def listening(run: Run, store: Any, recorder: Any) -> AsyncIterator[RunServer | None]:
+    """What a headless run serves: its socket when it has a history (a run without one has
+    no durable actions to offer). A socket that cannot be made is a warning on stderr and
+    the run goes on unserved, except in a runner (it exists to serve)."""
+    if store is None:
+        yield None
+        return
     durable: Durable | None = None
     if recorder is not None:
         def durable() -> str | None:
             recorder.flush()
             return None if recorder.error is None else str(recorder.error)
-    server = RunServer(run, home, durable)
-    await server.start()
+    server = RunServer(run, Path(store.home), durable)
+    try:
+        await server.start()
+    except OSError as exc:
+        await server.close()
+        if READY_FD_ENV in os.environ:
+            raise
+        print(f"baton: warning: run {run.id} cannot be attached to: {exc}", file=sys.stderr,
+              flush=True)
+        yield None
+        return
     try:
         yield server
     finally:
         await server.close()
-
-
-def listening(run: Run, store: Any, recorder: Any) -> contextlib.AbstractAsyncContextManager[Any]:
-    """What a headless run serves: its socket when it has a history (a run without one has
-    no durable actions to offer)."""
-    if store is None:
-        return contextlib.nullcontext()
-    return serving(run, Path(store.home), recorder)
