@@ -108,7 +108,10 @@ class BatonApp(HistoryActions):
             self.set_keymap(self.keymap_overrides)
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.theme_watch.start(self.watchers)
-        if self.launch.resume is not None:
+        if self.launch.rollback is not None:
+            self.run_worker(self.open_rollback(self.launch.rollback), group="open",
+                            exclusive=True)
+        elif self.launch.resume is not None:
             opener = self.open_stored if self.launch.read_only else self.resume_run
             opener(self.launch.resume, from_cli=True)
         elif self.path.is_dir():

@@ -21,6 +21,7 @@ from typing import Any
 from textual import on, work
 from textual.app import App, SuspendNotSupported
 
+from console.engine.rollback import Rollback
 from console.engine.run import Run
 from console.executors.base import Executor
 from console.launch import Frontend, LaunchError, not_resumable, rebuild, view_stored
@@ -35,6 +36,7 @@ from console.ui.history_service import (
 )
 from console.ui.launch_options import LaunchOptions
 from console.ui.messages import PageLog, ShowHistory
+from console.ui.rollback_launch import RollbackLaunch
 from console.ui.screens.folder import FolderScreen
 from console.ui.screens.history_screen import HistoryScreen
 from console.ui.screens.run_screen import RunScreen
@@ -171,6 +173,33 @@ class HistoryActions(App[int]):
                 await closer()
         while len(self.screen_stack) > 1 and not isinstance(self.screen, FolderScreen):
             await self.pop_screen()
+
+    async def open_rollback(self, launch: RollbackLaunch) -> None:
+        """``baton rollback RUN``: show the past run, then the plan dialog; the rollback
+        starts once it is approved (or at once with ``--yes``)."""
+        from console.ui.screens.rollback_dialog import RollbackModal
+
+        run = launch.run
+        screen = self._new_run_screen(run, read_only=False, start=False, stored=False)
+        replay(screen.session.on_event, iter(launch.past))
+        await self.push_screen(screen)
+
+        def start() -> None:
+            run.rollback = Rollback(run, launch.plan)
+            run.rollback_only = True
+            screen.start_run()
+
+        def answered(choice: object) -> None:
+            if choice == "rollback":
+                start()
+            else:
+                self.notify("rollback not approved: nothing was undone", severity="warning",
+                            timeout=20)
+
+        if launch.approved:
+            start()
+        else:
+            self.push_screen(RollbackModal(launch.plan), answered)
 
     def _new_run_screen(self, run: Run, *, read_only: bool, start: bool,
                         stored: bool) -> RunScreen:

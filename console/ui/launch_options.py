@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from console.ui.rollback_launch import RollbackLaunch
+
 
 @dataclass
 class LaunchOptions:
@@ -28,3 +30,5 @@ class LaunchOptions:
     """``--yes``: approve every gate and mark every manual step done."""
     folder_note: str | None = None
     """A line shown under the folder view's title (the bundled examples say so)."""
+    rollback: RollbackLaunch | None = None
+    """``baton rollback RUN``: the rebuilt run and its plan to approve and run."""

@@ -23,7 +23,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Tree
+from textual.widgets import Tree
 from textual.worker import Worker
 
 from console.engine.events import ReloadEvent
@@ -49,6 +49,7 @@ from console.ui.watchers import Watchers, watch_workflow
 from console.ui.widgets.banner import HistoryBanner, ReloadBanner
 from console.ui.widgets.dag_tree import DagTree, Selection, is_fan_out
 from console.ui.widgets.header import RunHeader
+from console.ui.widgets.key_footer import KeyFooter
 from console.ui.widgets.log_pane import LogPane
 from console.ui.widgets.step_detail import StepDetail
 
@@ -98,7 +99,7 @@ class RunScreen(OperatorKeys, Screen[None]):
             with Vertical(id="right"):
                 yield StepDetail(self.run, log_file=self._log_file, id="detail")
                 yield LogPane(id="log-pane")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         tree = self.query_one(DagTree)
