@@ -22,7 +22,9 @@ first, median and last host finished, the client's CPU time, the sshd side's CPU
 overshoot: how long ready callbacks waited). ``openssh`` times ``ssh host true`` for all
 hosts at once under ``xargs -P`` (the floor; no phases). ``--setup-limit`` overrides the
 SSH executor's :data:`~console.executors.ssh_connect.MAX_PARALLEL_SETUP` (baton mode);
-``--profile`` writes a cProfile of the last baton run.
+``--profile`` writes a cProfile of the last baton run; ``--raw-limit K`` lets raw mode run
+only K hosts at a time, from connect to the command's end (is a herd of sessions starting
+at once dearer for the server?).
 """
 
 from __future__ import annotations
@@ -146,8 +148,11 @@ def hosts_of(fleet: Fleet, servers: list[SSHServer]) -> dict[str, Host]:
             for s in servers}
 
 
-async def raw(fleet: Fleet, servers: list[SSHServer], rec: Recorder) -> LoopLag:
-    """Plain asyncssh, every host at once: connect, one session running ``true``."""
+async def raw(fleet: Fleet, servers: list[SSHServer], rec: Recorder,
+              limit: int = 0) -> LoopLag:
+    """Plain asyncssh, every host at once (or ``limit`` hosts at a time, from connect to
+    the command's end): connect, one session running ``echo x``."""
+    gate = asyncio.Semaphore(limit or len(servers))
 
     class Session(asyncssh.SSHClientSession[bytes]):
         def __init__(self, addr: str) -> None:
@@ -160,7 +165,7 @@ async def raw(fleet: Fleet, servers: list[SSHServer], rec: Recorder) -> LoopLag:
             rec.line(self.addr).mark("first", time.perf_counter() - rec.start)
 
     async def one(server: SSHServer) -> None:
-        async with asyncssh.connect(server.address, port=server.port, username="root",
+        async with gate, asyncssh.connect(server.address, port=server.port, username="root",
                                     client_keys=[str(fleet.client_key)], config=[],
                                     known_hosts=str(fleet.known_hosts)) as conn:
             chan, _ = await conn.create_session(lambda: Session(server.address),
@@ -255,7 +260,8 @@ def measure(label: str, fleet: Fleet, servers: list[SSHServer],
             action: Callable[[Recorder], Awaitable[LoopLag]] | None,
             profile: Path | None = None) -> None:
     time.sleep(1.0)  # the previous round's sessions end and are reaped
-    cpu0, server0 = time.process_time(), sshd_cpu(servers)
+    server0 = sshd_cpu(servers)
+    cpu0 = time.process_time()
     start = time.perf_counter()
     rec = Recorder(start)
     lag: LoopLag | None = None
@@ -314,6 +320,8 @@ def main() -> None:
                         choices=["openssh", "raw", "baton"])
     parser.add_argument("--setup-limit", type=int, default=None)
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument("--raw-limit", type=int, default=0,
+                        help="raw mode: hosts in flight at once, connect to end (0: all)")
     args = parser.parse_args()
     if args.setup_limit:
         ssh_connect.MAX_PARALLEL_SETUP = args.setup_limit
@@ -330,8 +338,10 @@ def main() -> None:
                     if mode == "openssh":
                         measure("OpenSSH ssh under xargs", fleet, servers, None)
                     elif mode == "raw":
-                        measure("raw asyncssh, all at once", fleet, servers,
-                                lambda rec, s=servers: raw(fleet, s, rec))
+                        title = (f"raw asyncssh, {args.raw_limit} hosts at a time"
+                                 if args.raw_limit else "raw asyncssh, all at once")
+                        measure(title, fleet, servers,
+                                lambda rec, s=servers: raw(fleet, s, rec, args.raw_limit))
                     else:
                         limit = ssh_connect.MAX_PARALLEL_SETUP
                         measure(f"baton (MAX_PARALLEL_SETUP {limit})", fleet, servers,

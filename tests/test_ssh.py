@@ -6,6 +6,7 @@ Remote processes are local processes here, so the tests inspect them with psutil
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import secrets
 import socket
@@ -223,6 +224,47 @@ async def test_fan_out_respects_serial(fleet: Fleet, tmp_path: Path) -> None:
         running += delta
         peak = max(peak, running)
     assert peak == 3
+
+
+async def test_setup_limit_covers_the_start_of_each_remote_shell(
+        fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 16: a herd of sessions starting at once costs the server far more per session;
+    # with a limit of 1, no host's handshake or shell start overlaps another's
+    from console.executors import ssh_connect, ssh_shell
+
+    monkeypatch.setattr(ssh_connect, "MAX_PARALLEL_SETUP", 1)
+    phases: list[tuple[float, float, str]] = []
+    open_connection = ssh_connect.Connector._open
+
+    async def timed_open(self: Any, tunnel: Any, settings: Any) -> Any:
+        started = time.monotonic()
+        try:
+            return await open_connection(self, tunnel, settings)
+        finally:
+            phases.append((started, time.monotonic(), f"connect {self.host.name}"))
+
+    starting: dict[int, float] = {}
+    start, control_line = ssh_shell.ControlSession.start, ssh_shell.ControlSession._control_line
+
+    def timed_start(self: Any) -> None:
+        starting[id(self)] = time.monotonic()
+        start(self)
+
+    def timed_control_line(self: Any, line: bytes) -> None:
+        control_line(self, line)
+        if self._out_ready and id(self) in starting:
+            phases.append((starting.pop(id(self)), time.monotonic(), f"shell {self.name}"))
+
+    monkeypatch.setattr(ssh_connect.Connector, "_open", timed_open)
+    monkeypatch.setattr(ssh_shell.ControlSession, "start", timed_start)
+    monkeypatch.setattr(ssh_shell.ControlSession, "_control_line", timed_control_line)
+    steps = {"s": Step("s", "s", run="true", on=("web",))}
+    run = await run_workflow(workflow(fleet, fleet.servers[:4], steps))
+    assert all(t.state is TaskState.SUCCEEDED for t in run.tasks_of("s"))
+    phases.sort()
+    assert len(phases) == 8, phases
+    for (_, end, what), (begin, _, after) in itertools.pairwise(phases):
+        assert end <= begin, f"{after} began while {what} was in progress"
 
 
 async def test_max_fail_stops_launching(fleet: Fleet, tmp_path: Path) -> None:

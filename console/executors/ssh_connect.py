@@ -35,7 +35,9 @@ from console.model.workflow import Host, SSHOptions
 __all__ = ["MAX_PARALLEL_SETUP", "MAX_SESSIONS", "Connector", "SSHContext", "SSHError"]
 
 MAX_PARALLEL_SETUP = 32
-"""SSH handshakes in flight at once (per event loop): key exchange is CPU-bound."""
+"""Host setups in flight at once (per event loop): a handshake, or a new session up to
+its shell being ready. Both are CPU work, mostly the server's; on shared cores a herd of
+them costs every one more."""
 MAX_SESSIONS = 8
 """Persistent shells per connection; OpenSSH allows 10 sessions (MaxSessions)."""
 KEEPALIVE_INTERVAL = 15.0
@@ -300,20 +302,32 @@ class Connector:
                 session = self._idle.pop()
                 if not session.closed:
                     return session
-            try:
-                _, opened = await conn.create_session(
-                    lambda: ControlSession(self.host.name, self._dropped), BOOT_COMMAND,
-                    encoding=None)
-            except (asyncssh.Error, OSError) as exc:
-                reason = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
-                raise SSHError(f"{self.host.name}: cannot open a session on {self.label}: "
-                               f"{reason}") from None
-            session = cast(ControlSession, opened)  # the factory's product, typed generically
-            session.start()
-            return session
+            async with _setup_limit():  # the session's start is setup too (see below)
+                return await self._open_session(conn)
         except BaseException:
             self._slots.release()
             raise
+
+    async def _open_session(self, conn: asyncssh.SSHClientConnection) -> ControlSession:
+        """A new persistent shell, returned once it is up (or after the connect timeout).
+
+        Called inside the setup limit: starting a session is the dearest part of a host's
+        setup for the server (sshd's fork, the login shell and its rc files), and a herd
+        of them started at once costs it far more per session (bench/ssh_phases.py, 100
+        hosts: 2.5-3.5x the sshd-side CPU of the same sessions 16 at a time)."""
+        try:
+            _, opened = await conn.create_session(
+                lambda: ControlSession(self.host.name, self._dropped), BOOT_COMMAND,
+                encoding=None)
+        except (asyncssh.Error, OSError) as exc:
+            reason = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
+            raise SSHError(f"{self.host.name}: cannot open a session on {self.label}: "
+                           f"{reason}") from None
+        session = cast(ControlSession, opened)  # the factory's product, typed generically
+        session.start()
+        with contextlib.suppress(TimeoutError):  # a slow rc file only stops holding the slot
+            await asyncio.wait_for(asyncio.shield(session.ready), self.timeout)
+        return session
 
     def release(self, session: ControlSession) -> None:
         if session.closed or session.busy or self._closed:

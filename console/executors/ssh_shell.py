@@ -269,6 +269,8 @@ class ControlSession(asyncssh.SSHClientSession[bytes]):
         self._task: RemoteTask | None = None
         self.closed = False
         self.close_reason = "session closed"
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Resolved once the remote shell has run the prelude (or the session closed)."""
 
     # -- asyncssh callbacks
 
@@ -285,6 +287,8 @@ class ControlSession(asyncssh.SSHClientSession[bytes]):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self.ready.done():
+            self.ready.set_result(None)
         if exc is not None:
             self.close_reason = str(exc) or type(exc).__name__
         task, self._task = self._task, None
@@ -376,6 +380,8 @@ class ControlSession(asyncssh.SSHClientSession[bytes]):
         task = self._task
         if kind == "R":
             self._out_ready = True
+            if not self.ready.done():
+                self.ready.set_result(None)
         elif task is None:
             return
         elif kind == "S" and not task.started.done():
