@@ -131,8 +131,8 @@ class BatonApp(HistoryActions, App[int]):
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.theme_watch.start(self.watchers)
         if self.launch.rollback is not None:
-            self.run_worker(open_rollback(self, self.launch.rollback), group="open",
-                            exclusive=True)
+            self.run_worker(open_rollback(self, self.launch.rollback, self._new_run_screen),
+                            group="open", exclusive=True)
         elif self.launch.resume is not None:
             opener = self.open_stored if self.launch.read_only else self.resume_run
             opener(self.launch.resume, from_cli=True)

@@ -6,17 +6,16 @@ the run stays on screen to look at."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
+
+from textual.app import App
 
 from console.engine.events import Event
 from console.engine.rollback import Rollback, RollbackPlan
 from console.engine.run import Run
 from console.ui.history import replay
-
-if TYPE_CHECKING:
-    from console.ui.app import BatonApp
 
 
 @dataclass
@@ -33,12 +32,15 @@ class RollbackLaunch:
     """``--yes``: the plan is approved already."""
 
 
-async def open_rollback(app: BatonApp, launch: RollbackLaunch) -> None:
-    """Show the run, then the plan dialog; the rollback starts once it is approved."""
+async def open_rollback(app: App[Any], launch: RollbackLaunch,
+                        new_screen: Callable[..., Any]) -> None:
+    """Show the run (on the RunScreen made by the app's ``new_screen``: typed loosely,
+    the screens import the app), then the plan dialog; the rollback starts once it is
+    approved."""
     from console.ui.screens.rollback_dialog import RollbackModal
 
     run = launch.run
-    screen = app._new_run_screen(run, read_only=False, start=False, stored=False)
+    screen = new_screen(run, read_only=False, start=False, stored=False)
     replay(screen.session.on_event, iter(launch.past))
     await app.push_screen(screen)
 
