@@ -53,10 +53,13 @@ class StepDetail(VerticalScroll):
         self.selection: Selection | None = None
         self._description: str | None = None
         self._facts_shown: tuple[object, ...] | None = None
+        # kept, not queried: a highlight handled during teardown found no children
+        self._facts_view = Static(id="facts")
+        self._markdown = Markdown(id="description")
 
     def compose(self) -> ComposeResult:
-        yield Static(id="facts")
-        yield Markdown(id="description")
+        yield self._facts_view
+        yield self._markdown
 
     def show(self, selection: Selection | None) -> None:
         self.selection = selection
@@ -65,7 +68,7 @@ class StepDetail(VerticalScroll):
             description = self.run.step_description(selection.step, selection.host)
         if description != self._description:
             self._description = description
-            markdown = self.query_one("#description", Markdown)
+            markdown = self._markdown
             markdown.display = bool(description)
             markdown.update(description)
         self.update_facts()
@@ -80,7 +83,7 @@ class StepDetail(VerticalScroll):
         if shown == self._facts_shown:
             return
         self._facts_shown = shown
-        self.query_one("#facts", Static).update(facts)
+        self._facts_view.update(facts)
 
     def _facts(self) -> Group | Text:
         selection = self.selection
