@@ -20,8 +20,10 @@ from console.commands.rollback_command import ROLLBACK
 from console.commands.run_commands import RESUME, RUN
 from console.commands.shared import Command, UsageError, err
 from console.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from console.runner.commands import ATTACH, SERVE
 
-COMMANDS: tuple[Command, ...] = (RUN, CHECK, PLAN, RUNS, SHOW, RESUME, ROLLBACK, HOSTS, NEW)
+COMMANDS: tuple[Command, ...] = (RUN, CHECK, PLAN, RUNS, SHOW, RESUME, ROLLBACK, HOSTS, NEW,
+                                 ATTACH, SERVE)
 """Every subcommand, in the order ``baton --help`` lists them."""
 
 

@@ -257,9 +257,12 @@ async def execute_headless(
         recorder = store.record(run, on_error=history_failed)
     code = EXIT_FAILED
     try:
-        code = await _drive(run, recorder, json_mode=json_mode,
-                            interactive=interactive, binary=binary, tty=tty, err=err,
-                            stdin_fd=stdin_fd, watch=watch, resumed=resumed)
+        from console.runner.server import listening  # `baton attach` (docs/attach-protocol.md)
+
+        async with listening(run, store, recorder):
+            code = await _drive(run, recorder, json_mode=json_mode,
+                                interactive=interactive, binary=binary, tty=tty, err=err,
+                                stdin_fd=stdin_fd, watch=watch, resumed=resumed)
     finally:
         if recorder is not None:
             recorder.close()

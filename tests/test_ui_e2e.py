@@ -44,25 +44,28 @@ run = "echo reported"
 
 
 class Tmux:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, server: str | None = None) -> None:
         self.name = name
+        self.tmux = ["tmux"] if server is None else ["tmux", "-L", server]
+        """A server of its own (-L): killing it is closing the terminal."""
 
     def start(self, command: str, env: dict[str, str]) -> None:
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "36",
+        tmux = self.tmux
+        subprocess.run([*tmux, "new-session", "-d", "-s", self.name, "-x", "120", "-y", "36",
                         f"env {exports} {command}"], check=True)
         # a detached session keeps its size only when told so (window-size "latest" follows
         # whatever client attaches, and the default is 80x24)
-        subprocess.run(["tmux", "set-option", "-t", self.name, "window-size", "manual"],
+        subprocess.run([*tmux, "set-option", "-t", self.name, "window-size", "manual"],
                        check=True)
-        subprocess.run(["tmux", "resize-window", "-t", self.name, "-x", "120", "-y", "36"],
+        subprocess.run([*tmux, "resize-window", "-t", self.name, "-x", "120", "-y", "36"],
                        check=True)
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
 
     def screen(self) -> str:
-        done = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
+        done = subprocess.run([*self.tmux, "capture-pane", "-p", "-t", self.name],
                               capture_output=True, text=True)
         return done.stdout
 
@@ -77,7 +80,10 @@ class Tmux:
         raise AssertionError(f"{text!r} never appeared; screen:\n{screen}")
 
     def kill(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*self.tmux, "kill-session", "-t", self.name], capture_output=True)
+
+    def kill_server(self) -> None:
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True)
 
 
 def test_console_in_a_terminal_approves_a_gate_and_quits(tmp_path):
@@ -193,24 +199,31 @@ run = "while [ ! -e STOP ]; do sleep 0.1; done"
 '''
 
 
-def test_a_killed_console_run_is_interrupted_for_runs_and_show(tmp_path):
-    """Item 11 through the real command: the console owning a run is killed (-9); without
-    any console opening it again, `baton runs` and `baton show` say interrupted."""
+def test_a_run_outlives_its_terminal_and_a_killed_runner_is_interrupted(tmp_path):
+    """Issue 15 through the real command: the terminal of `baton run` goes away (its tmux
+    server is killed); the runner goes on, `baton runs` marks it live and `baton attach`
+    from another tmux server shows it. Then the runner is killed (-9): `baton runs` and
+    `baton show` say interrupted (issue 5 item 11), and resume re-runs the task."""
     stop = tmp_path / "stop"
     flow = tmp_path / "flow.toml"
     flow.write_text(LIVE.replace("STOP", str(stop)), encoding="utf-8")
-    pid_file = tmp_path / "pid"
-    command = f"sh -c 'echo $$ > {pid_file}; exec {sys.executable} -m console run {flow}'"
-    tmux = Tmux(f"baton-e2e-{uuid.uuid4().hex[:8]}")
-    tmux.start(command, _env(tmp_path))
+    first = Tmux(f"baton-e2e-{uuid.uuid4().hex[:8]}", server=f"baton-a-{uuid.uuid4().hex[:6]}")
+    first.start(f"{sys.executable} -m console run {flow}", _env(tmp_path))
+    second = Tmux(f"baton-e2e-{uuid.uuid4().hex[:8]}", server=f"baton-b-{uuid.uuid4().hex[:6]}")
     try:
-        tmux.wait_for("running")
-        _wait_file(pid_file)
-        listed = _baton(tmp_path, "runs", "--json").stdout.splitlines()
-        [run] = [json.loads(line) for line in listed]
-        assert run["state"] == "running"  # its console is alive
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        time.sleep(0.3)
+        first.wait_for("running")
+        first.kill_server()  # the terminal goes away (SIGHUP to the console)
+        time.sleep(0.5)
+        listing = _baton(tmp_path, "runs")
+        assert "running (live)" in listing.stdout, listing.stdout
+        [run] = [json.loads(line) for line in
+                 _baton(tmp_path, "runs", "--json").stdout.splitlines()]
+        second.start(f"{sys.executable} -m console attach", _env(tmp_path))
+        screen = second.wait_for("Wait for the stop file")
+        assert run["id"] in screen and "RUNNING" in screen
+        runner = json.loads(_baton(tmp_path, "show", run["id"], "--json").stdout)["run"]["pid"]
+        os.kill(runner, signal.SIGKILL)
+        second.wait_for("interrupted")  # the console: the run's process is gone
         listing = _baton(tmp_path, "runs")
         assert "interrupted" in listing.stdout and "running" not in listing.stdout
         shown = _baton(tmp_path, "show", run["id"])
@@ -218,9 +231,13 @@ def test_a_killed_console_run_is_interrupted_for_runs_and_show(tmp_path):
         data = json.loads(_baton(tmp_path, "show", run["id"], "--json").stdout)
         assert data["run"]["state"] == "interrupted"
         assert "interrupted" in _baton(tmp_path, "show", run["id"], "--markdown").stdout
+        stop.touch()
+        resumed = _baton(tmp_path, "resume", run["id"], "--headless", "--yes")
+        assert resumed.returncode == 0, resumed.stderr
     finally:
         stop.touch()  # the orphaned step ends itself
-        tmux.kill()
+        first.kill_server()
+        second.kill_server()
 
 
 DRY = '''
@@ -299,12 +316,12 @@ def test_rendered_gate_prompt_and_q_on_a_live_run_asks_and_is_recorded(tmp_path)
         while "Approve (a)" in tmux.screen() and time.monotonic() < deadline:
             time.sleep(0.1)
         tmux.keys("q")  # nothing runs, the gate waits: the run is live, so it asks
-        screen = tmux.wait_for("quit anyway?")
+        screen = tmux.wait_for("detach, cancel it, or stay?")
         assert "1 waiting for an operator: prune" in screen
         tmux.keys("n")
         time.sleep(0.5)
         tmux.keys("q")
-        tmux.wait_for("quit anyway?")
+        tmux.wait_for("detach, cancel it, or stay?")
         tmux.keys("y")
         deadline = time.monotonic() + 20
         while not exit_file.exists() and time.monotonic() < deadline:
@@ -334,9 +351,10 @@ def _alive(pid: int) -> bool:
     return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
 
 
-def test_sigterm_stops_a_console_run_resumably(tmp_path):
-    """Item 24 in the console: SIGTERM stops the running task's process tree, stores the
-    run interrupted, exits 143; `baton resume RUN --headless --yes` re-runs the task."""
+def test_sigterm_stops_a_runner_resumably(tmp_path):
+    """Item 24 with a runner (issue 15): SIGTERM to the process that owns the run stops the
+    running task's process tree and stores the run interrupted; the attached console shows
+    it; `baton resume RUN --headless --yes` re-runs the task."""
     stop = tmp_path / "stop"
     starts = tmp_path / "starts"
     flow = tmp_path / "flow.toml"
@@ -344,23 +362,26 @@ def test_sigterm_stops_a_console_run_resumably(tmp_path):
     flow.write_text(LIVE.replace("while", f"echo $$ > {step_pid}; echo start >> {starts}; "
                                           f"while").replace("STOP", str(stop)),
                     encoding="utf-8")
-    pid_file = tmp_path / "pid"
     exit_file = tmp_path / "exit-code"
-    command = (f"sh -c 'echo $$ > {pid_file}; {sys.executable} -m console run {flow} & "
-               f"echo $! > {pid_file}; wait $!; echo $? > {exit_file}; sleep 30'")
+    command = (f"sh -c '{sys.executable} -m console run {flow}; echo $? > {exit_file}; "
+               f"sleep 30'")
     tmux = Tmux(f"baton-e2e-{uuid.uuid4().hex[:8]}")
     tmux.start(command, _env(tmp_path))
     try:
         tmux.wait_for("running")
         _wait_file(starts)
-        os.kill(int(pid_file.read_text()), signal.SIGTERM)
-        _wait_file(exit_file)
-        assert exit_file.read_text().strip() == "143"
+        [run] = [json.loads(line) for line in
+                 _baton(tmp_path, "runs", "--json").stdout.splitlines()]
+        runner = json.loads(_baton(tmp_path, "show", run["id"], "--json").stdout)["run"]["pid"]
+        os.kill(runner, signal.SIGTERM)
+        tmux.wait_for("INTERRUPTED")
         deadline = time.monotonic() + 5
         while _alive(int(step_pid.read_text())) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(int(step_pid.read_text())), "the step outlived the console"
-        time.sleep(0.5)
+        assert not _alive(int(step_pid.read_text())), "the step outlived the runner"
+        tmux.keys("q")
+        _wait_file(exit_file)
+        assert exit_file.read_text().strip() == "1"
         assert starts.read_text().split() == ["start"]
         [run] = [json.loads(line) for line in
                  _baton(tmp_path, "runs", "--json").stdout.splitlines()]

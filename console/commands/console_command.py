@@ -66,6 +66,11 @@ def console_run(args: argparse.Namespace) -> int:
         params = parse_assignments(args.param)
     except ParamError as exc:
         raise UsageError(str(exc)) from None
+    from console.runner.commands import console_run_args  # a runner owns the run (issue 15)
+
+    code = console_run_args(args)
+    if code is not None:
+        return code
     return run_console(args.file, params=params, limit=split_limit(args.limit),
                        step_mode=args.step, start_at=args.start_at, theme=args.theme,
                        read_only=args.read_only, start=True, dry_run=args.dry_run, yes=args.yes)

@@ -86,8 +86,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
             else "no run matches")
         return EXIT_OK
     from console.printers import format_runs
+    from console.runner.commands import mark_live
 
-    out(format_runs(runs))
+    out(format_runs(mark_live(runs, home)))
     return EXIT_OK
 
 

@@ -288,14 +288,16 @@ def undo_action(run: RollbackRun, action: str, step: str, host: str | None,
                 reason: str | None = None) -> bool:
     """An operator's retry or skip on a failed undo acts on the rollback (True), not on
     the task's forward run; False when the target has no failed undo."""
+    rollback = run.rollback
     entries = failed_undos(run, step, host)
-    assert run.rollback is not None or not entries
+    if rollback is None or not entries:
+        return False
     for entry in entries:
         if action == "retry":
-            run.rollback.retry(entry.step, entry.host)  # type: ignore[union-attr]
+            rollback.retry(entry.step, entry.host)
         else:
-            run.rollback.skip(entry.step, entry.host, reason)  # type: ignore[union-attr]
-    return bool(entries)
+            rollback.skip(entry.step, entry.host, reason)
+    return True
 
 
 async def execute_rollback_only(run: RollbackRun) -> RunState:

@@ -2,20 +2,17 @@
 the command from the history, opens as a run screen with its past replayed, and the
 rollback plan dialog that ``u`` shows asks for approval of the requested scope. Approved
 (or ``--yes``), the rollback runs in the console, recorded; refused, nothing is undone and
-the run stays on screen to look at."""
+the run stays on screen to look at (:meth:`HistoryActions.open_rollback
+<console.ui.history_actions.HistoryActions.open_rollback>`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from textual.app import App
 
 from console.engine.events import Event
-from console.engine.rollback import Rollback, RollbackPlan
+from console.engine.rollback import RollbackPlan
 from console.engine.run import Run
-from console.ui.history import replay
 
 
 @dataclass
@@ -30,33 +27,3 @@ class RollbackLaunch:
     """The stored run's events and output, replayed into the screen."""
     approved: bool = False
     """``--yes``: the plan is approved already."""
-
-
-async def open_rollback(app: App[Any], launch: RollbackLaunch,
-                        new_screen: Callable[..., Any]) -> None:
-    """Show the run (on the RunScreen made by the app's ``new_screen``: typed loosely,
-    the screens import the app), then the plan dialog; the rollback starts once it is
-    approved."""
-    from console.ui.screens.rollback_dialog import RollbackModal
-
-    run = launch.run
-    screen = new_screen(run, read_only=False, start=False, stored=False)
-    replay(screen.session.on_event, iter(launch.past))
-    await app.push_screen(screen)
-
-    def start() -> None:
-        run.rollback = Rollback(run, launch.plan)
-        run.rollback_only = True
-        screen.start_run()
-
-    def answered(choice: object) -> None:
-        if choice == "rollback":
-            start()
-        else:
-            app.notify("rollback not approved: nothing was undone", severity="warning",
-                       timeout=20)
-
-    if launch.approved:
-        start()
-    else:
-        app.push_screen(RollbackModal(launch.plan), answered)

@@ -4,6 +4,9 @@ the undo command and its attempts apart from the task's own."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
@@ -47,19 +50,25 @@ class StepDetail(VerticalScroll):
     StepDetail > #facts { height: auto; }
     """
 
-    def __init__(self, run: Run, *, id: str | None = None) -> None:
+    def __init__(self, run: Run, *, log_file: Callable[[str, str], Path | None] | None = None,
+                 id: str | None = None) -> None:
         super().__init__(id=id)
         self.run = run
+        self.log_file = log_file
+        """(step, host) -> the file of the task's current attempt, if the run is recorded."""
         self.selection: Selection | None = None
         self._description: str | None = None
-        self._facts_shown: tuple[object, ...] | None = None
-        # kept, not queried: a highlight handled during teardown found no children
         self._facts_view = Static(id="facts")
         self._markdown = Markdown(id="description")
+        """Kept, not queried: a selection may arrive before they are mounted."""
+        self._facts_shown: tuple[object, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield self._facts_view
         yield self._markdown
+
+    def on_mount(self) -> None:  # the facts hold the theme's colours
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.update_facts())
 
     def show(self, selection: Selection | None) -> None:
         self.selection = selection
@@ -67,10 +76,13 @@ class StepDetail(VerticalScroll):
         if selection is not None:
             description = self.run.step_description(selection.step, selection.host)
         if description != self._description:
-            self._description = description
             markdown = self._markdown
-            markdown.display = bool(description)
-            markdown.update(description)
+            if not markdown.is_mounted:  # the tree highlights before this pane is composed
+                self.call_after_refresh(lambda: self.show(self.selection))
+            else:
+                self._description = description
+                markdown.display = bool(description)
+                markdown.update(description)
         self.update_facts()
 
     def update_facts(self) -> None:
@@ -145,8 +157,8 @@ class StepDetail(VerticalScroll):
             parts.append(Text("undo attempts:", style=pal.style("state-undo")))
             parts.append(self._attempts(undone, pal))
         if len(tasks) == 1:
-            log = getattr(self.app, "log_file", None)
-            path = log(run, tasks[0].step, tasks[0].host) if log is not None else None
+            log = self.log_file
+            path = log(tasks[0].step, tasks[0].host) if log is not None else None
             if path is not None:
                 parts.append(Text(f"log: {path}  (o opens it)", style=pal.style("dim-text"),
                                   no_wrap=True, overflow="ellipsis"))
