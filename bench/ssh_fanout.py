@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -135,6 +136,7 @@ def main() -> None:
         store = Store.open(Path(tmp) / "home")
         try:
             rows: dict[str, tuple[float, float] | None] = {}
+            peak_rss = 0.0
             for label, make in [
                 ("baton (engine + SSHExecutor)", lambda n: lambda: baton(fleet, n)),
                 ("baton, history store on", lambda n: lambda: baton(fleet, n, store)),
@@ -148,10 +150,13 @@ def main() -> None:
                     rows[label] = None
                     continue
                 rows[label] = (best_of(args.rounds, make(1)), best_of(args.rounds, make(5)))
+                if label.startswith("baton"):  # measured first: the peak is baton's own
+                    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         finally:
             store.close()
             fleet.stop()
     report(rows, args.hosts)
+    print(f"{'baton peak RSS (this process, MB)':38} {peak_rss:6.0f}")
 
 
 def report(rows: dict[str, tuple[float, float] | None], hosts: int) -> None:

@@ -2,7 +2,8 @@
 the console.
 
 Records the run in the store, subscribes a printer (human or JSON), answers gates and
-manual steps on a terminal (one prompt at a time), applies file changes with ``--watch``,
+manual steps on a terminal (one prompt at a time), and a failed undo (retry, skip or
+stop), applies file changes with ``--watch``,
 turns Ctrl-C into :meth:`Run.interrupt` and maps the final run state to the exit code of
 SPEC section 2.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from console.engine.events import Event, RunState, TaskEvent, TaskState
+from console.engine.rollback import failed_undos
 from console.engine.run import ActionError, Run
 from console.exitcodes import EXIT_FAILED, EXIT_HISTORY, EXIT_INTERRUPTED, EXIT_OK
 from console.model.workflow import LOCAL
@@ -35,7 +37,8 @@ _MAX_LABEL = 32
 
 
 class Prompter:
-    """Asks the operator on the terminal about gates and manual steps, one at a time.
+    """Asks the operator on the terminal about gates, manual steps and failed undos, one
+    at a time.
 
     stdin is read through the event loop (``add_reader``), not a thread, so an
     unanswered prompt never keeps the process alive after Ctrl-C.
@@ -53,7 +56,16 @@ class Prompter:
         self._worker: asyncio.Task[None] | None = None
 
     def __call__(self, event: Event) -> None:
-        if type(event) is TaskEvent and event.state.waiting:
+        if type(event) is not TaskEvent:
+            return
+        if event.state.waiting:
+            self._queue.append((event.step, event.host))
+            self._wakeup.set()
+        elif event.state is TaskState.UNDO_FAILED and self._run.rollback is not None \
+                and failed_undos(self._run, event.step, event.host):
+            # SPEC section 5: it holds back what follows it until the operator retries or
+            # skips it; the rollback waits for the answer (before it could stop)
+            self._run.rollback.asking()
             self._queue.append((event.step, event.host))
             self._wakeup.set()
 
@@ -76,12 +88,38 @@ class Prompter:
                 await self._wakeup.wait()
             step, host = self._queue.popleft()
             task = self._run.tasks.get((step, host))
+            if task is not None and task.state is TaskState.UNDO_FAILED:
+                await self._ask_undo(step, host, task.reason)
+                continue
             if task is None or not task.state.waiting:
                 continue  # answered or cancelled meanwhile
             try:
                 await self._ask(step, host, task.state, task.reason)
             except ActionError as exc:
                 self._say(f"baton: {exc}")
+
+    async def _ask_undo(self, step: str, host: str, reason: str | None) -> None:
+        """A failed undo: retry it, skip it (what it holds back goes on), or stop."""
+        rollback = self._run.rollback
+        try:
+            if rollback is None or not failed_undos(self._run, step, host):
+                return  # retried or skipped meanwhile
+            on = "" if host == LOCAL else f" on {host}"
+            why = f" ({reason})" if reason else ""
+            answer = (await self._read(
+                f"The undo of '{step}'{on} failed{why}: retry it, skip it, or stop the "
+                f"rollback? [r/s/N] ")).strip().lower()
+            if not failed_undos(self._run, step, host):
+                return
+            if answer in ("r", "retry"):
+                self._run.retry(step, host)
+            elif answer in ("s", "skip"):
+                self._run.skip(step, host, "skipped at the prompt")
+        except ActionError as exc:
+            self._say(f"baton: {exc}")
+        finally:
+            if rollback is not None:
+                rollback.answered()
 
     async def _ask(self, step: str, host: str, state: TaskState, reason: str | None) -> None:
         on = "" if host == LOCAL else f" on {host}"

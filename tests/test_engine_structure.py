@@ -116,3 +116,44 @@ def test_the_engine_imports_only_what_its_docstring_allows() -> None:
         assert {t for t in targets if not t.startswith(allowed)} == set(), module
         if module != "console.engine.run":
             assert "console.engine.run" not in targets, module
+
+
+async def test_an_error_in_the_scheduler_loop_is_raised_as_it_was() -> None:
+    """The task group does not wrap what the loop itself raises (here a subscriber's
+    error while a pass skips a task) in an ExceptionGroup: callers see it unchanged."""
+    h = Harness(workflow(step("a", when="false"), step("b", "hold b")))
+
+    def broken(event: object) -> None:
+        if isinstance(event, TaskEvent) and event.state is S.SKIPPED:
+            raise ValueError("subscriber broke")
+
+    h.run.subscribe(broken)
+    with pytest.raises(ValueError, match="subscriber broke"):
+        await h.finish()
+
+
+async def test_a_terminate_that_fails_leaves_the_run_going() -> None:
+    """A cancel's terminate runs in the run's task group; when it fails (a lost SSH
+    connection) the task keeps running until it ends, and the run ends as it would."""
+    from tests.fakes import ScriptedExecutor
+
+    async def lost(grace: float = 0) -> None:
+        raise OSError("connection lost")
+
+    class StubbornExecutor(ScriptedExecutor):
+        async def start(self, request, on_output):  # type: ignore[no-untyped-def]
+            execution = await super().start(request, on_output)
+            execution.terminate = lost  # type: ignore[method-assign]
+            return execution
+
+    h = Harness(workflow(step("a", "hold a")))
+    h.run._executor_for = lambda host: StubbornExecutor(h.world, host)
+    h.start()
+    await h.state_of("a", S.RUNNING)
+    await h.until(lambda: h.run.tasks[("a", "local")].execution is not None)
+    h.run.cancel("a")
+    await asyncio.sleep(0.05)
+    assert h.state("a") is S.RUNNING  # not ended: still shown running
+    h.world.release("a")
+    assert await h.finish() is RunState.FAILED
+    assert h.state("a") is S.CANCELLED

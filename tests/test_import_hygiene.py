@@ -36,14 +36,7 @@ PACKAGE = "console"
 # Type-level cycles (through ``if TYPE_CHECKING:`` imports) still present, each the modules
 # of one strongly connected component. A current cycle must lie inside one of these; remove
 # an entry once it is gone. Only ever shrink this list.
-KNOWN_TYPE_CYCLES: tuple[frozenset[str], ...] = (
-    # Screens call the app's concrete methods; the app's history mixin is typed as the app
-    # (item 3: screens post Messages up, the app handles them).
-    frozenset({"console.ui.app", "console.ui.history_actions", "console.ui.reloading",
-               "console.ui.screens.folder", "console.ui.screens.history",
-               "console.ui.screens.refusals", "console.ui.screens.run_screen",
-               "console.ui.signals"}),
-)
+KNOWN_TYPE_CYCLES: tuple[frozenset[str], ...] = ()
 
 
 def module_name(path: Path) -> str:

@@ -294,3 +294,29 @@ def test_the_command_line_modules_stay_small() -> None:
     for path in files:
         lines = len(path.read_text(encoding="utf-8").splitlines())
         assert lines < 450, f"{path.relative_to(ROOT)}: {lines} lines"
+
+
+def test_launch_and_the_commands_import_what_their_docstrings_allow() -> None:
+    """``console.launch`` serves both front ends, so it imports neither (nor Textual);
+    the commands never import ``console.cli``, which lists them."""
+    from tests.test_import_hygiene import import_graph
+
+    graph = import_graph(types=True)
+    front_ends = ("console.ui", "console.commands", "console.cli", "console.headless")
+    assert not {t for t in graph["console.launch"] if t.startswith(front_ends)}
+    assert not {n for n in _imports(ROOT / "console" / "launch.py") if n.startswith("textual")}
+    commands = {m: targets for m, targets in graph.items() if m.startswith("console.commands")}
+    assert commands and not {(m, t) for m, targets in commands.items() for t in targets
+                             if t == "console.cli"}
+
+
+def test_the_front_end_modules_have_names_of_their_own() -> None:
+    """A newcomer searching for ``reload`` or ``history`` finds one module each (item 4):
+    no module of ``console/`` itself or of ``console/commands/`` shares its name with
+    another module of the package (``console/reload.py`` beside ``engine/reload.py``)."""
+    modules = [p for p in (ROOT / "console").rglob("*.py") if p.stem != "__init__"]
+    ours = [p for p in modules if p.parent.name in ("console", "commands")]
+    for path in ours:
+        twins = [p.relative_to(ROOT).as_posix() for p in modules
+                 if p.stem == path.stem and p != path]
+        assert not twins, f"{path.relative_to(ROOT).as_posix()} shares its name with {twins}"

@@ -207,3 +207,24 @@ def test_constant_expressions_are_quoted_for_their_context_too(template: str,
                                                                 printed: bytes) -> None:
     # Jinja folds constants at compile time; they must still be quoted where they land
     assert _run("/bin/sh", render_command(template, {})) == printed
+
+
+@pytest.mark.parametrize("template,value", [
+    ("cat <<'EOF'\n{{ v }}\nEOF", "E\x80"),
+    ("cat <<'EOF'\n{{ v }}\nEOF", "EO\u00e9 and more"),
+    ("cat <<-\"END\"\n\t{{ v }}\n\tEND", "E\u4e2d"),
+])
+def test_a_heredoc_line_dash_would_corrupt_is_refused(template: str, value: str) -> None:
+    """dash drops the first non-ASCII byte after a line's start that matches the heredoc's
+    delimiter (hypothesis found ``E\\x80``): refused, as a line starting with the delimiter."""
+    literal = template.replace("{{ v }}", value)
+    assert _run("/bin/sh", literal).decode("utf-8", "replace") != value + "\n"  # the bug
+    with pytest.raises(TemplateError, match="could end it early or lose a byte in dash"):
+        render_command(template, {"v": value})
+
+
+@pytest.mark.parametrize("value", ["xE\u00e9", "\u00e9E", "E", "EOX\u00e9"[:2] + "x\u00e9"])
+def test_heredoc_lines_dash_reads_right_still_render(value: str) -> None:
+    for shell in SHELLS:
+        out = _run(shell, render_command("cat <<'EOF'\n{{ v }}\nEOF", {"v": value}))
+        assert out.decode("utf-8") == value + "\n"

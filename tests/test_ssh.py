@@ -9,6 +9,7 @@ import asyncio
 import os
 import secrets
 import socket
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -447,8 +448,10 @@ async def test_client_going_away_kills_remote_tasks(executor: SSHExecutor) -> No
 async def test_secret_absent_from_every_process_list(fleet: Fleet) -> None:
     secret = f"s3cr3t-{secrets.token_hex(8)}"
     marker = f"baton-mark-{secrets.token_hex(6)}"
+    release = Path(tempfile.mkdtemp()) / "release"  # the step runs until 5 scans are done
     steps = {"use": Step("use", "use", on=("h00",), env={"TOKEN": secret, "MARK": marker},
-                         run=f"test \"$TOKEN\" = '{secret}' && echo ok; sleep 1.5")}
+                         run=f"test \"$TOKEN\" = '{secret}' && echo ok; "
+                             f"while [ ! -e {release} ]; do sleep 0.05; done")}
     wf = workflow(fleet, fleet.servers[:1], steps)
     run = Run(wf, RunOptions(approval="auto", secrets={"t": secret}),
               executor_for=ssh_executor_factory(wf, **TEST_OPTIONS))
@@ -466,6 +469,8 @@ async def test_secret_absent_from_every_process_list(fleet: Fleet) -> None:
                         continue
                     if secret.encode() in cmdline:
                         seen.append(cmdline.decode(errors="replace"))
+            if checked == 5:
+                release.touch()
         await asyncio.sleep(0.1)
     await job
     assert run.tasks_of("use")[0].state is TaskState.SUCCEEDED

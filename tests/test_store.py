@@ -716,3 +716,19 @@ async def test_a_dead_owner_shows_interrupted_on_a_read_only_store_too(store: St
     assert [r.state for r in store.runs()] == ["interrupted"]
     raw = store._db.execute("SELECT state FROM runs WHERE id = 'r0000dead1'").fetchone()
     assert raw == ("interrupted",)  # a writable store marks it
+
+
+@pytest.mark.parametrize("folder", ["home", "owned by nobody", "a symbolic link"])
+def test_open_read_falls_back_on_the_error_type_not_on_words_in_the_path(tmp_path: Path,
+                                                                         folder: str):
+    """Only an unsafe path (UnsafePathError) is refused outright; any other StoreError of
+    Store.open falls back to reading, whatever the home is called (the words of the
+    message were matched, and a home named "owned by …" was refused)."""
+    home = tmp_path / folder
+    with Store.open(home) as store:
+        store._db.execute("UPDATE schema_version SET version = 99")
+    with Store.open_read(home) as store:
+        assert store.read_only and store.runs() == []
+    home.chmod(0o777)
+    with pytest.raises(StoreError, match=r"writable by group or others"):
+        Store.open_read(home)

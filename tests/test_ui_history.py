@@ -23,10 +23,10 @@ from console.engine.events import ActionEvent, RunState, TaskState
 from console.store import Store
 from console.ui.app import BatonApp
 from console.ui.screens.folder import FolderScreen
-from console.ui.screens.history import HistoryScreen
+from console.ui.screens.history_screen import HistoryScreen
 from console.ui.screens.modals import GateModal
 from console.ui.screens.run_screen import RunScreen
-from console.ui.screens.timeline import TimelineScreen
+from console.ui.screens.timeline_screen import TimelineScreen
 from console.ui.widgets.log_pane import LogPane
 from console.ui.widgets.step_detail import StepDetail
 from tests.fakes import ScriptedWorld

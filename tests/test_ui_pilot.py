@@ -9,7 +9,7 @@ from console.ui.screens.help import HelpScreen
 from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
 from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.run_screen import RunScreen
-from console.ui.screens.timeline import TimelineScreen
+from console.ui.screens.timeline_screen import TimelineScreen
 from console.ui.widgets.log_pane import LogPane
 from tests.ui_helpers import DEMO, SIZE, make_app, run_screen, select, settle, state, until
 

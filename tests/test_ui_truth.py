@@ -14,11 +14,11 @@ from textual.widgets import Button, Input, Static
 from console.engine.events import RunState, TaskState
 from console.store import Store
 from console.ui.screens.folder import FolderScreen
-from console.ui.screens.history import HistoryScreen
+from console.ui.screens.history_screen import HistoryScreen
 from console.ui.screens.modals import DangerousModal, GateModal, QuitModal, TextPrompt
 from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.run_screen import RunScreen
-from console.ui.screens.timeline import TimelineScreen
+from console.ui.screens.timeline_screen import TimelineScreen
 from console.ui.widgets.dag_tree import DagTree
 from console.ui.widgets.header import RunHeader
 from console.ui.widgets.step_detail import StepDetail

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from console.store import Store
 
 
-
 class UsageError(Exception):
     """Bad input from the operator: printed as ``baton: message``, exit 2."""
 

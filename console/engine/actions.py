@@ -8,6 +8,7 @@ An action that does not apply raises :class:`ActionError` and changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +20,7 @@ from console.engine.rollback import RollbackRun, failed_undos, undo_action
 from console.engine.scheduler import Scheduler
 from console.engine.task import Task
 from console.engine.texts import RunTexts
+from console.executors.base import Execution
 
 S = TaskState
 
@@ -190,7 +192,7 @@ class RunActions(RollbackRun, RunTexts):
         if task.state is S.RUNNING:
             task.cancel_requested = reason
             if task.execution is not None:
-                self.spawn(task.execution.terminate())
+                self.spawn(_terminate(task.execution))
             # its attempt loop records the cancelled state once the process tree is gone
         elif task.state is S.RETRYING:
             if task.attempt_loop is not None:
@@ -266,6 +268,14 @@ APPLIES: dict[str, frozenset[TaskState]] = {
     "cancel": frozenset({S.RUNNING, S.RETRYING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR}),
 }
 """Task action -> the task states it applies to (at least one target must be in them)."""
+
+
+async def _terminate(execution: Execution) -> None:
+    """End a cancelled task's process tree. A terminate that fails (a lost connection)
+    leaves the task running for the operator to see and cancel again; it never ends the
+    run's task group."""
+    with contextlib.suppress(Exception):
+        await execution.terminate()
 
 
 def _verb(action: str) -> str:

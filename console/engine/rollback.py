@@ -62,6 +62,19 @@ class Rollback:
         self.job: asyncio.Task[bool] | None = None
         """The rollback running beside the scheduler of a live run (kept here)."""
         self._event = asyncio.Event()
+        self._asking = 0
+        """Questions about failed undos put to a headless operator, not answered yet."""
+
+    def asking(self) -> None:
+        """A headless operator is asked about a failed undo: the rollback waits for the
+        answer (a retry or skip) instead of stopping, as it waits in the console."""
+        self._asking += 1
+
+    def answered(self) -> None:
+        """The question is answered (a retry or skip is already applied; otherwise the
+        rollback stops when nothing else can go on)."""
+        self._asking = max(0, self._asking - 1)
+        self.poke()
 
     @property
     def plan(self) -> RollbackPlan:
@@ -96,7 +109,8 @@ class Rollback:
     async def execute(self) -> bool:
         """Run every undo the rule lets go; returns whether the plan is complete. Stops
         when nothing can go on (an ``undo_failed`` holds the rest back) unless the run
-        stays alive for an operator (the console), who retries or skips it."""
+        stays alive for an operator (the console), or an operator is being asked (headless
+        on a terminal), who retries or skips it."""
         run = self.run
         if not self.started:
             self.started = True
@@ -106,8 +120,8 @@ class Rollback:
             self._launch()
             if run.closing:
                 await self._stop()
-            if not self._running and (self.complete or run.closing
-                                      or not run.options.keep_alive):
+            if not self._running and (self.complete or run.closing or (
+                    not run.options.keep_alive and not self._asking)):
                 break
             self._wake.clear()
             await self._wake.wait()
@@ -274,14 +288,16 @@ def undo_action(run: RollbackRun, action: str, step: str, host: str | None,
                 reason: str | None = None) -> bool:
     """An operator's retry or skip on a failed undo acts on the rollback (True), not on
     the task's forward run; False when the target has no failed undo."""
+    rollback = run.rollback
     entries = failed_undos(run, step, host)
-    assert run.rollback is not None or not entries
+    if rollback is None or not entries:
+        return False
     for entry in entries:
         if action == "retry":
-            run.rollback.retry(entry.step, entry.host)  # type: ignore[union-attr]
+            rollback.retry(entry.step, entry.host)
         else:
-            run.rollback.skip(entry.step, entry.host, reason)  # type: ignore[union-attr]
-    return bool(entries)
+            rollback.skip(entry.step, entry.host, reason)
+    return True
 
 
 async def execute_rollback_only(run: RollbackRun) -> RunState:

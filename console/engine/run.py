@@ -90,6 +90,10 @@ class Run(RunActions):
         try:
             async with asyncio.TaskGroup() as self.group:
                 await self._schedule()
+        except BaseExceptionGroup as errors:  # one error (a subscriber's, say): as raised
+            if len(errors.exceptions) == 1:
+                raise errors.exceptions[0] from None
+            raise
         finally:
             self.group = None
             await self.close_executors()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from console.engine.core import RunCore
 from console.engine.task import Task
+from console.engine.undo_attempts import last_command
 from console.model import templating
 from console.model.workflow import LOCAL
 from console.sanitize import visible
@@ -87,8 +88,9 @@ class RunTexts(RunCore):
         groups: dict[str, list[str]] = {}
         for host in hosts:
             task = self.tasks.get((step, host))
-            if task is not None and task.attempts and task.attempts[-1].command:
-                command = task.attempts[-1].command  # what it ran: no rendering
+            ran = last_command(task) if task is not None and task.attempts else ""
+            if ran:
+                command = ran  # what it ran (not its undo): no rendering
             else:
                 known = memo.get((step, host))
                 if known is not None and known[0] == token:
@@ -122,8 +124,9 @@ class RunTexts(RunCore):
         rendered now. A template that reads outputs not produced yet shows its source and
         why it is not rendered yet."""
         task = self.tasks.get((step, host)) or Task(step, host)
-        if task.attempts and task.attempts[-1].command:
-            return task.attempts[-1].command
+        ran = last_command(task) if task.attempts else ""
+        if ran:  # what it ran (not its undo)
+            return ran
         definition = self.workflow.steps[step]
         source = definition.run or ""
         if templating.needs_render(source):

@@ -85,6 +85,19 @@ def quote_into(value: str, context: str) -> str:
     raise QuotingError(f"a value substituted {where} cannot be quoted safely: {fix}")
 
 
+def _dash_drops_a_byte(line: str, delimiter: str) -> bool:
+    """dash 0.5.12 (Debian's /bin/sh), reading a heredoc line that starts like its delimiter,
+    drops the first non-ASCII byte after the part that matched: ``E`` + ``é`` under
+    ``<<'EOF'`` arrives as ``E\\xa9``. Such a line is refused, like one starting with the
+    whole delimiter."""
+    matched = 0
+    for mine, theirs in zip(line, delimiter, strict=False):
+        if mine != theirs:
+            break
+        matched += 1
+    return 0 < matched < len(line) and ord(line[matched]) > 0x7F
+
+
 def _loses_tabs(text: str, start: int, value: str) -> bool:
     """Would a ``<<-`` heredoc strip a tab of ``value``, placed at ``start``?"""
     if "\n\t" in value:
@@ -125,13 +138,12 @@ def substitute(text: str, values: list[str]) -> str:
     for body_start, body_end, delimiter, strip in checks:
         body = MARKER.sub(lambda m: values[int(m[1])], text[body_start:body_end])
         for body_line in body.split("\n"):
-            # A line that only starts with the delimiter is refused as well: dash 0.5.12
-            # drops a byte of such a line when a non-ASCII byte follows the delimiter.
-            if (body_line.lstrip("\t") if strip else body_line).startswith(delimiter):
+            start = body_line.lstrip("\t") if strip else body_line
+            if start.startswith(delimiter) or _dash_drops_a_byte(start, delimiter):
                 raise QuotingError(
-                    f"a value puts a line starting with {delimiter!r} into its heredoc, "
-                    "which could end it early: choose a delimiter that cannot occur in "
-                    "the value")
+                    f"a value puts a line starting with {delimiter!r} (or with a part of it "
+                    "before a non-ASCII character) into its heredoc, which could end it early "
+                    "or lose a byte in dash: choose a delimiter that cannot occur in the value")
     return "".join(out)
 
 

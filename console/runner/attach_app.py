@@ -26,7 +26,6 @@ from console.ui import app as ui_app
 from console.ui.app import EXIT_OK, EXIT_USAGE, BatonApp, LaunchOptions, exit_code_for
 from console.ui.screens.modals import QuitModal
 from console.ui.screens.run_screen import RunScreen
-from console.ui.session import RunSession
 from console.ui.system import psutil_sampler
 
 
@@ -59,8 +58,6 @@ class DetachModal(QuitModal):
 class AttachedRunScreen(RunScreen):
     """The run screen of a remote run: leaving asks detach / cancel / stay."""
 
-    run: RemoteRun
-
     def _leave(self, verb: str) -> None:
         if not self.live:
             super()._leave(verb)
@@ -71,11 +68,13 @@ class AttachedRunScreen(RunScreen):
 
         def answered(choice: object) -> None:
             if choice == "detach":
-                self.run.detach()
+                remote = self.run
+                assert isinstance(remote, RemoteRun)
+                remote.detach()
                 self.shutdown()
                 return
             cancel = choice == "cancel"
-            if self._act(self.run.answer_quit, cancel) and cancel:
+            if self.act(self.run.answer_quit, cancel) and cancel:
                 self.shutdown()
 
         self.app.push_screen(DetachModal(str(self.run.state), running, waiting, verb=verb),
@@ -124,12 +123,6 @@ class AttachApp(BatonApp):
                                    else psutil_sampler(),
                                    read_only=remote.read_only, start=True)
         await self.push_screen(screen)
-
-    def record_run(self, run: Run, session: RunSession) -> bool:
-        return True  # the runner records the run
-
-    def run_over(self, run: Run) -> None:
-        return None
 
     def finish(self, run: Run | None) -> None:
         """Detached from a live run: exit 0; else the run's final state decides."""

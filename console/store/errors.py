@@ -6,7 +6,7 @@ can raise or catch them.
 
 from __future__ import annotations
 
-__all__ = ["LiveRunError", "StoreError"]
+__all__ = ["LiveRunError", "StoreError", "UnsafePathError"]
 
 
 class StoreError(Exception):
@@ -15,3 +15,8 @@ class StoreError(Exception):
 
 class LiveRunError(StoreError):
     """Another live process records this run."""
+
+
+class UnsafePathError(StoreError):
+    """A path of the home that others could change (a symlink, another owner, writable by
+    group or others): refused outright, never worked around by reading instead."""

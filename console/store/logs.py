@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import quote
 
-from console.store.errors import LiveRunError, StoreError
+from console.store.errors import LiveRunError, StoreError, UnsafePathError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -51,17 +51,17 @@ def check_private(path: Path, *, link_ok: bool = False) -> None:
     except OSError as exc:
         raise StoreError(f"cannot use baton home folder {path}: {exc.strerror or exc}") from None
     if stat.S_ISLNK(info.st_mode):
-        raise StoreError(f"{path} is a symbolic link; baton does not follow links inside its "
-                         f"home: remove it (rm {path})")
+        raise UnsafePathError(f"{path} is a symbolic link; baton does not follow links inside "
+                              f"its home: remove it (rm {path})")
     if not stat.S_ISDIR(info.st_mode):
         raise StoreError(f"{path} is not a folder: move it aside")
     if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
-        raise StoreError(f"{path} is owned by uid {info.st_uid}, not by you (uid "
-                         f"{os.geteuid()}): fix with chown {os.geteuid()} {path}, or set "
-                         f"BATON_HOME to a folder of your own")
+        raise UnsafePathError(f"{path} is owned by uid {info.st_uid}, not by you (uid "
+                              f"{os.geteuid()}): fix with chown {os.geteuid()} {path}, or set "
+                              f"BATON_HOME to a folder of your own")
     if info.st_mode & 0o022:
-        raise StoreError(f"{path} is writable by group or others (mode "
-                         f"{stat.S_IMODE(info.st_mode):04o}): fix with chmod 700 {path}")
+        raise UnsafePathError(f"{path} is writable by group or others (mode "
+                              f"{stat.S_IMODE(info.st_mode):04o}): fix with chmod 700 {path}")
 
 
 def ensure_dir(path: Path, *, link_ok: bool = False) -> Path:
@@ -86,8 +86,8 @@ def open_private(path: Path, flags: int) -> int:
         fd = os.open(path, flags | NOFOLLOW | CLOEXEC, FILE_MODE)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise StoreError(f"{path} is a symbolic link; baton does not follow links "
-                             f"inside its home: remove it (rm {path})") from None
+            raise UnsafePathError(f"{path} is a symbolic link; baton does not follow links "
+                                  f"inside its home: remove it (rm {path})") from None
         raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -107,8 +107,8 @@ def create_private(path: Path) -> None:
 def refuse_link(path: Path) -> None:
     """StoreError if ``path`` is a symlink (files SQLite opens by itself: -wal, -shm)."""
     if os.path.islink(path):
-        raise StoreError(f"{path} is a symbolic link; baton does not follow links inside "
-                         f"its home: remove it (rm {path})")
+        raise UnsafePathError(f"{path} is a symbolic link; baton does not follow links "
+                              f"inside its home: remove it (rm {path})")
 
 
 def _opener(path: str, flags: int) -> int:

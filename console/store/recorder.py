@@ -3,7 +3,9 @@
 Writes are buffered in memory and committed once per event-loop pass (a flush is scheduled
 with ``loop.call_soon`` on the first buffered write), so a 1,000-step graph or a flood of
 output costs one transaction per pass, not one per event. Log chunks go to the attempt's
-log file through a buffered file object, pushed to the OS at the same points.
+log file through a writer thread (:mod:`console.store.log_writer`: creating a file per
+attempt costs milliseconds the event loop must not wait for), asked to flush at the same
+points; :meth:`Recorder.flush` waits for it.
 
 Some events are committed synchronously, before the engine's ``_emit`` returns:
 
@@ -54,6 +56,7 @@ from console.engine.events import (
 from console.store import logs
 from console.store.database import Database
 from console.store.errors import StoreError
+from console.store.log_writer import LogWriter
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -106,8 +109,8 @@ class Recorder:
         lock = logs.held_here(run.id, home)
         self._own_lock = lock is None
         self._lock = lock or logs.acquire_run_lock(run.id, home)
-        self._logs = logs.LogFiles(home, run.id,
-                                   getattr(run.workflow, "log_limit", logs.DEFAULT_LOG_LIMIT))
+        self._logs = LogWriter(logs.LogFiles(
+            home, run.id, getattr(run.workflow, "log_limit", logs.DEFAULT_LOG_LIMIT)))
         self._events: list[tuple[Any, ...]] = []
         self._tasks: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._attempts: dict[tuple[str, str, int], tuple[Any, ...]] = {}
@@ -285,17 +288,25 @@ class Recorder:
     def _scheduled_flush(self) -> None:
         self._scheduled = False
         try:
-            self.flush()
+            self._flush(barrier=False)
         except Exception as exc:
             self._fail(exc)
 
     def flush(self) -> None:
-        """Push buffered log output to the OS and commit buffered rows."""
-        if self._logs.dirty:
-            try:
+        """Push log output to the OS (waiting for the log writer thread) and commit
+        buffered rows."""
+        self._flush(barrier=True)
+
+    def _flush(self, barrier: bool) -> None:
+        """``barrier=False`` (the once-per-pass flush): the log writer thread is asked to
+        flush and not waited for, so the event loop never waits on the disk."""
+        try:
+            if barrier:
+                self._logs.sync()
+            else:
                 self._logs.flush()
-            except (OSError, StoreError) as exc:
-                self._fail(exc)
+        except (OSError, StoreError) as exc:
+            self._fail(exc)
         if not (self._events or self._tasks or self._attempts or self._actions
                 or self._run_update or self._definitions or self._processes):
             return

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from console.engine.events import RunState
 from console.store import interrupt, logs, migrations
 from console.store.database import Database, open_error
-from console.store.errors import LiveRunError, StoreError
+from console.store.errors import LiveRunError, StoreError, UnsafePathError
 
 if TYPE_CHECKING:
     from console.engine.run import Run
@@ -101,10 +101,10 @@ class Store:
         if os.access(home, os.W_OK):
             try:
                 return cls.open(home)
-            except StoreError as exc:
-                if "symbolic link" in str(exc) or "group or others" in str(exc) or (
-                        "owned by" in str(exc)):
-                    raise
+            except UnsafePathError:
+                raise
+            except StoreError:
+                pass  # read instead
         try:
             os.stat(home)
         except FileNotFoundError:

@@ -2,8 +2,13 @@
 
 ``run_console`` is the entry point the CLI calls. The app opens a workflow file (params
 form first when a required param has no value) or a folder of them, builds the Run with
-``keep_alive`` so the operator can still act after every task has finished, and runs
-``Run.execute()`` as a worker in the app's own event loop.
+``keep_alive`` so the operator can still act after every task has finished, and hands it
+to a run screen, which runs ``Run.execute()`` as its worker in the app's own event loop.
+
+Attributes down, messages up: the app hands each screen what it needs (the run, the
+clock, the history service) and handles what screens ask of it as messages
+(``FolderScreen.Open``/``Quit``, ``RunScreen.Quit``, ``signals.Terminated``, and those of
+:class:`HistoryActions`); no screen calls the app's own methods.
 """
 
 from __future__ import annotations
@@ -12,13 +17,11 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textual import work
-from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual import on, work
+from textual.app import SystemCommand
 from textual.screen import Screen
 
 from console import themes
@@ -31,38 +34,17 @@ from console.model.loader import WorkflowError
 from console.model.params import missing_required
 from console.model.workflow import Host, Workflow
 from console.store import LiveRunError, Store, StoreError
-from console.ui import reloading, signals
+from console.ui import signals
 from console.ui.history import History
 from console.ui.history_actions import HistoryActions
+from console.ui.launch_options import LaunchOptions
 from console.ui.screens.folder import FolderScreen
-from console.ui.screens.help import KeyHelp
 from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.run_screen import RunScreen
 from console.ui.system import Clock, Sampler, psutil_sampler
+from console.ui.watchers import ThemeWatch, Watchers
 
-
-@dataclass
-class LaunchOptions:
-    """What the command line asked for (``baton [PATH]`` / ``baton run FILE``)."""
-
-    params: dict[str, str] = field(default_factory=dict)
-    """Raw ``--param NAME=VALUE`` values, coerced against the workflow's params."""
-    limit: tuple[str, ...] = ()
-    step_mode: bool = False
-    start_at: str | None = None
-    read_only: bool = False
-    start: bool = False
-    """Start the run as soon as the workflow is open (``baton run``)."""
-    run_id: str | None = None
-    user: str | None = None
-    resume: str | None = None
-    """``baton resume RUN``: continue that stored run (with --read-only: show it)."""
-    dry_run: bool = False
-    """``--dry-run``: every task shows what it would run; nothing runs, nothing is recorded."""
-    yes: bool = False
-    """``--yes``: approve every gate and mark every manual step done."""
-    folder_note: str | None = None
-    """A line shown under the folder view's title (the bundled examples say so)."""
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "BatonApp", "LaunchOptions", "run_console"]
 
 
 def exit_code_for(state: RunState | None) -> int:
@@ -71,7 +53,7 @@ def exit_code_for(state: RunState | None) -> int:
     return EXIT_FAILED
 
 
-class BatonApp(HistoryActions, App[int]):
+class BatonApp(HistoryActions):
     CSS_PATH = "baton.tcss"
     TITLE = "Baton"
 
@@ -103,8 +85,8 @@ class BatonApp(HistoryActions, App[int]):
         """Run history (None: runs are not recorded); ``run_console`` opens the store."""
         self.theme_folders = list(theme_folders) if theme_folders is not None else None
         found, self.theme_errors = themes.discover_themes(self.theme_folders)
-        self.watchers = reloading.Watchers()
-        self.theme_watch = reloading.ThemeWatch(
+        self.watchers = Watchers()
+        self.theme_watch = ThemeWatch(
             self, self.theme_folders or themes.theme_folders(), self.theme_errors)
         for item in found.values():
             self.register_theme(item)
@@ -114,6 +96,7 @@ class BatonApp(HistoryActions, App[int]):
                                      f"(known: {', '.join(sorted(found))})")
             wanted = themes.DEFAULT_THEME if themes.DEFAULT_THEME in found else self.theme
         self.theme = wanted
+        self._theme_shown = wanted
 
     # ------------------------------------------------------------------ startup
 
@@ -127,13 +110,15 @@ class BatonApp(HistoryActions, App[int]):
             self.set_keymap(self.keymap_overrides)
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.theme_watch.start(self.watchers)
-        if self.launch.resume is not None:
+        if self.launch.rollback is not None:
+            self.run_worker(self.open_rollback(self.launch.rollback), group="open",
+                            exclusive=True)
+        elif self.launch.resume is not None:
             opener = self.open_stored if self.launch.read_only else self.resume_run
             opener(self.launch.resume, from_cli=True)
         elif self.path.is_dir():
-            folder_screen = FolderScreen(self.path, note=self.launch.folder_note)
-            self.push_screen(folder_screen)
-            reloading.watch_folder(folder_screen, self.watchers)
+            self.push_screen(FolderScreen(self.path, note=self.launch.folder_note,
+                                          history=self.history, clock=self.clock))
         else:
             self.open_workflow(self.path, from_folder=False)
 
@@ -142,7 +127,9 @@ class BatonApp(HistoryActions, App[int]):
         self.watchers.stop()
 
     def _remember_theme(self, theme: Any) -> None:
-        reloading.relabel(self)  # tree labels and details hold the old theme's colours
+        if theme.name == self._theme_shown:  # its file was edited (ThemeWatch): same choice
+            return
+        self._theme_shown = theme.name
         try:
             themes.remember_theme(self.config_file, theme.name)
         except OSError as exc:
@@ -184,7 +171,8 @@ class BatonApp(HistoryActions, App[int]):
         screen = RunScreen(run, clock=self.clock,
                            sampler=self.sampler if self.sampler is not None else psutil_sampler(),
                            read_only=launch.read_only,
-                           start=(launch.start or from_folder) and not launch.read_only)
+                           start=(launch.start or from_folder) and not launch.read_only,
+                           history=self.history)
         await self.push_screen(screen)
         if launch.dry_run:
             self.notify("dry run: every task shows what it would run; nothing is executed "
@@ -212,6 +200,37 @@ class BatonApp(HistoryActions, App[int]):
             self._fail(str(exc), from_folder=from_folder)
             return None
 
+    # ------------------------------------------------------------------ messages up
+
+    @on(FolderScreen.Open)
+    def _open_from_folder(self, message: FolderScreen.Open) -> None:
+        self.open_workflow(message.path, from_folder=True)
+
+    @on(FolderScreen.Quit)
+    def _quit_from_folder(self) -> None:
+        self.finish(None)
+
+    @on(RunScreen.Quit)
+    def _quit_from_run(self, message: RunScreen.Quit) -> None:
+        self.finish(message.run)
+
+    @on(signals.Terminated)
+    def _terminated(self) -> None:
+        """SIGTERM: stop the live run as Ctrl-C does headless, then leave (exit 143)."""
+        screen = self._run_screen()
+        if screen is not None:
+            screen.interrupt("stopped by SIGTERM")
+        self.run_worker(self._leave_on_sigterm(), name="sigterm", group="sigterm",
+                        exclusive=True, exit_on_error=False)
+
+    async def _leave_on_sigterm(self) -> None:
+        screen = self._run_screen()
+        if screen is not None:
+            await screen.close_run()  # waits for the process trees, the recorder writes the rest
+        if self.history is not None:
+            self.history.close()
+        self.exit(signals.EXIT_SIGTERM, return_code=signals.EXIT_SIGTERM)
+
     # ------------------------------------------------------------------ exit
 
     def finish(self, run: Run | None) -> None:
@@ -237,18 +256,6 @@ class BatonApp(HistoryActions, App[int]):
         return None
 
     # ------------------------------------------------------------------ keys & palette
-
-    def describe_keys(self, screen: Screen[Any]) -> list[KeyHelp]:
-        """(key, description, help) of every binding of ``screen``, remapped keys applied."""
-        out: list[KeyHelp] = []
-        for binding in screen.BINDINGS:
-            if isinstance(binding, tuple):
-                continue
-            key = self.keymap_overrides.get(binding.id or "", binding.key)
-            shown = ", ".join(self.get_key_display(Binding(k.strip(), binding.action))
-                              for k in key.split(","))
-            out.append((shown, binding.description, binding.tooltip))
-        return out
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -26,9 +26,13 @@ from console.engine.events import (
 )
 from console.engine.run import Run
 from console.store import LiveRunError, Recorder, RunLock, RunSummary, Store, StoreError
-from console.store.concurrent import WorkflowClaim
+from console.store.concurrent import WorkflowClaim, claim_workflow
 
 T = TypeVar("T")
+
+
+class HistoryError(Exception):
+    """The store refuses to record a run (it must not start); the message is one line."""
 
 # ---------------------------------------------------------------------------- the store
 
@@ -66,6 +70,32 @@ class History:
         if lock is None or not lock.held:
             lock = self.locks[run_id] = self.store.acquire_run_lock(run_id)
         return lock
+
+    def begin(self, run: Run, *, on_error: Callable[[StoreError], None],
+              warn: Callable[[str], None]) -> None:
+        """Claim the run's workflow and start recording ``run`` (before it executes); the
+        claim's warnings go to ``warn``, a failed write later to ``on_error``. Raises
+        :class:`HistoryError` (one line) when the store refuses: the run must not start."""
+        try:
+            claim = claim_workflow(self.store, run)
+        except StoreError as exc:  # an exclusive workflow with a live run: not started
+            raise HistoryError(str(exc)) from None
+        for warning in claim.warnings:
+            warn(warning)
+        self.claims[run.id] = claim
+        try:
+            self.record(run, on_error=on_error)
+        except StoreError as exc:
+            self.claims.pop(run.id).release()
+            raise HistoryError(f"cannot record run {run.id}: {exc}") from None
+
+    def attempt_log(self, run: Run, step: str, host: str) -> Path | None:
+        """The file holding the full output of the task's current attempt (None: the task
+        has not run)."""
+        task = run.tasks.get((step, host))
+        if task is None or task.attempt == 0:
+            return None
+        return self.log_path(run.id, step, host, task.attempt)
 
     def record(self, run: Run, on_error: Callable[[StoreError], None] | None = None) -> Recorder:
         recorder = self.recorders.get(run.id)

@@ -1,6 +1,8 @@
-"""What the console does with the run history, mixed into :class:`console.ui.app.BatonApp`:
-record the runs it starts, open the history view, show a past run read-only, resume an
-interrupted run, warn about interrupted runs, and page a task's full log.
+"""What the app does with the run history (the base class of
+:class:`console.ui.app.BatonApp`): open the history view, show a past run read-only, resume
+an interrupted run, warn about interrupted runs, and page a task's full log. Screens ask
+for these with messages (``ShowHistory``, ``HistoryScreen.Open``, ``HistoryScreen.Resume``,
+``PageLog``); the run screen records its own run with the :class:`History` it is handed.
 
 Every store read runs in a worker thread (:meth:`History.read`); recording happens on the
 UI thread inside the engine's own event callbacks (see :mod:`console.store.recorder`).
@@ -14,13 +16,16 @@ import os
 import shlex
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from textual import work
-from textual.app import SuspendNotSupported
+from textual import on, work
+from textual.app import App, SuspendNotSupported
 
+from console.engine.rollback import Rollback
 from console.engine.run import Run
+from console.executors.base import Executor
 from console.launch import Frontend, LaunchError, not_resumable, rebuild, view_stored
+from console.model.workflow import Host
 from console.store import StoreError
 from console.store.replay import read_logs, stored_events
 from console.ui.history import (
@@ -29,79 +34,60 @@ from console.ui.history import (
     past_runs,
     replay,
 )
-
-if TYPE_CHECKING:
-    from console.ui.app import BatonApp
-    from console.ui.screens.run_screen import RunScreen
-    from console.ui.session import RunSession
+from console.ui.launch_options import LaunchOptions
+from console.ui.messages import PageLog, ShowHistory
+from console.ui.rollback_launch import RollbackLaunch
+from console.ui.screens.folder import FolderScreen
+from console.ui.screens.history_screen import HistoryScreen
+from console.ui.screens.run_screen import RunScreen
+from console.ui.system import Clock, Sampler, psutil_sampler
 
 DEFAULT_PAGER = "less"
 
 
-class HistoryActions:
-    """Mixin for the app (``self`` is a :class:`BatonApp`)."""
+class HistoryActions(App[int]):
+    """The app's side of the run history; :class:`BatonApp` sets these attributes."""
 
     history: History | None
+    launch: LaunchOptions
+    executor_for: Callable[[Host], Executor] | None
+    clock: Clock
+    sampler: Sampler | None
 
-    # ------------------------------------------------------------------ recording
-
-    def record_run(self: BatonApp, run: Run, session: RunSession) -> bool:
-        """Start recording ``run`` (before it executes); the recorder's subscription moves
-        ahead of the console's, so an action is committed before the console shows it.
-        False (with a notification) when the store refuses: the run must not start."""
-        if self.history is None or run.options.dry_run:  # a dry run is not history
-            return True
-        from console.store.concurrent import claim_workflow
-
-        try:
-            claim = claim_workflow(self.history.store, run)
-        except StoreError as exc:  # an exclusive workflow with a live run: not started
-            self.notify(str(exc), severity="error", timeout=30)
-            return False
-        for warning in claim.warnings:
-            self.notify(warning, severity="warning", timeout=20)
-        self.history.claims[run.id] = claim
-        try:
-            self.history.record(run, on_error=lambda error: self._history_error(run, error))
-        except StoreError as exc:
-            self.history.claims.pop(run.id).release()
-            self.notify(f"cannot record run {run.id}: {exc}", severity="error", timeout=30)
-            return False
-        session.subscribe_again()
-        return True
-
-    def _history_error(self: BatonApp, run: Run, error: StoreError) -> None:
-        """The run's history cannot be written: nothing new starts (what it would do could
-        not be recorded, and a resume could repeat it), and the run screen says so."""
-        run.halt(str(error))
-        self.notify(f"history: {error}; no new task starts", severity="error", timeout=30)
-        from console.ui.screens.run_screen import RunScreen
-        from console.ui.widgets.banner import HistoryBanner
-
-        for screen in self.screen_stack:
-            if isinstance(screen, RunScreen) and screen.run is run:
-                screen.query_one(HistoryBanner).show_error(str(error))
-
-    def run_over(self: BatonApp, run: Run) -> None:
-        """The run closed in this console: its recorder writes the rest and lets go."""
-        if self.history is not None:
-            self.history.release(run.id)
+    def _fail(self, message: str, *, from_folder: bool) -> None:
+        """A run cannot be opened (the app says how: a notification, or exit 2)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ views
 
-    def open_history(self: BatonApp, path: Path | None, name: str) -> None:
-        from console.ui.screens.history import HistoryScreen
+    @on(ShowHistory)
+    def _show_history(self, message: ShowHistory) -> None:
+        self.open_history(message.path, message.name)
 
+    @on(HistoryScreen.Open)
+    def _open_past_run(self, message: HistoryScreen.Open) -> None:
+        self.open_stored(message.run_id)
+
+    @on(HistoryScreen.Resume)
+    def _resume_past_run(self, message: HistoryScreen.Resume) -> None:
+        self.resume_run(message.run_id)
+
+    @on(PageLog)
+    def _page_log(self, message: PageLog) -> None:
+        self.page_log(message.run, message.step, message.host)
+
+    def open_history(self, path: Path | None, name: str) -> None:
         if self.history is None:
             self.notify("no run history: the store is not open", severity="warning")
             return
         if path is None:
             self.notify("this workflow has no file, so no history", severity="warning")
             return
-        self.push_screen(HistoryScreen(path, name))
+        self.push_screen(HistoryScreen(path, name, self.history,
+                                       read_only=self.launch.read_only))
 
     @work(group="history-notice")
-    async def check_interrupted(self: BatonApp, path: Path | None) -> None:
+    async def check_interrupted(self, path: Path | None) -> None:
         """On opening a workflow: a notice when it has an interrupted run (a ``running``
         run whose console died is marked interrupted first, unless read-only)."""
         if self.history is None or path is None:
@@ -117,7 +103,7 @@ class HistoryActions:
             self.notify(notice, title="interrupted run", severity="warning", timeout=30)
 
     @work(exclusive=True, group="open")
-    async def open_stored(self: BatonApp, run_id: str, *, from_cli: bool = False) -> None:
+    async def open_stored(self, run_id: str, *, from_cli: bool = False) -> None:
         """Show a stored run read-only: rebuilt, never executed, its logs and timeline."""
         history = self.history
         if history is None:
@@ -135,14 +121,12 @@ class HistoryActions:
         await self.push_screen(screen)
 
     @work(exclusive=True, group="open")
-    async def resume_run(self: BatonApp, run_id: str, *, from_cli: bool = False) -> None:
+    async def resume_run(self, run_id: str, *, from_cli: bool = False) -> None:
         """Continue a stored run like ``baton resume``: lock it (a live run is refused),
         mark what was running interrupted, rebuild it, replay its past, execute it."""
         history = self.history
         if history is None:
             return
-        from console.ui.screens.run_screen import RunScreen
-
         busy = [s for s in self.screen_stack
                 if isinstance(s, RunScreen) and s.started and s.running_tasks()]
         if busy:
@@ -181,10 +165,8 @@ class HistoryActions:
                         f"skip (s) or mark (S/F) {'it' if len(left) == 1 else 'them'}",
                         severity="warning", timeout=30)
 
-    async def _leave_runs(self: BatonApp) -> None:
+    async def _leave_runs(self) -> None:
         """Close the runs open in this console and their screens (before a resume)."""
-        from console.ui.screens.folder import FolderScreen
-
         for screen in [s for s in self.screen_stack[1:] if not isinstance(s, FolderScreen)]:
             closer = getattr(screen, "close_run", None)
             if closer is not None:
@@ -192,30 +174,46 @@ class HistoryActions:
         while len(self.screen_stack) > 1 and not isinstance(self.screen, FolderScreen):
             await self.pop_screen()
 
-    def _new_run_screen(self: BatonApp, run: Run, *, read_only: bool, start: bool,
-                        stored: bool) -> RunScreen:
-        from console.ui.screens.run_screen import RunScreen
-        from console.ui.system import psutil_sampler
+    async def open_rollback(self, launch: RollbackLaunch) -> None:
+        """``baton rollback RUN``: show the past run, then the plan dialog; the rollback
+        starts once it is approved (or at once with ``--yes``)."""
+        from console.ui.screens.rollback_dialog import RollbackModal
 
+        run = launch.run
+        screen = self._new_run_screen(run, read_only=False, start=False, stored=False)
+        replay(screen.session.on_event, iter(launch.past))
+        await self.push_screen(screen)
+
+        def start() -> None:
+            run.rollback = Rollback(run, launch.plan)
+            run.rollback_only = True
+            screen.start_run()
+
+        def answered(choice: object) -> None:
+            if choice == "rollback":
+                start()
+            else:
+                self.notify("rollback not approved: nothing was undone", severity="warning",
+                            timeout=20)
+
+        if launch.approved:
+            start()
+        else:
+            self.push_screen(RollbackModal(launch.plan), answered)
+
+    def _new_run_screen(self, run: Run, *, read_only: bool, start: bool,
+                        stored: bool) -> RunScreen:
         sampler = self.sampler if self.sampler is not None else psutil_sampler()
         return RunScreen(run, clock=self.clock, sampler=sampler, read_only=read_only,
-                         start=start, stored=stored)
+                         start=start, stored=stored, history=self.history)
 
     # ------------------------------------------------------------------ logs
 
-    def log_file(self: BatonApp, run: Run, step: str, host: str) -> Path | None:
-        """The file holding the full output of the task's current attempt (None: the run
-        is not recorded, or the task has not run)."""
-        task = run.tasks.get((step, host))
-        if self.history is None or task is None or task.attempt == 0:
-            return None
-        return self.history.log_path(run.id, step, host, task.attempt)
-
     @work(exclusive=True, group="pager")
-    async def page_log(self: BatonApp, run: Run, step: str, host: str) -> None:
+    async def page_log(self, run: Run, step: str, host: str) -> None:
         """Open the task's full log in ``$PAGER`` (default ``less``): the console is
         suspended while the pager owns the terminal; the run goes on meanwhile."""
-        path = self.log_file(run, step, host)
+        path = None if self.history is None else self.history.attempt_log(run, step, host)
         if path is None:
             self.notify("no log on disk for this task yet", severity="warning")
             return
@@ -238,7 +236,7 @@ class HistoryActions:
         if code not in (0, None):
             self.notify(f"the pager exited with {code}; the log is {path}", severity="warning")
 
-    async def _suspended(self: BatonApp, job: Callable[[], Any]) -> Any:
+    async def _suspended(self, job: Callable[[], Any]) -> Any:
         """Await ``job()`` with the terminal handed over; the event loop keeps running
         (the run goes on) but nothing is painted until the job is over. A headless app
         (tests) has no terminal to hand over."""

@@ -1,11 +1,20 @@
-"""Rich styles from the current theme's variables (task states, stderr, markers)."""
+"""Rich styles from the current theme's variables (task states, stderr, markers).
+
+The colours are the theme's CSS variables (``$state-running``, ``$log-stderr`` …, see
+:data:`console.themes.STATE_VARIABLES`); a :class:`Palette` turns them into Rich styles for
+what widgets draw as Rich text (tree labels, detail, log lines). Palettes are cached by the
+theme's *content*, so an edited theme file gets a new palette without being told; widgets
+redraw themselves when the theme changes (they subscribe to ``App.theme_changed_signal``).
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from rich.style import Style
 from textual.app import App
+from textual.theme import Theme
 
 from console.engine.events import RunState, TaskState
 from console.themes import STATE_VARIABLES
@@ -38,22 +47,23 @@ class Palette:
         return self.style(fmt.run_state_variable(state), bold=True)
 
 
-_cache: dict[int, tuple[str, Palette]] = {}
+@lru_cache(maxsize=16)
+def _palette_of(variables: tuple[tuple[str, str], ...]) -> Palette:
+    return Palette({**STATE_VARIABLES, **dict(variables)})
+
+
+_last: list[tuple[Theme, Palette]] = []
+"""The theme asked for last and its palette: a log line asks once per line drawn."""
 
 
 def palette(app: App[Any]) -> Palette:
-    """The palette of ``app``'s current theme (rebuilt when the theme changes).
+    """The palette of ``app``'s current theme.
 
     Themes that are not Baton's (Textual's built-in ones) get the default state colours.
     """
-    cached = _cache.get(id(app))
-    if cached is not None and cached[0] == app.theme:
-        return cached[1]
-    made = Palette({**STATE_VARIABLES, **app.current_theme.variables})
-    _cache[id(app)] = (app.theme, made)
+    theme = app.current_theme
+    if _last and _last[0][0] is theme:
+        return _last[0][1]
+    made = _palette_of(tuple(theme.variables.items()))
+    _last[:] = [(theme, made)]
     return made
-
-
-def forget(app: App[object]) -> None:
-    """Drop the cached palette of ``app`` (its theme's colours were edited in place)."""
-    _cache.pop(id(app), None)

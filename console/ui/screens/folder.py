@@ -1,27 +1,30 @@
 """The folder view: every workflow file of a folder; a broken file is listed with its
-first error, never hidden. Enter opens the highlighted workflow."""
+first error, never hidden. Enter opens the highlighted workflow (``FolderScreen.Open`` to
+the app). The screen watches its folder (a worker) and re-lists it on a change."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
 from console.model.loader import WorkflowError, load_workflow
 from console.store import StoreError
-from console.ui.history import ago, last_runs
+from console.ui.history import History, ago, last_runs
 from console.ui.inline_md import first_paragraph, fit, inline
+from console.ui.messages import ShowHistory
 from console.ui.palette import palette
-
-if TYPE_CHECKING:
-    from console.ui.app import BatonApp
+from console.ui.screens.history_screen import run_state_text
+from console.ui.system import Clock
+from console.ui.watchers import Watchers, watch_folder
 
 NO_HISTORY = "—"
 FILE_WIDTH, NAME_WIDTH, LAST_WIDTH = 22, 24, 20
@@ -68,12 +71,27 @@ class FolderScreen(Screen[None]):
         Binding("q", "quit", "Quit", id="folder.quit"),
     ]
 
-    def __init__(self, folder: Path, note: str | None = None) -> None:
+    class Open(Message):
+        """Open the workflow file ``path`` (the run starts at once, params form first)."""
+
+        def __init__(self, path: Path) -> None:
+            super().__init__()
+            self.path = path
+
+    class Quit(Message):
+        """Leave the console (no run is open)."""
+
+    def __init__(self, folder: Path, note: str | None = None, *,
+                 history: History | None = None, clock: Clock) -> None:
         super().__init__()
         self.folder = folder
         self.note = note
         """A line under the title (e.g. where the bundled examples live)."""
+        self.history = history
+        """Where the "last run" column comes from (None: the column stays empty)."""
+        self.clock = clock
         self.entries: list[Entry] = []
+        self._watchers = Watchers()
 
     def compose(self) -> ComposeResult:
         yield Label(f"Workflows in {self.folder}", id="folder-title")
@@ -90,6 +108,24 @@ class FolderScreen(Screen[None]):
         table.add_column("description / problem", width=self._rest_width(), key="about")
         self.load()
         table.focus()
+        self._watchers = watch_folder(self, self.folder, self.relist)
+        # the rows hold the theme's colours: redo them when it changes
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.relist())
+
+    def on_unmount(self) -> None:
+        self._watchers.stop()
+
+    def relist(self) -> None:
+        """Read the folder again; the highlighted file stays highlighted."""
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        current = self.entries[row].path if 0 <= row < len(self.entries) else None
+        self.load()
+        paths = [entry.path for entry in self.entries]
+        if current in paths:
+            table.move_cursor(row=paths.index(current))
+        elif paths:
+            table.move_cursor(row=min(row, len(paths) - 1))
 
     def _rest_width(self) -> int:
         """The description column: what the screen leaves after the other columns."""
@@ -128,25 +164,24 @@ class FolderScreen(Screen[None]):
     @work(exclusive=True, group="last-runs")
     async def load_last_runs(self) -> None:
         """Fill the "last run" column from the store (in a worker thread)."""
-        from console.ui.screens.history import run_state_text
-
-        app: BatonApp = self.app  # type: ignore[assignment]
-        if app.history is None:
+        history = self.history
+        if history is None:
             return
         paths = [e.path.resolve() for e in self.entries if e.error is None]
         try:
-            found = await app.history.read(lambda store: last_runs(store, paths))
+            found = await history.read(lambda store: last_runs(store, paths))
         except StoreError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return
         table = self.query_one(DataTable)
-        now = app.clock()
+        now = self.clock()
         for entry in self.entries:
             summary = found.get(entry.path.resolve())
             if summary is None or str(entry.path) not in table.rows:
                 continue
-            cell = run_state_text(summary.state, app)
-            cell.append(f" {ago(summary.started, now)}", style=palette(app).style("dim-text"))
+            cell = run_state_text(summary.state, self.app)
+            cell.append(f" {ago(summary.started, now)}",
+                        style=palette(self.app).style("dim-text"))
             table.update_cell(str(entry.path), "last", cell)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -161,19 +196,16 @@ class FolderScreen(Screen[None]):
         if entry.error is not None:
             self.notify(f"{entry.path.name}: {entry.error}", severity="error")
             return
-        app: BatonApp = self.app  # type: ignore[assignment]
-        app.open_workflow(entry.path, from_folder=True)
+        self.post_message(self.Open(entry.path))
 
     def action_history(self) -> None:
         if not self.entries:
             return
         entry = self.entries[self.query_one(DataTable).cursor_row]
-        app: BatonApp = self.app  # type: ignore[assignment]
-        app.open_history(entry.path.resolve(), entry.name)
+        self.post_message(ShowHistory(entry.path.resolve(), entry.name))
 
     def action_help(self) -> None:
         self.notify("Enter opens the highlighted workflow; h shows its past runs; q quits.")
 
     def action_quit(self) -> None:
-        app: BatonApp = self.app  # type: ignore[assignment]
-        app.finish(None)
+        self.post_message(self.Quit())

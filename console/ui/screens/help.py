@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 from rich.table import Table
@@ -13,6 +14,20 @@ from textual.widgets import Label, Static
 
 KeyHelp = tuple[str, str, str]
 """(key as shown, short description, what it does)."""
+
+
+def describe_keys(bindings: Iterable[BindingType], overrides: dict[str, str],
+                  key_display: Callable[[Binding], str]) -> list[KeyHelp]:
+    """(key, description, help) of every binding, the user's remapped keys applied."""
+    out: list[KeyHelp] = []
+    for binding in bindings:
+        if isinstance(binding, tuple):
+            continue
+        key = overrides.get(binding.id or "", binding.key)
+        shown = ", ".join(key_display(Binding(k.strip(), binding.action))
+                          for k in key.split(","))
+        out.append((shown, binding.description, binding.tooltip))
+    return out
 
 
 class HelpScreen(ModalScreen[None]):

@@ -13,17 +13,11 @@ from textual.widgets import Button, Input, Label, Static
 
 from console.engine.texts import CommandGroup
 from console.ui.commands import command_lines
+from console.ui.widgets.inputs import make_input
 
 if TYPE_CHECKING:
     from console.engine.run import Run
     from console.engine.task import Task
-
-
-def make_input(app: object, **kwargs: object) -> Input:
-    """An Input honouring the app's ``blink`` setting (snapshots turn blinking off)."""
-    field = Input(**kwargs)  # type: ignore[arg-type]
-    field.cursor_blink = bool(getattr(app, "blink", True))
-    return field
 
 
 class _Dialog(ModalScreen[object]):

@@ -17,7 +17,7 @@ from textual.widgets import Button, Footer, Input, Label, Select, Switch
 
 from console.model.params import ParamError, coerce
 from console.model.workflow import Param, Workflow
-from console.ui.screens.modals import make_input
+from console.ui.widgets.inputs import make_input
 
 
 def _initial(param: Param, given: dict[str, Any]) -> Any:

@@ -8,22 +8,54 @@ answer (:meth:`console.engine.run.Run.refusal`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from textual import events
 from textual.binding import Binding
 from textual.dom import DOMNode
+from textual.screen import Screen
+from textual.widgets import Input
 
-from console.ui.screens.actions import OPERATOR_ACTIONS, TASK_ACTIONS
-
-if TYPE_CHECKING:
-    from console.ui.screens.run_screen import RunScreen
+from console.engine.run import Run
+from console.engine.task import Task
+from console.ui.screens.run_keys import OPERATOR_ACTIONS, TASK_ACTIONS
+from console.ui.widgets.dag_tree import Selection
 
 READ_ONLY = "read-only: this console watches the run and changes nothing"
 
 
+class RunView(Protocol):
+    """What the refusals read of the run screen."""
+
+    run: Run
+    read_only: bool
+
+    @property
+    def started(self) -> bool: ...
+
+    @property
+    def has_history(self) -> bool: ...
+
+    @property
+    def selection(self) -> Selection | None: ...
+
+    def selected_tasks(self) -> list[Task]: ...
+
+    def selected_host(self) -> str | None: ...
+
+    def needs_operator(self) -> list[Task]: ...
+
+
+def keymap(app: Any) -> dict[str, str]:
+    """The user's ``[keys]`` overrides (binding id -> keys) the app applied, if any."""
+    overrides: dict[str, str] = getattr(app, "keymap_overrides", {})
+    return overrides
+
+
 def bound_action(node: DOMNode, key: str) -> str | None:
     """The action ``key`` is bound to on ``node`` (the user's ``[keys]`` applied)."""
-    overrides: dict[str, str] = getattr(node.app, "keymap_overrides", {})
+    overrides = keymap(node.app)
     for binding in node.BINDINGS:
         if isinstance(binding, Binding):
             keys = overrides.get(binding.id or "", binding.key)
@@ -32,7 +64,7 @@ def bound_action(node: DOMNode, key: str) -> str | None:
     return None
 
 
-def why_refused(screen: RunScreen, action: str) -> str | None:
+def why_refused(screen: RunView, action: str) -> str | None:
     """The reason ``action`` does not apply on ``screen`` now, or None when it does."""
     run = screen.run
     if screen.read_only and action in OPERATOR_ACTIONS:
@@ -76,8 +108,31 @@ def why_refused(screen: RunScreen, action: str) -> str | None:
     if action == "breakpoint" and screen.selection is None:
         return "select a step first"
     if action == "open_log":
-        if screen.baton.history is None:
+        if not screen.has_history:
             return "this run is not recorded: there is no log file to open"
         if len(screen.selected_tasks()) != 1:
             return "select one host of the step to open its log"
     return None
+
+
+def refuse_key(screen: Screen[Any], event: events.Key,
+               why_not: Callable[[str], str | None]) -> None:
+    """A key of ``screen`` whose action does not apply (``why_not(action)`` says why) shows
+    the reason (it would otherwise do nothing, and what the operator types next would land
+    there as more keys); a focused widget's own binding of the key wins."""
+    if isinstance(screen.focused, Input):
+        return
+    action = bound_action(screen, event.key)
+    if action is None:
+        return
+    node = screen.focused
+    while node is not None and node is not screen:
+        own = bound_action(node, event.key)
+        if own is not None and node.check_action(own, ()):
+            return
+        node = node.parent  # type: ignore[assignment]
+    why = why_not(action)
+    if why is not None:
+        event.stop()
+        event.prevent_default()
+        screen.notify(why, severity="warning")

@@ -10,9 +10,25 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Label, Static
 
-from console.engine.rollback import RollbackPlan
+from console.engine.rollback import RollbackPlan, RollbackScope, plan_rollback
+from console.engine.run import Run
 from console.sanitize import sanitize
 from console.ui.screens.modals import _Dialog
+
+
+def rollback_plan(run: Run, step: str | None, host: str | None,
+                  downstream: bool) -> RollbackPlan | str:
+    """The plan rolling back ``step`` (on ``host``; with what is downstream of it), or the
+    whole run (``step`` None); a string says why there is nothing to approve."""
+    scope = RollbackScope(step, host if step is not None else None,
+                          downstream and step is not None)
+    try:
+        plan = plan_rollback(run, scope)
+    except ValueError as exc:
+        return str(exc)
+    if not plan.entries:
+        return f"nothing to undo in {scope.describe()}"
+    return plan
 
 
 class RollbackModal(_Dialog):

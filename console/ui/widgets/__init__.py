@@ -1,1 +1,2 @@
-"""Widgets of the run screen."""
+"""The run screen's widgets (tree, detail, log view and pane, header, banners). A widget
+gets its data handed in and imports no screen and no app."""

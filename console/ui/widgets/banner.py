@@ -13,6 +13,9 @@ from pathlib import Path
 from rich.text import Text
 from textual.widgets import Static
 
+from console.engine.diff import StepDiff
+from console.engine.events import ReloadEvent
+
 
 def relative_paths(text: str) -> str:
     """``text`` with files under the current directory named relative to it (the watcher
@@ -49,6 +52,21 @@ class ReloadBanner(Static):
     def clear(self) -> None:
         self.error = None
         self.display = False
+
+    def announce(self, event: ReloadEvent, path: Path | None) -> None:
+        """A reload of the workflow file ``path``: a refused one shows here (a toast too
+        when the file is gone); an applied one clears the banner and toasts the diff."""
+        name = path.name if path is not None else "workflow"
+        if event.error is not None:
+            if event.error != self.error and path is not None and not path.exists():
+                self.notify(f"{relative_paths(str(path.resolve()))} was deleted; "
+                            "the run carries on with its definition",
+                            title="workflow file deleted", severity="warning", timeout=10)
+            self.show_error(event.error)
+            return
+        self.clear()
+        diff = StepDiff(tuple(event.added), tuple(event.changed), tuple(event.removed))
+        self.notify(diff.summary(), title=f"{name} reloaded", timeout=8)
 
 
 class HistoryBanner(Static):

@@ -19,7 +19,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from console.engine.events import TaskState
-from console.engine.run import Run
+from console.engine.run import Run, StepStatus
 from console.engine.task import Task
 from console.model.workflow import LOCAL
 from console.sanitize import visible
@@ -90,6 +90,8 @@ class DagTree(Tree[Selection]):
 
     def on_mount(self) -> None:
         self.build()
+        # labels hold the theme's colours: redo them when it changes
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.update_steps())
 
     def on_resize(self) -> None:
         if self._fit_names():
@@ -284,7 +286,7 @@ class DagTree(Tree[Selection]):
             self._summary(text, tasks, pal)
         self._markers(text, sid, pal)
         if state in (S.PENDING, S.BLOCKED):
-            waiting = [n for n in step.needs if run.step_status(n) != "done"]
+            waiting = [n for n in step.needs if run.step_status(n) is not StepStatus.DONE]
             if waiting:
                 text.append(f"  needs {', '.join(waiting)}", style=pal.style("dim-text"))
         return text

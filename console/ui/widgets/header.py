@@ -94,3 +94,4 @@ class RunHeader(Widget):
 
     def on_mount(self) -> None:
         self.styles.height = 3 if self.run.options.params else 2
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.refresh())

@@ -9,8 +9,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Input
 
-from console.ui.screens.modals import make_input
 from console.ui.session import LogBuffer
+from console.ui.widgets.inputs import make_input
 from console.ui.widgets.log_view import LogView
 
 

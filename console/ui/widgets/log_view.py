@@ -66,6 +66,9 @@ class LogView(ScrollView, can_focus=True):
         self._matches: deque[LogLine] | None = None
         self._width = 0
 
+    def on_mount(self) -> None:  # lines are drawn in the theme's colours
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.refresh())
+
     # ------------------------------------------------------------------ source
 
     def show(self, buffer: LogBuffer | None, *, multi_host: bool) -> None:

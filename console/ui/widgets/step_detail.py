@@ -1,7 +1,11 @@
 """The detail pane: description (Markdown), state and reason, rendered command (secrets
-masked), target hosts and every attempt with its exit code and duration."""
+masked), target hosts and every attempt with its exit code and duration; after a rollback,
+the undo command and its attempts apart from the task's own."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Group
 from rich.text import Text
@@ -11,6 +15,8 @@ from textual.widgets import Markdown, Static
 
 from console.engine.events import TaskState
 from console.engine.run import Run
+from console.engine.task import Attempt, Task
+from console.engine.undo_attempts import command_attempts, undo_attempts
 from console.model.recovery import describe_recovery
 from console.sanitize import visible
 from console.ui import format as fmt
@@ -44,15 +50,25 @@ class StepDetail(VerticalScroll):
     StepDetail > #facts { height: auto; }
     """
 
-    def __init__(self, run: Run, *, id: str | None = None) -> None:
+    def __init__(self, run: Run, *, log_file: Callable[[str, str], Path | None] | None = None,
+                 id: str | None = None) -> None:
         super().__init__(id=id)
         self.run = run
+        self.log_file = log_file
+        """(step, host) -> the file of the task's current attempt, if the run is recorded."""
         self.selection: Selection | None = None
         self._description: str | None = None
+        self._facts_view = Static(id="facts")
+        self._markdown = Markdown(id="description")
+        """Kept, not queried: a selection may arrive before they are mounted."""
+        self._facts_shown: tuple[object, ...] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(id="facts")
-        yield Markdown(id="description")
+        yield self._facts_view
+        yield self._markdown
+
+    def on_mount(self) -> None:  # the facts hold the theme's colours
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.update_facts())
 
     def show(self, selection: Selection | None) -> None:
         self.selection = selection
@@ -60,14 +76,26 @@ class StepDetail(VerticalScroll):
         if selection is not None:
             description = self.run.step_description(selection.step, selection.host)
         if description != self._description:
-            self._description = description
-            markdown = self.query_one("#description", Markdown)
-            markdown.display = bool(description)
-            markdown.update(description)
+            markdown = self._markdown
+            if not markdown.is_mounted:  # the tree highlights before this pane is composed
+                self.call_after_refresh(lambda: self.show(self.selection))
+            else:
+                self._description = description
+                markdown.display = bool(description)
+                markdown.update(description)
         self.update_facts()
 
     def update_facts(self) -> None:
-        self.query_one("#facts", Static).update(self._facts())
+        """Redraw the facts when they changed: an update re-lays out the screen, and a
+        fleet's frame asks 4 times a second whether the selection changed."""
+        facts = self._facts()
+        parts = facts.renderables if isinstance(facts, Group) else [facts]
+        shown = tuple((p.plain, tuple(p.spans), str(p.style)) if isinstance(p, Text)
+                      else id(p) for p in parts)
+        if shown == self._facts_shown:
+            return
+        self._facts_shown = shown
+        self._facts_view.update(facts)
 
     def _facts(self) -> Group | Text:
         selection = self.selection
@@ -102,11 +130,13 @@ class StepDetail(VerticalScroll):
             parts.append(Text(f"needs: {', '.join(step.needs)}", style=pal.style("dim-text")))
         parts.append(Text(f"hosts: {host_list([t.host for t in tasks])}"))
         parts.extend(Text(line, style=pal.style("dim-text")) for line in describe_recovery(step))
+        undone = [(t, a) for t in tasks for a in undo_attempts(t)]
         if step.undo is not None and len(tasks) == 1:
             from console.engine.rollback import shown_undo
 
-            parts.append(Text(f"undo: {visible(shown_undo(run, tasks[0]))}",
-                              style=pal.style("state-undo")))
+            ran = [a.command for _, a in undone if a.command]
+            command = ran[-1] if ran else shown_undo(run, tasks[0])
+            parts.append(Text(f"undo: {visible(command)}", style=pal.style("state-undo")))
         elif step.undo is not None:
             parts.append(Text("undo: per host (select a host to see it; u rolls back)",
                               style=pal.style("dim-text")))
@@ -121,19 +151,22 @@ class StepDetail(VerticalScroll):
             elif step.manual:
                 parts.append(Text("manual step: press d when it is done",
                                   style=pal.style("marker-manual")))
-        parts.append(self._attempts(tasks, pal))
+        parts.append(self._attempts([(t, a) for t in tasks for a in command_attempts(t)],
+                                    pal))
+        if undone:
+            parts.append(Text("undo attempts:", style=pal.style("state-undo")))
+            parts.append(self._attempts(undone, pal))
         if len(tasks) == 1:
-            log = getattr(self.app, "log_file", None)
-            path = log(run, tasks[0].step, tasks[0].host) if log is not None else None
+            log = self.log_file
+            path = log(tasks[0].step, tasks[0].host) if log is not None else None
             if path is not None:
                 parts.append(Text(f"log: {path}  (o opens it)", style=pal.style("dim-text"),
                                   no_wrap=True, overflow="ellipsis"))
         return Group(*parts)
 
-    def _attempts(self, tasks: list, pal: Palette) -> Text:
-        """Every attempt (the last :data:`ATTEMPTS_SHOWN`) as aligned columns: plain Text,
+    def _attempts(self, rows: list[tuple[Task, Attempt]], pal: Palette) -> Text:
+        """These attempts (the last :data:`ATTEMPTS_SHOWN`) as aligned columns: plain Text,
         not a rich Table, whose layout costs a fleet-sized run's frame too much."""
-        rows = [(task, attempt) for task in tasks for attempt in task.attempts]
         if not rows:
             return Text("no attempts yet", style=pal.style("dim-text"))
         if len(rows) > ATTEMPTS_SHOWN:

@@ -7,24 +7,22 @@ Enter opens the highlighted run read-only (rebuilt from the store, never execute
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
 from console.engine.events import RunState
 from console.store import StoreError
 from console.ui import format as fmt
-from console.ui.history import PastRun, local_time, past_runs
+from console.ui.history import History, PastRun, local_time, past_runs
 from console.ui.palette import palette
 from console.ui.screens.refusals import bound_action
-
-if TYPE_CHECKING:
-    from console.ui.app import BatonApp
 
 _ICON = {str(s): fmt.ICONS[t] for s, t in (
     (RunState.RUNNING, fmt.S.RUNNING), (RunState.PAUSED, fmt.S.AWAITING_APPROVAL),
@@ -49,18 +47,32 @@ class HistoryScreen(Screen[None]):
         Binding("escape,q,h", "close", "Back", id="history.close"),
     ]
 
-    def __init__(self, path: Path, name: str) -> None:
+    class Open(Message):
+        """Show the stored run ``run_id`` read-only."""
+
+        def __init__(self, run_id: str) -> None:
+            super().__init__()
+            self.run_id = run_id
+
+    class Resume(Message):
+        """Continue the stored run ``run_id`` (like ``baton resume``)."""
+
+        def __init__(self, run_id: str) -> None:
+            super().__init__()
+            self.run_id = run_id
+
+    def __init__(self, path: Path, name: str, history: History, *,
+                 read_only: bool = False) -> None:
         super().__init__()
         self.path = path
         self.workflow_name = name
+        self.history = history
+        self.read_only = read_only
+        """The console resumes nothing (``--read-only``): past runs are only looked at."""
         self.runs: list[PastRun] = []
 
-    @property
-    def baton(self) -> BatonApp:
-        return self.app  # type: ignore[return-value]
-
     def compose(self) -> ComposeResult:
-        resume = "" if self.baton.launch.read_only else " · r resumes it"
+        resume = "" if self.read_only else " · r resumes it"
         yield Label(f"History of {self.workflow_name} ({self.path.name}) · Enter opens a run "
                     f"read-only{resume}", id="history-title")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
@@ -78,13 +90,9 @@ class HistoryScreen(Screen[None]):
 
     @work(exclusive=True, group="history-load")
     async def load(self) -> None:
-        history = self.baton.history
-        if history is None:
-            self.notify("no run history: the store is not open", severity="warning")
-            return
-        mark = not self.baton.launch.read_only
+        mark = not self.read_only
         try:
-            self.runs = await history.read(lambda s: past_runs(s, self.path, mark=mark))
+            self.runs = await self.history.read(lambda s: past_runs(s, self.path, mark=mark))
         except StoreError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return
@@ -118,7 +126,7 @@ class HistoryScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "resume":
             past = self.selected
-            return (not self.baton.launch.read_only and past is not None
+            return (not self.read_only and past is not None
                     and past.resumable)
         if action == "open":
             return self.selected is not None
@@ -131,7 +139,7 @@ class HistoryScreen(Screen[None]):
         event.stop()
         event.prevent_default()
         past = self.selected
-        if self.baton.launch.read_only:
+        if self.read_only:
             why = "read-only: this console resumes nothing (run baton resume RUN)"
         elif past is None:
             why = "no run selected"
@@ -143,7 +151,7 @@ class HistoryScreen(Screen[None]):
     def action_open(self) -> None:
         past = self.selected
         if past is not None:
-            self.baton.open_stored(past.id)
+            self.post_message(self.Open(past.id))
 
     def action_resume(self) -> None:
         past = self.selected
@@ -153,7 +161,7 @@ class HistoryScreen(Screen[None]):
             why = "is live in another process" if past.live else "already succeeded"
             self.notify(f"run {past.id} {why}; nothing to resume", severity="warning")
             return
-        self.baton.resume_run(past.id)
+        self.post_message(self.Resume(past.id))
 
     def action_close(self) -> None:
         self.app.pop_screen()
