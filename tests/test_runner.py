@@ -174,7 +174,7 @@ async def test_two_clients_see_each_others_actions(runner: Callable[..., Spawned
 
 async def test_protocol_errors_are_one_line(runner: Callable[..., Spawned]) -> None:
     spawned = runner()
-    with p.short_path(spawned.socket) as where:  # a deep tmp_path (xdist)
+    with p.short_path(spawned.socket) as where:  # xdist's tmp paths are deep
         reader, writer = await asyncio.open_unix_connection(where)
     assert json.loads(await reader.readline())["type"] == "hello"
     assert json.loads(await reader.readline())["type"] == "snapshot"
@@ -304,7 +304,7 @@ def test_another_uid_cannot_connect(runner: Callable[..., Spawned]) -> None:
         sock = socket.socket(socket.AF_UNIX)
         sock.settimeout(5)
         try:
-            with p.short_path(spawned.socket) as where:  # a deep tmp_path (xdist)
+            with p.short_path(spawned.socket) as where:
                 sock.connect(where)
         except OSError as exc:
             return f"connect: {type(exc).__name__}"
@@ -355,7 +355,8 @@ def test_peer_uid_is_checked(tmp_path: Path) -> None:
         assert path.endswith("nobodysrun.sock"), path
         sock = socket.socket(socket.AF_UNIX)
         sock.settimeout(5)
-        sock.connect(path)
+        with p.short_path(Path(path)) as where:
+            sock.connect(where)
         answer = json.loads(sock.makefile().readline())
         assert answer == {"type": "error",
                           "error": "refused: uid 0 does not own run nobodysrun"}
@@ -384,7 +385,7 @@ confirm = true
 async def test_a_client_that_does_not_read_never_stalls_the_run(
         runner: Callable[..., Spawned], baton_home: Path) -> None:
     spawned = runner(FLOOD)
-    with p.short_path(spawned.socket) as where:  # a deep tmp_path (xdist)
+    with p.short_path(spawned.socket) as where:
         reader, writer = await asyncio.open_unix_connection(where, limit=1 << 20)
     writer.write(b'{"type":"hello","protocol":1}\n')
     await writer.drain()

@@ -26,7 +26,6 @@ from console.ui import app as ui_app
 from console.ui.app import EXIT_OK, EXIT_USAGE, BatonApp, LaunchOptions, exit_code_for
 from console.ui.screens.modals import QuitModal
 from console.ui.screens.run_screen import RunScreen
-from console.ui.session import RunSession
 from console.ui.system import psutil_sampler
 
 
@@ -59,10 +58,6 @@ class DetachModal(QuitModal):
 class AttachedRunScreen(RunScreen):
     """The run screen of a remote run: leaving asks detach / cancel / stay."""
 
-    def __init__(self, run: RemoteRun, **kwargs: Any) -> None:
-        super().__init__(run, **kwargs)
-        self.remote = run
-
     def _leave(self, verb: str) -> None:
         if not self.live:
             super()._leave(verb)
@@ -73,7 +68,9 @@ class AttachedRunScreen(RunScreen):
 
         def answered(choice: object) -> None:
             if choice == "detach":
-                self.remote.detach()
+                remote = self.run
+                assert isinstance(remote, RemoteRun)
+                remote.detach()
                 self.shutdown()
                 return
             cancel = choice == "cancel"
@@ -126,12 +123,6 @@ class AttachApp(BatonApp):
                                    else psutil_sampler(),
                                    read_only=remote.read_only, start=True)
         await self.push_screen(screen)
-
-    def record_run(self, run: Run, session: RunSession) -> bool:
-        return True  # the runner records the run
-
-    def run_over(self, run: Run) -> None:
-        return None
 
     def finish(self, run: Run | None) -> None:
         """Detached from a live run: exit 0; else the run's final state decides."""

@@ -45,6 +45,7 @@ class RemoteRun(Run):
                              limit=tuple(opts.get("limit") or ()),
                              start_at=opts.get("start_at"), dry_run=bool(opts.get("dry_run")),
                              approval=opts.get("approval") or "wait", run_id=snap["id"],
+                             keep_alive=bool(opts.get("keep_alive")),
                              user=client.user, step_mode=bool(snap.get("step_mode")))
         super().__init__(workflow, options)
         self.client = client
@@ -60,9 +61,20 @@ class RemoteRun(Run):
 
     # ------------------------------------------------------------------ state in
 
+    @property
+    def rollback(self) -> Any:
+        return None  # a rollback runs in the runner; its undos show as task events
+
+    @rollback.setter
+    def rollback(self, value: Any) -> None:
+        """The console's ``u`` starts a rollback by setting one: ask the runner instead."""
+        if value is not None:
+            self._send(Action("rollback", reason=value.scope.to_json()))
+
     async def execute(self) -> RunState:
         """Follow the runner until the run ends, the console detaches or the runner is
         gone (the run is then shown ``interrupted``)."""
+        self.executing = True  # live here: the console offers what a live run allows
         self._emit_replay()
         while True:
             async for message in self.client.events():
@@ -99,8 +111,8 @@ class RemoteRun(Run):
             return
         for entry in snap.get("logs", ()):
             task = self.tasks.get((entry["step"], entry["host"]))
-            for stream, text in _runs_of(entry["lines"]):
-                self.emit(LogEvent(entry["step"], entry["host"], stream, text, 0.0,
+            for stream, text, when in _runs_of(entry["lines"]):
+                self.emit(LogEvent(entry["step"], entry["host"], stream, text, when,
                                    task.attempt if task else 1))
         for action in snap.get("actions", ()):
             self._apply_action(action)
@@ -313,15 +325,16 @@ class RemoteRun(Run):
         return None
 
 
-def _runs_of(lines: list[dict[str, str]]) -> list[tuple[Any, str]]:
-    """Consecutive lines of one stream, joined (one log event each)."""
-    out: list[tuple[str, list[str]]] = []
+def _runs_of(lines: list[dict[str, Any]]) -> list[tuple[Any, str, float]]:
+    """Consecutive lines of one stream and time, joined (one log event each)."""
+    out: list[tuple[Any, list[str], float]] = []
     for line in lines:
-        if out and out[-1][0] == line["stream"]:
+        when = float(line.get("time") or 0.0)
+        if out and out[-1][0] == line["stream"] and out[-1][2] == when:
             out[-1][1].append(line["line"])
         else:
-            out.append((line["stream"], [line["line"]]))
-    return [(stream, "\n".join(texts)) for stream, texts in out]
+            out.append((line["stream"], [line["line"]], when))
+    return [(stream, "\n".join(texts), when) for stream, texts, when in out]
 
 
 def _alive(pid: int) -> bool:

@@ -104,7 +104,7 @@ TASK_ACTIONS = ("approve", "deny", "done", "retry", "retry_downstream", "skip",
                 "mark_succeeded", "mark_failed", "cancel")
 WITH_REASON = frozenset({"deny", "skip", "mark_succeeded", "mark_failed", "cancel"})
 RUN_ACTIONS = ("pause", "resume", "toggle_step_mode", "toggle_breakpoint", "note",
-               "exclude_host", "cancel_run", "stay")
+               "exclude_host", "cancel_run", "stay", "rollback")
 ACTIONS = frozenset(TASK_ACTIONS + RUN_ACTIONS)
 
 
@@ -172,11 +172,32 @@ def _apply(run: Run, a: Action, user: str) -> None:
         if a.host is None:
             raise ProtocolError("action 'exclude_host' needs a host")
         run.exclude_host(a.host, user, a.reason)
+    elif name == "rollback":
+        _rollback(run, a)
     elif name == "cancel_run":
         run.answer_quit(True)
         run.close()
     else:  # stay
         run.answer_quit(False)
+
+
+def _rollback(run: Run, a: Action) -> None:
+    """Plan the rollback of the scope in ``reason`` (``RollbackScope.to_json``) and start
+    it, as the console's ``u`` does on an in-process run."""
+    from console.engine.rollback import start_rollback
+    from console.engine.rollback_plan import RollbackScope, plan_rollback
+
+    try:
+        data = json.loads(a.reason or "{}")
+        scope = RollbackScope(data.get("step"), data.get("host"), bool(data.get("downstream")),
+                              data.get("rollout"))
+    except (ValueError, AttributeError, TypeError):
+        raise ProtocolError("action 'rollback' needs its scope as JSON in 'reason'") from None
+    try:
+        plan = plan_rollback(run, scope)
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from None
+    start_rollback(run, plan)
 
 
 # --------------------------------------------------------------------------- snapshot
@@ -188,7 +209,7 @@ class Tails:
 
     def __init__(self, limit: int = TAIL_LINES) -> None:
         self.limit = limit
-        self.logs: dict[tuple[str, str], deque[tuple[str, str]]] = {}
+        self.logs: dict[tuple[str, str], deque[tuple[str, str, float]]] = {}
         self.actions: list[dict[str, Any]] = []
 
     def __call__(self, event: Event) -> None:
@@ -197,7 +218,7 @@ class Tails:
             if tail is None:
                 tail = self.logs[(event.step, event.host)] = deque(maxlen=self.limit)
             lines = event.lines
-            tail.extend((event.stream, line) for line in lines[-self.limit:])
+            tail.extend((event.stream, line, event.time) for line in lines[-self.limit:])
         elif type(event) is ActionEvent:
             self.actions.extend(event.to_dicts())
 
@@ -219,7 +240,7 @@ def snapshot(run: Run, tails: Tails, resync: bool = False) -> dict[str, Any]:
         },
         "tasks": [_task(t) for t in run.tasks_in_order()],
         "logs": [{"step": step, "host": host,
-                  "lines": [{"stream": s, "line": line} for s, line in tail]}
+                  "lines": [{"stream": s, "line": line, "time": t} for s, line, t in tail]}
                  for (step, host), tail in tails.logs.items()],
         "actions": list(tails.actions),
     }
@@ -231,7 +252,7 @@ def _options(run: Run) -> dict[str, Any]:
     return {"params": {k: mask(v) if isinstance(v, str) else v
                        for k, v in opts.params.items()},
             "limit": list(opts.limit), "start_at": opts.start_at, "dry_run": opts.dry_run,
-            "approval": opts.approval}
+            "approval": opts.approval, "keep_alive": opts.keep_alive}
 
 
 def _task(task: Any) -> dict[str, Any]:
