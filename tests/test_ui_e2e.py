@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -52,14 +53,20 @@ class Tmux:
     def start(self, command: str, env: dict[str, str]) -> None:
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         tmux = self.tmux
+        # The command waits until the window has its final size: a console that starts
+        # before the resize below may read 80x24 and miss the SIGWINCH.
+        go = Path(tempfile.mkdtemp(prefix="baton-tmux-")) / "go"
+        wait = f"while [ ! -e {go} ]; do sleep 0.02; done"
         subprocess.run([*tmux, "new-session", "-d", "-s", self.name, "-x", "120", "-y", "36",
-                        f"env {exports} {command}"], check=True)
+                        f"sh -c {shlex.quote(f'{wait}; exec env {exports} {command}')}"],
+                       check=True)
         # a detached session keeps its size only when told so (window-size "latest" follows
         # whatever client attaches, and the default is 80x24)
         subprocess.run([*tmux, "set-option", "-t", self.name, "window-size", "manual"],
                        check=True)
         subprocess.run([*tmux, "resize-window", "-t", self.name, "-x", "120", "-y", "36"],
                        check=True)
+        go.touch()
 
     def keys(self, *keys: str) -> None:
         subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
