@@ -9,6 +9,7 @@ cancel and stay, and SIGHUP (the terminal went away) detaches.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -104,10 +105,13 @@ class AttachApp(BatonApp):
             pass
 
     def _hangup(self) -> None:
-        """The terminal is gone: leave the run alone, detach, exit."""
-        if self.remote is not None:
-            self.remote.detach()
-        self.exit(EXIT_OK, return_code=EXIT_OK)
+        """The terminal is gone: leave the run alone and end this process at once.
+
+        Nothing here needs saving (the runner records the run; closing the socket is the
+        detach), and Textual's orderly exit would write to the dead terminal: a write that
+        fails ends its writer thread, and the next writes then wait forever for room in its
+        queue (a console left hanging after every lost terminal)."""
+        os._exit(EXIT_OK)
 
     @work(exclusive=True, group="open")
     async def open_workflow(self, path: Any, *, from_folder: bool) -> None:
