@@ -15,6 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,6 +86,11 @@ class Tmux:
                 return screen
             time.sleep(0.1)
         raise AssertionError(f"{text!r} never appeared; screen:\n{screen}")
+
+    def pane_pid(self) -> int:
+        done = subprocess.run([*self.tmux, "display-message", "-p", "-t", self.name,
+                               "#{pane_pid}"], capture_output=True, text=True, check=True)
+        return int(done.stdout)
 
     def kill(self) -> None:
         subprocess.run([*self.tmux, "kill-session", "-t", self.name], capture_output=True)
@@ -219,8 +225,9 @@ def test_a_run_outlives_its_terminal_and_a_killed_runner_is_interrupted(tmp_path
     second = Tmux(f"baton-e2e-{uuid.uuid4().hex[:8]}", server=f"baton-b-{uuid.uuid4().hex[:6]}")
     try:
         first.wait_for("running")
+        console = psutil.Process(first.pane_pid())
         first.kill_server()  # the terminal goes away (SIGHUP to the console)
-        time.sleep(0.5)
+        console.wait(timeout=5)  # the console detaches and ends (it once hung on the dead tty)
         listing = _baton(tmp_path, "runs")
         assert "running (live)" in listing.stdout, listing.stdout
         [run] = [json.loads(line) for line in
