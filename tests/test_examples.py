@@ -4,6 +4,7 @@ their hosts are `connection = "local"`, every file lives under a `base` param in
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from conftest import REPO, baton, write_workflow
@@ -139,3 +140,25 @@ def test_an_unknown_connection_type_is_one_located_line(tmp_path: Path) -> None:
     out = (done.stdout + done.stderr).strip().splitlines()
     assert any(f"{path}:4:" in line and "hosts.box.connection: must be one of ssh, local"
                in line for line in out), out
+
+
+def test_log_rotation_twice_in_one_second_rotates_both_times(tmp_path: Path) -> None:
+    """A rotation that meets a file of an earlier rotation with the same timestamp (two runs
+    within one second: the rendered-prompt test did that) picks a free name instead of
+    failing gzip on an existing `.gz`."""
+    import time
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    now = time.time()
+    for ahead in range(10):  # the rotate step runs within these 10 seconds
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(now + ahead))
+        for name in ("app", "worker"):
+            (logs / f"{name}.log.{stamp}.gz").write_text("earlier\n")
+    done = baton("run", REPO / "workflows" / "log-rotation.toml", "--headless", "--yes",
+                 "--param", f"dir={logs}", "--param", "keep_days=3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rotated = sorted(p.name for p in logs.glob("app.log.*.*.gz"))
+    assert len(rotated) == 1 and rotated[0].endswith(".1.gz"), sorted(os.listdir(logs))
+    assert all((logs / f"app.log.{s}.gz").read_text() == "earlier\n" for s in
+               [time.strftime("%Y%m%d%H%M%S", time.gmtime(now + a)) for a in range(10)])

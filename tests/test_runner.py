@@ -373,13 +373,14 @@ FLOOD = ("""
 name = "flood"
 
 [steps.flood]
-run = "seq -f '%g PADDING' 1 150000"
+run = "seq -f '%g PADDING' 1 400000"
 
 [steps.gate]
 needs = ["flood"]
 run = "true"
 confirm = true
-""").replace("PADDING", "x" * 90)  # ~14 MB of output: more than a client's queue
+""").replace("PADDING", "x" * 90)  # ~39 MB: far more than a client's queue (8 MiB)
+# and the buffers before it (150,000 lines did not always overflow it under load)
 
 
 async def test_a_client_that_does_not_read_never_stalls_the_run(
@@ -389,7 +390,7 @@ async def test_a_client_that_does_not_read_never_stalls_the_run(
         reader, writer = await asyncio.open_unix_connection(where, limit=1 << 20)
     writer.write(b'{"type":"hello","protocol":1}\n')
     await writer.drain()
-    # this client reads nothing while 150,000 lines (~14 MB) go by
+    # this client reads nothing while 400,000 lines (~39 MB) go by
     deadline = time.monotonic() + 18
     while True:
         shown = json.loads(baton("show", spawned.run_id, "--json").stdout)
