@@ -17,6 +17,7 @@ from console.commands.shared import (
     launch_errors,
     load,
     open_store,
+    run_inputs,
     store_errors,
 )
 from console.exitcodes import EXIT_FAILED, EXIT_OK
@@ -25,25 +26,16 @@ from console.exitcodes import EXIT_FAILED, EXIT_OK
 def cmd_run(args: argparse.Namespace) -> int:
     if not (args.headless or args.json):
         return console_run(args)
-    from console.launch import check_limit, check_start_at, params_for, secrets_for, split_limit
-    from console.model.params import ParamError, parse_assignments
-
     workflow = load(args.file, for_run=True)
-    with launch_errors():
-        try:
-            params = params_for(workflow, parse_assignments(args.param))
-        except ParamError as exc:
-            raise UsageError(str(exc)) from None
-        start_at = check_start_at(workflow, args.start_at)
-        limit = check_limit(workflow, split_limit(args.limit))
-        ignore_console_flags(args)
-        secrets = secrets_for(workflow)
+    ignore_console_flags(args)
+    inputs = run_inputs(args, workflow)
     # a dry run is not history; --no-history is for throw-away runs (and the benchmarks)
     store = None if args.dry_run or getattr(args, "no_history", False) else open_store()
     try:
         with launch_errors():
-            run = frontend(args).new_run(workflow, params=params, secrets=secrets,
-                                         limit=limit, start_at=start_at, step_mode=args.step,
+            run = frontend(args).new_run(workflow, params=inputs.params,
+                                         secrets=inputs.secrets, limit=inputs.limit,
+                                         start_at=inputs.start_at, step_mode=args.step,
                                          dry_run=args.dry_run)
         return headless(run, args, store, watch=Path(args.file) if args.watch else None)
     finally:

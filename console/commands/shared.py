@@ -101,6 +101,32 @@ def launch_errors() -> Iterator[None]:
         raise UsageError(exc.message) from None
 
 
+@dataclass(frozen=True)
+class RunInputs:
+    """What ``baton run FILE`` asked for, checked against the workflow."""
+
+    params: dict[str, Any]
+    secrets: dict[str, str]
+    limit: tuple[str, ...]
+    start_at: str | None
+
+
+def run_inputs(args: argparse.Namespace, workflow: Workflow) -> RunInputs:
+    """``--param``, ``--start-at`` and ``--limit`` checked, and the secrets resolved: the
+    same for a headless run and a runner (a usage error names what is wrong)."""
+    from console.launch import check_limit, check_start_at, params_for, secrets_for, split_limit
+    from console.model.params import ParamError, parse_assignments
+
+    with launch_errors():
+        try:
+            params = params_for(workflow, parse_assignments(args.param))
+        except ParamError as exc:
+            raise UsageError(str(exc)) from None
+        start_at = check_start_at(workflow, args.start_at)
+        limit = check_limit(workflow, split_limit(args.limit))
+        return RunInputs(params, secrets_for(workflow), tuple(limit), start_at)
+
+
 def frontend(args: argparse.Namespace) -> Frontend:
     """Headless: --yes approves, a terminal asks, anything else fails the gate."""
     from console.launch import Frontend

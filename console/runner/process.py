@@ -45,39 +45,26 @@ def main(argv: Sequence[str]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from console.commands.shared import (
-        UsageError,
         err,
         launch_errors,
         load,
         open_store,
+        run_inputs,
         store_errors,
     )
     from console.headless import execute_headless
-    from console.launch import (
-        Frontend,
-        check_limit,
-        check_start_at,
-        params_for,
-        secrets_for,
-        split_limit,
-    )
-    from console.model.params import ParamError, parse_assignments
+    from console.launch import Frontend
     from console.store.concurrent import claim_workflow
 
     workflow = load(args.file, for_run=True)
+    inputs = run_inputs(args, workflow)
     with launch_errors():
-        try:
-            params = params_for(workflow, parse_assignments(args.param))
-        except ParamError as exc:
-            raise UsageError(str(exc)) from None
-        start_at = check_start_at(workflow, args.start_at)
-        limit = check_limit(workflow, split_limit(args.limit))
-        secrets = secrets_for(workflow)
         # the console's front end: gates wait for an attached operator, the run stays open
         front = dataclasses.replace(Frontend.console(yes=args.yes),
                                     accept_new_host_keys=args.accept_new_host_keys)
-        run = front.new_run(workflow, params=params, secrets=secrets, limit=limit,
-                            start_at=start_at, step_mode=args.step, dry_run=args.dry_run)
+        run = front.new_run(workflow, params=inputs.params, secrets=inputs.secrets,
+                            limit=inputs.limit, start_at=inputs.start_at, step_mode=args.step,
+                            dry_run=args.dry_run)
     store = open_store()
     try:
         with store_errors():
