@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -54,10 +53,10 @@ class Tmux:
     def start(self, command: str, env: dict[str, str]) -> None:
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         tmux = self.tmux
-        # The command waits until the window has its final size: a console that starts
-        # before the resize below may read 80x24 and miss the SIGWINCH.
-        go = Path(tempfile.mkdtemp(prefix="baton-tmux-")) / "go"
-        wait = f"while [ ! -e {go} ]; do sleep 0.02; done"
+        # The command starts only once its terminal has the final size (tmux applies a
+        # resize to the pane a moment after resize-window returns): a console that starts
+        # before that reads 80x24, and a SIGWINCH during its start-up is lost.
+        wait = 'while [ "$(stty size 2>/dev/null)" != "36 120" ]; do sleep 0.02; done'
         subprocess.run([*tmux, "new-session", "-d", "-s", self.name, "-x", "120", "-y", "36",
                         f"sh -c {shlex.quote(f'{wait}; exec env {exports} {command}')}"],
                        check=True)
@@ -67,7 +66,6 @@ class Tmux:
                        check=True)
         subprocess.run([*tmux, "resize-window", "-t", self.name, "-x", "120", "-y", "36"],
                        check=True)
-        go.touch()
 
     def keys(self, *keys: str) -> None:
         subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
