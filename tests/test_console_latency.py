@@ -157,3 +157,40 @@ async def test_the_detail_pane_is_redrawn_only_when_its_facts_change(
         assert updates == []
         await select(pilot, screen, "migrate")  # another step: drawn
         assert len(updates) == 1
+
+
+async def test_an_action_is_committed_without_waiting_for_the_log_writer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An operator action (and a run state change) commits its row at once and does not wait
+    on the UI loop for the log writer's backlog (on a 1,000-host run that wait was seconds:
+    the worst keypress of bench/console_fleet.py)."""
+    gate = threading.Event()
+    apply = LogWriter._apply
+
+    def slow_apply(self: LogWriter, op: tuple) -> None:  # a writer seconds behind
+        gate.wait(5)
+        apply(self, op)
+
+    monkeypatch.setattr(LogWriter, "_apply", slow_apply)
+    wf = make_workflow("t", Step("a", "a", run="echo early\nhold a"))
+    world = ScriptedWorld()
+    with Store.open(tmp_path / "home") as store:
+        run = Run(wf, RunOptions(), executor_for=world.factory())
+        recorder = store.record(run)
+        lines: list[str] = []
+        run.subscribe(lambda e: lines.append(e.text) if isinstance(e, LogEvent) else None)
+        execution = asyncio.get_running_loop().create_task(run.execute())
+        try:
+            await until(lambda: "early" in lines)
+            started = asyncio.get_running_loop().time()
+            run.note("still draining")
+            run.pause()
+            assert asyncio.get_running_loop().time() - started < 1.0
+            assert [a.action for a in store.load(run.id).actions][-2:] == ["note", "pause"]
+        finally:
+            gate.set()
+            world.release("a")
+            run.resume()
+            await asyncio.wait_for(execution, 5)
+            recorder.close()
+        assert store.read_log(run.id, "a", "local", 1) == "early\n"

@@ -242,7 +242,9 @@ class Recorder:
         self._actions.append((self.run_id, event.time, event.user, event.action, event.step,
                               event.host, event.reason))
         self._event_row(event)
-        self.flush()
+        # committed before the action returns; the log writer is not waited for (on the UI
+        # loop that wait is the writer thread's whole backlog)
+        self._flush(barrier=False)
 
     def _on_reload(self, event: ReloadEvent) -> None:
         """A reload is kept as a ``reload`` action (who, when, the diff or the error) plus
@@ -264,7 +266,7 @@ class Recorder:
         self._run_update = (str(event.state), run.started, run.ended if event.state.finished
                             else None, self.run_id)
         self._event_row(event)
-        self.flush()
+        self._flush(barrier=False)  # as for actions; readers of the logs call flush()
 
     def _note_definition(self, wf: Workflow) -> None:
         self._digest = wf.digest
