@@ -4,7 +4,9 @@ disk for an attempt's log file, and a keypress does not rebuild the footer's key
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from textual.widgets._footer import FooterKey
 from console.engine.events import LogEvent
 from console.engine.run import Run, RunOptions
 from console.model.workflow import Host, Step
-from console.store import Store, StoreError, logs
+from console.store import Recorder, Store, StoreError, logs
 from console.store.log_writer import LogWriter
 from console.ui.widgets.key_footer import KeyFooter
 from tests.fakes import ScriptedWorld
@@ -51,12 +53,15 @@ async def test_log_files_are_created_off_the_event_loop(tmp_path: Path,
             assert store.stderr_tail(run.id, "a", host, 1, 5) == ["two"]
 
 
-async def test_recorder_flush_waits_for_the_writer(tmp_path: Path):
-    """Recorder.flush is a barrier: what the run printed is in the files when it returns
-    (the headless printer and the pager rely on it)."""
-    wf = make_workflow("t", Step("a", "a", run="echo early\nhold a\necho late"))
+@contextlib.asynccontextmanager
+async def _recorded_run(home: Path, script: str
+                        ) -> AsyncIterator[tuple[Store, Run, Recorder, ScriptedWorld,
+                                                 asyncio.Task[str]]]:
+    """A recorded run of one step ``a`` (scripted), once it has printed ``early``; the
+    recorder is closed on the way out."""
+    wf = make_workflow("t", Step("a", "a", run=script))
     world = ScriptedWorld()
-    with Store.open(tmp_path / "home") as store:
+    with Store.open(home) as store:
         run = Run(wf, RunOptions(), executor_for=world.factory())
         recorder = store.record(run)
         lines: list[str] = []
@@ -64,13 +69,21 @@ async def test_recorder_flush_waits_for_the_writer(tmp_path: Path):
         execution = asyncio.get_running_loop().create_task(run.execute())
         try:
             await until(lambda: "early" in lines)
-            recorder.flush()
-            assert store.read_log(run.id, "a", "local", 1) == "early\n"
-            world.release("a")
-            assert await asyncio.wait_for(execution, 5) == "succeeded"
+            yield store, run, recorder, world, execution
         finally:
             recorder.close()
-        assert store.read_log(run.id, "a", "local", 1) == "early\nlate\n"
+
+
+async def test_recorder_flush_waits_for_the_writer(tmp_path: Path):
+    """Recorder.flush is a barrier: what the run printed is in the files when it returns
+    (the headless printer and the pager rely on it)."""
+    async with _recorded_run(tmp_path / "home", "echo early\nhold a\necho late") as (
+            store, run, recorder, world, execution):
+        recorder.flush()
+        assert store.read_log(run.id, "a", "local", 1) == "early\n"
+        world.release("a")
+        assert await asyncio.wait_for(execution, 5) == "succeeded"
+    assert store.read_log(run.id, "a", "local", 1) == "early\nlate\n"
 
 
 def test_a_write_error_of_the_writer_is_raised_on_the_callers_side(tmp_path: Path):
@@ -172,16 +185,9 @@ async def test_an_action_is_committed_without_waiting_for_the_log_writer(
         apply(self, op)
 
     monkeypatch.setattr(LogWriter, "_apply", slow_apply)
-    wf = make_workflow("t", Step("a", "a", run="echo early\nhold a"))
-    world = ScriptedWorld()
-    with Store.open(tmp_path / "home") as store:
-        run = Run(wf, RunOptions(), executor_for=world.factory())
-        recorder = store.record(run)
-        lines: list[str] = []
-        run.subscribe(lambda e: lines.append(e.text) if isinstance(e, LogEvent) else None)
-        execution = asyncio.get_running_loop().create_task(run.execute())
+    async with _recorded_run(tmp_path / "home", "echo early\nhold a") as (
+            store, run, _, world, execution):
         try:
-            await until(lambda: "early" in lines)
             started = asyncio.get_running_loop().time()
             run.note("still draining")
             run.pause()
@@ -192,5 +198,4 @@ async def test_an_action_is_committed_without_waiting_for_the_log_writer(
             world.release("a")
             run.resume()
             await asyncio.wait_for(execution, 5)
-            recorder.close()
-        assert store.read_log(run.id, "a", "local", 1) == "early\n"
+    assert store.read_log(run.id, "a", "local", 1) == "early\n"
