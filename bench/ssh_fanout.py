@@ -122,7 +122,8 @@ def child(args: argparse.Namespace) -> None:
     spec = json.loads(Path(args.child_spec).read_text())
     cpu0 = time.process_time()
     if args.child == "baton":
-        result = asyncio.run(_baton(spec, args.child_steps, args.setup_limit, args.transport))
+        result = asyncio.run(_baton(spec, args.child_steps, args.setup_limit[0],
+                                    args.transport))
     else:
         result = asyncio.run(_raw(spec, args.child_steps))
     result["cpu"] = time.process_time() - cpu0
@@ -136,10 +137,10 @@ class Failed(Exception):
     pass
 
 
-def run_child(kind: str, spec_file: Path, steps: int, args: argparse.Namespace
-              ) -> dict[str, Any]:
+def run_child(kind: str, spec_file: Path, steps: int, args: argparse.Namespace,
+              limit: int = 0) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", kind, "--child-spec", str(spec_file),
-               "--child-steps", str(steps), "--setup-limit", str(args.setup_limit or 0),
+               "--child-steps", str(steps), "--setup-limit", str(limit),
                "--transport", args.transport or ""]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
@@ -201,8 +202,26 @@ def ansible(farm: Any, steps: int, tool: str, folder: Path, timeout: float) -> d
     return {"wall": wall}
 
 
-def measure(label: str, action: Any) -> dict[str, Any] | None:
-    time.sleep(2.0)  # the previous measurement's sessions end and are reaped
+def quiesce(farm: Any, timeout: float = 120.0) -> None:
+    """Wait until the previous measurement's sessions (and their shells) are gone."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = 0
+        for listener in farm.listeners:
+            try:
+                alive += len(psutil.Process(listener.process.pid).children(recursive=True))
+            except (psutil.Error, AttributeError):
+                pass
+        if not alive:
+            break
+        time.sleep(0.5)
+    time.sleep(2.0)
+
+
+def measure(label: str, action: Any, farm: Any) -> dict[str, Any] | None:
+    quiesce(farm)
     load = os.getloadavg()[0]
     try:
         result = action()
@@ -222,8 +241,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--modes", nargs="+", default=["floor", "baton", "raw", "ansible"],
                         choices=["floor", "baton", "raw", "ansible"])
-    parser.add_argument("--setup-limit", type=int, default=0,
-                        help="override MAX_PARALLEL_SETUP in baton (0: its own)")
+    parser.add_argument("--setup-limit", type=int, nargs="+", default=[0],
+                        help="override MAX_PARALLEL_SETUP in baton (0: its own); several "
+                             "values: one baton row each (a sweep in the same run)")
     parser.add_argument("--transport", default="", help="baton's [ssh] transport")
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds allowed to each measurement")
@@ -250,19 +270,36 @@ def main() -> None:
                 print(f"round {round_ + 1}, {steps} step(s):", flush=True)
                 actions = {
                     "floor": lambda s=steps: floor(farm, s, args.timeout),
-                    "baton": lambda s=steps: run_child("baton", spec_file, s, args),
                     "raw": lambda s=steps: run_child("raw", spec_file, s, args),
                     "ansible": ((lambda s=steps: ansible(farm, s, tool, Path(tmp),
                                                          args.timeout)) if tool else None),
                 }
-                for mode in args.modes:
+                for limit in args.setup_limit:
+                    actions[baton_mode(limit, args)] = (
+                        lambda s=steps, k=limit: run_child("baton", spec_file, s, args, k))
+                for mode in modes(args):
                     if actions[mode] is None:
                         print(f"  {mode}: skipped (ansible-playbook not installed)")
                         continue
-                    result = measure(mode, actions[mode])
+                    result = measure(mode, actions[mode], farm)
                     if result is not None:
                         rows.setdefault((mode, steps), []).append(result)
     report(rows, args)
+
+
+def baton_mode(limit: int, args: argparse.Namespace) -> str:
+    return f"baton@{limit}" if len(args.setup_limit) > 1 else "baton"
+
+
+def modes(args: argparse.Namespace) -> list[str]:
+    """The measurements of one round, in order (baton once per setup limit)."""
+    out: list[str] = []
+    for mode in args.modes:
+        if mode == "baton":
+            out += [baton_mode(limit, args) for limit in args.setup_limit]
+        else:
+            out.append(mode)
+    return out
 
 
 def report(rows: dict[tuple[str, int], list[dict[str, Any]]], args: argparse.Namespace) -> None:
@@ -275,7 +312,10 @@ def report(rows: dict[tuple[str, int], list[dict[str, Any]]], args: argparse.Nam
               "baton": "baton (engine + SSH executor)",
               "raw": "raw asyncssh (conn.run per step)",
               "ansible": "ansible-playbook (raw, pipelining)"}
-    for mode in args.modes:
+    for limit in args.setup_limit:
+        if len(args.setup_limit) > 1:
+            labels[baton_mode(limit, args)] = f"baton, MAX_PARALLEL_SETUP {limit}"
+    for mode in dict.fromkeys(modes(args)):
         cells = []
         for steps in args.steps:
             found = best.get((mode, steps))
@@ -283,10 +323,11 @@ def report(rows: dict[tuple[str, int], list[dict[str, Any]]], args: argparse.Nam
                          else f"{'-':>20}")
         print(f"{labels[mode]:44} " + "".join(f"{c:>20}" for c in cells))
     for steps in args.steps:
-        found = best.get(("baton", steps))
-        if found:
-            print(f"{f'baton, {steps} step(s): peak RSS / CPU':44} {found['rss_mb']:7.1f} MB"
-                  f" {found['cpu']:7.2f} s")
+        for mode in dict.fromkeys(modes(args)):
+            found = best.get((mode, steps))
+            if found and mode.startswith("baton"):
+                print(f"{f'{mode}, {steps} step(s): peak RSS / CPU':44} "
+                      f"{found['rss_mb']:7.1f} MB {found['cpu']:7.2f} s")
     print()
     checks: list[tuple[str, float, str, bool | None]] = []
 
@@ -295,8 +336,14 @@ def report(rows: dict[tuple[str, int], list[dict[str, Any]]], args: argparse.Nam
         return found["wall"] if found else None
 
     for steps in args.steps:
-        b, f, r, a = (wall("baton", steps), wall("floor", steps), wall("raw", steps),
-                      wall("ansible", steps))
+        if len(args.setup_limit) > 1:
+            for limit in args.setup_limit:
+                b, f = wall(baton_mode(limit, args), steps), wall("floor", steps)
+                if b and f:
+                    checks.append((f"{steps} step(s): limit {limit} / floor", b / f, "",
+                                   None))
+        b = wall(baton_mode(args.setup_limit[0], args), steps)
+        f, r, a = wall("floor", steps), wall("raw", steps), wall("ansible", steps)
         if b and f:
             limit = {300: 1.4, 100: 1.2}.get(hosts) if steps == 5 else None
             checks.append((f"{steps} step(s): baton / OpenSSH floor", b / f,
@@ -307,7 +354,7 @@ def report(rows: dict[tuple[str, int], list[dict[str, Any]]], args: argparse.Nam
             target = steps == 5 and hosts >= 300
             checks.append((f"{steps} step(s): ansible / baton", a / b, ">= 3" if target else "",
                            a / b >= 3 if target else None))
-        found = best.get(("baton", steps))
+        found = best.get((baton_mode(args.setup_limit[0], args), steps))
         if found:
             rss_limit = 150 if hosts <= 300 else 400
             checks.append((f"{steps} step(s): baton peak RSS (MB)", found["rss_mb"],
