@@ -59,8 +59,10 @@ async def _baton(spec: dict[str, Any], steps: int, setup_limit: int, transport: 
     from console.executors.ssh import ssh_executor_factory
     from console.model.workflow import Host, SSHOptions, Step, Workflow
 
-    if setup_limit:
+    if setup_limit:  # a fixed limit: the adaptive one pinned
         ssh_connect.MAX_PARALLEL_SETUP = setup_limit
+        ssh_connect.INITIAL_PARALLEL_SETUP = setup_limit
+        ssh_connect.LEAST_PARALLEL_SETUP = setup_limit
     hosts = {f"h{i:04d}": Host(f"h{i:04d}", address, port=port, user="root",
                                identity=spec["key"], known_hosts=spec["known_hosts"])
              for i, (address, port) in enumerate(_hosts(spec))}
@@ -92,7 +94,8 @@ async def _baton(spec: dict[str, Any], steps: int, setup_limit: int, transport: 
                        f"name {address}")
     if str(state) != "succeeded" or bad:
         return {"error": f"baton run {state}: {len(bad)} bad, e.g. {bad[:3]}", "wall": wall}
-    return {"wall": wall, "checked": len(run.tasks)}
+    limit = ssh_connect._setup_limit()
+    return {"wall": wall, "checked": len(run.tasks), "setup_peak": limit.peak}
 
 
 async def _raw(spec: dict[str, Any], steps: int) -> dict[str, Any]:
@@ -229,7 +232,8 @@ def measure(label: str, action: Any, farm: Any) -> dict[str, Any] | None:
         print(f"  {label}: FAILED {exc}", flush=True)
         return None
     result["load"] = load
-    extra = "".join(f", {k} {result[k]:.1f}" for k in ("cpu", "rss_mb") if k in result)
+    extra = "".join(f", {k} {result[k]:.1f}" for k in ("cpu", "rss_mb", "setup_peak")
+                    if k in result)
     print(f"  {label}: {result['wall']:.2f}s (load {load:.1f}{extra})", flush=True)
     return result
 
@@ -242,7 +246,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["floor", "baton", "raw", "ansible"],
                         choices=["floor", "baton", "raw", "ansible"])
     parser.add_argument("--setup-limit", type=int, nargs="+", default=[0],
-                        help="override MAX_PARALLEL_SETUP in baton (0: its own); several "
+                        help="a fixed setup limit in baton (0: the adaptive one); several "
                              "values: one baton row each (a sweep in the same run)")
     parser.add_argument("--transport", default="", help="baton's [ssh] transport")
     parser.add_argument("--timeout", type=float, default=900.0,
@@ -314,7 +318,8 @@ def report(rows: dict[tuple[str, int], list[dict[str, Any]]], args: argparse.Nam
               "ansible": "ansible-playbook (raw, pipelining)"}
     for limit in args.setup_limit:
         if len(args.setup_limit) > 1:
-            labels[baton_mode(limit, args)] = f"baton, MAX_PARALLEL_SETUP {limit}"
+            labels[baton_mode(limit, args)] = (f"baton, setup limit fixed at {limit}" if limit
+                                                 else "baton, adaptive setup limit")
     for mode in dict.fromkeys(modes(args)):
         cells = []
         for steps in args.steps:

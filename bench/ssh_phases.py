@@ -20,8 +20,8 @@ Per phase it prints the median, 90th percentile and maximum over the hosts, when
 first, median and last host finished, the client's CPU time, the sshd side's CPU time
 (listeners and their reaped children) and the event loop's lag (a 10 ms ticker's
 overshoot: how long ready callbacks waited). ``openssh`` times ``ssh host true`` for all
-hosts at once under ``xargs -P`` (the floor; no phases). ``--setup-limit`` overrides the
-SSH executor's :data:`~console.executors.ssh_connect.MAX_PARALLEL_SETUP` (baton mode);
+hosts at once under ``xargs -P`` (the floor; no phases). ``--setup-limit K`` pins the
+SSH executor's adaptive setup limit at K (baton mode);
 ``--profile`` writes a cProfile of the last baton run; ``--raw-limit K`` lets raw mode run
 only K hosts at a time, from connect to the command's end (is a herd of sessions starting
 at once dearer for the server?).
@@ -323,8 +323,10 @@ def main() -> None:
     parser.add_argument("--raw-limit", type=int, default=0,
                         help="raw mode: hosts in flight at once, connect to end (0: all)")
     args = parser.parse_args()
-    if args.setup_limit:
+    if args.setup_limit:  # a fixed limit: the adaptive one pinned
         ssh_connect.MAX_PARALLEL_SETUP = args.setup_limit
+        ssh_connect.INITIAL_PARALLEL_SETUP = args.setup_limit
+        ssh_connect.LEAST_PARALLEL_SETUP = args.setup_limit
     hook_sessions()
     asyncssh.set_debug_level(1)
     logging.getLogger("asyncssh").setLevel(logging.DEBUG)
@@ -343,8 +345,9 @@ def main() -> None:
                         measure(title, fleet, servers,
                                 lambda rec, s=servers: raw(fleet, s, rec, args.raw_limit))
                     else:
-                        limit = ssh_connect.MAX_PARALLEL_SETUP
-                        measure(f"baton (MAX_PARALLEL_SETUP {limit})", fleet, servers,
+                        limit = (f"setup limit fixed at {args.setup_limit}"
+                                 if args.setup_limit else "adaptive setup limit")
+                        measure(f"baton ({limit})", fleet, servers,
                                 lambda rec, s=servers: _baton_hooked(fleet, s, rec),
                                 args.profile)
         finally:
@@ -353,7 +356,10 @@ def main() -> None:
 
 async def _baton_hooked(fleet: Farm, servers: list[FarmHost], rec: Recorder) -> LoopLag:
     _CURRENT.append(rec)
-    return await baton(fleet, servers, rec)
+    lag = await baton(fleet, servers, rec)
+    limit = ssh_connect._setup_limit()
+    print(f"  setup limit: at most {limit.peak} in flight, {limit.limit:.1f} at the end")
+    return lag
 
 
 if __name__ == "__main__":
