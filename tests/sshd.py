@@ -307,6 +307,7 @@ class Farm:
     def __init__(self, folder: Path, count: int) -> None:
         require_sshd()
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.client_key = keygen(folder / "client_ed25519", "baton-client")
         self.authorized_keys = folder / "authorized_keys"
         self.authorized_keys.write_text(self.client_key.with_suffix(".pub").read_text())
