@@ -188,10 +188,14 @@ def main() -> int:
                         help="seconds between keypresses (default 0.1: a fast operator)")
     parser.add_argument("--ssh", action="store_true",
                         help="run the steps over SSH on a loopback sshd farm of --hosts hosts")
+    parser.add_argument("--farm-nice", type=int, default=0,
+                        help="--ssh: run the sshd farm at this niceness (on a real fleet "
+                             "the server side is not on the console's cores)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
-        farm = stack.enter_context(Farm(folder / "farm", args.hosts)) if args.ssh else None
+        farm = (stack.enter_context(Farm(folder / "farm", args.hosts, args.farm_nice))
+                if args.ssh else None)
         path = write_workflow(folder, args.hosts, farm)
         started = time.perf_counter()
         first, latencies, final = asyncio.run(
@@ -211,7 +215,8 @@ def main() -> int:
         f"worst keypress-to-screen {worst:.1f} ms (< 250, key {worst_key})": worst < 250,
         f"peak RSS {rss_mb:.0f} MB (<= 400)": rss_mb <= 400,
     }
-    executor = "SSH executor, loopback sshd farm" if args.ssh else "scripted executor"
+    executor = ("scripted executor" if not args.ssh else
+                f"SSH executor, loopback sshd farm at nice {args.farm_nice}")
     print(f"console fleet: {len(STEPS)} steps x {args.hosts:,} hosts in 10 batches "
           f"({executor}), run {final} in {wall:.1f} s, {len(latencies)} keypresses during "
           f"the run, load {os.getloadavg()[0]:.1f}")

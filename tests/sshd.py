@@ -275,13 +275,15 @@ class FarmListener(SSHServer):
     def listen_lines(self) -> str:
         return "".join(f"ListenAddress {a}:{self.port}\n" for a in self.addresses)
 
-    def launch(self) -> None:
+    def launch(self, nice: int = 0) -> None:
         """Start the sshd without waiting (the farm waits for all of them at once)."""
         sshd = require_sshd()
         self.write_config()
         log = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        command = [sshd, "-D", "-e", "-f", str(self.config)]
         try:
-            self.process = subprocess.Popen([sshd, "-D", "-e", "-f", str(self.config)],
+            self.process = subprocess.Popen(["nice", "-n", str(nice), *command] if nice
+                                            else command,
                                             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         finally:
             log.close()
@@ -304,7 +306,8 @@ class Farm:
     :class:`Fleet`'s; ``listeners`` the sshd processes. Use it as a context manager (or
     call :meth:`stop`): every sshd it started, and every session they serve, is killed."""
 
-    def __init__(self, folder: Path, count: int) -> None:
+    def __init__(self, folder: Path, count: int, nice: int = 0) -> None:
+        """``nice``: the listeners (and so every session) run at that niceness."""
         require_sshd()
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -327,7 +330,7 @@ class Farm:
                                             for a in addresses))
         try:
             for listener in self.listeners:
-                listener.launch()
+                listener.launch(nice)
             for listener in self.listeners:
                 for address in listener.addresses:
                     try:
