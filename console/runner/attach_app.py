@@ -56,8 +56,49 @@ class DetachModal(QuitModal):
                 yield Button("Stay (n, esc)", id="stay")
 
 
+class ConnectionBanner(Static):
+    """Shown while the connection to the runner is lost (reconnecting) or the runner is
+    gone; hidden again once the console is reconnected."""
+
+    DEFAULT_CSS = """
+    ConnectionBanner {
+        display: none;
+        height: auto;
+        padding: 0 1;
+        background: $warning 35%;
+        color: $foreground;
+        border-left: thick $warning;
+    }
+    ConnectionBanner.-gone {
+        background: $error 35%;
+        border-left: thick $error;
+    }
+    """
+
+    def show(self, text: str | None, severity: str) -> None:
+        if text is None:
+            self.display = False
+            return
+        self.set_class(severity == "error", "-gone")
+        self.update(("✘ " if severity == "error" else "⚠ ") + text)
+        self.display = True
+
+
 class AttachedRunScreen(RunScreen):
-    """The run screen of a remote run: leaving asks detach / cancel / stay."""
+    """The run screen of a remote run: leaving asks detach / cancel / stay; a banner says
+    when the connection to the runner is lost."""
+
+    def compose(self) -> ComposeResult:
+        yield ConnectionBanner(id="connection-banner")
+        yield from super().compose()
+
+    def on_mount(self) -> None:  # Textual also calls RunScreen's own
+        if isinstance(self.run, RemoteRun):
+            self.run.on_connection = self.query_one(ConnectionBanner).show
+
+    def on_unmount(self) -> None:
+        if isinstance(self.run, RemoteRun):
+            self.run.on_connection = None
 
     def _leave(self, verb: str) -> None:
         if not self.live:
@@ -97,8 +138,7 @@ class AttachApp(BatonApp):
         self.notify(text, severity=severity,  # type: ignore[arg-type]
                     timeout=10 if severity == "error" else 5)
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def on_mount(self) -> None:  # Textual calls BatonApp's own after this one
         try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
         except (NotImplementedError, RuntimeError, ValueError):
