@@ -92,18 +92,25 @@ class AttachedRunScreen(RunScreen):
         yield ConnectionBanner(id="connection-banner")
         yield from super().compose()
 
-    def on_mount(self) -> None:  # Textual also calls RunScreen's own
-        if isinstance(self.run, RemoteRun):
-            self.run.on_connection = self.query_one(ConnectionBanner).show
-
     def on_unmount(self) -> None:
         if isinstance(self.run, RemoteRun):
             self.run.on_connection = None
+
+    def on_mount(self) -> None:  # Textual also calls RunScreen's own
+        if isinstance(self.run, RemoteRun):
+            self.run.on_connection = self.query_one(ConnectionBanner).show
+            if self.run.on_notice is None:
+                self.run.on_notice = self._notice
+
+    def _notice(self, text: str, severity: str) -> None:
+        self.notify(text, severity=severity,  # type: ignore[arg-type]
+                    timeout=10 if severity == "error" else 5)
 
     def _leave(self, verb: str) -> None:
         if not self.live:
             super()._leave(verb)
             return
+        then = self.shutdown if verb == "quit" else self.go_back
         tasks = self.run.tasks_in_order()
         running = [t.label for t in tasks if t.state.active]
         waiting = [t.label for t in tasks if t.state.waiting]
@@ -113,14 +120,22 @@ class AttachedRunScreen(RunScreen):
                 remote = self.run
                 assert isinstance(remote, RemoteRun)
                 remote.detach()
-                self.shutdown()
+                then()
                 return
             cancel = choice == "cancel"
             if self.act(self.run.answer_quit, cancel) and cancel:
-                self.shutdown()
+                then()
 
         self.app.push_screen(DetachModal(str(self.run.state), running, waiting, verb=verb),
                              answered)
+
+    @work(exclusive=True, group="shutdown")
+    async def shutdown(self) -> None:
+        """Leave the console: a detached run is no run of this console (exit 0)."""
+        await self.close_run()
+        run = self.run
+        left = isinstance(run, RemoteRun) and run.detached and not run.state.finished
+        self.post_message(self.Quit(None if left or not self.started else run))
 
 
 class AttachApp(BatonApp):
