@@ -92,6 +92,15 @@ class SocketClient:
         await self._writer.drain()
         return await future
 
+    async def answer_host_key(self, question: int, trust: bool) -> None:
+        """Answer the runner's ``host_key`` question ``question`` (docs: host key questions)."""
+        if self.closed.is_set():
+            return
+        with contextlib.suppress(ConnectionError, OSError):
+            self._writer.write(p.encode({"type": "host_key_answer", "id": question,
+                                         "trust": trust}))
+            await self._writer.drain()
+
     async def request_snapshot(self) -> None:
         self._writer.write(p.encode({"type": "snapshot"}))
         await self._writer.drain()
@@ -131,8 +140,10 @@ class SocketClient:
         await asyncio.gather(self._pump, return_exceptions=True)
 
 
-async def connect(path: Path, *, read_only: bool = False) -> SocketClient:
-    """Connect to the socket at ``path``; raises :class:`ConnectError` with the reason."""
+async def connect(path: Path, *, read_only: bool = False,
+                  host_keys: bool = False) -> SocketClient:
+    """Connect to the socket at ``path``; raises :class:`ConnectError` with the reason.
+    ``host_keys``: this client answers the runner's host key questions (a console)."""
     try:
         with p.short_path(path) as where:
             reader, writer = await asyncio.open_unix_connection(where, limit=p.MAX_LINE)
@@ -145,7 +156,8 @@ async def connect(path: Path, *, read_only: bool = False) -> SocketClient:
                            f"user)") from None
     try:
         writer.write(p.encode({"type": "hello", "protocol": p.VERSION,
-                               "read_only": read_only, "pid": os.getpid()}))
+                               "read_only": read_only, "pid": os.getpid(),
+                               "host_keys": host_keys and not read_only}))
         first = p.decode(await _line(reader))
         if first["type"] == "error":
             raise ConnectError(str(first.get("error")))

@@ -20,6 +20,7 @@ from console.engine.actions import ActionError
 from console.engine.events import ActionEvent, LogEvent, ReloadEvent, RunState, TaskState
 from console.engine.run import Run, RunOptions
 from console.engine.task import Attempt
+from console.executors.base import HostKeyQuestion
 from console.model.workflow import Workflow
 from console.runner.client import ConnectError, SocketClient, connect
 from console.runner.protocol import Action
@@ -63,6 +64,8 @@ class RemoteRun(Run):
         self.detached = False
         self._cancel_asked = False
         self._sending: set[asyncio.Task[None]] = set()
+        self._asking: dict[Any, asyncio.Task[None]] = {}
+        """The runner's open host key questions, each a dialog of this console."""
         self._replay: dict[str, Any] | None = client.snapshot()
         self._apply_snapshot(client.snapshot())
 
@@ -101,6 +104,7 @@ class RemoteRun(Run):
                 self._notice(text, "error")
                 break
             self.client = client
+            self._stop_asking()  # the runner asks the open questions again
             self._apply_snapshot(client.snapshot())
             self._connection(None, "")
             self._notice("reconnected to the runner", "information")
@@ -114,7 +118,8 @@ class RemoteRun(Run):
                 return None
             attempt += 1
             try:
-                return await connect(self.socket, read_only=self.read_only)
+                return await connect(self.socket, read_only=self.read_only,
+                                     host_keys=not self.read_only)
             except ConnectError as exc:
                 if attempt > 1:
                     self._connection(f"connection to the runner lost; reconnecting "
@@ -184,6 +189,37 @@ class RemoteRun(Run):
             self._apply_snapshot(m)
         elif kind == "reload" and "error" not in m:
             self._follow_reload()
+        elif kind == "host_key":
+            self._ask_host_key(m)
+        elif kind == "host_key_answered":
+            asking = self._asking.pop(m.get("id"), None)
+            if asking is not None:  # another console answered: this dialog goes
+                asking.cancel()
+
+    # ------------------------------------------------------------------ host keys
+
+    def _ask_host_key(self, m: dict[str, Any]) -> None:
+        """The runner asks about an unknown SSH host key: this console's dialog (the
+        screen's asker, as for an in-process run) answers it."""
+        prompt = self.host_key_prompt
+        if prompt is None or m.get("id") in self._asking:
+            return
+        question = HostKeyQuestion(str(m["host"]), str(m["label"]), str(m["key_type"]),
+                                   str(m["fingerprint"]), str(m["known_hosts"]))
+        client, ident = self.client, m.get("id")
+
+        async def ask() -> None:
+            trusted = await prompt(question)
+            self._asking.pop(ident, None)
+            await client.answer_host_key(ident, trusted)
+
+        task = asyncio.get_running_loop().create_task(ask())
+        self._asking[ident] = task
+
+    def _stop_asking(self) -> None:
+        asking, self._asking = self._asking, {}
+        for task in asking.values():
+            task.cancel()
 
     def _apply_task(self, m: dict[str, Any]) -> None:
         task = self.tasks.get((m["step"], m["host"]))
@@ -331,6 +367,7 @@ class RemoteRun(Run):
         if self.detached:
             return
         self.detached = True
+        self._stop_asking()
         task = asyncio.get_running_loop().create_task(self.client.close())
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
@@ -375,7 +412,7 @@ async def open_remote(socket: Path, *, read_only: bool = False) -> RemoteRun:
     from the file the run was started from)."""
     from console.model.loader import WorkflowError, load_workflow
 
-    client = await connect(socket, read_only=read_only)
+    client = await connect(socket, read_only=read_only, host_keys=not read_only)
     path = client.snapshot()["run"].get("path")
     if path is None:
         await client.close()
