@@ -147,9 +147,14 @@ def _tty() -> bool:
         return False
 
 
+def live_ids(home: Path) -> set[str]:
+    """The ids of the runs a console may attach to now."""
+    return {r.run_id for r in live_runs(home)}
+
+
 def mark_live(runs: Iterable[Any], home: Path) -> list[Any]:
     """``baton runs``: a live run's status reads ``running (live)``."""
-    live = {r.run_id for r in live_runs(home)}
+    live = live_ids(home)
     out: list[Any] = []
     for run in runs:
         if getattr(run, "id", None) in live:
