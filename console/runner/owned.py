@@ -56,8 +56,9 @@ class RunnerOwner:
             raise LaunchError(lines[-1].removeprefix("baton: ")) from None
         try:
             remote = await open_remote(spawned.socket)
-        except ConnectError as exc:
-            raise LaunchError(str(exc)) from None
+        except ConnectError as exc:  # the runner started: its run goes on without us
+            raise LaunchError(f"{exc} (run {spawned.run_id} goes on: baton attach "
+                              f"{spawned.run_id})") from None
         self._detach_on_hangup()
         return AttachedRunScreen(remote, clock=clock,
                                  sampler=sampler if sampler is not None else psutil_sampler(),
