@@ -123,3 +123,21 @@ def test_baton_resume_in_the_console_is_owned_by_a_runner(tmp_path: Path) -> Non
     finally:
         stop.touch()
         term.kill_server()
+
+
+def test_baton_resume_of_a_finished_run_shows_it_read_only(tmp_path: Path) -> None:
+    """Nothing to resume: no runner is started; the console shows the run read-only, as
+    it always did."""
+    flow = tmp_path / "done.toml"
+    flow.write_text('[workflow]\nname = "Done flow"\n[steps.a]\nname = "Only step"\n'
+                    'run = "true"\n', encoding="utf-8")
+    assert _baton(tmp_path, "run", str(flow), "--headless").returncode == 0
+    [run] = [json.loads(line) for line in _baton(tmp_path, "runs", "--json").stdout.splitlines()]
+    term = Tmux(f"baton-rd-{uuid.uuid4().hex[:8]}")
+    term.start(f"{sys.executable} -m console resume {run['id']}", _env(tmp_path))
+    try:
+        screen = term.wait_for("nothing to resume")
+        assert "Only step" in screen
+        assert not (Path(_env(tmp_path)["BATON_HOME"]) / "runners").exists()
+    finally:
+        term.kill()

@@ -223,9 +223,16 @@ def console_resume_args(args: Any) -> int | None:
     """``baton resume RUN`` in console mode: through a runner (None: stay in-process)."""
     if not runner_wanted(args):
         return None
+    from console.commands.shared import read_store, store_errors
+    from console.launch import not_resumable
     from console.paths import baton_home
 
-    out = [args.run]
+    store = read_store()
+    with store, store_errors():
+        run_id = store.resolve(args.run)
+        if not_resumable(store.load(run_id).run.state) is not None:
+            return None  # nothing to run: the console shows it read-only, as it always did
+    out = [run_id]
     for flag in ("yes", "step", "accept_new_host_keys"):
         if getattr(args, flag, False):
             out.append("--" + flag.replace("_", "-"))
