@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import os
 import resource
+import signal
 import statistics
 import sys
 import tempfile
@@ -139,18 +140,26 @@ def effect_of(key: str, screen: RunScreen) -> Callable[[], bool]:
 KEYS = ("j", "j", "space", "j", "j", "k", "k", "space", "T", "f", "f", "T", "N", "k")
 
 
-async def console(path: Path, home: Path, presses: int, interval: float, ssh: bool = False
-                  ) -> tuple[float, list[tuple[str, float]], str]:
+async def console(path: Path, home: Path, presses: int, interval: float, ssh: bool = False,
+                  runner: Path | None = None) -> tuple[float, list[tuple[str, float]], str]:
+    """``runner``: attach to the run that runner serves (its socket) instead of running
+    it in this process."""
     probe = FrameProbe()
     world = ScriptedWorld()
     latencies: list[tuple[str, float]] = []
     with Store.open(home) as store:
         created = time.perf_counter()
-        app = BatonApp(path, LaunchOptions(start=True, run_id="fleet", user="bench"),
-                       executor_for=None if ssh else world.factory(),
-                       config_file=home / "c.toml",
-                       sampler=fixed_sampler(SystemStats(0, 0, (0, 0, 0))), blink=False,
-                       store=store)
+        sampler = fixed_sampler(SystemStats(0, 0, (0, 0, 0)))
+        if runner is not None:
+            from console.runner.attach_app import AttachApp
+
+            app: BatonApp = AttachApp(runner, config_file=home / "c.toml", sampler=sampler,
+                                      blink=False)
+        else:
+            app = BatonApp(path, LaunchOptions(start=True, run_id="fleet", user="bench"),
+                           executor_for=None if ssh else world.factory(),
+                           config_file=home / "c.toml", sampler=sampler, blink=False,
+                           store=store)
         first_frame = asyncio.ensure_future(probe.wait(
             lambda: isinstance(app.screen, RunScreen)
             and app.screen.query_one(DagTree).last_line > 0))
@@ -180,6 +189,11 @@ async def console(path: Path, home: Path, presses: int, interval: float, ssh: bo
     return first, latencies, final
 
 
+def _stop(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1_000)
@@ -188,6 +202,9 @@ def main() -> int:
                         help="seconds between keypresses (default 0.1: a fast operator)")
     parser.add_argument("--ssh", action="store_true",
                         help="run the steps over SSH on a loopback sshd farm of --hosts hosts")
+    parser.add_argument("--runner", action="store_true",
+                        help="--ssh: the run in a runner process (as `baton run FILE`), "
+                             "the console attached to it")
     parser.add_argument("--farm-nice", type=int, default=0,
                         help="--ssh: run the sshd farm at this niceness (on a real fleet "
                              "the server side is not on the console's cores)")
@@ -197,9 +214,16 @@ def main() -> int:
         farm = (stack.enter_context(Farm(folder / "farm", args.hosts, args.farm_nice))
                 if args.ssh else None)
         path = write_workflow(folder, args.hosts, farm)
+        socket = None
+        if args.runner:
+            from console.runner.daemon import spawn
+
+            spawned = spawn([str(path), "--yes"], folder / "home")
+            stack.callback(_stop, spawned.pid)
+            socket = spawned.socket
         started = time.perf_counter()
         first, latencies, final = asyncio.run(
-            console(path, folder / "home", args.presses, args.interval, args.ssh))
+            console(path, folder / "home", args.presses, args.interval, args.ssh, socket))
         wall = time.perf_counter() - started
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if not latencies:
@@ -217,6 +241,8 @@ def main() -> int:
     }
     executor = ("scripted executor" if not args.ssh else
                 f"SSH executor, loopback sshd farm at nice {args.farm_nice}")
+    if args.runner:
+        executor += ", run in a runner process, console attached"
     print(f"console fleet: {len(STEPS)} steps x {args.hosts:,} hosts in 10 batches "
           f"({executor}), run {final} in {wall:.1f} s, {len(latencies)} keypresses during "
           f"the run, load {os.getloadavg()[0]:.1f}")
