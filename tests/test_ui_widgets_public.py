@@ -106,3 +106,32 @@ async def test_the_footer_draws_what_textuals_footer_draws(
     assert len(set(ours)) > 1  # the selections differ on screen
     for (step, _host), mine, textuals in zip(SELECTIONS, ours, theirs, strict=True):
         assert mine == textuals, step
+
+
+async def test_a_fan_out_has_its_hosts_the_moment_it_is_expanded(tmp_path: Path) -> None:
+    """Space and Enter give the step its host lines before it shows expanded, not a
+    message later (a frame in between would show the step open and empty)."""
+    app, world = make_app(tmp_path, fan_out(HOSTS), start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        tree = screen.query_one(DagTree)
+        await until(lambda: tree.last_line == 0)
+        step = tree.root.children[0]
+        tree.move_cursor(step)
+        tree.action_toggle_node()  # space
+        assert step.is_expanded and len(step.children) == HOSTS
+        tree.action_toggle_node()
+        await pilot.pause()
+        assert not step.is_expanded
+        for host in ("h01", "h02"):
+            world.release(host)
+        await until(lambda: sum(t.state is TaskState.SUCCEEDED
+                                for t in screen.run.tasks.values()) == 2)
+        await pilot.pause(0.3)
+        tree.action_select_cursor()  # enter: selecting toggles (auto_expand)
+        await pilot.pause()
+        assert step.is_expanded
+        assert [str(node.label).split()[:2] for node in step.children[:3]] == [
+            ["✔", "h01"], ["✔", "h02"], ["▶", "h03"]]
+        for host in (f"h{i:02d}" for i in range(3, HOSTS + 1)):
+            world.release(host)

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
@@ -147,9 +148,30 @@ class DagTree(Tree[Selection]):
                 if host_node is not None:
                     self._relabel(host_node, self.task_label(task, pal, now))
 
+    def _before_toggle(self, node: TreeNode[Selection] | None) -> None:
+        """A collapsed fan-out step about to be expanded gets its host nodes (or their
+        labels brought up to date) first, so no frame shows it expanded without them."""
+        if (node is not None and node.data is not None and node.data.host is None
+                and node.allow_expand and not node.is_expanded):
+            self._fill(node.data.step)
+
+    def action_toggle_node(self) -> None:
+        self._before_toggle(self.cursor_node)
+        super().action_toggle_node()
+
+    def action_select_cursor(self) -> None:
+        self._before_toggle(self.cursor_node)  # selecting toggles too (auto_expand)
+        super().action_select_cursor()
+
+    def on_click(self, event: events.Click) -> None:
+        """Runs before Tree's own click handler, which toggles the node clicked (on its
+        toggle, or anywhere on its line with auto_expand)."""
+        offset = event.get_content_offset(self)
+        if offset is not None:
+            self._before_toggle(self.get_node_at_line(offset.y + self.scroll_offset.y))
+
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[Selection]) -> None:
-        """A fan-out step gets its host nodes (or their labels brought up to date) when it
-        is expanded, by key, by mouse or in code: before the next frame draws it."""
+        """Expanded another way (in code): the host nodes follow."""
         if event.node.data is not None and event.node.data.host is None:
             self._fill(event.node.data.step)
 
