@@ -135,3 +135,20 @@ async def test_a_fan_out_has_its_hosts_the_moment_it_is_expanded(tmp_path: Path)
             ["✔", "h01"], ["✔", "h02"], ["▶", "h03"]]
         for host in (f"h{i:02d}" for i in range(3, HOSTS + 1)):
             world.release(host)
+
+
+async def test_clicking_a_footer_key_presses_it(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from console.ui.widgets.key_footer import FooterEntry, KeyFooter
+
+    monkeypatch.setenv("BATON_TEST_TOKEN", "s3cr3t-value")
+    app, _world = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await settle(app, screen)
+        await select(pilot, screen, "preflight")
+        footer = screen.query_one(KeyFooter)
+        entry = next(e for e in footer.query(FooterEntry) if e.spec.action == "help")
+        assert not entry.spec.disabled
+        await pilot.click(entry)
+        await until(lambda: app.screen is not screen)
