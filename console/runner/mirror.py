@@ -211,11 +211,12 @@ class RemoteRun(Run):
         """The runner asks about an unknown SSH host key: this console's dialog (the
         screen's asker, as for an in-process run) answers it."""
         prompt = self.host_key_prompt
-        if prompt is None or m.get("id") in self._asking:
+        ident = m.get("id")
+        if prompt is None or not isinstance(ident, int) or ident in self._asking:
             return
         question = HostKeyQuestion(str(m["host"]), str(m["label"]), str(m["key_type"]),
                                    str(m["fingerprint"]), str(m["known_hosts"]))
-        client, ident = self.client, m.get("id")
+        client = self.client
 
         async def ask() -> None:
             trusted = await prompt(question)
