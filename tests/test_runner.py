@@ -498,3 +498,52 @@ def _gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+CRASHING = """
+[workflow]
+name = "crash demo"
+
+[steps.slow]
+run = "for i in $(seq 1 250); do echo before crash $i; done; sleep 30"
+"""
+
+
+def test_a_resumed_runs_snapshot_holds_the_output_from_before_the_resume(
+        runner: Callable[..., Spawned], baton_home: Path) -> None:
+    """kill -9 of the runner while a step that printed runs; `baton resume` in a runner:
+    every client (the first, a late one) gets the step's earlier lines in its snapshot,
+    from the history, bounded like the live tail and marked with their attempt."""
+    from console.store.logs import log_path
+
+    spawned = runner(CRASHING)
+    _wait_for_state(spawned, "slow", "running")
+    stored = log_path(baton_home, spawned.run_id, "slow", "local", 1)
+    deadline = time.monotonic() + 10
+    while "before crash 250\n" not in (stored.read_text() if stored.exists() else ""):
+        assert time.monotonic() < deadline, "the step's output never reached its log"
+        time.sleep(0.05)
+    os.kill(spawned.pid, signal.SIGKILL)
+    _wait_gone(spawned.pid)
+    resumed = spawn([spawned.run_id], baton_home, command="resume")
+    try:
+        async def snapshots() -> list[dict[str, Any]]:
+            first = await connect(resumed.socket)
+            late = await connect(resumed.socket)
+            snaps = [first.snapshot(), late.snapshot()]
+            await first.close()
+            await late.close()
+            return snaps
+
+        for snap in asyncio.run(snapshots()):
+            tasks = {t["step"]: t for t in snap["tasks"]}
+            assert tasks["slow"]["state"] == "interrupted"
+            logs = {(lg["step"], lg["host"]): lg["lines"] for lg in snap["logs"]}
+            lines = logs[("slow", "local")]
+            assert [x["line"] for x in lines] == \
+                [f"before crash {i}" for i in range(51, 251)]  # the last TAIL_LINES
+            assert {x["attempt"] for x in lines} == {1}
+            assert {x["stream"] for x in lines} == {"stdout"}
+    finally:
+        os.kill(resumed.pid, signal.SIGKILL)
+        _wait_gone(resumed.pid)

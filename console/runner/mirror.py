@@ -148,9 +148,14 @@ class RemoteRun(Run):
             return
         for entry in snap.get("logs", ()):
             task = self.tasks.get((entry["step"], entry["host"]))
-            for stream, text, when in _runs_of(entry["lines"]):
-                self.emit(LogEvent(entry["step"], entry["host"], stream, text, when,
-                                   task.attempt if task else 1))
+            current = task.attempt if task else 1
+            shown: int | None = None
+            for stream, text, when, attempt in _runs_of(entry["lines"], current):
+                if attempt != shown and attempt > 1:  # as a live retry shows it
+                    self.emit(LogEvent(entry["step"], entry["host"], "meta",
+                                       f"── attempt {attempt} ──", when, attempt))
+                shown = attempt
+                self.emit(LogEvent(entry["step"], entry["host"], stream, text, when, attempt))
         for action in snap.get("actions", ()):
             self._apply_action(action)
 
@@ -395,16 +400,22 @@ class RemoteRun(Run):
         return None
 
 
-def _runs_of(lines: list[dict[str, Any]]) -> list[tuple[Any, str, float]]:
-    """Consecutive lines of one stream and time, joined (one log event each)."""
-    out: list[tuple[Any, list[str], float]] = []
+def _runs_of(lines: list[dict[str, Any]], current: int
+             ) -> list[tuple[Any, str, float, int]]:
+    """Consecutive lines of one stream, time and attempt, joined (one log event each); a
+    line without an ``attempt`` (an older runner) is of the task's ``current`` one."""
+    out: list[tuple[Any, list[str], float, int]] = []
     for line in lines:
         when = float(line.get("time") or 0.0)
-        if out and out[-1][0] == line["stream"] and out[-1][2] == when:
+        attempt = line.get("attempt")
+        attempt = attempt if isinstance(attempt, int) else current
+        if out and out[-1][0] == line["stream"] and out[-1][2] == when \
+                and out[-1][3] == attempt:
             out[-1][1].append(line["line"])
         else:
-            out.append((line["stream"], [line["line"]], when))
-    return [(stream, "\n".join(texts), when) for stream, texts, when in out]
+            out.append((line["stream"], [line["line"]], when, attempt))
+    return [(stream, "\n".join(texts), when, attempt)
+            for stream, texts, when, attempt in out]
 
 
 def _alive(pid: int) -> bool:

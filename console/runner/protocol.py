@@ -203,13 +203,17 @@ def _rollback(run: Run, a: Action) -> None:
 # --------------------------------------------------------------------------- snapshot
 
 
+TailLine = tuple[str, str, float, int]
+"""One line of a task's tail: stream, text, time, attempt number."""
+
+
 class Tails:
     """The last :data:`TAIL_LINES` lines of each task's log, and every action so far, kept
     by the server from the run's events (what a late client is sent)."""
 
     def __init__(self, limit: int = TAIL_LINES) -> None:
         self.limit = limit
-        self.logs: dict[tuple[str, str], deque[tuple[str, str, float]]] = {}
+        self.logs: dict[tuple[str, str], deque[TailLine]] = {}
         self.actions: list[dict[str, Any]] = []
 
     def __call__(self, event: Event) -> None:
@@ -218,9 +222,20 @@ class Tails:
             if tail is None:
                 tail = self.logs[(event.step, event.host)] = deque(maxlen=self.limit)
             lines = event.lines
-            tail.extend((event.stream, line, event.time) for line in lines[-self.limit:])
+            tail.extend((event.stream, line, event.time, event.attempt)
+                        for line in lines[-self.limit:])
         elif type(event) is ActionEvent:
             self.actions.extend(event.to_dicts())
+
+    def past(self, step: str, host: str, lines: list[TailLine]) -> None:
+        """Put ``lines`` (output written before this process started: a resumed run's
+        earlier attempts, from the history) before what the task printed since, within
+        the same bound."""
+        if not lines:
+            return
+        tail: deque[TailLine] = deque(lines[-self.limit:], maxlen=self.limit)
+        tail.extend(self.logs.get((step, host), ()))
+        self.logs[(step, host)] = tail
 
 
 def snapshot(run: Run, tails: Tails, resync: bool = False) -> dict[str, Any]:
@@ -240,7 +255,8 @@ def snapshot(run: Run, tails: Tails, resync: bool = False) -> dict[str, Any]:
         },
         "tasks": [_task(t) for t in run.tasks_in_order()],
         "logs": [{"step": step, "host": host,
-                  "lines": [{"stream": s, "line": line, "time": t} for s, line, t in tail]}
+                  "lines": [{"stream": s, "line": line, "time": t, "attempt": a}
+                            for s, line, t, a in tail]}
                  for (step, host), tail in tails.logs.items()],
         "actions": list(tails.actions),
     }

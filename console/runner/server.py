@@ -87,7 +87,8 @@ class RunServer:
         self.run = run
         self.path = p.socket_path(home, run.id)
         self._durable = durable
-        self._tails = p.Tails()
+        self.tails = p.Tails()
+        """Each task's last lines and the actions: what a snapshot carries."""
         self._clients: set[_Client] = set()
         self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.base_events.Server | None = None
@@ -153,7 +154,7 @@ class RunServer:
     # ------------------------------------------------------------------ events
 
     def _on_event(self, event: Event) -> None:
-        self._tails(event)
+        self.tails(event)
         if not self._clients:
             return
         data = p.event_bytes(event)
@@ -186,7 +187,7 @@ class RunServer:
             return
         client = _Client(writer, p.user_name(uid))
         client.control.append(p.encode(p.hello(self.run.id, client.user)))
-        client.control.append(p.encode(p.snapshot(self.run, self._tails)))
+        client.control.append(p.encode(p.snapshot(self.run, self.tails)))
         client.wake.set()
         self._clients.add(client)
         sender = asyncio.create_task(self._send(client))
@@ -209,7 +210,7 @@ class RunServer:
                     client.resync = False
                     client.queue.clear()
                     client.size = 0
-                    client.queue.append(p.encode(p.snapshot(self.run, self._tails,
+                    client.queue.append(p.encode(p.snapshot(self.run, self.tails,
                                                             resync=True)))
                 payload = b"".join(client.control + client.queue)
                 client.control.clear()
@@ -310,6 +311,12 @@ async def listening(run: Run, store: Any, recorder: Any) -> AsyncIterator[RunSer
             return None if recorder.error is None else str(recorder.error)
     in_runner = READY_FD_ENV in os.environ  # its consoles answer host key questions
     server = RunServer(run, Path(store.home), durable, ask_host_keys=in_runner)
+    if any(task.attempt for task in run.tasks.values()):  # resumed: its past output too
+        from console.runner.past import past_logs
+
+        past = await asyncio.to_thread(past_logs, run, store, server.tails.limit)
+        for step, host, lines in past:
+            server.tails.past(step, host, lines)
     try:
         await server.start()
     except OSError as exc:
