@@ -123,3 +123,69 @@ async def test_esc_on_a_folder_run_detaches_and_goes_back_to_the_folder(
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+def _run_until(args: list[str], home: Path, text: str) -> None:
+    """Start ``baton ARGS --headless --json``, kill it once its output holds ``text``
+    (a JSON line is printed only once the history holds it)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", *args, "--headless", "--json"],
+        cwd=REPO, env=baton_env({"BATON_HOME": str(home)}),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True)
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            if text in line:
+                break
+        else:
+            raise AssertionError(f"baton {' '.join(args)} ended before printing {text!r}")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def test_a_resumed_runners_console_shows_the_log_from_before_the_resume(
+        tmp_path: Path) -> None:
+    """A step printed, baton died, a resume retried it, it printed and baton died again;
+    resumed from the history screen through a runner, the console's log of the step holds
+    both attempts' output, the second after its separator, as the in-process resume
+    replays it (the operator sees what the step wrote before the crash)."""
+    count = tmp_path / "count"
+    path = flow_file(tmp_path, "twice.toml", textwrap.dedent(f'''
+        [workflow]
+        name = "twice"
+        [steps.slow]
+        run = "n=$(( $(cat {count} 2>/dev/null || echo 0) + 1 )); echo $n > {count}; for i in 1 2 3; do echo run $n line $i; done; sleep 30"
+    ''').lstrip())  # noqa: E501
+    home = tmp_path / "home"
+    with Store.open(home) as store:
+        _run_until(["run", str(path)], home, "run 1 line 3")
+        [summary] = store.runs()
+        _run_until(["resume", summary.id, "--yes"], home, "run 2 line 3")
+        app, _ = history_app(path, store, start=False)
+        app.owner = RunnerOwner(store.home)
+        runner_pid = None
+        try:
+            async with app.run_test(size=SIZE):
+                await until(lambda: app.screen.is_mounted
+                            and app.screen is not app.screen_stack[0], timeout=15)
+                app.resume_run(summary.id)
+                await until(lambda: isinstance(app.screen, AttachedRunScreen), timeout=30)
+                screen = app.screen
+                remote = screen.run
+                assert isinstance(remote, RemoteRun)
+                runner_pid = remote.owner_pid
+                log = screen.session.task_log("slow", "local")
+                want = ["run 1 line 1", "run 1 line 2", "run 1 line 3", "── attempt 2 ──",
+                        "run 2 line 1", "run 2 line 2", "run 2 line 3"]
+                await until(lambda: [x.text for x in log.lines()] == want, timeout=15)
+                assert [x.stream for x in log.lines()][3] == "meta"
+                assert remote.tasks[("slow", "local")].state is TaskState.INTERRUPTED
+                assert count.read_text().strip() == "2"  # shown, not re-run
+        finally:
+            if runner_pid is not None:
+                try:
+                    os.kill(runner_pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from console.engine.actions import ActionError
-from console.engine.events import ActionEvent, LogEvent, ReloadEvent, RunState, TaskState
+from console.engine.events import (
+    ActionEvent,
+    LogEvent,
+    ReloadEvent,
+    RunState,
+    TaskEvent,
+    TaskState,
+)
 from console.engine.run import Run, RunOptions
 from console.engine.task import Attempt
 from console.executors.base import HostKeyQuestion
@@ -151,9 +158,9 @@ class RemoteRun(Run):
             current = task.attempt if task else 1
             shown: int | None = None
             for stream, text, when, attempt in _runs_of(entry["lines"], current):
-                if attempt != shown and attempt > 1:  # as a live retry shows it
-                    self.emit(LogEvent(entry["step"], entry["host"], "meta",
-                                       f"── attempt {attempt} ──", when, attempt))
+                if attempt != shown and attempt > 1:  # its start, as a console saw it live
+                    self.emit(TaskEvent(entry["step"], entry["host"], TaskState.RUNNING,
+                                        attempt, None, None, when))
                 shown = attempt
                 self.emit(LogEvent(entry["step"], entry["host"], stream, text, when, attempt))
         for action in snap.get("actions", ()):
