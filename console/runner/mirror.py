@@ -17,20 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from console.engine.actions import ActionError
-from console.engine.events import (
-    ActionEvent,
-    LogEvent,
-    ReloadEvent,
-    RunState,
-    TaskEvent,
-    TaskState,
-)
+from console.engine.events import ActionEvent, LogEvent, ReloadEvent, RunState, TaskState
 from console.engine.run import Run, RunOptions
 from console.engine.task import Attempt
 from console.executors.base import HostKeyQuestion
 from console.model.workflow import Workflow
 from console.runner.client import ConnectError, SocketClient, connect
 from console.runner.protocol import Action
+from console.runner.tail_events import tail_events
 
 RETRY_FIRST = 0.1
 RETRY_MOST = 2.0
@@ -155,14 +149,9 @@ class RemoteRun(Run):
             return
         for entry in snap.get("logs", ()):
             task = self.tasks.get((entry["step"], entry["host"]))
-            current = task.attempt if task else 1
-            shown: int | None = None
-            for stream, text, when, attempt in _runs_of(entry["lines"], current):
-                if attempt != shown and attempt > 1:  # its start, as a console saw it live
-                    self.emit(TaskEvent(entry["step"], entry["host"], TaskState.RUNNING,
-                                        attempt, None, None, when))
-                shown = attempt
-                self.emit(LogEvent(entry["step"], entry["host"], stream, text, when, attempt))
+            for event in tail_events(entry["step"], entry["host"], entry["lines"],
+                                     task.attempt if task else 1):
+                self.emit(event)
         for action in snap.get("actions", ()):
             self._apply_action(action)
 
@@ -405,24 +394,6 @@ class RemoteRun(Run):
 
     def halt(self, reason: str) -> None:
         return None
-
-
-def _runs_of(lines: list[dict[str, Any]], current: int
-             ) -> list[tuple[Any, str, float, int]]:
-    """Consecutive lines of one stream, time and attempt, joined (one log event each); a
-    line without an ``attempt`` (an older runner) is of the task's ``current`` one."""
-    out: list[tuple[Any, list[str], float, int]] = []
-    for line in lines:
-        when = float(line.get("time") or 0.0)
-        attempt = line.get("attempt")
-        attempt = attempt if isinstance(attempt, int) else current
-        if out and out[-1][0] == line["stream"] and out[-1][2] == when \
-                and out[-1][3] == attempt:
-            out[-1][1].append(line["line"])
-        else:
-            out.append((line["stream"], [line["line"]], when, attempt))
-    return [(stream, "\n".join(texts), when, attempt)
-            for stream, texts, when, attempt in out]
 
 
 def _alive(pid: int) -> bool:
