@@ -509,21 +509,26 @@ run = "for i in $(seq 1 250); do echo before crash $i; done; sleep 30"
 """
 
 
+def _kill_once_logged(spawned: Spawned, home: Path, last: dict[str, str]) -> None:
+    """kill -9 the runner once each step's attempt-1 log holds its ``last`` line."""
+    from console.store.logs import log_path
+
+    deadline = time.monotonic() + 20
+    for step, line in last.items():
+        stored = log_path(home, spawned.run_id, step, "local", 1)
+        while f"{line}\n" not in (stored.read_text() if stored.exists() else ""):
+            assert time.monotonic() < deadline, f"{step}'s output never reached its log"
+            time.sleep(0.05)
+    os.kill(spawned.pid, signal.SIGKILL)
+
+
 def test_a_resumed_runs_snapshot_holds_the_output_from_before_the_resume(
         runner: Callable[..., Spawned], baton_home: Path) -> None:
     """kill -9 of the runner while a step that printed runs; `baton resume` in a runner:
     every client (the first, a late one) gets the step's earlier lines in its snapshot,
     from the history, bounded like the live tail and marked with their attempt."""
-    from console.store.logs import log_path
-
     spawned = runner(CRASHING)
-    _wait_for_state(spawned, "slow", "running")
-    stored = log_path(baton_home, spawned.run_id, "slow", "local", 1)
-    deadline = time.monotonic() + 10
-    while "before crash 250\n" not in (stored.read_text() if stored.exists() else ""):
-        assert time.monotonic() < deadline, "the step's output never reached its log"
-        time.sleep(0.05)
-    os.kill(spawned.pid, signal.SIGKILL)
+    _kill_once_logged(spawned, baton_home, {"slow": "before crash 250"})
     _wait_gone(spawned.pid)
     resumed = spawn([spawned.run_id], baton_home, command="resume")
     try:
@@ -544,6 +549,42 @@ def test_a_resumed_runs_snapshot_holds_the_output_from_before_the_resume(
                 [f"before crash {i}" for i in range(51, 251)]  # the last TAIL_LINES
             assert {x["attempt"] for x in lines} == {1}
             assert {x["stream"] for x in lines} == {"stdout"}
+    finally:
+        os.kill(resumed.pid, signal.SIGKILL)
+        _wait_gone(resumed.pid)
+
+
+async def _first_snapshot(path: Path) -> dict[str, Any]:
+    """The snapshot on connect; asserts a requested one (read by the client's thread, as a
+    resync's is) is the same."""
+    client = await connect(path)
+    snap = client.snapshot()
+    await client.request_snapshot()
+    again = await _until(client, [], lambda m: m.get("type") == "snapshot")
+    await client.close()
+    assert again["logs"] == snap["logs"]
+    return snap
+
+
+def test_a_snapshot_larger_than_a_message_line_still_attaches(
+        runner: Callable[..., Spawned], baton_home: Path) -> None:
+    """Six tasks printed 200 lines of 1,000 characters each before a kill -9: the resumed
+    run's snapshot (1.2 MB of tails, over the 1 MiB of any other message) reaches a
+    client whole."""
+    wide = "".join(f'[steps.w{i}]\nrun = "for i in $(seq 1 200); do '
+                   f'printf \'{i}-%04d-%0990d\\\\n\' $i 0; done; sleep 30"\n'
+                   for i in range(6))
+    spawned = runner(f'[workflow]\nname = "wide"\n{wide}')
+    _kill_once_logged(spawned, baton_home, {f"w{i}": f"{i}-0200-{0:0990d}" for i in range(6)})
+    _wait_gone(spawned.pid)
+    resumed = spawn([spawned.run_id], baton_home, command="resume")
+    try:
+        snap = asyncio.run(_first_snapshot(resumed.socket))
+        logs = {lg["step"]: [x["line"] for x in lg["lines"]] for lg in snap["logs"]}
+        assert sorted(logs) == [f"w{i}" for i in range(6)]
+        for i in range(6):
+            assert logs[f"w{i}"] == [f"{i}-{n:04d}-{0:0990d}" for n in range(1, 201)]
+        assert len(p.encode(snap)) > p.MAX_LINE
     finally:
         os.kill(resumed.pid, signal.SIGKILL)
         _wait_gone(resumed.pid)

@@ -208,7 +208,7 @@ class _Lines:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while b"\n" not in self.rest:
-            if len(self.rest) > p.MAX_LINE:
+            if len(self.rest) > p.MAX_SNAPSHOT:
                 raise p.ProtocolError("message too long")
             left = deadline - loop.time()
             if left <= 0:

@@ -27,7 +27,11 @@ VERSION = 1
 """Bumped on any incompatible change; a peer speaking another version is refused."""
 
 MAX_LINE = 1 << 20
-"""The longest message a peer accepts (bytes, newline included)."""
+"""The longest message a peer accepts (bytes, newline included), but for a snapshot."""
+
+MAX_SNAPSHOT = 64 << 20
+"""The longest message a client accepts from the run: a snapshot carries every task's
+tail (up to :data:`TAIL_LINES` lines each), many times :data:`MAX_LINE` in a wide run."""
 
 TAIL_LINES = 200
 """Lines of each task's log carried in a snapshot."""

@@ -66,7 +66,7 @@ class ThreadReader:
                         with self._lock:
                             self._backlog += sum(size for _m, size in batch)
                         self._post(self._deliver, batch)
-                if len(buffer) > p.MAX_LINE:
+                if len(buffer) > p.MAX_SNAPSHOT:  # a resync's snapshot comes this way
                     return  # a message too long: the connection is over
                 while self._full() and not self._stop.wait(0.01):
                     pass
