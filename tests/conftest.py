@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.sshd import lone_sshd, sshd_fleet  # noqa: F401 - fixtures for every module
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -27,7 +27,6 @@ from console.executors.ssh import SSHExecutor
 from console.model.workflow import LOCAL_HOST
 from console.store import Store, StoreError
 from console.store.logs import LogFiles
-from tests import sshd
 from tests.sshd import Fleet
 
 
@@ -215,7 +214,6 @@ def test_8_leftover_holding_the_pipes_is_named_and_ended_with_the_run(tmp_path: 
 
 # --- 4 and 8 over SSH --------------------------------------------------------------------
 
-sshd_fleet = sshd.sshd_fleet
 
 
 @pytest.fixture
