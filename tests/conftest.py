@@ -17,6 +17,19 @@ from tests.sshd import lone_sshd, sshd_fleet  # noqa: F401 - fixtures for every 
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _write_bytecode() -> None:
+    """Let the interpreters the suite starts (xdist workers, `baton` commands, consoles in
+    tmux) reuse compiled bytecode. With PYTHONDONTWRITEBYTECODE set (this machine sets
+    it), every `python -m console.cli` compiled ~90 modules of console/ from source, 90 of
+    its 260 ms of CPU, and the suite starts hundreds of them; each worker also rewrote
+    and compiled every test module and pytest plugin again. The bytecode goes where Python
+    puts it by default (``__pycache__``, ignored by git); installed packages keep theirs."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+_write_bytecode()  # at import: before xdist starts its workers
+
+
 def write_workflow(tmp_path: Path, text: str, name: str = "workflow.toml") -> Path:
     """Write dedented workflow TOML to ``tmp_path/name`` and return its path."""
     path = tmp_path / name
