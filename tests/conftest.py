@@ -107,3 +107,35 @@ def run_baton() -> Callable[..., subprocess.CompletedProcess[str]]:
         return baton(*args, **kwargs)
 
     return call
+
+
+SLOWEST_FIRST = (
+    "test_crash.py::",
+    "test_crash_rollback.py::",
+    "test_ui_e2e.py::",
+    "test_history_cli.py::test_resume_after_a_kill",
+    "test_hardening_proc.py::test_8_",
+    "test_hardening_proc.py::test_9_",
+    "test_ssh.py::test_fan_out_respects_serial",
+    "test_ssh.py::test_rollout_canary_finishes_before_any_other_host_starts",
+    "test_ssh_recovery.py::",
+    "test_examples.py::",
+    "test_serve.py::",
+    "test_packaging.py::",
+    "test_ui_e2e_rollback.py::",
+    "test_ui_e2e_rollback_cli.py::",
+    "test_attach_e2e.py::",
+    "test_watch_headless.py::",
+)
+"""Tests that take seconds each (subprocesses, real terminals, real sshd), longest first.
+pytest-xdist hands tests out in collection order, and one by one at the end: when these
+ran last, one worker was still busy with them for up to 20 s while the other was done."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = f"{item.path.name}::{item.name}"
+        return next((i for i, prefix in enumerate(SLOWEST_FIRST) if name.startswith(prefix)),
+                    len(SLOWEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keeps its order
