@@ -67,3 +67,64 @@ def test_two_consoles_share_a_run_detach_and_cancel(tmp_path: Path) -> None:
     finally:
         one.kill()
         two.kill()
+
+
+PICKED = '''
+[workflow]
+name = "NAME"
+
+[steps.gate]
+name = "Held NAME"
+run = "echo approved"
+confirm = true
+'''
+
+
+def test_attach_with_several_live_runs_asks_which_on_a_terminal(tmp_path: Path) -> None:
+    """`baton attach` with two live runs: a numbered picker, newest first, each with its
+    workflow; the number typed picks the run the console opens; a wrong number is one
+    line and exit 2."""
+    from console.runner.daemon import spawn
+
+    home = Path(_env(tmp_path)["BATON_HOME"])
+    started = []
+    for name in ("Older flow", "Newer flow"):
+        flow = tmp_path / f"{name.split()[0]}.toml"
+        flow.write_text(PICKED.replace("NAME", name), encoding="utf-8")
+        started.append(spawn([str(flow)], home))
+    older, newer = started
+    exit_file = tmp_path / "exit"
+    picker = Tmux(f"baton-pick-{uuid.uuid4().hex[:8]}")
+    wrong = Tmux(f"baton-pick-{uuid.uuid4().hex[:8]}")
+    try:
+        picker.start(f"sh -c '{sys.executable} -m console attach; echo $? > {exit_file}; "
+                     f"sleep 30'", _env(tmp_path))
+        screen = picker.wait_for("attach to which run? [1-2, default 1 = newest]")
+        assert f"1. {newer.run_id}  Newer flow" in screen, screen
+        assert f"2. {older.run_id}  Older flow" in screen, screen
+        picker.keys("2", "Enter")
+        screen = picker.wait_for("Held Older flow")
+        assert older.run_id in screen and "Newer flow" not in screen
+        picker.keys("q")
+        picker.wait_for("detach, cancel it, or stay?")
+        picker.keys("Enter")  # detach
+        _wait_file(exit_file)
+        assert exit_file.read_text().strip() == "0"
+
+        wrong_exit = tmp_path / "exit-wrong"
+        wrong.start(f"sh -c '{sys.executable} -m console attach 2>&1; echo $? > {wrong_exit};"
+                    f" sleep 30'", _env(tmp_path))
+        wrong.wait_for("attach to which run?")
+        wrong.keys("7", "Enter")
+        screen = wrong.wait_for("no run number '7'")
+        _wait_file(wrong_exit)
+        assert wrong_exit.read_text().strip() == "2"
+        assert "Traceback" not in screen
+    finally:
+        picker.kill()
+        wrong.kill()
+        for spawned in started:
+            try:
+                os.kill(spawned.pid, 9)
+            except ProcessLookupError:
+                pass

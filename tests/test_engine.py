@@ -486,6 +486,21 @@ async def test_attempt_records_never_hold_a_secret_even_transformed():
                    for form in ("hun ter2", "HUN TER2", "hun%20ter2"))
 
 
+async def test_a_slice_or_replacement_of_a_secret_is_masked_in_the_output():
+    """A template can make a value of a secret that no placeholder survives (a slice, a
+    replace): it is found by rendering with two sets of placeholders (the twins differ)
+    and masked in the output like the secret."""
+    h = Harness(workflow(step("a", run="echo {{ secrets.tok[:6] }} "
+                                       "{{ secrets.tok | replace('-', '') }} "
+                                       "{{ secrets.tok | length }} "
+                                       "{{ 'set' if secrets.tok else 'unset' }}")),
+                secrets={"tok": "qx7-hunter-2"})
+    await h.finish()
+    logs = [e.text for e in h.events if isinstance(e, LogEvent)]
+    assert logs == ["*** *** 12 set"]
+    assert "qx7-hu" not in repr(h.events) and "qx7hunter2" not in repr(h.events)
+
+
 async def test_executor_error_naming_a_secret_is_masked_in_the_attempt():
     class Refusing:
         async def start(self, request, on_output):

@@ -394,6 +394,25 @@ def test_template_error_line_in_multiline_without_leading_newline() -> None:
     assert (problem.line, problem.col) == (5, None)
 
 
+@pytest.mark.parametrize(("field", "source", "message", "line"), [
+    ("run", '"""\necho {{ secrets.s | b64encode }}\n"""', "No filter named 'b64encode'", 7),
+    ("run", '"echo {% if 1 is frobbed %}y{% endif %}"', "No test named 'frobbed'", 6),
+    ("run", '"""\n{% if false %}\n{{ 1 | nosuch }}\n{% endif %}\n"""',
+     "No filter named 'nosuch'", 8),
+    ("when", '"{{ 1 is frobbed }}"', "No test named 'frobbed'", 6),
+])
+def test_an_unknown_filter_or_test_is_a_located_problem(field: str, source: str,
+                                                        message: str, line: int) -> None:
+    """Jinja only fails inside an untaken ``{% if %}`` branch when it renders it: check
+    finds every unknown filter and test before the run (it was an internal error or a pass)."""
+    text = HEAD + f'[secrets]\ns = {{ env = "S" }}\n[steps.a]\n{field} = {source}\n'
+    if field == "when":
+        text += 'run = "true"\n'
+    (problem,) = problems_of(text)
+    assert problem.message == f"steps.a.{field}: template error: {message}"
+    assert problem.line == line
+
+
 def test_unknown_template_names_and_builtins() -> None:
     text = HEAD + dedent('''
         [steps.a]

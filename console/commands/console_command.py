@@ -15,7 +15,21 @@ from console.exitcodes import EXIT_USAGE
 def cmd_console(args: argparse.Namespace) -> int:
     run_console = console_entry()
     path, note = console_target(args.path)
-    return run_console(path, theme=args.theme, read_only=args.read_only, folder_note=note)
+    return run_console(path, theme=args.theme, read_only=args.read_only, folder_note=note,
+                       owner=run_owner(args))
+
+
+def run_owner(args: argparse.Namespace) -> Any:
+    """Who owns the runs the console starts from its folder view or resumes from its
+    history: a runner each (issue 15), unless ``--read-only`` or ``BATON_RUNNER=0``."""
+    from console.runner.commands import runner_wanted
+
+    if not runner_wanted(args):
+        return None
+    from console.paths import baton_home
+    from console.runner.owned import RunnerOwner
+
+    return RunnerOwner(baton_home())
 
 
 def console_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +95,11 @@ def console_resume(args: argparse.Namespace) -> int:
     run_console = console_entry()
     if not args.read_only and not confirm_leftovers(args.run):
         return EXIT_USAGE
+    from console.runner.commands import console_resume_args  # a runner owns it (issue 15)
+
+    code = console_resume_args(args)
+    if code is not None:
+        return code
     return run_console(None, resume=args.run, theme=args.theme, read_only=args.read_only,
                        yes=args.yes)
 

@@ -78,8 +78,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
             raise UsageError(f"--status: {exc}") from None
         home = store.home
     if args.json:
+        from console.runner.commands import live_ids
+
+        live = live_ids(home)  # attachable now (baton attach RUN)
         for run in runs:
-            print(json.dumps({**dataclasses.asdict(run), "duration": run.duration}))
+            print(json.dumps({**dataclasses.asdict(run), "duration": run.duration,
+                              "live": run.id in live}))
         return EXIT_OK
     if not runs:
         err(f"no runs recorded in {home}" if not (args.workflow or args.status or args.since)

@@ -111,15 +111,17 @@ class RunInputs:
     start_at: str | None
 
 
-def run_inputs(args: argparse.Namespace, workflow: Workflow) -> RunInputs:
+def run_inputs(args: argparse.Namespace, workflow: Workflow,
+               given: dict[str, Any] | None = None) -> RunInputs:
     """``--param``, ``--start-at`` and ``--limit`` checked, and the secrets resolved: the
-    same for a headless run and a runner (a usage error names what is wrong)."""
+    same for a headless run and a runner (a usage error names what is wrong). ``given``:
+    param values that override ``--param`` (a console's params form, for a runner)."""
     from console.launch import check_limit, check_start_at, params_for, secrets_for, split_limit
     from console.model.params import ParamError, parse_assignments
 
     with launch_errors():
         try:
-            params = params_for(workflow, parse_assignments(args.param))
+            params = params_for(workflow, {**parse_assignments(args.param), **(given or {})})
         except ParamError as exc:
             raise UsageError(str(exc)) from None
         start_at = check_start_at(workflow, args.start_at)

@@ -165,8 +165,7 @@ class Rollback:
             if entry.state != "planned" or not self.plan.ready(entry):
                 continue
             self.plan.mark(entry, "undoing")
-            self._running[entry.key] = asyncio.get_running_loop().create_task(
-                self._undo(entry))
+            self._running[entry.key] = run.spawn(self._undo(entry))  # owned by the run
 
     async def _undo(self, entry: UndoEntry) -> None:
         run = self.run

@@ -79,22 +79,29 @@ def derived_secrets(sources: Iterable[tuple[str, bool]], context: Mapping[str, A
 
     ``real`` is what :func:`~console.model.templating.trace_values` collected while the
     engine rendered ``sources`` (``(template, is_command)`` pairs, in that order); they are
-    rendered again with placeholders, and each value whose placeholder twin contains a
-    placeholder (in any case, or reversed) derives from a secret. When the two renderings
-    take different paths (a test on the value), nothing is learnt.
+    rendered again with two sets of placeholders, and a value derives from a secret when
+    its twin contains a placeholder (in any case, or reversed) or when the two twins differ
+    (a slice, a hash: ``{{ secrets.pw[:5] }}``). When the renderings take different paths
+    (a test on the value), nothing is learnt.
     """
     sources = [(s, c) for s, c in sources if s and templating.needs_render(s)]
     if not any(_reads_secrets(source) for source, _ in sources):
         return []
-    shown = {**context, "secrets": placeholders.values}
+    twins = _traced(sources, {**context, "secrets": placeholders.values})
+    others = _traced(sources, {**context, "secrets": Placeholders(placeholders.values).values})
+    if twins is None or others is None or not len(real) == len(twins) == len(others):
+        return []
+    return [value for value, twin, other in zip(real, twins, others, strict=True)
+            if value and (placeholders.hide(twin) != twin or twin != other)]
+
+
+def _traced(sources: list[tuple[str, bool]], context: Mapping[str, Any]) -> list[str] | None:
+    """Every ``{{ }}`` value the ``sources`` render in ``context``; None when one fails."""
     try:
-        with templating.trace_values() as twins:
+        with templating.trace_values() as values:
             for source, is_command in sources:
                 render = templating.render_command if is_command else templating.render_value
-                render(source, shown)
+                render(source, context)
     except templating.TemplateError:
-        return []
-    if len(twins) != len(real):
-        return []
-    return [value for value, twin in zip(real, twins, strict=True)
-            if value and placeholders.hide(twin) != twin]
+        return None
+    return values

@@ -361,6 +361,20 @@ def _parse_expression(source: str) -> nodes.Template:
     return tree
 
 
+def _check_filters_and_tests(tree: nodes.Template) -> None:
+    """Refuse an unknown filter or test before the run: inside ``{% if %}`` Jinja only
+    fails when the branch is rendered, which would pass ``check`` and fail mid-run."""
+    from jinja2 import nodes
+
+    env = _value_env()
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        assert isinstance(node, nodes.Filter | nodes.Test)  # for the type checker
+        known = env.filters if isinstance(node, nodes.Filter) else env.tests
+        if node.name not in known:
+            kind = "filter" if isinstance(node, nodes.Filter) else "test"
+            raise TemplateError(f"No {kind} named '{node.name}'", node.lineno)
+
+
 _NO_REFS = TemplateRefs(frozenset(), frozenset(), frozenset(), frozenset())
 
 
@@ -379,9 +393,12 @@ def analyze(source: str, *, expression: bool = False) -> TemplateRefs:
     try:
         tree = (_parse_expression(_strip_braces(source)) if expression
                 else _value_env().parse(source))
+        # Code generation checks filters and tests: an unknown one is reported here
+        # (TemplateAssertionError is a syntax error with the template line).
+        names = frozenset(meta.find_undeclared_variables(tree))
     except TemplateSyntaxError as exc:
         raise _convert(exc) from None
-    names = frozenset(meta.find_undeclared_variables(tree))
+    _check_filters_and_tests(tree)
     found: dict[str, set[str]] = {"params": set(), "secrets": set(), "steps": set()}
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         assert isinstance(node, nodes.Getattr | nodes.Getitem)  # for the type checker

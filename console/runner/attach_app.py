@@ -56,13 +56,61 @@ class DetachModal(QuitModal):
                 yield Button("Stay (n, esc)", id="stay")
 
 
+class ConnectionBanner(Static):
+    """Shown while the connection to the runner is lost (reconnecting) or the runner is
+    gone; hidden again once the console is reconnected."""
+
+    DEFAULT_CSS = """
+    ConnectionBanner {
+        display: none;
+        height: auto;
+        padding: 0 1;
+        background: $warning 35%;
+        color: $foreground;
+        border-left: thick $warning;
+    }
+    ConnectionBanner.-gone {
+        background: $error 35%;
+        border-left: thick $error;
+    }
+    """
+
+    def show(self, text: str | None, severity: str) -> None:
+        if text is None:
+            self.display = False
+            return
+        self.set_class(severity == "error", "-gone")
+        self.update(("✘ " if severity == "error" else "⚠ ") + text)
+        self.display = True
+
+
 class AttachedRunScreen(RunScreen):
-    """The run screen of a remote run: leaving asks detach / cancel / stay."""
+    """The run screen of a remote run: leaving asks detach / cancel / stay; a banner says
+    when the connection to the runner is lost."""
+
+    def compose(self) -> ComposeResult:
+        yield ConnectionBanner(id="connection-banner")
+        yield from super().compose()
+
+    def on_unmount(self) -> None:
+        if isinstance(self.run, RemoteRun):
+            self.run.on_connection = None
+
+    def on_mount(self) -> None:  # Textual also calls RunScreen's own
+        if isinstance(self.run, RemoteRun):
+            self.run.on_connection = self.query_one(ConnectionBanner).show
+            if self.run.on_notice is None:
+                self.run.on_notice = self._notice
+
+    def _notice(self, text: str, severity: str) -> None:
+        self.notify(text, severity=severity,  # type: ignore[arg-type]
+                    timeout=10 if severity == "error" else 5)
 
     def _leave(self, verb: str) -> None:
         if not self.live:
             super()._leave(verb)
             return
+        then = self.shutdown if verb == "quit" else self.go_back
         tasks = self.run.tasks_in_order()
         running = [t.label for t in tasks if t.state.active]
         waiting = [t.label for t in tasks if t.state.waiting]
@@ -72,14 +120,22 @@ class AttachedRunScreen(RunScreen):
                 remote = self.run
                 assert isinstance(remote, RemoteRun)
                 remote.detach()
-                self.shutdown()
+                then()
                 return
             cancel = choice == "cancel"
             if self.act(self.run.answer_quit, cancel) and cancel:
-                self.shutdown()
+                then()
 
         self.app.push_screen(DetachModal(str(self.run.state), running, waiting, verb=verb),
                              answered)
+
+    @work(exclusive=True, group="shutdown")
+    async def shutdown(self) -> None:
+        """Leave the console: a detached run is no run of this console (exit 0)."""
+        await self.close_run()
+        run = self.run
+        left = isinstance(run, RemoteRun) and run.detached and not run.state.finished
+        self.post_message(self.Quit(None if left or not self.started else run))
 
 
 class AttachApp(BatonApp):
@@ -97,8 +153,7 @@ class AttachApp(BatonApp):
         self.notify(text, severity=severity,  # type: ignore[arg-type]
                     timeout=10 if severity == "error" else 5)
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def on_mount(self) -> None:  # Textual calls BatonApp's own after this one
         try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
         except (NotImplementedError, RuntimeError, ValueError):

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from console.engine.actions import ActionError
 from console.engine.events import Event
 from console.runner import protocol as p
 from console.runner.protocol import Action
+from console.runner.reader import ThreadReader
 
 if TYPE_CHECKING:
     from console.engine.run import Run
@@ -56,120 +58,167 @@ class ConnectError(Exception):
 
 
 class SocketClient:
-    """A connection to a live run's socket. Use :func:`connect`."""
+    """A connection to a live run's socket. Use :func:`connect`. Its messages are read in
+    a thread (:class:`console.runner.reader.ThreadReader`); actions are written from the
+    loop."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 hello: dict[str, Any], snapshot: dict[str, Any]) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, sock: socket.socket, hello: dict[str, Any], snapshot: dict[str, Any],
+                 rest: bytes = b"") -> None:
+        self._sock = sock
         self.hello = hello
         self.run_id: str = str(hello["run_id"])
         self.user: str = str(hello.get("user"))
         self._snapshot = snapshot
-        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[dict[str, Any], int] | None] = asyncio.Queue()
         self._pending: dict[int, asyncio.Future[Ack]] = {}
         self._next = 0
+        self._write = asyncio.Lock()
         self.closed = asyncio.Event()
-        self._pump = asyncio.get_running_loop().create_task(self._read())
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._reader = ThreadReader(sock, loop, rest, self._deliver, self._ended)
 
     def snapshot(self) -> dict[str, Any]:
         return self._snapshot
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         while True:
-            message = await self._queue.get()
-            if message is None:
+            item = await self._queue.get()
+            if item is None:
+                self._queue.put_nowait(None)  # every later call ends too
                 return
+            message, size = item
+            self._reader.consumed(size)
             yield message
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        async with self._write:
+            await self._loop.sock_sendall(self._sock, p.encode(message))
 
     async def act(self, action: Action) -> Ack:
         if self.closed.is_set():
             return Ack(False, "the connection to the run is closed")
         self._next += 1
-        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Ack] = self._loop.create_future()
         self._pending[self._next] = future
-        self._writer.write(p.encode(action.to_message(self._next)))
-        await self._writer.drain()
+        try:
+            await self._send(action.to_message(self._next))
+        except OSError:
+            self._pending.pop(self._next, None)
+            return Ack(False, "the connection to the run was lost")
         return await future
 
-    async def request_snapshot(self) -> None:
-        self._writer.write(p.encode({"type": "snapshot"}))
-        await self._writer.drain()
+    async def answer_host_key(self, question: int, trust: bool) -> None:
+        """Answer the runner's ``host_key`` question ``question`` (docs: host key questions)."""
+        if self.closed.is_set():
+            return
+        with contextlib.suppress(OSError):
+            await self._send({"type": "host_key_answer", "id": question, "trust": trust})
 
-    async def _read(self) -> None:
-        try:
-            while True:
-                line = await self._reader.readline()
-                if not line:
-                    break
-                message = p.decode(line)
-                kind = message["type"]
-                if kind == "ack":
-                    future = self._pending.pop(int(message.get("id") or 0), None)
-                    if future is not None and not future.done():
-                        future.set_result(Ack(bool(message.get("ok")), message.get("error")))
-                    continue
-                if kind == "snapshot":
-                    self._snapshot = message
-                self._queue.put_nowait(message)
-        except (ConnectionError, ValueError, p.ProtocolError):
-            pass
-        finally:
-            self.closed.set()
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_result(Ack(False, "the connection to the run was lost"))
-            self._pending.clear()
-            self._queue.put_nowait(None)
+    async def request_snapshot(self) -> None:
+        await self._send({"type": "snapshot"})
+
+    def _deliver(self, batch: list[tuple[dict[str, Any], int]]) -> None:
+        for message, size in batch:
+            kind = message["type"]
+            if kind == "ack":
+                self._reader.consumed(size)
+                future = self._pending.pop(int(message.get("id") or 0), None)
+                if future is not None and not future.done():
+                    future.set_result(Ack(bool(message.get("ok")), message.get("error")))
+                continue
+            if kind == "snapshot":
+                self._snapshot = message
+            self._queue.put_nowait((message, size))
+
+    def _ended(self) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_result(Ack(False, "the connection to the run was lost"))
+        self._pending.clear()
+        self._queue.put_nowait(None)
 
     async def close(self) -> None:
-        with contextlib.suppress(ConnectionError, OSError):
-            self._writer.write(p.encode({"type": "bye"}))
-            self._writer.close()
-            await self._writer.wait_closed()
-        self._pump.cancel()
-        await asyncio.gather(self._pump, return_exceptions=True)
+        if not self.closed.is_set():
+            with contextlib.suppress(OSError):
+                await asyncio.wait_for(self._send({"type": "bye"}), 1.0)
+        await self._reader.stop()
+        self._ended()
+        self._sock.close()
 
 
-async def connect(path: Path, *, read_only: bool = False) -> SocketClient:
-    """Connect to the socket at ``path``; raises :class:`ConnectError` with the reason."""
+async def connect(path: Path, *, read_only: bool = False,
+                  host_keys: bool = False) -> SocketClient:
+    """Connect to the socket at ``path``; raises :class:`ConnectError` with the reason.
+    ``host_keys``: this client answers the runner's host key questions (a console)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
     try:
         with p.short_path(path) as where:
-            reader, writer = await asyncio.open_unix_connection(where, limit=p.MAX_LINE)
+            await loop.sock_connect(sock, where)
     except FileNotFoundError:
+        sock.close()
         raise ConnectError(f"{path}: no such live run") from None
     except ConnectionRefusedError:
+        sock.close()
         raise ConnectError(f"{path}: the run's process is gone") from None
     except PermissionError:
+        sock.close()
         raise ConnectError(f"{path}: permission denied (the run belongs to another "
                            f"user)") from None
+    except OSError as exc:
+        sock.close()
+        raise ConnectError(f"{path}: {exc}") from None
     try:
-        writer.write(p.encode({"type": "hello", "protocol": p.VERSION,
-                               "read_only": read_only, "pid": os.getpid()}))
-        first = p.decode(await _line(reader))
+        await loop.sock_sendall(sock, p.encode({
+            "type": "hello", "protocol": p.VERSION, "read_only": read_only,
+            "pid": os.getpid(), "host_keys": host_keys and not read_only}))
+        lines = _Lines(sock)
+        first = p.decode(await lines.next())
         if first["type"] == "error":
             raise ConnectError(str(first.get("error")))
         p.check_hello(first)
-        snapshot = p.decode(await _line(reader))
+        snapshot = p.decode(await lines.next())
         if snapshot["type"] != "snapshot":
             raise ConnectError(f"expected a snapshot, got {snapshot['type']!r}")
     except ConnectionError:
-        writer.close()
+        sock.close()
         raise ConnectError(f"{path}: the run's process is gone") from None
-    except (p.ProtocolError, OSError) as exc:
-        writer.close()
-        raise ConnectError(f"{path}: {exc}") from None
+    except (p.ProtocolError, OSError, TimeoutError) as exc:
+        sock.close()
+        raise ConnectError(f"{path}: {exc or 'no answer'}") from None
     except ConnectError:
-        writer.close()
+        sock.close()
         raise
-    return SocketClient(reader, writer, first, snapshot)
+    return SocketClient(sock, first, snapshot, lines.rest)
 
 
-async def _line(reader: asyncio.StreamReader) -> bytes:
-    line = await asyncio.wait_for(reader.readline(), 10.0)
-    if not line:
-        raise ConnectError("the run closed the connection")
-    return line
+class _Lines:
+    """The first lines of a connection, read on the loop (the hello and the snapshot)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.rest = b""
+
+    async def next(self, timeout: float = 10.0) -> bytes:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while b"\n" not in self.rest:
+            if len(self.rest) > p.MAX_LINE:
+                raise p.ProtocolError("message too long")
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError("the run did not answer")
+            chunk = await asyncio.wait_for(loop.sock_recv(self.sock, 1 << 16), left)
+            if not chunk:
+                raise ConnectError("the run closed the connection")
+            self.rest += chunk
+        line, self.rest = self.rest.split(b"\n", 1)
+        return line
 
 
 class LocalClient:

@@ -62,18 +62,47 @@ def choose(home: Path, run: str | None, *, ask: bool) -> LiveRun:
         raise RunnerError("no live run to attach to (baton runs lists past runs)")
     if len(runs) == 1 or not ask:
         return runs[0]
-    return runs[_pick([r.run_id for r in runs])]
+    return runs[_pick(_labels(home, [r.run_id for r in runs]))]
 
 
-def _pick(ids: Sequence[str]) -> int:
-    for number, run_id in enumerate(ids, 1):
-        sys.stderr.write(f"  {number}. {run_id}\n")
-    sys.stderr.write(f"attach to which run? [1-{len(ids)}, default 1 = newest] ")
+def _labels(home: Path, ids: Sequence[str]) -> list[str]:
+    """Each live run as the picker shows it: id, workflow, user, start time (the id alone
+    when the history cannot say)."""
+    import time
+
+    from console.sanitize import sanitize
+    from console.store import Store, StoreError
+
+    try:
+        store = Store.open_read(home)
+    except (StoreError, OSError):
+        return list(ids)
+    try:
+        known = {r.id: r for r in store.runs(limit=200)}
+    except (StoreError, OSError):
+        known = {}
+    finally:
+        store.close()
+    out = []
+    for run_id in ids:
+        run = known.get(run_id)
+        if run is None:
+            out.append(run_id)
+            continue
+        started = time.strftime("%H:%M:%S", time.localtime(run.started or 0))
+        out.append(sanitize(f"{run_id}  {run.workflow}  ({run.user}, started {started})"))
+    return out
+
+
+def _pick(labels: Sequence[str]) -> int:
+    for number, label in enumerate(labels, 1):
+        sys.stderr.write(f"  {number}. {label}\n")
+    sys.stderr.write(f"attach to which run? [1-{len(labels)}, default 1 = newest] ")
     sys.stderr.flush()
     answer = sys.stdin.readline().strip()
     if not answer:
         return 0
-    if answer.isdigit() and 1 <= int(answer) <= len(ids):
+    if answer.isdigit() and 1 <= int(answer) <= len(labels):
         return int(answer) - 1
     raise RunnerError(f"no run number {answer!r}")
 
@@ -93,12 +122,14 @@ def run_attached(socket: Path, *, theme: str | None = None, read_only: bool = Fa
     return app.return_code if app.return_code is not None else 0
 
 
-def console_run(run_args: Sequence[str], home: Path, *, theme: str | None = None) -> int:
-    """``baton run FILE`` in console mode: a runner owns the run, this console attaches."""
+def console_run(run_args: Sequence[str], home: Path, *, theme: str | None = None,
+                command: str = "run") -> int:
+    """``baton run FILE`` / ``baton resume RUN`` in console mode: a runner owns the run,
+    this console attaches."""
     from console.runner.daemon import SpawnError, spawn
 
     try:
-        spawned = spawn(run_args, home)
+        spawned = spawn(run_args, home, command=command)
     except SpawnError as exc:  # the runner's own lines (every problem), then the last one
         from console.commands.shared import err
 
@@ -116,9 +147,14 @@ def _tty() -> bool:
         return False
 
 
+def live_ids(home: Path) -> set[str]:
+    """The ids of the runs a console may attach to now."""
+    return {r.run_id for r in live_runs(home)}
+
+
 def mark_live(runs: Iterable[Any], home: Path) -> list[Any]:
     """``baton runs``: a live run's status reads ``running (live)``."""
-    live = {r.run_id for r in live_runs(home)}
+    live = live_ids(home)
     out: list[Any] = []
     for run in runs:
         if getattr(run, "id", None) in live:
@@ -166,14 +202,41 @@ SERVE = Command("serve", "share a live run's console in a web browser", _serve_a
                 cmd_serve)
 
 
+def runner_wanted(args: Any = None) -> bool:
+    """Whether a console run is owned by a runner: always, except ``--dry-run`` and
+    ``--read-only`` (nothing to share) and with ``BATON_RUNNER=0``."""
+    if os.environ.get("BATON_RUNNER", "1") == "0":
+        return False
+    return args is None or not (args.read_only or getattr(args, "dry_run", False))
+
+
 def console_run_args(args: Any) -> int | None:
-    """``baton run FILE`` in console mode: through a runner (None: stay in-process, for
-    ``--dry-run`` and ``--read-only``, or with ``BATON_RUNNER=0``)."""
-    if os.environ.get("BATON_RUNNER", "1") == "0" or args.read_only or args.dry_run:
+    """``baton run FILE`` in console mode: through a runner (None: stay in-process)."""
+    if not runner_wanted(args):
         return None
     from console.paths import baton_home
 
     return console_run(run_args(args), baton_home(), theme=args.theme)
+
+
+def console_resume_args(args: Any) -> int | None:
+    """``baton resume RUN`` in console mode: through a runner (None: stay in-process)."""
+    if not runner_wanted(args):
+        return None
+    from console.commands.shared import read_store, store_errors
+    from console.launch import not_resumable
+    from console.paths import baton_home
+
+    store = read_store()
+    with store, store_errors():
+        run_id = store.resolve(args.run)
+        if not_resumable(store.load(run_id).run.state) is not None:
+            return None  # nothing to run: the console shows it read-only, as it always did
+    out = [run_id]
+    for flag in ("yes", "step", "accept_new_host_keys"):
+        if getattr(args, flag, False):
+            out.append("--" + flag.replace("_", "-"))
+    return console_run(out, baton_home(), theme=args.theme, command="resume")
 
 
 def run_args(args: Any) -> list[str]:

@@ -39,8 +39,15 @@ class Spawned:
     log: Path
 
 
-def spawn(run_args: Sequence[str], home: Path, *, cwd: str | None = None) -> Spawned:
-    """Start a runner for ``baton run ARGS`` (ARGS without ``run``); return once it listens."""
+PARAMS_ENV = "BATON_RUNNER_PARAMS"
+"""Param values the console's params form gave (JSON object): the runner reads them from
+its environment (readable by its user only), never from its command line (``ps``)."""
+
+
+def spawn(run_args: Sequence[str], home: Path, *, cwd: str | None = None,
+          command: str = "run", params: dict[str, Any] | None = None) -> Spawned:
+    """Start a runner for ``baton COMMAND ARGS`` (``run FILE …`` or ``resume RUN …``;
+    ARGS without the command); return once it listens."""
     from console.store.logs import ensure_dir, open_private
 
     folder = ensure_dir(home / "runners")
@@ -50,9 +57,12 @@ def spawn(run_args: Sequence[str], home: Path, *, cwd: str | None = None) -> Spa
     env = dict(os.environ)
     env[READY_FD_ENV] = str(write_end)
     env["BATON_HOME"] = str(home)
+    env.pop(PARAMS_ENV, None)
+    if params:
+        env[PARAMS_ENV] = json.dumps(params)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "console.runner.process", "run", *run_args],
+            [sys.executable, "-m", "console.runner.process", command, *run_args],
             stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, cwd=cwd, env=env,
             start_new_session=True, pass_fds=(write_end,))
     finally:

@@ -11,7 +11,6 @@ What the screens call synchronously is checked here first against the mirrored s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,15 +20,23 @@ from console.engine.actions import ActionError
 from console.engine.events import ActionEvent, LogEvent, ReloadEvent, RunState, TaskState
 from console.engine.run import Run, RunOptions
 from console.engine.task import Attempt
+from console.executors.base import HostKeyQuestion
 from console.model.workflow import Workflow
 from console.runner.client import ConnectError, SocketClient, connect
 from console.runner.protocol import Action
 
-RECONNECT_FOR = 10.0
-"""Seconds a console tries to reconnect to a runner that is still alive."""
+RETRY_FIRST = 0.1
+RETRY_MOST = 2.0
+"""Seconds between attempts to reconnect (doubling from the first to the most): a console
+retries for as long as the runner's process lives; once it is gone the run is shown
+``interrupted``."""
 
 Notice = Callable[[str, str], None]
 """(message, severity: information / warning / error)."""
+
+Connection = Callable[[str | None, str], None]
+"""The connection's state for a banner: (text, severity) while it is lost or gone;
+(None, "") once it is back."""
 
 
 class RemoteRun(Run):
@@ -53,9 +60,12 @@ class RemoteRun(Run):
         self.read_only = read_only
         self.owner_pid: int | None = snap.get("pid")
         self.on_notice: Notice | None = None
+        self.on_connection: Connection | None = None
         self.detached = False
         self._cancel_asked = False
         self._sending: set[asyncio.Task[None]] = set()
+        self._asking: dict[Any, asyncio.Task[None]] = {}
+        """The runner's open host key questions, each a dialog of this console."""
         self._replay: dict[str, Any] | None = client.snapshot()
         self._apply_snapshot(client.snapshot())
 
@@ -73,7 +83,8 @@ class RemoteRun(Run):
 
     async def execute(self) -> RunState:
         """Follow the runner until the run ends, the console detaches or the runner is
-        gone (the run is then shown ``interrupted``)."""
+        gone (the run is then shown ``interrupted``). A lost connection to a runner that
+        lives is retried until it is back."""
         self.executing = True  # live here: the console offers what a live run allows
         self._emit_replay()
         while True:
@@ -81,28 +92,45 @@ class RemoteRun(Run):
                 self._apply(message)
             if self.detached or self.state.finished:
                 break
-            self._notice("lost the connection to the run; reconnecting…", "warning")
+            self._connection("connection to the runner lost; reconnecting…", "warning")
             client = await self._reconnect()
             if client is None:
+                if self.detached:
+                    break
                 self.set_run_state(RunState.INTERRUPTED)
-                self._notice(f"the run's process is gone: run {self.id} is interrupted "
-                             f"(baton resume {self.id})", "error")
+                text = (f"the run's process is gone: run {self.id} is interrupted "
+                        f"(baton resume {self.id})")
+                self._connection(text, "error")
+                self._notice(text, "error")
                 break
             self.client = client
+            self._stop_asking()  # the runner asks the open questions again
             self._apply_snapshot(client.snapshot())
-            self._notice("reconnected", "information")
+            self._connection(None, "")
+            self._notice("reconnected to the runner", "information")
         return self.state
 
     async def _reconnect(self) -> SocketClient | None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + RECONNECT_FOR
-        while loop.time() < deadline and not self.detached:
+        """Connect again while the runner lives (None: it is gone, or we detached)."""
+        delay, attempt = RETRY_FIRST, 0
+        while not self.detached:
             if self.owner_pid is not None and not _alive(self.owner_pid):
                 return None
-            with contextlib.suppress(ConnectError):
-                return await connect(self.socket, read_only=self.read_only)
-            await asyncio.sleep(0.2)
+            attempt += 1
+            try:
+                return await connect(self.socket, read_only=self.read_only,
+                                     host_keys=not self.read_only)
+            except ConnectError as exc:
+                if attempt > 1:
+                    self._connection(f"connection to the runner lost; reconnecting "
+                                     f"(attempt {attempt}: {exc})…", "warning")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MOST)
         return None
+
+    def _connection(self, text: str | None, severity: str) -> None:
+        if self.on_connection is not None:
+            self.on_connection(text, severity)
 
     def _emit_replay(self) -> None:
         """The snapshot's timeline and log tails, once the screens listen."""
@@ -161,6 +189,37 @@ class RemoteRun(Run):
             self._apply_snapshot(m)
         elif kind == "reload" and "error" not in m:
             self._follow_reload()
+        elif kind == "host_key":
+            self._ask_host_key(m)
+        elif kind == "host_key_answered":
+            asking = self._asking.pop(m.get("id"), None)
+            if asking is not None:  # another console answered: this dialog goes
+                asking.cancel()
+
+    # ------------------------------------------------------------------ host keys
+
+    def _ask_host_key(self, m: dict[str, Any]) -> None:
+        """The runner asks about an unknown SSH host key: this console's dialog (the
+        screen's asker, as for an in-process run) answers it."""
+        prompt = self.host_key_prompt
+        if prompt is None or m.get("id") in self._asking:
+            return
+        question = HostKeyQuestion(str(m["host"]), str(m["label"]), str(m["key_type"]),
+                                   str(m["fingerprint"]), str(m["known_hosts"]))
+        client, ident = self.client, m.get("id")
+
+        async def ask() -> None:
+            trusted = await prompt(question)
+            self._asking.pop(ident, None)
+            await client.answer_host_key(ident, trusted)
+
+        task = asyncio.get_running_loop().create_task(ask())
+        self._asking[ident] = task
+
+    def _stop_asking(self) -> None:
+        asking, self._asking = self._asking, {}
+        for task in asking.values():
+            task.cancel()
 
     def _apply_task(self, m: dict[str, Any]) -> None:
         task = self.tasks.get((m["step"], m["host"]))
@@ -308,6 +367,7 @@ class RemoteRun(Run):
         if self.detached:
             return
         self.detached = True
+        self._stop_asking()
         task = asyncio.get_running_loop().create_task(self.client.close())
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
@@ -352,7 +412,7 @@ async def open_remote(socket: Path, *, read_only: bool = False) -> RemoteRun:
     from the file the run was started from)."""
     from console.model.loader import WorkflowError, load_workflow
 
-    client = await connect(socket, read_only=read_only)
+    client = await connect(socket, read_only=read_only, host_keys=not read_only)
     path = client.snapshot()["run"].get("path")
     if path is None:
         await client.close()

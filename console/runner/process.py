@@ -31,8 +31,12 @@ def main(argv: Sequence[str]) -> int:
 
     try:
         args = cli.build_parser().parse_args(list(argv))
+        if args.command == "resume":
+            from console.runner.resume import resume
+
+            return resume(args, _serve)
         if args.command != "run":
-            raise UsageError("the runner only runs `run FILE`")
+            raise UsageError("the runner only runs `run FILE` and `resume RUN`")
         return _run(args)
     except UsageError as exc:
         print(f"baton: {exc}", file=sys.stderr, flush=True)
@@ -57,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     from console.store.concurrent import claim_workflow
 
     workflow = load(args.file, for_run=True)
-    inputs = run_inputs(args, workflow)
+    inputs = run_inputs(args, workflow, given_params())
     with launch_errors():
         # the console's front end: gates wait for an attached operator, the run stays open
         front = dataclasses.replace(Frontend.console(yes=args.yes),
@@ -80,6 +84,25 @@ def _run(args: argparse.Namespace) -> int:
                 claim.release()
     finally:
         store.close()
+
+
+def given_params() -> dict[str, Any]:
+    """The params form's values the console passed in the environment (see daemon)."""
+    import json
+
+    from console.commands.shared import UsageError
+    from console.runner.daemon import PARAMS_ENV
+
+    text = os.environ.pop(PARAMS_ENV, None)
+    if not text:
+        return {}
+    try:
+        values = json.loads(text)
+    except ValueError:
+        values = None
+    if not isinstance(values, dict):
+        raise UsageError(f"{PARAMS_ENV}: not a JSON object of param values")
+    return values
 
 
 IDLE_GRACE = 2.0

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from console.engine.actions import ActionError
 from console.engine.events import Event
 from console.runner import protocol as p
+from console.runner.hostkeys import HostKeyForwarder
 
 if TYPE_CHECKING:
     from console.engine.run import Run
@@ -43,12 +44,15 @@ Durable = Callable[[], str | None]
 
 
 class _Client:
-    __slots__ = ("control", "queue", "read_only", "resync", "size", "user", "wake", "writer")
+    __slots__ = ("control", "host_keys", "queue", "read_only", "resync", "size", "user",
+                 "wake", "writer")
 
     def __init__(self, writer: asyncio.StreamWriter, user: str) -> None:
         self.writer = writer
         self.user = user
         self.read_only = False
+        self.host_keys = False
+        """Its hello said it answers host key questions (a console)."""
         self.queue: list[bytes] = []
         self.control: list[bytes] = []
         """Hello, acks and errors: never dropped on overflow."""
@@ -78,7 +82,8 @@ class _Client:
 class RunServer:
     """Serves ``run`` on ``$BATON_HOME/live/RUN.sock`` until :meth:`close`."""
 
-    def __init__(self, run: Run, home: Path, durable: Durable | None = None) -> None:
+    def __init__(self, run: Run, home: Path, durable: Durable | None = None, *,
+                 ask_host_keys: bool = False) -> None:
         self.run = run
         self.path = p.socket_path(home, run.id)
         self._durable = durable
@@ -87,6 +92,9 @@ class RunServer:
         self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.base_events.Server | None = None
         self._unsubscribe = run.subscribe(self._on_event)
+        self._host_keys: HostKeyForwarder | None = None
+        if ask_host_keys:  # a runner: its consoles answer (a headless run keeps its rule)
+            self._host_keys = HostKeyForwarder(run, lambda: self._clients)
 
     @property
     def clients(self) -> int:
@@ -118,6 +126,8 @@ class RunServer:
     async def close(self) -> None:
         SERVERS.pop(self.run.id, None)
         self._unsubscribe()
+        if self._host_keys is not None:
+            self._host_keys.close()
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -180,6 +190,8 @@ class RunServer:
             await self._read(reader, client)
         finally:
             self._clients.discard(client)
+            if self._host_keys is not None:
+                self._host_keys.update()
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
 
@@ -221,6 +233,15 @@ class RunServer:
                 if message["type"] == "hello":
                     p.check_hello(message)
                     client.read_only = bool(message.get("read_only"))
+                    client.host_keys = bool(message.get("host_keys"))
+                    if self._host_keys is not None:
+                        self._host_keys.update()
+                        if client.host_keys and not client.read_only:
+                            self._host_keys.offer(client)
+                elif message["type"] == "host_key_answer":
+                    if self._host_keys is None:
+                        raise p.ProtocolError("this run asks no host key questions")
+                    self._host_keys.answer(client, message)
                 elif message["type"] == "action":
                     self._act(client, message)
                 elif message["type"] == "snapshot":
@@ -283,7 +304,8 @@ async def listening(run: Run, store: Any, recorder: Any) -> AsyncIterator[RunSer
         def durable() -> str | None:
             recorder.flush()
             return None if recorder.error is None else str(recorder.error)
-    server = RunServer(run, Path(store.home), durable)
+    in_runner = READY_FD_ENV in os.environ  # its consoles answer host key questions
+    server = RunServer(run, Path(store.home), durable, ask_host_keys=in_runner)
     try:
         await server.start()
     except OSError as exc:

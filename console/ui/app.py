@@ -37,7 +37,7 @@ from console.store import LiveRunError, Store, StoreError
 from console.ui import signals
 from console.ui.history_actions import HistoryActions
 from console.ui.history_service import History
-from console.ui.launch_options import LaunchOptions
+from console.ui.launch_options import LaunchOptions, RunOwner
 from console.ui.screens.folder import FolderScreen
 from console.ui.screens.params_form import ParamsForm
 from console.ui.screens.run_screen import RunScreen
@@ -68,9 +68,13 @@ class BatonApp(HistoryActions):
         theme_folders: Iterable[Path] | None = None,
         blink: bool = True,
         store: Store | None = None,
+        owner: RunOwner | None = None,
     ) -> None:
         super().__init__()
         self.path = Path(path)
+        self.owner = owner
+        """Who owns the runs started from the folder view or resumed from the history
+        (None: this process)."""
         self.launch = launch or LaunchOptions()
         self.executor_for = executor_for
         self.clock = clock
@@ -155,6 +159,10 @@ class BatonApp(HistoryActions):
         if params is None:
             return
         launch = self.launch
+        if from_folder and self.owner is not None and not (launch.read_only or launch.dry_run):
+            await self._open_owned(self.owner.open_file(path, params, launch, clock=self.clock,
+                                                        sampler=self.sampler), from_folder)
+            return
         frontend = Frontend.console(yes=launch.yes, user=launch.user,
                                     executor_for=self.executor_for, clock=self.clock)
         try:
@@ -176,6 +184,15 @@ class BatonApp(HistoryActions):
             self.notify("dry run: every task shows what it would run; nothing is executed "
                         "or recorded", timeout=10)
         self.check_interrupted(workflow.path)
+
+    async def _open_owned(self, opening: Any, from_folder: bool) -> None:
+        """Show the screen of a run its owner (a runner) started."""
+        try:
+            screen = await opening
+        except LaunchError as exc:
+            self._fail(str(exc), from_folder=from_folder)
+            return
+        await self.push_screen(screen)
 
     async def _params(self, workflow: Workflow, *, from_folder: bool) -> dict[str, Any] | None:
         given = dict(self.launch.params)
@@ -283,14 +300,16 @@ def run_console(
     dry_run: bool = False,
     yes: bool = False,
     folder_note: str | None = None,
+    owner: RunOwner | None = None,
 ) -> int:
     """Open the console on a workflow file or folder; returns the process exit code.
 
     ``start=True`` (``baton run FILE``) starts the run at once; otherwise ``g`` starts it.
     ``resume``: a stored run's id (a unique prefix is enough) to continue, or with
-    ``read_only`` to look at; ``path`` is then ignored. Invalid workflows and params, an
-    unusable store, an unknown or live run end with a one-line message on stderr and exit
-    code 2, before the console starts.
+    ``read_only`` to look at; ``path`` is then ignored. ``owner``: who owns the runs
+    started from the folder view or resumed from the history (None: this process).
+    Invalid workflows and params, an unusable store, an unknown or live run end with a
+    one-line message on stderr and exit code 2, before the console starts.
     """
     target = Path(path) if path is not None else Path.cwd()
     if resume is None and not target.exists():
@@ -304,7 +323,7 @@ def run_console(
     launch = LaunchOptions(params=dict(params or {}), limit=tuple(limit), step_mode=step_mode,
                            start_at=start_at, read_only=read_only, start=start,
                            dry_run=dry_run, yes=yes, folder_note=folder_note)
-    app = BatonApp(target, launch, theme=theme, store=store)
+    app = BatonApp(target, launch, theme=theme, store=store, owner=owner)
     try:
         if resume is not None:
             launch.resume = store.resolve(resume)

@@ -34,7 +34,7 @@ from console.ui.history_service import (
     past_runs,
     replay,
 )
-from console.ui.launch_options import LaunchOptions
+from console.ui.launch_options import LaunchOptions, RunOwner
 from console.ui.messages import PageLog, ShowHistory
 from console.ui.rollback_launch import RollbackLaunch
 from console.ui.screens.folder import FolderScreen
@@ -53,6 +53,7 @@ class HistoryActions(App[int]):
     executor_for: Callable[[Host], Executor] | None
     clock: Clock
     sampler: Sampler | None
+    owner: RunOwner | None
 
     def _fail(self, message: str, *, from_folder: bool) -> None:
         """A run cannot be opened (the app says how: a notification, or exit 2)."""
@@ -133,6 +134,9 @@ class HistoryActions(App[int]):
             self.notify(f"run {busy[0].run.id} has running tasks; quit it before resuming "
                         f"another run", severity="error", timeout=10)
             return
+        if self.owner is not None and not self.launch.read_only:
+            await self._resume_owned(self.owner, run_id, from_cli=from_cli)
+            return
         try:
             history.lock(run_id)
             stored = await history.read(lambda s: s.load(run_id))
@@ -164,6 +168,29 @@ class HistoryActions(App[int]):
                         f"{'was' if len(left) == 1 else 'were'} interrupted — retry (r), "
                         f"skip (s) or mark (S/F) {'it' if len(left) == 1 else 'them'}",
                         severity="warning", timeout=30)
+
+    async def _resume_owned(self, owner: RunOwner, run_id: str, *, from_cli: bool) -> None:
+        """Resume ``run_id`` in its own runner (which locks it and refuses a live run)."""
+        assert self.history is not None
+        try:
+            stored = await self.history.read(lambda s: s.load(run_id))
+        except StoreError as exc:
+            self._fail(str(exc), from_folder=not from_cli)
+            return
+        done = not_resumable(stored.run.state)
+        if done is not None:
+            self.notify(f"run {run_id} {done}; nothing to resume (shown read-only)",
+                        severity="warning")
+            self.open_stored(run_id, from_cli=from_cli)
+            return
+        await self._leave_runs()
+        try:
+            screen = await owner.open_resume(run_id, self.launch, clock=self.clock,
+                                             sampler=self.sampler)
+        except LaunchError as exc:
+            self._fail(str(exc), from_folder=not from_cli)
+            return
+        await self.push_screen(screen)
 
     async def _leave_runs(self) -> None:
         """Close the runs open in this console and their screens (before a resume)."""

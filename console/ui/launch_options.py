@@ -4,8 +4,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from textual.screen import Screen
 
 from console.ui.rollback_launch import RollbackLaunch
+from console.ui.system import Clock, Sampler
+
+
+class RunOwner(Protocol):
+    """Who owns a run the console starts from its folder view or resumes from its history
+    (issue 15: a runner process; the console gets the screen of its client). Raises
+    :class:`console.launch.LaunchError` with the reason when the run cannot start."""
+
+    async def open_file(self, path: Path, params: dict[str, Any], launch: LaunchOptions, *,
+                        clock: Clock, sampler: Sampler | None) -> Screen[Any]: ...
+
+    async def open_resume(self, run_id: str, launch: LaunchOptions, *, clock: Clock,
+                          sampler: Sampler | None) -> Screen[Any]: ...
 
 
 @dataclass

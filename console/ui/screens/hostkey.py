@@ -74,9 +74,14 @@ class HostKeyAsk:
             if not answer.done():
                 answer.set_result(trusted is True)
 
-        self.owner.app.push_screen(HostKeyModal(question), answered)
+        modal = HostKeyModal(question)
+        self.owner.app.push_screen(modal, answered)
         try:
             return await answer
+        except asyncio.CancelledError:  # answered elsewhere (another console): close it
+            if modal.is_attached and modal.is_current:
+                modal.dismiss(None)
+            raise
         finally:
             self._pending.discard(answer)
 
