@@ -113,6 +113,7 @@ SLOWEST_FIRST = (
     "test_crash.py::",
     "test_crash_rollback.py::",
     "test_ui_e2e.py::",
+    "test_attach_owned_e2e.py::",
     "test_history_cli.py::test_resume_after_a_kill",
     "test_hardening_proc.py::test_8_",
     "test_hardening_proc.py::test_9_",
@@ -125,6 +126,8 @@ SLOWEST_FIRST = (
     "test_ui_e2e_rollback.py::",
     "test_ui_e2e_rollback_cli.py::",
     "test_attach_e2e.py::",
+    "test_runner_flood.py::",
+    "test_runner.py::test_kill_9_gives_interrupted_and_resume",
     "test_watch_headless.py::",
 )
 """Tests that take seconds each (subprocesses, real terminals, real sshd), longest first.
