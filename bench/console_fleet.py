@@ -4,7 +4,11 @@ to the first frame, the keypress-to-screen latency (median, worst) and the peak 
 
 Targets: first frame < 1 s, median < 50 ms, worst < 250 ms, peak RSS <= 400 MB.
 
-    python bench/console_fleet.py [--hosts N] [--presses K]
+    python bench/console_fleet.py [--hosts N] [--presses K] [--ssh]
+
+``--ssh``: the steps run over the real SSH executor on a farm of N loopback sshd hosts
+(tests/sshd.py :class:`Farm`; use ``--hosts 300``), not the scripted one (issue 16: the
+console stays usable while 300 hosts connect and run).
 
 Exit code 0 when every target is met, 1 otherwise.
 
@@ -21,7 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import resource
+import signal
 import statistics
 import sys
 import tempfile
@@ -39,16 +46,22 @@ from console.ui.system import SystemStats, fixed_sampler
 from console.ui.widgets.dag_tree import DagTree
 from console.ui.widgets.log_pane import LogPane
 from tests.fakes import ScriptedWorld
+from tests.sshd import Farm
 
 STEPS = ("drain", "stop", "deploy", "start", "undrain")
 
 
-def write_workflow(folder: Path, hosts: int) -> Path:
+def write_workflow(folder: Path, hosts: int, farm: Farm | None = None) -> Path:
+    """The rollout; on ``farm``'s hosts over SSH when given (else 127.0.0.1, scripted)."""
     lines = ['[workflow]', 'name = "Fleet rollout"', 'concurrency = 100', '',
              '[rollouts.fleet]', f'steps = {list(STEPS)!r}'.replace("'", '"'),
              'serial = "10%"', 'max_fail = 50', '']
+    if farm is not None:
+        lines += ['[ssh]', 'user = "root"', f'port = {farm.port}',
+                  f'identity = "{farm.client_key}"', f'known_hosts = "{farm.known_hosts}"', '']
     for index in range(1, hosts + 1):
-        lines += [f'[hosts.web{index:04d}]', 'address = "127.0.0.1"', 'groups = ["web"]']
+        address = farm.servers[index - 1].address if farm is not None else "127.0.0.1"
+        lines += [f'[hosts.web{index:04d}]', f'address = "{address}"', 'groups = ["web"]']
     previous = None
     for step in STEPS:
         lines += ['', f'[steps.{step}]', f'name = "{step.capitalize()} the web tier"',
@@ -56,7 +69,8 @@ def write_workflow(folder: Path, hosts: int) -> Path:
         if previous:
             lines.append(f'needs = ["{previous}"]')
         # a few hosts fail the deploy: the summary line and N have something to show
-        fail = ('{% if host.name.endswith("37") %}\nerr deploy failed on {{ host.name }}'
+        err = "err" if farm is None else "echo >&2"  # the scripted world's stderr line
+        fail = (f'{{% if host.name.endswith("37") %}}\n{err} deploy failed on {{{{ host.name }}}}'
                 '\nexit 3{% endif %}') if step == "deploy" else ""
         lines.append(f'run = """echo {step} {{{{ host.name }}}}\nsleep 0.02\n'
                      f'echo {step} done{fail}"""')
@@ -126,17 +140,26 @@ def effect_of(key: str, screen: RunScreen) -> Callable[[], bool]:
 KEYS = ("j", "j", "space", "j", "j", "k", "k", "space", "T", "f", "f", "T", "N", "k")
 
 
-async def console(path: Path, home: Path, presses: int, interval: float
-                  ) -> tuple[float, list[tuple[str, float]], str]:
+async def console(path: Path, home: Path, presses: int, interval: float, ssh: bool = False,
+                  runner: Path | None = None) -> tuple[float, list[tuple[str, float]], str]:
+    """``runner``: attach to the run that runner serves (its socket) instead of running
+    it in this process."""
     probe = FrameProbe()
     world = ScriptedWorld()
     latencies: list[tuple[str, float]] = []
     with Store.open(home) as store:
         created = time.perf_counter()
-        app = BatonApp(path, LaunchOptions(start=True, run_id="fleet", user="bench"),
-                       executor_for=world.factory(), config_file=home / "c.toml",
-                       sampler=fixed_sampler(SystemStats(0, 0, (0, 0, 0))), blink=False,
-                       store=store)
+        sampler = fixed_sampler(SystemStats(0, 0, (0, 0, 0)))
+        if runner is not None:
+            from console.runner.attach_app import AttachApp
+
+            app: BatonApp = AttachApp(runner, config_file=home / "c.toml", sampler=sampler,
+                                      blink=False)
+        else:
+            app = BatonApp(path, LaunchOptions(start=True, run_id="fleet", user="bench"),
+                           executor_for=None if ssh else world.factory(),
+                           config_file=home / "c.toml", sampler=sampler, blink=False,
+                           store=store)
         first_frame = asyncio.ensure_future(probe.wait(
             lambda: isinstance(app.screen, RunScreen)
             and app.screen.query_one(DagTree).last_line > 0))
@@ -166,19 +189,41 @@ async def console(path: Path, home: Path, presses: int, interval: float
     return first, latencies, final
 
 
+def _stop(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1_000)
     parser.add_argument("--presses", type=int, default=60)
     parser.add_argument("--interval", type=float, default=0.1,
                         help="seconds between keypresses (default 0.1: a fast operator)")
+    parser.add_argument("--ssh", action="store_true",
+                        help="run the steps over SSH on a loopback sshd farm of --hosts hosts")
+    parser.add_argument("--runner", action="store_true",
+                        help="--ssh: the run in a runner process (as `baton run FILE`), "
+                             "the console attached to it")
+    parser.add_argument("--farm-nice", type=int, default=0,
+                        help="--ssh: run the sshd farm at this niceness (on a real fleet "
+                             "the server side is not on the console's cores)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
-        path = write_workflow(folder, args.hosts)
+        farm = (stack.enter_context(Farm(folder / "farm", args.hosts, args.farm_nice))
+                if args.ssh else None)
+        path = write_workflow(folder, args.hosts, farm)
+        socket = None
+        if args.runner:
+            from console.runner.daemon import spawn
+
+            spawned = spawn([str(path), "--yes"], folder / "home")
+            stack.callback(_stop, spawned.pid)
+            socket = spawned.socket
         started = time.perf_counter()
         first, latencies, final = asyncio.run(
-            console(path, folder / "home", args.presses, args.interval))
+            console(path, folder / "home", args.presses, args.interval, args.ssh, socket))
         wall = time.perf_counter() - started
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if not latencies:
@@ -194,8 +239,13 @@ def main() -> int:
         f"worst keypress-to-screen {worst:.1f} ms (< 250, key {worst_key})": worst < 250,
         f"peak RSS {rss_mb:.0f} MB (<= 400)": rss_mb <= 400,
     }
-    print(f"console fleet: {len(STEPS)} steps x {args.hosts:,} hosts in 10 batches, "
-          f"run {final} in {wall:.1f} s, {len(latencies)} keypresses during the run")
+    executor = ("scripted executor" if not args.ssh else
+                f"SSH executor, loopback sshd farm at nice {args.farm_nice}")
+    if args.runner:
+        executor += ", run in a runner process, console attached"
+    print(f"console fleet: {len(STEPS)} steps x {args.hosts:,} hosts in 10 batches "
+          f"({executor}), run {final} in {wall:.1f} s, {len(latencies)} keypresses during "
+          f"the run, load {os.getloadavg()[0]:.1f}")
     for text, ok in checks.items():
         print(f"  {'ok  ' if ok else 'MISS'} {text}")
     return 0 if all(checks.values()) else 1

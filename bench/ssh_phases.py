@@ -3,7 +3,7 @@
     python bench/ssh_phases.py [--hosts 30 100] [--mode raw baton openssh]
                                [--setup-limit N] [--profile FILE]
 
-Starts ``max(--hosts)`` real sshd processes on loopback (tests/sshd.py), then for each
+Starts a farm of ``max(--hosts)`` loopback hosts (tests/sshd.py :class:`Farm`), then for each
 host count and mode runs one trivial command on every host at once and records, per
 connection, the moments asyncssh logs (debug level 1) plus the bench's own hooks:
 
@@ -20,8 +20,8 @@ Per phase it prints the median, 90th percentile and maximum over the hosts, when
 first, median and last host finished, the client's CPU time, the sshd side's CPU time
 (listeners and their reaped children) and the event loop's lag (a 10 ms ticker's
 overshoot: how long ready callbacks waited). ``openssh`` times ``ssh host true`` for all
-hosts at once under ``xargs -P`` (the floor; no phases). ``--setup-limit`` overrides the
-SSH executor's :data:`~console.executors.ssh_connect.MAX_PARALLEL_SETUP` (baton mode);
+hosts at once under ``xargs -P`` (the floor; no phases). ``--setup-limit K`` pins the
+SSH executor's adaptive setup limit at K (baton mode);
 ``--profile`` writes a cProfile of the last baton run; ``--raw-limit K`` lets raw mode run
 only K hosts at a time, from connect to the command's end (is a herd of sessions starting
 at once dearer for the server?).
@@ -56,7 +56,7 @@ from console.engine.run import Run, RunOptions  # noqa: E402
 from console.executors import ssh_connect, ssh_shell  # noqa: E402
 from console.executors.ssh import ssh_executor_factory  # noqa: E402
 from console.model.workflow import Host, Step, Workflow  # noqa: E402
-from tests.sshd import Fleet, SSHServer  # noqa: E402
+from tests.sshd import Farm, FarmHost  # noqa: E402
 
 PHASES = ("queue", "tcp", "kex", "auth", "chan", "first", "done")
 _OPENING = re.compile(r"Opening SSH connection to \W*([0-9a-fA-F.:]+)")
@@ -142,13 +142,13 @@ class LoopLag:
             self._task.cancel()
 
 
-def hosts_of(fleet: Fleet, servers: list[SSHServer]) -> dict[str, Host]:
+def hosts_of(fleet: Farm, servers: list[FarmHost]) -> dict[str, Host]:
     return {s.address: Host(s.address, s.address, port=s.port, user="root",
                             identity=str(fleet.client_key), known_hosts=str(fleet.known_hosts))
             for s in servers}
 
 
-async def raw(fleet: Fleet, servers: list[SSHServer], rec: Recorder,
+async def raw(fleet: Farm, servers: list[FarmHost], rec: Recorder,
               limit: int = 0) -> LoopLag:
     """Plain asyncssh, every host at once (or ``limit`` hosts at a time, from connect to
     the command's end): connect, one session running ``echo x``."""
@@ -164,7 +164,7 @@ async def raw(fleet: Fleet, servers: list[SSHServer], rec: Recorder,
         def data_received(self, data: bytes, datatype: Any) -> None:
             rec.line(self.addr).mark("first", time.perf_counter() - rec.start)
 
-    async def one(server: SSHServer) -> None:
+    async def one(server: FarmHost) -> None:
         async with gate, asyncssh.connect(server.address, port=server.port, username="root",
                                     client_keys=[str(fleet.client_key)], config=[],
                                     known_hosts=str(fleet.known_hosts)) as conn:
@@ -178,7 +178,7 @@ async def raw(fleet: Fleet, servers: list[SSHServer], rec: Recorder,
     return lag
 
 
-async def baton(fleet: Fleet, servers: list[SSHServer], rec: Recorder) -> LoopLag:
+async def baton(fleet: Farm, servers: list[FarmHost], rec: Recorder) -> LoopLag:
     """The engine with the SSH executor, one step ``echo x`` on every host."""
     hosts = hosts_of(fleet, servers)
     wf = Workflow(name="phases", hosts=hosts, concurrency=len(hosts), steps={
@@ -221,7 +221,7 @@ def hook_sessions() -> None:
     cls.data_received = data_received  # type: ignore[method-assign]
 
 
-def openssh(fleet: Fleet, servers: list[SSHServer]) -> None:
+def openssh(fleet: Farm, servers: list[FarmHost]) -> None:
     targets = "".join(f"{s.port} root@{s.address}\n" for s in servers)
     ssh = ("ssh -q -o BatchMode=yes -o StrictHostKeyChecking=yes "
            f"-o UserKnownHostsFile={fleet.known_hosts} -i {fleet.client_key} -p")
@@ -230,11 +230,11 @@ def openssh(fleet: Fleet, servers: list[SSHServer]) -> None:
                    stderr=subprocess.DEVNULL)
 
 
-def sshd_cpu(servers: list[SSHServer]) -> float:
+def sshd_cpu(farm: Farm) -> float:
     """CPU seconds of the sshd side: each listener, its live descendants (sessions, the
     users' shells) and everything they reaped."""
     total = 0.0
-    for server in servers:
+    for server in farm.listeners:
         if server.process is None:
             continue
         try:
@@ -256,11 +256,11 @@ def quantiles(values: list[float]) -> tuple[float, float, float]:
     return (statistics.median(ordered), ordered[int(0.9 * (len(ordered) - 1))], ordered[-1])
 
 
-def measure(label: str, fleet: Fleet, servers: list[SSHServer],
+def measure(label: str, fleet: Farm, servers: list[FarmHost],
             action: Callable[[Recorder], Awaitable[LoopLag]] | None,
             profile: Path | None = None) -> None:
     time.sleep(1.0)  # the previous round's sessions end and are reaped
-    server0 = sshd_cpu(servers)
+    server0 = sshd_cpu(fleet)
     cpu0 = time.process_time()
     start = time.perf_counter()
     rec = Recorder(start)
@@ -283,7 +283,7 @@ def measure(label: str, fleet: Fleet, servers: list[SSHServer],
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu0
     time.sleep(1.0)
-    server_cpu = sshd_cpu(servers) - server0
+    server_cpu = sshd_cpu(fleet) - server0
     load = os.getloadavg()[0]
     print(f"\n{label}, {len(servers)} hosts: wall {wall:.2f}s, client CPU {cpu:.2f}s, "
           f"sshd side CPU {server_cpu:.2f}s, load {load:.1f}")
@@ -323,14 +323,16 @@ def main() -> None:
     parser.add_argument("--raw-limit", type=int, default=0,
                         help="raw mode: hosts in flight at once, connect to end (0: all)")
     args = parser.parse_args()
-    if args.setup_limit:
+    if args.setup_limit:  # a fixed limit: the adaptive one pinned
         ssh_connect.MAX_PARALLEL_SETUP = args.setup_limit
+        ssh_connect.INITIAL_PARALLEL_SETUP = args.setup_limit
+        ssh_connect.LEAST_PARALLEL_SETUP = args.setup_limit
     hook_sessions()
     asyncssh.set_debug_level(1)
     logging.getLogger("asyncssh").setLevel(logging.DEBUG)
     logging.getLogger("asyncssh").propagate = False
     with tempfile.TemporaryDirectory(prefix="baton-phases-") as tmp:
-        fleet = Fleet(Path(tmp), max(args.hosts))
+        fleet = Farm(Path(tmp), max(args.hosts))
         try:
             for count in args.hosts:
                 servers = fleet.servers[:count]
@@ -343,17 +345,21 @@ def main() -> None:
                         measure(title, fleet, servers,
                                 lambda rec, s=servers: raw(fleet, s, rec, args.raw_limit))
                     else:
-                        limit = ssh_connect.MAX_PARALLEL_SETUP
-                        measure(f"baton (MAX_PARALLEL_SETUP {limit})", fleet, servers,
+                        limit = (f"setup limit fixed at {args.setup_limit}"
+                                 if args.setup_limit else "adaptive setup limit")
+                        measure(f"baton ({limit})", fleet, servers,
                                 lambda rec, s=servers: _baton_hooked(fleet, s, rec),
                                 args.profile)
         finally:
             fleet.stop()
 
 
-async def _baton_hooked(fleet: Fleet, servers: list[SSHServer], rec: Recorder) -> LoopLag:
+async def _baton_hooked(fleet: Farm, servers: list[FarmHost], rec: Recorder) -> LoopLag:
     _CURRENT.append(rec)
-    return await baton(fleet, servers, rec)
+    lag = await baton(fleet, servers, rec)
+    limit = ssh_connect._setup_limit()
+    print(f"  setup limit: at most {limit.peak} in flight, {limit.limit:.1f} at the end")
+    return lag
 
 
 if __name__ == "__main__":

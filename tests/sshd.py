@@ -6,6 +6,12 @@ from a temporary ``authorized_keys``) and runs in the foreground (``-D -e``) as 
 of the test process. :class:`Fleet` starts several of them, plus the client key and a
 ``known_hosts`` file that trusts them all.
 
+:class:`Farm` is the benches' fleet of hundreds or thousands of hosts (issue 16): one
+address per host on 127.0.100.1 onwards (250 per third octet), all on one port, served
+by ``ceil(N / 16)`` sshd listeners with 16 ``ListenAddress`` lines each (sshd's limit,
+``MAX_LISTEN_SOCKS``) and one shared host key. ``MaxStartups`` is raised so a herd of
+handshakes is never refused; each host's session count stays sshd's default.
+
 N is 0 in a serial run and the worker's number under pytest-xdist (``-n``): each worker
 starts its own fleet, and workers never share an address (:func:`loopback`), so no two
 can race for a port.
@@ -129,9 +135,15 @@ class SSHServer:
             name = f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
         return f"{name} {kind} {blob}\n"
 
+    def listen_lines(self) -> str:
+        return f"ListenAddress {self.address}:{self.port}\n"
+
+    max_startups = "200:30:400"
+    log_level = "VERBOSE"
+
     def write_config(self) -> None:
         self.config.write_text(
-            f"ListenAddress {self.address}:{self.port}\n"
+            self.listen_lines() +
             f"HostKey {self.host_key}\n"
             f"PidFile {self.folder / 'sshd.pid'}\n"
             f"AuthorizedKeysFile {self.authorized_keys}\n"
@@ -144,8 +156,8 @@ class SSHServer:
             "AllowTcpForwarding yes\n"
             "PrintMotd no\n"
             "PrintLastLog no\n"
-            "MaxStartups 200:30:400\n"
-            "LogLevel VERBOSE\n"
+            f"MaxStartups {self.max_startups}\n"
+            f"LogLevel {self.log_level}\n"
             + self.extra_config
         )
 
@@ -228,6 +240,132 @@ class Fleet:
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
+
+    def __len__(self) -> int:
+        return len(self.servers)
+
+
+MAX_LISTEN_SOCKS = 16
+"""ListenAddress lines one sshd accepts (OpenSSH's compile-time limit)."""
+
+
+def farm_address(index: int) -> str:
+    """The farm's ``index``-th host address: 127.0.100.1 ... 127.0.100.250, 127.0.101.1 ...
+    (clear of the tests' 127.0.N.x, N being an xdist worker's number)."""
+    third, last = divmod(index, 250)
+    return f"127.0.{100 + third}.{last + 1}"
+
+
+@dataclass
+class FarmHost:
+    """One host of a :class:`Farm`: an address its listener serves."""
+
+    address: str
+    port: int
+
+
+@dataclass
+class FarmListener(SSHServer):
+    """One sshd of a :class:`Farm`, listening on up to 16 addresses with the farm's key."""
+
+    addresses: list[str] = field(default_factory=list)
+    shared_key: Path | None = None
+    max_startups = "1000:30:2000"
+    log_level = "INFO"
+
+    def __post_init__(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        assert self.shared_key is not None and self.port
+        self.host_key = self.shared_key
+
+    def listen_lines(self) -> str:
+        return "".join(f"ListenAddress {a}:{self.port}\n" for a in self.addresses)
+
+    def launch(self, nice: int = 0) -> None:
+        """Start the sshd without waiting (the farm waits for all of them at once)."""
+        sshd = require_sshd()
+        self.write_config()
+        log = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        command = [sshd, "-D", "-e", "-f", str(self.config)]
+        try:
+            self.process = subprocess.Popen(["nice", "-n", str(nice), *command] if nice
+                                            else command,
+                                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        finally:
+            log.close()
+
+
+def _port_free_on(addresses: list[str], port: int) -> bool:
+    for address in addresses:
+        with socket.socket() as sock:
+            try:
+                sock.bind((address, port))
+            except OSError:
+                return False
+    return True
+
+
+class Farm:
+    """``count`` SSH hosts for the benches: one loopback address each, served by
+    ``ceil(count / 16)`` sshd listeners on one port, one host key, a client key and a
+    ``known_hosts`` line per host. ``servers`` lists the hosts (address, port), like
+    :class:`Fleet`'s; ``listeners`` the sshd processes. Use it as a context manager (or
+    call :meth:`stop`): every sshd it started, and every session they serve, is killed."""
+
+    def __init__(self, folder: Path, count: int, nice: int = 0) -> None:
+        """``nice``: the listeners (and so every session) run at that niceness."""
+        require_sshd()
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.client_key = keygen(folder / "client_ed25519", "baton-client")
+        self.authorized_keys = folder / "authorized_keys"
+        self.authorized_keys.write_text(self.client_key.with_suffix(".pub").read_text())
+        self.host_key = keygen(folder / "host_ed25519", "baton-farm")
+        self.known_hosts = folder / "known_hosts"
+        addresses = [farm_address(i) for i in range(count)]
+        self.port = self._common_port(addresses)
+        self.servers = [FarmHost(address, self.port) for address in addresses]
+        self.listeners = [
+            FarmListener(addresses[i], folder / f"sshd{i // MAX_LISTEN_SOCKS:03d}",
+                         self.authorized_keys, self.port,
+                         addresses=addresses[i:i + MAX_LISTEN_SOCKS],
+                         shared_key=self.host_key)
+            for i in range(0, count, MAX_LISTEN_SOCKS)]
+        kind, blob = self.host_key.with_suffix(".pub").read_text().split()[:2]
+        self.known_hosts.write_text("".join(f"[{a}]:{self.port} {kind} {blob}\n"
+                                            for a in addresses))
+        try:
+            for listener in self.listeners:
+                listener.launch(nice)
+            for listener in self.listeners:
+                for address in listener.addresses:
+                    try:
+                        wait_listening(address, self.port, timeout=20.0)
+                    except OSError:
+                        raise RuntimeError(f"farm sshd on {address}:{self.port} did not "
+                                           f"start: {listener.log.read_text()[-2000:]}"
+                                           ) from None
+        except BaseException:
+            self.stop()
+            raise
+
+    @staticmethod
+    def _common_port(addresses: list[str]) -> int:
+        for _ in range(50):
+            port = free_port(addresses[0])
+            if _port_free_on(addresses, port):
+                return port
+        raise RuntimeError("no port is free on every farm address")
+
+    def stop(self) -> None:
+        for listener in self.listeners:
+            listener.stop()
+
+    def __enter__(self) -> Farm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def __len__(self) -> int:
         return len(self.servers)

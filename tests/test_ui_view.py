@@ -374,8 +374,7 @@ async def test_folder_view_truncates_with_ellipsis_and_renders_markdown(tmp_path
 
 
 async def test_80x24_footer_keeps_help_and_quit(tmp_path):
-    from textual.widgets._footer import FooterKey
-
+    from console.ui.widgets.key_footer import FooterEntry
     from tests.ui_helpers import settle
 
     app, _ = make_app(tmp_path, start=True)
@@ -384,7 +383,7 @@ async def test_80x24_footer_keeps_help_and_quit(tmp_path):
         await settle(app, screen)
         await select(pilot, screen, "migrate")
         await pilot.pause(0.1)
-        visible = {key.key_display for key in screen.query(FooterKey)
+        visible = {key.spec.key_display for key in screen.query(FooterEntry)
                    if key.region.width and key.region.right <= 80}
         assert {"?", "q"} <= visible
 

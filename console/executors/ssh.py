@@ -2,8 +2,8 @@
 
 - **One connection per host per run** (:mod:`console.executors.ssh_connect`), opened
   lazily by the first task, reused by every later one, kept alive, and reopened by the
-  next task after it was lost. Connection setup is bounded (:data:`MAX_PARALLEL_SETUP`
-  handshakes at once per event loop).
+  next task after it was lost. Connection setup (handshakes, shell starts)
+  is bounded by a limit that adapts to how long setups take (:mod:`.ssh_setup`).
 - **One persistent remote shell per session** (:mod:`console.executors.ssh_shell`): the
   login shell's start-up cost is paid once per host, not once per task, while each task
   still starts from the login environment, in its own process group, with its script fed

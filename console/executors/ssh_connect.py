@@ -1,9 +1,9 @@
 """The SSH connection to one host and its pool of persistent shells.
 
 A :class:`Connector` opens its host's connection lazily (the first task), reuses it for
-every later task, keeps it alive, and reopens it after it was lost; handshakes are bounded
-(:data:`MAX_PARALLEL_SETUP` at once per event loop). Host keys are judged by
-:mod:`console.executors.ssh_hostkeys`, ``~/.ssh/config`` by
+every later task, keeps it alive, and reopens it after it was lost; handshakes and shell
+starts are bounded by an adaptive limit (:mod:`console.executors.ssh_setup`, one per
+event loop). Host keys are judged by :mod:`console.executors.ssh_hostkeys`, ``~/.ssh/config`` by
 :mod:`console.executors.ssh_config`; every failure is an :class:`SSHError` whose text is
 one line naming the host. :class:`SSHContext` is what every connection of one run shares.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -29,30 +28,30 @@ from console.executors.ssh_config import (
     resolve,
 )
 from console.executors.ssh_hostkeys import HostKeyPolicy, KnownHosts, Verdict, describe
+from console.executors.ssh_setup import SetupLimit, setup_limit
 from console.executors.ssh_shell import BOOT_COMMAND, ControlSession
 from console.model.workflow import Host, SSHOptions
 
 __all__ = ["MAX_PARALLEL_SETUP", "MAX_SESSIONS", "Connector", "SSHContext", "SSHError"]
 
-MAX_PARALLEL_SETUP = 32
-"""Host setups in flight at once (per event loop): a handshake, or a new session up to
-its shell being ready. Both are CPU work, mostly the server's; on shared cores a herd of
-them costs every one more."""
+MAX_PARALLEL_SETUP = 256
+"""The most host setups in flight at once (per event loop): a handshake, or a new session
+up to its shell being ready. How many run at once within that adapts to how long they
+take (:class:`~console.executors.ssh_setup.SetupLimit`): on shared CPU (loopback, a busy
+jump host) a herd of them costs every one more, past a cliff (bench/ssh_fanout.py, 300
+loopback hosts: 8-32 at once within 0.94-1.01x of OpenSSH, 64 at once 2.6x)."""
+INITIAL_PARALLEL_SETUP = 8
+"""Setups let in at once before any has ended (then adapted)."""
+LEAST_PARALLEL_SETUP = 8
+"""The adaptive limit never goes below this (a mixed fleet's far hosts look congested)."""
 MAX_SESSIONS = 8
 """Persistent shells per connection; OpenSSH allows 10 sessions (MaxSessions)."""
 KEEPALIVE_INTERVAL = 15.0
 KEEPALIVE_COUNT_MAX = 3
 
-_setup_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary())
 
-
-def _setup_limit() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    limit = _setup_limits.get(loop)
-    if limit is None:
-        limit = _setup_limits[loop] = asyncio.Semaphore(MAX_PARALLEL_SETUP)
-    return limit
+def _setup_limit() -> SetupLimit:
+    return setup_limit(MAX_PARALLEL_SETUP, INITIAL_PARALLEL_SETUP, LEAST_PARALLEL_SETUP)
 
 
 _JUMP_CHAIN: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
@@ -201,12 +200,12 @@ class Connector:
             if self.resolved is not None and self.resolved.jump:
                 tunnel = await self._jump(self.resolved.jump)
             try:
-                async with _setup_limit():
+                async with _setup_limit().slot():
                     self._conn = await self._open(tunnel, settings)
             except _UnknownKey as unknown:  # ask outside the setup limit: it may take long
                 if not await self._trust(unknown):
                     raise SSHError(str(unknown)) from None
-                async with _setup_limit():
+                async with _setup_limit().slot():
                     self._conn = await self._open(tunnel, settings)
             return self._conn
 
@@ -302,7 +301,7 @@ class Connector:
                 session = self._idle.pop()
                 if not session.closed:
                     return session
-            async with _setup_limit():  # the session's start is setup too (see below)
+            async with _setup_limit().slot():  # the session's start is setup too (see below)
                 return await self._open_session(conn)
         except BaseException:
             self._slots.release()

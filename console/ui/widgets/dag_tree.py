@@ -4,7 +4,7 @@ fan-out step. Labels are updated in place, so the cursor and scroll position sur
 Fleet-sized: a fan-out of more than :data:`EXPAND_UP_TO` hosts starts collapsed to its
 summary line (``812/1000 ✔ 3 ✘ 5 ▶``) and gets its host nodes only when it is first
 expanded; the labels of hidden hosts are not kept up to date (they are redone when shown),
-and labels change without a message per node: one repaint per frame."""
+and a label is set only when it changed."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
@@ -146,24 +147,39 @@ class DagTree(Tree[Selection]):
                 host_node = self._host_nodes.get(task.key)
                 if host_node is not None:
                     self._relabel(host_node, self.task_label(task, pal, now))
-            self.refresh()
 
-    def _toggle_node(self, node: TreeNode[Selection]) -> None:
-        if node.data is not None and node.data.host is None and not node.is_expanded:
+    def _before_toggle(self, node: TreeNode[Selection] | None) -> None:
+        """A collapsed fan-out step about to be expanded gets its host nodes (or their
+        labels brought up to date) first, so no frame shows it expanded without them."""
+        if (node is not None and node.data is not None and node.data.host is None
+                and node.allow_expand and not node.is_expanded):
             self._fill(node.data.step)
-        super()._toggle_node(node)
+
+    def action_toggle_node(self) -> None:
+        self._before_toggle(self.cursor_node)
+        super().action_toggle_node()
+
+    def action_select_cursor(self) -> None:
+        self._before_toggle(self.cursor_node)  # selecting toggles too (auto_expand)
+        super().action_select_cursor()
+
+    def on_click(self, event: events.Click) -> None:
+        """Runs before Tree's own click handler, which toggles the node clicked (on its
+        toggle, or anywhere on its line with auto_expand)."""
+        offset = event.get_content_offset(self)
+        if offset is not None:
+            self._before_toggle(self.get_node_at_line(offset.y + self.scroll_offset.y))
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[Selection]) -> None:
+        """Expanded another way (in code): the host nodes follow."""
         if event.node.data is not None and event.node.data.host is None:
-            self._fill(event.node.data.step)  # expanded another way than the toggle
+            self._fill(event.node.data.step)
 
-    def _relabel(self, node: TreeNode[Selection], label: Text) -> None:
-        """What ``TreeNode.set_label`` does, without its message per node: the caller
-        repaints once for a whole batch of labels."""
-        if node._label == label:
-            return
-        node._label = self.process_label(label)
-        node._updates += 1
+    @staticmethod
+    def _relabel(node: TreeNode[Selection], label: Text) -> None:
+        """Set a node's label if it changed (``set_label`` repaints the node's line)."""
+        if node.label != label:
+            node.set_label(label)
 
     def rebuild(self) -> None:
         """Rebuild the nodes from the run's definition after a reload, keeping the
@@ -222,7 +238,8 @@ class DagTree(Tree[Selection]):
     def update_steps(self, steps: set[str] | None = None,
                      tasks: set[tuple[str, str]] | None = None) -> None:
         """Refresh the labels of ``steps`` (default: every step) and of their hosts shown:
-        those in ``tasks`` (default: every host of them). One repaint for all."""
+        those in ``tasks`` (default: every host of them). Only the lines whose label
+        changed are repainted."""
         pal = palette(self.app)
         now = self.clock()
         for sid in self.run.workflow.order() if steps is None else steps:
@@ -244,7 +261,6 @@ class DagTree(Tree[Selection]):
                 child = self._host_nodes.get(task.key)
                 if child is not None:
                     self._relabel(child, self.task_label(task, pal, now))
-        self.refresh()
 
     def active_tasks(self) -> set[tuple[str, str]]:
         """Tasks whose duration is still growing."""

@@ -1,24 +1,33 @@
-"""The run screen's footer: Textual's Footer, relabelled in place when it can be.
+"""The run screen's footer: the keys that apply, drawn as Textual's Footer draws them, and
+updated in place.
 
 Textual's Footer rebuilds every key (unmount, mount, a restyle of each) whenever the
 screen's bindings are refreshed. On a fleet-sized run that happens on most keypresses (the
 keys that apply follow the cursor) and whenever the "Needs you" count moves: the rebuild
-was the largest single cost of a keypress. When the same keys are shown in the same order
-and only a description or an enabled state changed, :class:`KeyFooter` updates those keys
-in place; the screen draws the same characters a rebuild would draw.
+was the largest single cost of a keypress. :class:`KeyFooter` keeps a key's widget while
+the key is shown and changes only what changed (its description, its enabled state); a key
+that now applies is mounted, one that no longer does removed.
+
+It is built from public Textual pieces only (a scrollable container, one small widget per
+key, the screen's ``active_bindings`` and ``bindings_updated_signal``); its CSS is
+Footer's (Textual 8), so the screen draws the same characters as with Footer. Binding
+groups (``Binding.group``) are shown as ordinary keys: Baton's screens use none.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
-from textual._context import active_message_pump
+from rich.text import Text
+from textual import events
+from textual.containers import ScrollableContainer
 from textual.screen import Screen
-from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
+from textual.widget import Widget
 
 
-class _Key(NamedTuple):
+class KeySpec(NamedTuple):
+    """One key as the footer shows it."""
+
     key: str
     key_display: str
     description: str
@@ -26,108 +35,186 @@ class _Key(NamedTuple):
     disabled: bool
     tooltip: str
     palette: bool
+    """The command palette's key: docked right, compact."""
 
 
-class KeyFooter(Footer):
-    """A Footer that relabels its keys instead of rebuilding them when it can."""
+class FooterEntry(Widget):
+    """One key and its description (Textual's FooterKey, redone with public API)."""
 
-    _rebuilding = False
-    """A rebuild by Footer is scheduled or under way: relabelling meanwhile would mount keys
-    beside the ones it mounts."""
+    ALLOW_SELECT = False
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"footer-key--key", "footer-key--description"}
+    DEFAULT_CSS = """
+    FooterEntry {
+        width: auto;
+        height: 1;
+        text-wrap: nowrap;
+        background: $footer-item-background;
+        .footer-key--key {
+            color: $footer-key-foreground;
+            background: $footer-key-background;
+            text-style: bold;
+            padding: 0 1;
+        }
+        .footer-key--description {
+            padding: 0 1 0 0;
+            color: $footer-description-foreground;
+            background: $footer-description-background;
+        }
+        &:hover {
+            pointer: pointer;
+            color: $footer-key-foreground;
+            background: $block-hover-background;
+        }
+        &.-disabled {
+            text-style: dim;
+        }
+        &.-compact {
+            .footer-key--key {
+                padding: 0;
+            }
+            .footer-key--description {
+                padding: 0 0 0 1;
+            }
+        }
+    }
+    """
+
+    def __init__(self, spec: KeySpec) -> None:
+        classes = "-command-palette -compact" if spec.palette else ""
+        super().__init__(classes=classes + (" -disabled" if spec.disabled else ""))
+        self.spec = spec
+        self.tooltip = spec.tooltip or None
+
+    def show(self, spec: KeySpec) -> None:
+        """Show ``spec`` (the same key): repaint or re-lay out only for what changed."""
+        old, self.spec = self.spec, spec
+        if old.disabled != spec.disabled:
+            self.set_class(spec.disabled, "-disabled")
+        if old.tooltip != spec.tooltip:
+            self.tooltip = spec.tooltip or None
+        if (old.description, old.key_display) != (spec.description, spec.key_display):
+            self.refresh(layout=True)
+
+    def render(self) -> Text:
+        key_style = self.get_component_rich_style("footer-key--key")
+        description_style = self.get_component_rich_style("footer-key--description")
+        key_padding = self.get_component_styles("footer-key--key").padding
+        description_padding = self.get_component_styles("footer-key--description").padding
+        spec = self.spec
+        if spec.description:
+            text = Text.assemble(
+                (" " * key_padding.left + spec.key_display + " " * key_padding.right,
+                 key_style),
+                (" " * description_padding.left + spec.description
+                 + " " * description_padding.right, description_style))
+        else:
+            text = Text.assemble((spec.key_display, key_style))
+        text.stylize_before(self.rich_style)
+        return text
+
+    def on_mouse_down(self) -> None:
+        if self.spec.disabled:
+            self.app.bell()
+        else:
+            self.app.simulate_key(self.spec.key)
+
+
+class KeyFooter(ScrollableContainer, can_focus=False, can_focus_children=False):
+    """A footer of the keys that apply, relabelled in place instead of rebuilt."""
+
+    ALLOW_SELECT = False
+    DEFAULT_CSS = """
+    KeyFooter {
+        layout: horizontal;
+        color: $footer-foreground;
+        background: $footer-background;
+        dock: bottom;
+        height: 1;
+        scrollbar-size: 0 0;
+        FooterEntry.-command-palette {
+            dock: right;
+            padding-right: 1;
+            border-left: vkey $foreground 20%;
+        }
+    }
+    """
+
+    def __init__(self, *, show_command_palette: bool = True, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.show_command_palette = show_command_palette
+        self.entries: dict[tuple[str, str, bool], FooterEntry] = {}
+        """The keys shown, in their order (removed ones are gone from here at once)."""
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self.bindings_changed)
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
 
     def bindings_changed(self, screen: Screen) -> None:
-        drawn = screen.app.app_focus and self.is_attached and screen is self.screen
-        if drawn and self._bindings_ready and not self._rebuilding and self._relabel():
-            return
-        if drawn:
-            self._rebuilding = True
-        super().bindings_changed(screen)
+        """The screen's bindings were refreshed: show the keys that apply now (as Footer
+        does, not while the app is in the background: they are shown when it is back)."""
+        if screen.app.app_focus and self.is_attached and screen is self.screen:
+            self.show_keys(self.planned())
 
-    async def recompose(self) -> None:
-        self._rebuilding = True
-        try:
-            await super().recompose()
-        finally:
-            self._rebuilding = False
-
-    def _planned(self) -> list[_Key] | None:
-        """The keys Footer.compose would yield now, or None when it would yield groups."""
+    def planned(self) -> list[KeySpec]:
+        """The keys to show: the first binding shown of each action, in the screen's order,
+        then the command palette's key."""
         active = self.screen.active_bindings
-        first: dict[str, _Key] = {}
+        first: dict[str, KeySpec] = {}
         for _, binding, enabled, tooltip in active.values():
-            if not binding.show:
-                continue
-            if binding.group is not None:
-                return None  # grouped keys: let Footer build them
-            first.setdefault(binding.action, _Key(
-                binding.key, self.app.get_key_display(binding), binding.description,
-                binding.action, not enabled, tooltip, False))
+            if binding.show:
+                first.setdefault(binding.action, KeySpec(
+                    binding.key, self.app.get_key_display(binding), binding.description,
+                    binding.action, not enabled, tooltip, False))
         keys = list(first.values())
         if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE:
             palette = active.get(self.app.COMMAND_PALETTE_BINDING)
             if palette is not None:
-                _node, binding, enabled, tooltip = palette
-                keys.append(_Key(binding.key, self.app.get_key_display(binding),
-                                 binding.description, binding.action, not enabled,
-                                 binding.tooltip or binding.description, True))
+                binding = palette.binding
+                keys.append(KeySpec(binding.key, self.app.get_key_display(binding),
+                                    binding.description, binding.action, not palette.enabled,
+                                    binding.tooltip or binding.description, True))
         return keys
 
-    def _relabel(self) -> bool:
-        """Bring the shown keys to the planned ones: keys shown before and now are kept
+    def show_keys(self, planned: list[KeySpec]) -> None:
+        """Bring the shown keys to ``planned``: a key shown before and now keeps its widget
         (relabelled, enabled or disabled, moved into the planned order), a key that now
-        applies is mounted, one that no longer applies removed. False when Footer must
-        build the keys itself (grouped keys)."""
-        if self._closing or self._pruning:
-            return False  # leaving: Footer does nothing then
-        planned = self._planned()
-        if planned is None:
-            return False
-        shown: dict[tuple[str, str, bool], FooterKey] = {}
-        for child in self.children:
-            if child._pruning:  # removed by an earlier relabel, not gone yet
+        applies is mounted, one that no longer applies removed."""
+        shown = list(self.entries.values())
+        before = dict(self.entries)
+        after: dict[tuple[str, str, bool], FooterEntry] = {}
+        new: list[FooterEntry] = []
+        for spec in planned:
+            ident = (spec.key, spec.action, spec.palette)
+            if ident in after:
                 continue
-            if not isinstance(child, FooterKey):
-                return False
-            shown[(child.key, child.action, child.has_class("-command-palette"))] = child
-        wanted = {(k.key, k.action, k.palette): k for k in planned}
-        order: list[FooterKey] = []
-        new: list[FooterKey] = []
-        for ident, key in wanted.items():
-            widget = shown.pop(ident, None)
-            if widget is not None and (widget.key_display != key.key_display
-                                       or (widget.tooltip or "") != (key.tooltip or "")):
-                widget.remove()
-                widget = None
-            if widget is None:
-                widget = self._make(key)
-                new.append(widget)
+            entry = before.pop(ident, None)
+            if entry is None:
+                entry = FooterEntry(spec)
+                new.append(entry)
             else:
-                if widget._disabled != key.disabled:
-                    widget._disabled = key.disabled
-                    widget.set_class(key.disabled, "-disabled")
-                if widget.description != key.description:
-                    widget.description = key.description
-                    widget.refresh(layout=True)
-            order.append(widget)
-        for gone in shown.values():
+                entry.show(spec)
+            after[ident] = entry
+        for gone in before.values():
             gone.remove()
+        self.entries = after
         if new:
             self.mount(*new)
-        if [c for c in self.children if not c._pruning] != order:
-            for widget in order:  # each to the end, in order
-                self.move_child(widget, after=self.children[-1])
-        return True
+        kept = set(after.values())
+        if [e for e in shown if e in kept] + new != list(after.values()):
+            for entry in after.values():  # each to the end, in order
+                self.move_child(entry, after=self.children[-1])
 
-    def _make(self, key: _Key) -> FooterKey:
-        """A key as Footer.compose makes it (bound to this footer's ``compact``)."""
-        if key.palette:
-            return FooterKey(key.key, key.key_display, key.description, key.action,
-                             classes="-command-palette", disabled=key.disabled,
-                             tooltip=key.tooltip)
-        made = FooterKey(key.key, key.key_display, key.description, key.action,
-                         disabled=key.disabled, tooltip=key.tooltip)
-        binding = active_message_pump.set(self)  # data_bind binds to the active pump
-        try:
-            return made.data_bind(compact=Footer.compact)
-        finally:
-            active_message_pump.reset(binding)
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        """The wheel scrolls the keys sideways when they do not all fit (as Footer's)."""
+        if self.allow_horizontal_scroll and self.scroll_x < self.max_scroll_x:
+            self.scroll_right(animate=True)
+            event.stop()
+            event.prevent_default()
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        if self.allow_horizontal_scroll and self.scroll_x > 0:
+            self.scroll_left(animate=True)
+            event.stop()
+            event.prevent_default()

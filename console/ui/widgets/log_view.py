@@ -182,10 +182,10 @@ class LogView(ScrollView, can_focus=True):
         self.follow = True
         super().action_scroll_end()
 
-    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        """The wheel scrolls up (Textual's own handler runs next): follow pauses first."""
         if not (event.ctrl or event.shift):
             self._pause_follow()
-        super()._on_mouse_scroll_up(event)
 
     # ------------------------------------------------------------------ rendering
 
