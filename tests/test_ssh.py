@@ -24,11 +24,7 @@ from console.engine.run import Run, RunOptions
 from console.executors.base import CommandRequest, ExitStatus
 from console.executors.ssh import SSHContext, SSHExecutor, ssh_executor_factory
 from console.model.workflow import Host, SSHOptions, Step, Workflow
-from tests import sshd
 from tests.sshd import Fleet, SSHServer, free_port, keygen, loopback
-
-sshd_fleet = sshd.sshd_fleet  # fixtures: session-wide fleet, a private killable sshd
-lone_sshd = sshd.lone_sshd
 
 pytestmark = pytest.mark.timeout(60)
 
