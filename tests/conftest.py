@@ -12,7 +12,22 @@ from typing import Any
 
 import pytest
 
+from tests.sshd import lone_sshd, sshd_fleet  # noqa: F401 - fixtures for every module
+
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _write_bytecode() -> None:
+    """Let the interpreters the suite starts (xdist workers, `baton` commands, consoles in
+    tmux) reuse compiled bytecode. With PYTHONDONTWRITEBYTECODE set (this machine sets
+    it), every `python -m console.cli` compiled ~90 modules of console/ from source, 90 of
+    its 260 ms of CPU, and the suite starts hundreds of them; each worker also rewrote
+    and compiled every test module and pytest plugin again. The bytecode goes where Python
+    puts it by default (``__pycache__``, ignored by git); installed packages keep theirs."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+_write_bytecode()  # at import: before xdist starts its workers
 
 
 def write_workflow(tmp_path: Path, text: str, name: str = "workflow.toml") -> Path:
@@ -92,3 +107,53 @@ def run_baton() -> Callable[..., subprocess.CompletedProcess[str]]:
         return baton(*args, **kwargs)
 
     return call
+
+
+SLOWEST_FIRST = (
+    "test_crash.py::",
+    "test_crash_rollback.py::",
+    "test_ui_e2e.py::",
+    "test_attach_owned_e2e.py::",
+    "test_history_cli.py::test_resume_after_a_kill",
+    "test_hardening_proc.py::test_8_",
+    "test_hardening_proc.py::test_9_",
+    "test_ssh.py::test_fan_out_respects_serial",
+    "test_ssh.py::test_rollout_canary_finishes_before_any_other_host_starts",
+    "test_ssh_recovery.py::",
+    "test_examples.py::",
+    "test_serve.py::",
+    "test_packaging.py::",
+    "test_ui_e2e_rollback.py::",
+    "test_ui_e2e_rollback_cli.py::",
+    "test_attach_e2e.py::",
+    "test_runner_flood.py::",
+    "test_runner.py::test_kill_9_gives_interrupted_and_resume",
+    "test_watch_headless.py::",
+)
+"""Tests that take seconds each (subprocesses, real terminals, real sshd), longest first.
+pytest-xdist hands tests out in collection order, and one by one at the end: when these
+ran last, one worker was still busy with them for up to 20 s while the other was done."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = f"{item.path.name}::{item.name}"
+        return next((i for i, prefix in enumerate(SLOWEST_FIRST) if name.startswith(prefix)),
+                    len(SLOWEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keeps its order
+
+
+def _finer_idle_polls() -> None:
+    """Textual's pilot waits after every key until the process looks idle: it sleeps
+    20 ms at a time until one window used under 5 % CPU, so each key cost at least
+    40 ms and the console tests spent about half their time there (71 of 130 s in
+    test_ui_pilot, _view and _truth). The same test in 5 ms windows (same 5 % bar)
+    notices the idle moment sooner; what it waits for does not change."""
+    import textual._wait as wait
+
+    wait.SLEEP_GRANULARITY = 1 / 200
+    wait.SLEEP_IDLE = wait.SLEEP_GRANULARITY / 20.0
+
+
+_finer_idle_polls()

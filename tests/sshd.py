@@ -100,6 +100,8 @@ class SSHServer:
     folder: Path
     authorized_keys: Path
     port: int = 0
+    extra_config: str = ""
+    """More ``sshd_config`` lines (the test fixtures add :data:`TEST_CONFIG`)."""
     host_key: Path = field(init=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
@@ -156,6 +158,7 @@ class SSHServer:
             "PrintLastLog no\n"
             f"MaxStartups {self.max_startups}\n"
             f"LogLevel {self.log_level}\n"
+            + self.extra_config
         )
 
     def start(self) -> None:
@@ -204,9 +207,11 @@ class SSHServer:
 class Fleet:
     """``count`` sshd servers on 127.0.N.2 … plus a client key and a known_hosts file."""
 
-    def __init__(self, folder: Path, count: int, first: int = 2) -> None:
+    def __init__(self, folder: Path, count: int, first: int = 2,
+                 extra_config: str = "") -> None:
         require_sshd()
         self.folder = folder
+        self.extra_config = extra_config
         self.client_key = keygen(folder / "client_ed25519", "baton-client")
         self.authorized_keys = folder / "authorized_keys"
         self.authorized_keys.write_text(self.client_key.with_suffix(".pub").read_text())
@@ -217,7 +222,8 @@ class Fleet:
         self.start()
 
     def add(self, address: str) -> SSHServer:
-        server = SSHServer(address, self.folder / address, self.authorized_keys)
+        server = SSHServer(address, self.folder / address, self.authorized_keys,
+                           extra_config=self.extra_config)
         self.servers.append(server)
         return server
 
@@ -306,8 +312,12 @@ class Farm:
     :class:`Fleet`'s; ``listeners`` the sshd processes. Use it as a context manager (or
     call :meth:`stop`): every sshd it started, and every session they serve, is killed."""
 
-    def __init__(self, folder: Path, count: int, nice: int = 0) -> None:
-        """``nice``: the listeners (and so every session) run at that niceness."""
+    def __init__(self, folder: Path, count: int, nice: int = 0, rc_files: bool = False) -> None:
+        """``nice``: the listeners (and so every session) run at that niceness.
+        ``rc_files``: the login shells read root's ``~/.bashrc`` (by default they skip it
+        as the test servers do, see :data:`TEST_CONFIG`: the farm stands in for remote
+        machines, whose rc files cost nothing on the operator's; here it would be 300
+        ``pyenv init`` runs on the two cores the client measured shares)."""
         require_sshd()
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -323,7 +333,8 @@ class Farm:
             FarmListener(addresses[i], folder / f"sshd{i // MAX_LISTEN_SOCKS:03d}",
                          self.authorized_keys, self.port,
                          addresses=addresses[i:i + MAX_LISTEN_SOCKS],
-                         shared_key=self.host_key)
+                         shared_key=self.host_key,
+                         extra_config="" if rc_files else TEST_CONFIG)
             for i in range(0, count, MAX_LISTEN_SOCKS)]
         kind, blob = self.host_key.with_suffix(".pub").read_text().split()[:2]
         self.known_hosts.write_text("".join(f"[{a}]:{self.port} {kind} {blob}\n"
@@ -365,12 +376,21 @@ class Farm:
         return len(self.servers)
 
 
+TEST_CONFIG = "SetEnv SHLVL=1\n"
+"""The test servers' login shells start at level 2, so bash does not read ~/.bashrc (it
+does for an sshd-started shell at level 1). A developer's bashrc is no part of what the
+tests check, and may cost seconds per shell: on the dev machine it runs ``pyenv init``,
+which queues on a lock shared with every other shell (10 s per login while a fan-out
+bench ran; 0.35 s without). ``ssh host env`` still shows the login environment the
+tests compare against."""
+
+
 @pytest.fixture(scope="session")
 def sshd_fleet() -> Iterator[Fleet]:
     """12 real sshd processes on 127.0.N.2-13 (the session, or the xdist worker, shares
     them)."""
     with tempfile.TemporaryDirectory(prefix="baton-sshd-") as tmp:
-        fleet = Fleet(Path(tmp), 12)
+        fleet = Fleet(Path(tmp), 12, extra_config=TEST_CONFIG)
         try:
             yield fleet
         finally:
@@ -381,7 +401,8 @@ def sshd_fleet() -> Iterator[Fleet]:
 def lone_sshd(tmp_path: Path, sshd_fleet: Fleet) -> Iterator[SSHServer]:
     """A private sshd on 127.0.N.40 that a test may kill, restart or re-key; it trusts the
     fleet's client key but is NOT in the fleet's known_hosts."""
-    server = SSHServer(loopback(40), tmp_path / "lone", sshd_fleet.authorized_keys)
+    server = SSHServer(loopback(40), tmp_path / "lone", sshd_fleet.authorized_keys,
+                       extra_config=TEST_CONFIG)
     server.start()
     try:
         yield server

@@ -21,13 +21,12 @@ from conftest import REPO, baton, baton_env, write_workflow
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.executors.base import CommandRequest
+from console.executors.base import GRACE_ENV, CommandRequest
 from console.executors.local import LocalExecutor
 from console.executors.ssh import SSHExecutor
 from console.model.workflow import LOCAL_HOST
 from console.store import Store, StoreError
 from console.store.logs import LogFiles
-from tests import sshd
 from tests.sshd import Fleet
 
 
@@ -142,6 +141,25 @@ async def test_4_the_script_reaches_the_shell_byte_for_byte(shell: str, pad: int
 # --- 8: containment ----------------------------------------------------------------------
 
 
+SHORT_GRACE = {GRACE_ENV: "1"}
+"""The daemon ignores TERM: the run KILLs it after the grace, 1 s here instead of 5."""
+
+
+def test_the_kill_grace_is_5_s_unless_the_environment_sets_a_usable_one() -> None:
+    def grace(value: str | None) -> str:
+        env = baton_env()
+        env.pop(GRACE_ENV, None)
+        if value is not None:
+            env[GRACE_ENV] = value
+        return subprocess.run(
+            [sys.executable, "-c", "from console.executors.base import GRACE_SECONDS as g;"
+             "print(g)"], env=env, cwd=REPO, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+
+    assert [grace(v) for v in (None, "1", "0.5", "0", "x", "-1", "nan", "inf", "601")] == [
+        "5.0", "1.0", "0.5", "0.0", "5.0", "5.0", "5.0", "5.0", "5.0"]
+
+
 def _daemon_workflow(tmp_path: Path, sleep: str, extra: str = "") -> Path:
     run = (f"setsid sh -c '(trap \\\"\\\" TERM; sleep {sleep}; echo y) &'; "
            f"sleep {float(sleep) + 1}")
@@ -160,11 +178,12 @@ def test_8_timeout_ends_a_double_forked_daemon_holding_the_pipes(tmp_path: Path)
     path = _daemon_workflow(tmp_path, sleep, 'timeout = "1s"')
     try:
         started = time.monotonic()
-        result = baton("run", path, "--headless", "--no-history", timeout=60)
+        result = baton("run", path, "--headless", "--no-history", timeout=60,
+                       env=SHORT_GRACE)
         elapsed = time.monotonic() - started
         assert result.returncode == 1, result.stderr
         assert "timed out after 1s" in result.stdout
-        assert elapsed < 20  # TERM, 5 s grace, KILL: not the daemon's 5 minutes
+        assert elapsed < 20  # TERM, the grace, KILL: not the daemon's 5 minutes
         assert _wait_until(lambda: not _alive_with(sleep), 5), "the daemon survived"
     finally:
         _kill_all(sleep)
@@ -174,8 +193,8 @@ def test_8_ctrl_c_ends_a_double_forked_daemon(tmp_path: Path) -> None:
     sleep = _sleep_value()
     path = _daemon_workflow(tmp_path, sleep)
     proc = subprocess.Popen([sys.executable, "-m", "console.cli", "run", str(path),
-                             "--headless", "--no-history"], env=baton_env(), cwd=REPO,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             "--headless", "--no-history"], env=baton_env(SHORT_GRACE),
+                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert _wait_until(lambda: len(_alive_with(sleep)) >= 1, 20)
@@ -215,7 +234,6 @@ def test_8_leftover_holding_the_pipes_is_named_and_ended_with_the_run(tmp_path: 
 
 # --- 4 and 8 over SSH --------------------------------------------------------------------
 
-sshd_fleet = sshd.sshd_fleet
 
 
 @pytest.fixture

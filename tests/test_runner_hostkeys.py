@@ -17,12 +17,8 @@ import pytest
 
 from console.runner.client import SocketClient, connect
 from console.runner.daemon import Spawned, spawn
-from tests import sshd
 from tests.sshd import Fleet, SSHServer
 from tests.ui_helpers import SIZE, until
-
-sshd_fleet = sshd.sshd_fleet
-lone_sshd = sshd.lone_sshd
 
 
 def _workflow(tmp_path: Path, fleet: Fleet, server: SSHServer, first: str = "true") -> Path:

@@ -18,12 +18,8 @@ from console.engine.run import Run, RunOptions
 from console.executors.ssh import SSHContext, SSHExecutor, ssh_executor_factory
 from console.model.loader import load_workflow
 from console.model.workflow import Host, SSHOptions
-from tests import sshd
 from tests.sshd import Fleet, SSHServer
 from tests.test_ssh import run_one
-
-sshd_fleet = sshd.sshd_fleet
-lone_sshd = sshd.lone_sshd
 
 pytestmark = pytest.mark.timeout(90)
 

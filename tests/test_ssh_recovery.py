@@ -12,10 +12,7 @@ from console.engine.events import RunState, TaskState
 from console.engine.run import Run, RunOptions
 from console.executors.ssh import ssh_executor_factory
 from console.model.loader import load_text
-from tests import sshd
 from tests.sshd import Fleet, SSHServer
-
-sshd_fleet = sshd.sshd_fleet
 
 pytestmark = pytest.mark.timeout(90)
 

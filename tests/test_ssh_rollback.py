@@ -14,11 +14,8 @@ from console.engine.events import RunState, TaskState
 from console.engine.run import Run, RunOptions
 from console.executors.ssh import ssh_executor_factory
 from console.model.loader import load_text
-from tests import sshd
 from tests.sshd import Fleet
 from tests.test_ssh_recovery import TEST_OPTIONS, host_table
-
-sshd_fleet = sshd.sshd_fleet
 
 pytestmark = pytest.mark.timeout(120)
 

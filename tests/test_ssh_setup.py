@@ -17,11 +17,8 @@ import pytest
 
 from console.engine.events import TaskState
 from console.executors.ssh_setup import SetupLimit
-from tests import sshd
 from tests.sshd import Fleet
 from tests.test_ssh import run_workflow, workflow
-
-sshd_fleet = sshd.sshd_fleet
 
 
 def test_limit_grows_to_the_ceiling_while_setups_do_not_slow_down() -> None:

@@ -44,6 +44,11 @@ run = "echo reported"
 '''
 
 
+POLL = 0.1
+"""How often a wait looks at the terminal or a file (some tests sleep a fixed time after a
+wait: polling faster made their races with the console more likely)."""
+
+
 class Tmux:
     def __init__(self, name: str, server: str | None = None) -> None:
         self.name = name
@@ -75,15 +80,16 @@ class Tmux:
                               capture_output=True, text=True)
         return done.stdout
 
-    def wait_for(self, text: str, timeout: float = 20) -> str:
+    def wait_for(self, text: str, *more: str, timeout: float = 20) -> str:
+        """The first screen showing ``text`` (and every one of ``more``)."""
         deadline = time.monotonic() + timeout
         screen = ""
         while time.monotonic() < deadline:
             screen = self.screen()
-            if text in screen:
+            if all(t in screen for t in (text, *more)):
                 return screen
-            time.sleep(0.1)
-        raise AssertionError(f"{text!r} never appeared; screen:\n{screen}")
+            time.sleep(POLL)
+        raise AssertionError(f"{[text, *more]!r} never appeared together; screen:\n{screen}")
 
     def pane_pid(self) -> int:
         done = subprocess.run([*self.tmux, "display-message", "-p", "-t", self.name,
@@ -151,7 +157,7 @@ def _baton(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def _wait_file(path: Path, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(POLL)
     assert path.exists(), f"{path} never appeared"
 
 

@@ -11,12 +11,9 @@ import time
 import uuid
 from pathlib import Path
 
-from tests import sshd
 from tests.sshd import Fleet
 from tests.test_ssh_recovery import host_table
 from tests.test_ui_e2e import Tmux, _baton, _env, _tmux, _wait_file  # noqa: F401 (fixture)
-
-sshd_fleet = sshd.sshd_fleet
 
 
 def test_u_on_a_failed_rollout_rolls_it_back(sshd_fleet: Fleet, tmp_path: Path) -> None:

@@ -12,12 +12,9 @@ from console.engine.events import TaskState
 from console.ui.app import BatonApp, LaunchOptions
 from console.ui.screens.hostkey import HostKeyModal
 from console.ui.system import SystemStats, fixed_sampler
-from tests import sshd
 from tests.sshd import Fleet, SSHServer
 from tests.ui_helpers import SIZE, FrozenClock, run_screen, state, until
 
-sshd_fleet = sshd.sshd_fleet
-lone_sshd = sshd.lone_sshd
 S = TaskState
 
 

@@ -101,17 +101,21 @@ def write(path: Path, text: str, *, rename: bool = False) -> None:
 async def save(path: Path, text: str, done: Callable[[], object], *, rename: bool = False,
                timeout: float = 20.0) -> None:
     """Save until ``done()``: a save made before the watcher listens is not seen, so it is
-    repeated (the watcher ignores a save that changes nothing it has not reported)."""
+    repeated (the watcher ignores a save that changes nothing it has not reported). The
+    first repeat comes soon (the first save usually lands while the watcher starts, and a
+    3 s wait for it cost most of these tests' time), later ones less and less often."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    patience = 0.25
     while True:
         write(path, text, rename=rename)
         try:
-            await until(done, timeout=3.0)
+            await until(done, timeout=patience)
             return
         except TimeoutError:
             if loop.time() > deadline:
                 raise
+            patience = min(patience * 2, 3.0)
 
 
 def label(screen: RunScreen, step: str) -> Text | None:
