@@ -588,3 +588,61 @@ def test_a_snapshot_larger_than_a_message_line_still_attaches(
     finally:
         os.kill(resumed.pid, signal.SIGKILL)
         _wait_gone(resumed.pid)
+
+
+def test_a_resumed_runs_snapshot_holds_the_timeline_from_before_the_resume(
+        runner: Callable[..., Spawned], baton_home: Path) -> None:
+    """An approval and a note through the first runner, then kill -9 and `baton resume`
+    in a runner: every client's snapshot (the first, a late one, one after a requested
+    resync) holds the timeline from before the resume — task state changes and the
+    operator actions with their user, time and reason — in order, as stored."""
+    spawned = runner(GATED)
+    me = p.user_name(os.getuid())
+
+    async def act() -> None:
+        client = await connect(spawned.socket)
+        seen: list[dict[str, Any]] = []
+        await _until(client, seen, lambda m: m.get("type") == "task" and m["step"] == "gate"
+                     and m["state"] == "awaiting_approval")
+        assert (await client.act(p.Action("note", reason="paging the db on-call"))).ok
+        assert (await client.act(p.Action("approve", "gate"))).ok
+        await _until(client, seen, lambda m: m.get("type") == "task" and m["step"] == "last"
+                     and m["state"] == "running")
+        await client.close()
+
+    asyncio.run(act())
+    os.kill(spawned.pid, signal.SIGKILL)
+    _wait_gone(spawned.pid)
+    resumed = spawn([spawned.run_id], baton_home, command="resume")
+    try:
+        async def snapshots() -> list[dict[str, Any]]:
+            first = await connect(resumed.socket)
+            late = await connect(resumed.socket)
+            snaps = [first.snapshot(), late.snapshot()]
+            await late.request_snapshot()
+            snaps.append(await _until(late, [], lambda m: m.get("type") == "snapshot"))
+            await first.close()
+            await late.close()
+            return snaps
+
+        for snap in asyncio.run(snapshots()):
+            past = snap["past"]
+            assert snap["past_omitted"] == 0
+            actions = [(e["action"], e["step"], e["user"], e["reason"])
+                       for e in past if e["type"] == "action"]
+            assert actions == [("note", None, me, "paging the db on-call"),
+                               ("approve", "gate", me, None)]
+            assert all(e["time"] > 0 for e in past)
+            tasks = [(e["step"], e["state"]) for e in past if e["type"] == "task"]
+            for earlier, later in [(("gate", "awaiting_approval"), ("gate", "succeeded")),
+                                   (("gate", "succeeded"), ("last", "running")),
+                                   (("last", "running"), ("last", "interrupted"))]:
+                assert tasks.index(earlier) < tasks.index(later), tasks
+            kinds = [e["type"] for e in past]
+            note = kinds.index("action")
+            assert ("gate", "awaiting_approval") in \
+                [(e.get("step"), e.get("state")) for e in past[:note]]
+            assert snap["actions"] == []  # this process's own: none yet
+    finally:
+        os.kill(resumed.pid, signal.SIGKILL)
+        _wait_gone(resumed.pid)

@@ -24,7 +24,7 @@ from console.executors.base import HostKeyQuestion
 from console.model.workflow import Workflow
 from console.runner.client import ConnectError, SocketClient, connect
 from console.runner.protocol import Action
-from console.runner.tail_events import tail_events
+from console.runner.snapshot_replay import snapshot_events
 
 RETRY_FIRST = 0.1
 RETRY_MOST = 2.0
@@ -143,17 +143,19 @@ class RemoteRun(Run):
             self.on_connection(text, severity)
 
     def _emit_replay(self) -> None:
-        """The snapshot's timeline and log tails, once the screens listen."""
+        """The snapshot's timeline (a resumed run's from before the resume first) and log
+        tails, once the screens listen."""
         snap, self._replay = self._replay, None
         if snap is None:
             return
-        for entry in snap.get("logs", ()):
-            task = self.tasks.get((entry["step"], entry["host"]))
-            for event in tail_events(entry["step"], entry["host"], entry["lines"],
-                                     task.attempt if task else 1):
-                self.emit(event)
+        for event in snapshot_events(snap, self._attempt_of):
+            self.emit(event)
         for action in snap.get("actions", ()):
             self._apply_action(action)
+
+    def _attempt_of(self, step: str, host: str) -> int:
+        task = self.tasks.get((step, host))
+        return task.attempt if task else 1
 
     def _apply_snapshot(self, snap: dict[str, Any]) -> None:
         run = snap["run"]

@@ -219,6 +219,9 @@ class Tails:
         self.limit = limit
         self.logs: dict[tuple[str, str], deque[TailLine]] = {}
         self.actions: list[dict[str, Any]] = []
+        self.past_timeline: list[dict[str, Any]] = []
+        """A resumed run's timeline from before this process (set once, by the server)."""
+        self.past_omitted = 0
 
     def __call__(self, event: Event) -> None:
         if type(event) is LogEvent:
@@ -263,6 +266,8 @@ def snapshot(run: Run, tails: Tails, resync: bool = False) -> dict[str, Any]:
                             for s, line, t, a in tail]}
                  for (step, host), tail in tails.logs.items()],
         "actions": list(tails.actions),
+        "past": tails.past_timeline,
+        "past_omitted": tails.past_omitted,
     }
 
 

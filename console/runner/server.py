@@ -296,6 +296,21 @@ def _tell_ready(run_id: str, path: Path) -> None:
         os.close(int(fd))
 
 
+def _past_timeline(run: Run, store: Any, tails: p.Tails) -> None:
+    """A resumed run's timeline from before this process, read before it records any of
+    its own (a history that cannot be read leaves it out, with a warning)."""
+    from console.runner.past_timeline import past_timeline
+    from console.store.errors import StoreError
+
+    try:
+        past = past_timeline(run, store.load(run.id))
+    except StoreError as exc:
+        print(f"baton: warning: run {run.id}: its timeline before the resume cannot be "
+              f"served: {exc}", file=sys.stderr, flush=True)
+        return
+    tails.past_timeline, tails.past_omitted = past.entries, past.omitted
+
+
 @contextlib.asynccontextmanager
 async def listening(run: Run, store: Any, recorder: Any) -> AsyncIterator[RunServer | None]:
     """What a headless run serves: its socket when it has a history (a run without one has
@@ -317,6 +332,7 @@ async def listening(run: Run, store: Any, recorder: Any) -> AsyncIterator[RunSer
         past = await asyncio.to_thread(past_logs, run, store, server.tails.limit)
         for step, host, lines in past:
             server.tails.past(step, host, lines)
+        _past_timeline(run, store, server.tails)
     try:
         await server.start()
     except OSError as exc:
