@@ -3,12 +3,16 @@ app's RunOwner), as `baton run FILE` is; the console shows it through its client
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 from console.engine.events import RunState, TaskState
 from console.runner.attach_app import AttachedRunScreen
@@ -189,3 +193,111 @@ async def test_a_resumed_runners_console_shows_the_log_from_before_the_resume(
                     os.kill(runner_pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+async def test_a_resumed_runners_console_shows_the_timeline_from_before_the_resume(
+        tmp_path: Path) -> None:
+    """A note and an approval through a runner, then kill -9; resumed from the history
+    screen through a runner, the console's timeline starts with exactly what the
+    in-process resume shows (task changes, the actions with their user and reason), and
+    a console attached later (`baton attach`) shows the same."""
+    from console.launch import Frontend, view_stored
+    from console.runner import protocol as p
+    from console.runner.client import connect
+    from console.runner.daemon import spawn
+    from console.runner.mirror import open_remote
+    from console.store.replay import stored_events
+    from console.ui.session import RunSession
+
+    path = flow_file(tmp_path, "gated.toml", textwrap.dedent('''
+        [workflow]
+        name = "gated"
+        [steps.gate]
+        run = "echo approved"
+        confirm = true
+        [steps.slow]
+        needs = ["gate"]
+        run = "echo slow; sleep 30"
+    ''').lstrip())
+    home = tmp_path / "home"
+    first = spawn([str(path)], home)
+    client = await connect(first.socket)
+    gate = {t["step"]: t for t in client.snapshot()["tasks"]}["gate"]
+    if gate["state"] != "awaiting_approval":
+        async for m in client.events():
+            if m.get("type") == "task" and m["state"] == "awaiting_approval":
+                break
+    assert (await client.act(p.Action("note", reason="db on-call paged"))).ok
+    assert (await client.act(p.Action("approve", "gate"))).ok
+    async for m in client.events():
+        if m.get("type") == "task" and m["step"] == "slow" and m["state"] == "running":
+            break
+    await client.close()
+    os.kill(first.pid, signal.SIGKILL)
+    _wait_gone(first.pid)
+    me = p.user_name(os.getuid())
+
+    with Store.open(home) as store:
+        [summary] = store.runs()
+        store.mark_interrupted(summary.id)  # as the in-process resume does first
+        stored = store.load(summary.id)
+        shown = RunSession(view_stored(stored, Frontend.console()))
+        for event in stored_events(stored, {}):
+            shown.on_event(event)
+        want = _entries(shown)
+        assert ("note", me, "db on-call paged") in want
+        assert ("action", me, "approve gate") in want
+        assert ("task", "", "gate awaiting approval: Run step 'gate'?") in want
+        app, _ = history_app(path, store, start=False)
+        app.owner = RunnerOwner(store.home)
+        runner_pid = None
+        try:
+            async with app.run_test(size=SIZE):
+                await until(lambda: app.screen.is_mounted
+                            and app.screen is not app.screen_stack[0], timeout=15)
+                app.resume_run(summary.id)
+                await until(lambda: isinstance(app.screen, AttachedRunScreen), timeout=30)
+                screen = app.screen
+                remote = screen.run
+                assert isinstance(remote, RemoteRun)
+                runner_pid = remote.owner_pid
+                await _shows(screen.session, want)
+                late = await open_remote(remote.socket, read_only=True)
+                session = RunSession(late)
+                execute = asyncio.get_running_loop().create_task(late.execute())
+                await _shows(session, want)
+                late.detach()
+                await asyncio.wait_for(execute, 10)
+        finally:
+            if runner_pid is not None:
+                try:
+                    os.kill(runner_pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    """Until ``pid`` is gone (reaped when it is our child: spawn's Popen)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} still alive")
+
+
+def _entries(session: Any) -> list[tuple[str, str, str]]:
+    return [(e.kind, e.user, e.text) for e in session.timeline]
+
+
+async def _shows(session: Any, want: list[tuple[str, str, str]]) -> None:
+    """The session's timeline starts with ``want`` (within 15 s)."""
+    with contextlib.suppress(TimeoutError):
+        await until(lambda: _entries(session)[:len(want)] == want, timeout=15)
+    assert _entries(session)[:len(want)] == want
