@@ -646,3 +646,40 @@ def test_a_resumed_runs_snapshot_holds_the_timeline_from_before_the_resume(
     finally:
         os.kill(resumed.pid, signal.SIGKILL)
         _wait_gone(resumed.pid)
+
+
+def test_a_run_resumed_before_any_task_started_still_carries_its_past(
+        runner: Callable[..., Spawned], baton_home: Path) -> None:
+    """kill -9 while the first step awaits approval, after a note: no task has an attempt
+    (no output to carry), yet the resumed runner's snapshot holds the note and the gate."""
+    spawned = runner('[workflow]\nname = "gate first"\n[steps.gate]\nrun = "true"\n'
+                     'confirm = true\n')
+
+    async def note() -> None:
+        client = await connect(spawned.socket)
+        seen: list[dict[str, Any]] = []
+        gate = client.snapshot()["tasks"][0]
+        if gate["state"] != "awaiting_approval":
+            await _until(client, seen, lambda m: m.get("state") == "awaiting_approval")
+        assert (await client.act(p.Action("note", reason="waiting on the CAB"))).ok
+        await client.close()
+
+    asyncio.run(note())
+    os.kill(spawned.pid, signal.SIGKILL)
+    _wait_gone(spawned.pid)
+    resumed = spawn([spawned.run_id], baton_home, command="resume")
+    try:
+        async def snapshot() -> dict[str, Any]:
+            client = await connect(resumed.socket)
+            snap = client.snapshot()
+            await client.close()
+            return snap
+
+        past = asyncio.run(snapshot())["past"]
+        assert [(e["action"], e["user"], e["reason"]) for e in past if e["type"] == "action"] \
+            == [("note", p.user_name(os.getuid()), "waiting on the CAB")]
+        assert ("gate", "awaiting_approval") in \
+            [(e.get("step"), e.get("state")) for e in past if e["type"] == "task"]
+    finally:
+        os.kill(resumed.pid, signal.SIGKILL)
+        _wait_gone(resumed.pid)

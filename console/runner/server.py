@@ -298,7 +298,8 @@ def _tell_ready(run_id: str, path: Path) -> None:
 
 def _past_timeline(run: Run, store: Any, tails: p.Tails) -> None:
     """A resumed run's timeline from before this process, read before it records any of
-    its own (a history that cannot be read leaves it out, with a warning)."""
+    its own (a new run's is empty; a history that cannot be read leaves it out, with a
+    warning)."""
     from console.runner.past_timeline import past_timeline
     from console.store.errors import StoreError
 
@@ -332,7 +333,7 @@ async def listening(run: Run, store: Any, recorder: Any) -> AsyncIterator[RunSer
         past = await asyncio.to_thread(past_logs, run, store, server.tails.limit)
         for step, host, lines in past:
             server.tails.past(step, host, lines)
-        _past_timeline(run, store, server.tails)
+    _past_timeline(run, store, server.tails)  # resumed before any task started: still one
     try:
         await server.start()
     except OSError as exc:
