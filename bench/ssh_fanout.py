@@ -2,7 +2,7 @@
 
     python bench/ssh_fanout.py [--hosts 30] [--steps 1 5] [--rounds 1]
                                [--modes floor baton raw ansible] [--setup-limit K]
-                               [--transport asyncssh|openssh] [--timeout 900]
+                               [--timeout 900]
 
 Starts a farm of sshd listeners (tests/sshd.py :class:`Farm`: one loopback address per
 host, 16 per sshd; needs root and openssh-server), then, each round, for 1 and 5 steps of
@@ -51,13 +51,12 @@ def _hosts(spec: dict[str, Any]) -> list[tuple[str, int]]:
     return [(address, spec["port"]) for address in spec["addresses"]]
 
 
-async def _baton(spec: dict[str, Any], steps: int, setup_limit: int, transport: str
-                 ) -> dict[str, Any]:
+async def _baton(spec: dict[str, Any], steps: int, setup_limit: int) -> dict[str, Any]:
     from console.engine.events import LogEvent
     from console.engine.run import Run, RunOptions
     from console.executors import ssh_connect
     from console.executors.ssh import ssh_executor_factory
-    from console.model.workflow import Host, SSHOptions, Step, Workflow
+    from console.model.workflow import Host, Step, Workflow
 
     if setup_limit:  # a fixed limit: the adaptive one pinned
         ssh_connect.MAX_PARALLEL_SETUP = setup_limit
@@ -69,10 +68,7 @@ async def _baton(spec: dict[str, Any], steps: int, setup_limit: int, transport: 
     chain = {f"s{i}": Step(f"s{i}", f"s{i}", run=COMMAND, on=("all",),
                            needs=(f"s{i - 1}",) if i else ())
              for i in range(steps)}
-    options: dict[str, Any] = {}
-    if transport:
-        options["ssh"] = SSHOptions(transport=transport)
-    wf = Workflow(name="bench", hosts=hosts, steps=chain, concurrency=len(hosts), **options)
+    wf = Workflow(name="bench", hosts=hosts, steps=chain, concurrency=len(hosts))
     run = Run(wf, RunOptions(approval="auto"),
               executor_for=ssh_executor_factory(wf, ssh_config=[]))
     output: dict[tuple[str, str], str] = {}
@@ -125,8 +121,7 @@ def child(args: argparse.Namespace) -> None:
     spec = json.loads(Path(args.child_spec).read_text())
     cpu0 = time.process_time()
     if args.child == "baton":
-        result = asyncio.run(_baton(spec, args.child_steps, args.setup_limit[0],
-                                    args.transport))
+        result = asyncio.run(_baton(spec, args.child_steps, args.setup_limit[0]))
     else:
         result = asyncio.run(_raw(spec, args.child_steps))
     result["cpu"] = time.process_time() - cpu0
@@ -143,8 +138,7 @@ class Failed(Exception):
 def run_child(kind: str, spec_file: Path, steps: int, args: argparse.Namespace,
               limit: int = 0) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", kind, "--child-spec", str(spec_file),
-               "--child-steps", str(steps), "--setup-limit", str(limit),
-               "--transport", args.transport or ""]
+               "--child-steps", str(steps), "--setup-limit", str(limit)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
@@ -248,7 +242,6 @@ def main() -> None:
     parser.add_argument("--setup-limit", type=int, nargs="+", default=[0],
                         help="a fixed setup limit in baton (0: the adaptive one); several "
                              "values: one baton row each (a sweep in the same run)")
-    parser.add_argument("--transport", default="", help="baton's [ssh] transport")
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds allowed to each measurement")
     parser.add_argument("--child", choices=["baton", "raw"], help=argparse.SUPPRESS)
