@@ -683,3 +683,47 @@ def test_a_run_resumed_before_any_task_started_still_carries_its_past(
     finally:
         os.kill(resumed.pid, signal.SIGKILL)
         _wait_gone(resumed.pid)
+
+
+def _timeline(snap: dict[str, Any], live: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The run, task and action entries a console shows: its snapshot replayed (as the
+    mirror does), then the events that followed it."""
+    from console.runner.snapshot_replay import snapshot_events
+
+    shown = [d for e in snapshot_events(snap, lambda step, host: 1) for d in e.to_dicts()]
+    shown += live
+    keys = ("type", "step", "host", "state", "attempt", "action", "user", "reason", "time")
+    return [tuple(m.get(k) for k in keys) for m in shown
+            if m.get("type") in ("run", "task", "action")]
+
+
+async def test_a_late_client_replays_the_timeline_the_first_one_saw_live(
+        runner: Callable[..., Spawned]) -> None:
+    """Issue 15: the first client follows the run live; a second attaches once a step
+    succeeded, the gate waits and a note was made: its snapshot replayed (this process's
+    run and task events, the note among them where it came), then what follows, is the
+    first client's timeline entry for entry — and the note is not shown twice."""
+    spawned = runner()
+    first = await connect(spawned.socket)
+    first_seen: list[dict[str, Any]] = []
+    await _until(first, first_seen, _task("gate", "awaiting_approval"))
+    assert (await first.act(p.Action("note", reason="checking the first step"))).ok
+    await _until(first, first_seen, lambda m: m.get("action") == "note")
+    late = await connect(spawned.socket)
+    late_seen: list[dict[str, Any]] = []
+    assert (await late.act(p.Action("approve", "gate"))).ok
+    for client, seen in ((first, first_seen), (late, late_seen)):
+        await _until(client, seen, _task("last", "running"))
+    first_timeline = _timeline(first.snapshot(), first_seen)
+    late_timeline = _timeline(late.snapshot(), late_seen)
+    assert late_timeline == first_timeline
+    kinds = [(e[0], e[1], e[3] or e[5]) for e in late_timeline]
+    for entry in [("task", "first", "running"), ("task", "first", "succeeded"),
+                  ("task", "gate", "awaiting_approval"), ("action", None, "note"),
+                  ("action", "gate", "approve"), ("task", "last", "running")]:
+        assert kinds.count(entry) == 1, (entry, kinds)
+    assert kinds.index(("task", "first", "succeeded")) < kinds.index(("action", None, "note"))
+    assert late.snapshot()["timeline_omitted"] == 0
+    assert (await first.act(p.Action("cancel_run"))).ok
+    await first.close()
+    await late.close()

@@ -7,7 +7,14 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from console.engine.events import ActionEvent, LogEvent, RunEvent, TaskEvent, TaskState
+from console.engine.events import (
+    ActionEvent,
+    LogEvent,
+    RunEvent,
+    RunState,
+    TaskEvent,
+    TaskState,
+)
 from console.runner.past_timeline import bounded, past_timeline
 from console.runner.snapshot_replay import snapshot_events
 from console.store.records import EventRecord
@@ -95,3 +102,30 @@ def test_a_snapshot_without_a_past_replays_its_tails_as_before() -> None:
     snap = {"run": {"id": "r1"}, "logs": [{"step": "s", "host": "h", "lines": lines}]}
     events = list(snapshot_events(snap, lambda step, host: 2))
     assert [type(e) for e in events] == [TaskEvent, LogEvent]
+
+
+def test_this_processs_timeline_is_bounded_and_replayed_among_its_actions() -> None:
+    """The server keeps this process's run and task events (not log or action ones) with
+    how many actions came before each, within a bound that counts what it left out; a
+    console replays them with ``actions`` where they came (each once), after ``past``."""
+    from console.runner.past_timeline import LiveTimeline
+
+    live = LiveTimeline(entries=3)
+    live.add(RunEvent("r1", RunState.RUNNING, 1.0), 0)
+    for i, state in enumerate(("running", "succeeded", "running")):
+        live.add(TaskEvent(f"s{i}", "local", TaskState(state), 1, None, None, 2.0 + i), i)
+    live.add(LogEvent("s2", "local", "stdout", "x", 5.0, 1), 9)
+    live.add(ActionEvent("note", None, None, "alice", "n", 5.0), 9)
+    assert [e["type"] for e in live.entries] == ["task"] * 3 and live.omitted == 1
+    assert [e["actions_before"] for e in live.entries] == [0, 1, 2]
+    snap = {"run": {"id": "r1"}, "past": [_action("note", 0.5, "before")],
+            "timeline": list(live.entries), "timeline_omitted": live.omitted,
+            "actions": [_action("note", 2.5, "a"), _action("note", 3.5, "b"),
+                        _action("note", 6.0, "c")]}
+    shown = [(type(e).__name__, getattr(e, "step", None), getattr(e, "reason", None))
+             for e in snapshot_events(snap, lambda step, host: 1)]
+    assert shown[0] == ("ActionEvent", None, "before")
+    assert "1 earlier timeline entries" in str(shown[1][2])
+    assert shown[2:] == [("TaskEvent", "s0", None), ("ActionEvent", None, "a"),
+                         ("TaskEvent", "s1", None), ("ActionEvent", None, "b"),
+                         ("TaskEvent", "s2", None), ("ActionEvent", None, "c")]

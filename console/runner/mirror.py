@@ -143,15 +143,15 @@ class RemoteRun(Run):
             self.on_connection(text, severity)
 
     def _emit_replay(self) -> None:
-        """The snapshot's timeline (a resumed run's from before the resume first) and log
-        tails, once the screens listen."""
+        """The snapshot's timeline (a resumed run's from before the resume first, then
+        this process's events and actions) and log tails, once the screens listen."""
         snap, self._replay = self._replay, None
         if snap is None:
             return
+        for action in snap.get("actions", ()):
+            self._action_state(action)
         for event in snapshot_events(snap, self._attempt_of):
             self.emit(event)
-        for action in snap.get("actions", ()):
-            self._apply_action(action)
 
     def _attempt_of(self, step: str, host: str) -> int:
         task = self.tasks.get((step, host))
@@ -253,6 +253,12 @@ class RemoteRun(Run):
         self.set_state(task, state, m["reason"])
 
     def _apply_action(self, m: dict[str, Any]) -> None:
+        self._action_state(m)
+        self.emit(ActionEvent(m["action"], m.get("step"), m.get("host"), m.get("user") or "?",
+                              m.get("reason"), m.get("time") or self.clock()))
+
+    def _action_state(self, m: dict[str, Any]) -> None:
+        """What an operator action changed of the run's state (not in its task events)."""
         name, step, host, reason = m["action"], m.get("step"), m.get("host"), m.get("reason")
         if name == "breakpoint" and step is not None:
             (self.breakpoints.add if reason == "on" else self.breakpoints.discard)(step)
@@ -260,8 +266,6 @@ class RemoteRun(Run):
             self.step_mode = reason == "on"
         elif name == "exclude_host" and host is not None:
             self.excluded_hosts[host] = reason
-        self.emit(ActionEvent(name, step, host, m.get("user") or "?", reason,
-                               m.get("time") or self.clock()))
 
     def _follow_reload(self) -> None:
         """The runner applied a change of the workflow file: apply the same file here."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console.engine.events import ActionEvent, Event, LogEvent
+from console.runner.past_timeline import LiveTimeline
 
 if TYPE_CHECKING:
     from console.engine.run import Run
@@ -212,8 +213,9 @@ TailLine = tuple[str, str, float, int]
 
 
 class Tails:
-    """The last :data:`TAIL_LINES` lines of each task's log, and every action so far, kept
-    by the server from the run's events (what a late client is sent)."""
+    """The last :data:`TAIL_LINES` lines of each task's log, every action so far and the
+    run and task events (bounded), kept by the server from the run's events (what a late
+    client is sent)."""
 
     def __init__(self, limit: int = TAIL_LINES) -> None:
         self.limit = limit
@@ -222,6 +224,8 @@ class Tails:
         self.past_timeline: list[dict[str, Any]] = []
         """A resumed run's timeline from before this process (set once, by the server)."""
         self.past_omitted = 0
+        self.timeline = LiveTimeline()
+        """This process's run and task events (the snapshot's ``timeline``)."""
 
     def __call__(self, event: Event) -> None:
         if type(event) is LogEvent:
@@ -233,6 +237,8 @@ class Tails:
                         for line in lines[-self.limit:])
         elif type(event) is ActionEvent:
             self.actions.extend(event.to_dicts())
+        else:
+            self.timeline.add(event, len(self.actions))
 
     def past(self, step: str, host: str, lines: list[TailLine]) -> None:
         """Put ``lines`` (output written before this process started: a resumed run's
@@ -268,6 +274,8 @@ def snapshot(run: Run, tails: Tails, resync: bool = False) -> dict[str, Any]:
         "actions": list(tails.actions),
         "past": tails.past_timeline,
         "past_omitted": tails.past_omitted,
+        "timeline": list(tails.timeline.entries),
+        "timeline_omitted": tails.timeline.omitted,
     }
 
 

@@ -1,9 +1,11 @@
 """What a console replays from a snapshot before the events that follow it
 (docs/attach-protocol.md): a resumed run's timeline from before the resume (``past``)
 with each stored attempt's tail lines right after its start, as the in-process resume
-replays a stored run (:func:`console.store.replay.stored_events`); then the tail lines of
-attempts the past does not hold (:func:`tail_events`). The snapshot's ``actions`` (this
-process's) follow, applied by the mirror."""
+replays a stored run (:func:`console.store.replay.stored_events`); then this process's
+run and task events (``timeline``) with its operator actions (``actions``) where they came
+among them, again each attempt's tail lines after its start; then the tail lines of
+attempts neither holds (:func:`tail_events`); then the actions after the last of those
+events (all of them from a runner older than ``timeline``)."""
 
 from __future__ import annotations
 
@@ -18,32 +20,56 @@ Key = tuple[str, str]
 
 def snapshot_events(snap: dict[str, Any], attempt_of: Callable[[str, str], int]
                     ) -> Iterator[Event]:
-    """The events of ``snap``'s ``past`` and ``logs``; ``attempt_of(step, host)``: the
-    task's current attempt (for lines that carry none)."""
+    """The events of ``snap``'s ``past``, ``timeline`` (with ``actions``) and ``logs``;
+    ``attempt_of(step, host)``: the task's current attempt (for lines that carry none)."""
     tails: dict[Key, list[dict[str, Any]]] = {
         (e["step"], e["host"]): list(e["lines"]) for e in snap.get("logs", ())}
     started: dict[Key, set[int]] = {}
+    run_id = snap["run"]["id"]
     past = snap.get("past") or []
-    omitted = snap.get("past_omitted") or 0
-    if omitted and past:
-        yield ActionEvent("omitted", None, None, "", f"{omitted:,} earlier timeline "
-                          f"entries (baton show {snap['run']['id']} has them)",
-                          float(past[0].get("time") or 0.0))
+    yield from _omitted(snap.get("past_omitted") or 0, past, run_id)
     for entry in past:
-        event = _event(entry)
-        if event is None:
-            continue
-        yield event
-        if type(event) is TaskEvent and event.state is TaskState.RUNNING and event.attempt:
-            key = (event.step, event.host)
-            started.setdefault(key, set()).add(event.attempt)
-            lines = tails.get(key)
-            if lines:
-                own = [x for x in lines if x.get("attempt") == event.attempt]
-                tails[key] = [x for x in lines if x.get("attempt") != event.attempt]
-                yield from _lines(key, own, event.attempt, started)
+        yield from _with_lines(_event(entry), tails, started)
+    # this process's: its run and task events, its actions where they came among them
+    actions = list(snap.get("actions", ()))
+    timeline = snap.get("timeline") or []
+    yield from _omitted(snap.get("timeline_omitted") or 0, timeline, run_id)
+    done = 0
+    for entry in timeline:
+        before = entry.get("actions_before")
+        upto = min(before, len(actions)) if isinstance(before, int) else done
+        for action in actions[done:upto]:
+            yield from _with_lines(_event(action), tails, started)
+        done = max(done, upto)
+        yield from _with_lines(_event(entry), tails, started)
     for key, lines in tails.items():
         yield from _lines(key, lines, attempt_of(*key), started)
+    for action in actions[done:]:
+        yield from _with_lines(_event(action), tails, started)
+
+
+def _omitted(count: int, entries: list[dict[str, Any]], run_id: str) -> Iterator[Event]:
+    """The line that says a bound left ``count`` entries out before ``entries``."""
+    if count and entries:
+        yield ActionEvent("omitted", None, None, "", f"{count:,} earlier timeline "
+                          f"entries (baton show {run_id} has them)",
+                          float(entries[0].get("time") or 0.0))
+
+
+def _with_lines(event: Event | None, tails: dict[Key, list[dict[str, Any]]],
+                started: dict[Key, set[int]]) -> Iterator[Event]:
+    """``event``, and if it starts an attempt, that attempt's tail lines right after."""
+    if event is None:
+        return
+    yield event
+    if type(event) is TaskEvent and event.state is TaskState.RUNNING and event.attempt:
+        key = (event.step, event.host)
+        started.setdefault(key, set()).add(event.attempt)
+        lines = tails.get(key)
+        if lines:
+            own = [x for x in lines if x.get("attempt") == event.attempt]
+            tails[key] = [x for x in lines if x.get("attempt") != event.attempt]
+            yield from _lines(key, own, event.attempt, started)
 
 
 def _lines(key: Key, lines: list[dict[str, Any]], current: int,
