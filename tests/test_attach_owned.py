@@ -301,3 +301,59 @@ async def _shows(session: Any, want: list[tuple[str, str, str]]) -> None:
     with contextlib.suppress(TimeoutError):
         await until(lambda: _entries(session)[:len(want)] == want, timeout=15)
     assert _entries(session)[:len(want)] == want
+
+
+async def test_a_late_console_shows_the_timeline_the_first_one_saw_live(
+        tmp_path: Path) -> None:
+    """Issue 15: two consoles on one runner (the war room). The second attaches after a
+    step succeeded, the gate waits and a note was made; once the gate is approved its
+    timeline is the first console's entry for entry (task changes, the note once)."""
+    from console.runner.daemon import spawn
+    from console.runner.mirror import open_remote
+    from console.ui.session import RunSession
+
+    path = flow_file(tmp_path, "war.toml", textwrap.dedent('''
+        [workflow]
+        name = "war room"
+        [steps.check]
+        run = "echo checked"
+        [steps.gate]
+        needs = ["check"]
+        run = "echo approved"
+        confirm = true
+        [steps.deploy]
+        needs = ["gate"]
+        run = "echo deploying; sleep 30"
+    ''').lstrip())
+    spawned = spawn([str(path)], tmp_path / "home")
+    executing: list[asyncio.Task[RunState]] = []
+    try:
+        first = await open_remote(spawned.socket)
+        first_session = RunSession(first)
+        executing.append(asyncio.get_running_loop().create_task(first.execute()))
+        await until(lambda: first.tasks[("gate", "local")].state
+                    is TaskState.AWAITING_APPROVAL, timeout=15)
+        first.note("checking the first step")
+        await until(lambda: any(e.kind == "note" for e in first_session.timeline), timeout=10)
+        late = await open_remote(spawned.socket)
+        late_session = RunSession(late)
+        executing.append(asyncio.get_running_loop().create_task(late.execute()))
+        late.approve("gate")
+        for run in (first, late):
+            await until(lambda run=run: run.tasks[("deploy", "local")].state
+                        is TaskState.RUNNING, timeout=15)
+        await asyncio.sleep(0.2)  # a straggler would show in one timeline only
+        want = _entries(first_session)
+        assert [e for e in want if e[0] == "note"] == \
+            [("note", first.user, "checking the first step")]
+        assert any(e[0] == "task" and "check" in e[2] for e in want), want
+        assert _entries(late_session) == want
+        first.detach()
+        late.detach()
+        await asyncio.wait_for(asyncio.gather(*executing), 10)
+    finally:
+        for task in executing:
+            task.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(spawned.pid, signal.SIGKILL)
+        _wait_gone(spawned.pid)
