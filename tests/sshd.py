@@ -312,8 +312,12 @@ class Farm:
     :class:`Fleet`'s; ``listeners`` the sshd processes. Use it as a context manager (or
     call :meth:`stop`): every sshd it started, and every session they serve, is killed."""
 
-    def __init__(self, folder: Path, count: int, nice: int = 0) -> None:
-        """``nice``: the listeners (and so every session) run at that niceness."""
+    def __init__(self, folder: Path, count: int, nice: int = 0, rc_files: bool = False) -> None:
+        """``nice``: the listeners (and so every session) run at that niceness.
+        ``rc_files``: the login shells read root's ``~/.bashrc`` (by default they skip it
+        as the test servers do, see :data:`TEST_CONFIG`: the farm stands in for remote
+        machines, whose rc files cost nothing on the operator's; here it would be 300
+        ``pyenv init`` runs on the two cores the client measured shares)."""
         require_sshd()
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -329,7 +333,8 @@ class Farm:
             FarmListener(addresses[i], folder / f"sshd{i // MAX_LISTEN_SOCKS:03d}",
                          self.authorized_keys, self.port,
                          addresses=addresses[i:i + MAX_LISTEN_SOCKS],
-                         shared_key=self.host_key)
+                         shared_key=self.host_key,
+                         extra_config="" if rc_files else TEST_CONFIG)
             for i in range(0, count, MAX_LISTEN_SOCKS)]
         kind, blob = self.host_key.with_suffix(".pub").read_text().split()[:2]
         self.known_hosts.write_text("".join(f"[{a}]:{self.port} {kind} {blob}\n"

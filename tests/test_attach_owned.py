@@ -75,3 +75,51 @@ async def test_resume_from_the_history_screen_is_owned_by_a_runner(tmp_path: Pat
                 os.kill(runner_pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+async def test_esc_on_a_folder_run_detaches_and_goes_back_to_the_folder(
+        tmp_path: Path) -> None:
+    """A run opened from the folder view is a runner's: Esc asks detach / cancel / stay;
+    detach goes back to the folder (the console stays) and the run goes on."""
+    from console.runner.attach_app import DetachModal
+    from console.runner.commands import live_ids
+    from console.ui.app import BatonApp
+    from console.ui.screens.folder import FolderScreen
+
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    stop = tmp_path / "stop"
+    (folder / "wait.toml").write_text(
+        '[workflow]\nname = "Folder wait"\n[steps.wait]\n'
+        f'run = "while [ ! -e {stop} ]; do sleep 0.05; done"\n')
+    home = tmp_path / "home"
+    with Store.open(home) as store:
+        app = BatonApp(folder, store=store, owner=RunnerOwner(home),
+                       config_file=tmp_path / "c.toml")
+        pid = None
+        try:
+            async with app.run_test(size=SIZE) as pilot:
+                await until(lambda: isinstance(app.screen, FolderScreen))
+                await pilot.press("enter")
+                await until(lambda: isinstance(app.screen, AttachedRunScreen), timeout=30)
+                remote = app.screen.run
+                assert isinstance(remote, RemoteRun)
+                pid = remote.owner_pid
+                await until(lambda: remote.tasks[("wait", "local")].state
+                            is TaskState.RUNNING, timeout=15)
+                await pilot.press("escape")
+                await until(lambda: isinstance(app.screen, DetachModal))
+                await pilot.press("enter")  # detach
+                await until(lambda: isinstance(app.screen, FolderScreen), timeout=10)
+                assert app.return_code is None  # the console stays
+                assert live_ids(home) == {remote.id}  # the run goes on in its runner
+                await pilot.press("q")
+                await until(lambda: app.return_code is not None)
+            assert app.return_code == 0
+        finally:
+            stop.touch()
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass

@@ -43,3 +43,17 @@ def test_runs_json_marks_the_live_runs(tmp_path: Path, baton_home: Path) -> None
             os.kill(spawned.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_resume_of_a_live_run_in_the_console_points_to_attach(tmp_path: Path,
+                                                              baton_home: Path) -> None:
+    flow = tmp_path / "gated.toml"
+    flow.write_text(GATED)
+    spawned = spawn([str(flow)], baton_home)
+    try:
+        resumed = baton("resume", spawned.run_id, env={"BATON_HOME": str(baton_home)})
+        assert resumed.returncode == 2
+        assert resumed.stderr == (f"baton: run {spawned.run_id} is live (its process goes on "
+                                  f"with it): baton attach {spawned.run_id} opens it\n")
+    finally:
+        os.kill(spawned.pid, signal.SIGKILL)

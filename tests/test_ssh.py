@@ -382,10 +382,12 @@ async def test_sshd_killed_mid_step_then_retry_reconnects(fleet: Fleet,
         lone = SSHExecutor(host_of(fleet, lone_sshd, "lone"), **TEST_OPTIONS)
         other = SSHExecutor(host_of(fleet, fleet.servers[2], "web3"), **TEST_OPTIONS)
         doomed = await lone.start(CommandRequest("s", lone.host, "echo up; sleep 30"),
-                                  Collected())
+                                  up := Collected())
         survivor = await other.start(CommandRequest("s", other.host, "sleep 1; echo fine"),
                                      out := Collected())
-        await asyncio.sleep(0.7)
+        deadline = time.monotonic() + 20  # the step runs (not still starting) when cut
+        while up.of("stdout") != ["up"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         lone_sshd.stop()
         status = await asyncio.wait_for(doomed.wait(), 10)
         assert status.error is not None
@@ -399,6 +401,38 @@ async def test_sshd_killed_mid_step_then_retry_reconnects(fleet: Fleet,
         assert status.ok and out.of("stdout") == ["back"]
         await lone.close()
         await other.close()
+    finally:
+        fleet.write_known_hosts()
+
+
+async def test_a_connection_lost_as_a_session_starts_is_a_clear_error(
+        fleet: Fleet, lone_sshd: SSHServer) -> None:
+    """The connection can go between a shell's start and the task sent to it (an sshd
+    killed while a slow login shell starts): the task ends with one clear reason, and
+    nothing is raised from the executor (it was BrokenPipeError: Channel not open for
+    sending, out of the attempt)."""
+    import asyncssh
+
+    from console.executors.ssh_shell import BOOT_COMMAND, ControlSession
+
+    fleet.known_hosts.write_text(fleet.known_hosts.read_text() + lone_sshd.host_key_line())
+    try:
+        conn = await asyncssh.connect(lone_sshd.address, lone_sshd.port, username="root",
+                                      client_keys=[str(fleet.client_key)],
+                                      known_hosts=str(fleet.known_hosts))
+        _, opened = await conn.create_session(lambda: ControlSession("lone", lambda s: None),
+                                              BOOT_COMMAND, encoding=None)
+        session = opened
+        assert isinstance(session, ControlSession)
+        session.start()
+        conn.abort()
+        await asyncio.wait_for(session.ready, 5)
+        session.start()  # a start after the loss is a no-op, not an exception
+        task = session.run(b"echo never\n", out := Collected())
+        status = await asyncio.wait_for(task.done, 5)
+        assert status.error is not None
+        assert status.error.startswith("lone: connection lost before the step started")
+        assert out.lines == []
     finally:
         fleet.write_known_hosts()
 

@@ -326,6 +326,9 @@ class Connector:
         session.start()
         with contextlib.suppress(TimeoutError):  # a slow rc file only stops holding the slot
             await asyncio.wait_for(asyncio.shield(session.ready), self.timeout)
+        if session.closed:  # the connection went while the shell started
+            raise SSHError(f"{self.host.name}: cannot open a session on {self.label}: "
+                           f"connection lost ({session.close_reason})")
         return session
 
     def release(self, session: ControlSession) -> None:

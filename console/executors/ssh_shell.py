@@ -43,6 +43,7 @@ One session runs one task at a time; the executor keeps a small pool per connect
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import shlex
@@ -305,7 +306,9 @@ class ControlSession(asyncssh.SSHClientSession[bytes]):
 
     def start(self) -> None:
         assert self._chan is not None
-        self._chan.write(prelude(self.marker.decode()).encode())
+        if not self.closed:
+            with contextlib.suppress(OSError, asyncssh.Error):  # lost: connection_lost says
+                self._chan.write(prelude(self.marker.decode()).encode())
 
     @property
     def busy(self) -> bool:
@@ -314,8 +317,16 @@ class ControlSession(asyncssh.SSHClientSession[bytes]):
     def run(self, command: bytes, on_output: OutputCallback, cwd: str | None = None) -> RemoteTask:
         assert self._chan is not None and self._task is None
         task = RemoteTask(on_output, asyncio.get_running_loop().create_future(), cwd)
-        self._task = task
-        self._chan.write(command)
+        if not self.closed:
+            self._task = task
+            try:
+                self._chan.write(command)
+                return task
+            except (OSError, asyncssh.Error) as exc:  # closed, not yet reported: nothing ran
+                self._task, self.close_reason = None, str(exc) or type(exc).__name__
+        task.done.set_result(ExitStatus(None, error=f"{self.name}: connection lost before "
+                                                    f"the step started ({self.close_reason})"))
+        task.started.cancel()
         return task
 
     def signal(self, pgid: int, name: str, tag: str = "") -> None:

@@ -232,6 +232,9 @@ def console_resume_args(args: Any) -> int | None:
         run_id = store.resolve(args.run)
         if not_resumable(store.load(run_id).run.state) is not None:
             return None  # nothing to run: the console shows it read-only, as it always did
+    if run_id in live_ids(baton_home()):
+        raise RunnerError(f"run {run_id} is live (its process goes on with it): "
+                          f"baton attach {run_id} opens it")
     out = [run_id]
     for flag in ("yes", "step", "accept_new_host_keys"):
         if getattr(args, flag, False):

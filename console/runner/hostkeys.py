@@ -89,17 +89,18 @@ class HostKeyForwarder:
         if not self.answerers() and (self._ever or not await self._first_console()):
             return False
         self._next += 1
-        message = {"type": "host_key", "id": self._next, "host": question.host,
+        ident = self._next
+        message = {"type": "host_key", "id": ident, "host": question.host,
                    "label": question.label, "key_type": question.key_type,
                    "fingerprint": question.fingerprint, "known_hosts": question.known_hosts}
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending[self._next] = (message, answer)
+        self._pending[ident] = (message, answer)
         try:
             for client in self.answerers():
                 client.reply(message)
             return await answer
         finally:
-            self._pending.pop(message["id"], None)  # type: ignore[arg-type]
+            self._pending.pop(ident, None)
 
     async def _first_console(self) -> bool:
         loop = asyncio.get_running_loop()

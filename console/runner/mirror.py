@@ -114,7 +114,7 @@ class RemoteRun(Run):
         """Connect again while the runner lives (None: it is gone, or we detached)."""
         delay, attempt = RETRY_FIRST, 0
         while not self.detached:
-            if self.owner_pid is not None and not _alive(self.owner_pid):
+            if self._runner_gone():
                 return None
             attempt += 1
             try:
@@ -127,6 +127,15 @@ class RemoteRun(Run):
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MOST)
         return None
+
+    def _runner_gone(self) -> bool:
+        """The run's process is gone: dead (or a zombie nobody reaped: a runner whose
+        console went away has no parent to), or no longer holding the run's lock."""
+        from console.store.logs import is_live
+
+        if self.owner_pid is not None and not _alive(self.owner_pid):
+            return True
+        return not is_live(self.id, self.socket.parent.parent)
 
     def _connection(self, text: str | None, severity: str) -> None:
         if self.on_connection is not None:
@@ -202,11 +211,12 @@ class RemoteRun(Run):
         """The runner asks about an unknown SSH host key: this console's dialog (the
         screen's asker, as for an in-process run) answers it."""
         prompt = self.host_key_prompt
-        if prompt is None or m.get("id") in self._asking:
+        ident = m.get("id")
+        if prompt is None or not isinstance(ident, int) or ident in self._asking:
             return
         question = HostKeyQuestion(str(m["host"]), str(m["label"]), str(m["key_type"]),
                                    str(m["fingerprint"]), str(m["known_hosts"]))
-        client, ident = self.client, m.get("id")
+        client = self.client
 
         async def ask() -> None:
             trusted = await prompt(question)
@@ -404,7 +414,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 async def open_remote(socket: Path, *, read_only: bool = False) -> RemoteRun:

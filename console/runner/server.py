@@ -91,6 +91,7 @@ class RunServer:
         self._clients: set[_Client] = set()
         self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.base_events.Server | None = None
+        self._closed = False
         self._unsubscribe = run.subscribe(self._on_event)
         self._host_keys: HostKeyForwarder | None = None
         if ask_host_keys:  # a runner: its consoles answer (a headless run keeps its rule)
@@ -124,6 +125,9 @@ class RunServer:
         return self.path
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         SERVERS.pop(self.run.id, None)
         self._unsubscribe()
         if self._host_keys is not None:
