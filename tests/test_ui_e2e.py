@@ -81,13 +81,18 @@ class Tmux:
         return done.stdout
 
     def wait_for(self, text: str, *more: str, timeout: float = 20) -> str:
-        """The first screen showing ``text`` (and every one of ``more``)."""
+        """The first whole screen showing ``text`` (and every one of ``more``): a capture
+        that shows them is taken again, as tmux can capture a frame the console is still
+        writing (the header and a few lines, then blank: a test once failed on one)."""
         deadline = time.monotonic() + timeout
         screen = ""
         while time.monotonic() < deadline:
             screen = self.screen()
             if all(t in screen for t in (text, *more)):
-                return screen
+                time.sleep(0.05)
+                if self.screen() == screen:
+                    return screen
+                continue
             time.sleep(POLL)
         raise AssertionError(f"{[text, *more]!r} never appeared together; screen:\n{screen}")
 

@@ -181,8 +181,9 @@ class KeyFooter(ScrollableContainer, can_focus=False, can_focus_children=False):
         """Bring the shown keys to ``planned``: a key shown before and now keeps its widget
         (relabelled, enabled or disabled, moved into the planned order), a key that now
         applies is mounted, one that no longer applies removed."""
-        shown = list(self.entries.values())
-        before = dict(self.entries)
+        children = set(self.children)  # an entry Textual already removed is gone
+        before = {ident: e for ident, e in self.entries.items() if e in children}
+        shown = list(before.values())
         after: dict[tuple[str, str, bool], FooterEntry] = {}
         new: list[FooterEntry] = []
         for spec in planned:
@@ -204,7 +205,8 @@ class KeyFooter(ScrollableContainer, can_focus=False, can_focus_children=False):
         kept = set(after.values())
         if [e for e in shown if e in kept] + new != list(after.values()):
             for entry in after.values():  # each to the end, in order
-                self.move_child(entry, after=self.children[-1])
+                if entry in self.children:  # not so while the footer goes (mount did nothing)
+                    self.move_child(entry, after=self.children[-1])
 
     def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
         """The wheel scrolls the keys sideways when they do not all fit (as Footer's)."""
