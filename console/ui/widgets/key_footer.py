@@ -197,6 +197,7 @@ class KeyFooter(ScrollableContainer, can_focus=False, can_focus_children=False):
                 entry.show(spec)
             after[ident] = entry
         for gone in before.values():
+            gone.display = False  # out of the layout now: removal ends a message later
             gone.remove()
         self.entries = after
         if new:
