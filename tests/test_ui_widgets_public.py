@@ -172,3 +172,22 @@ async def test_a_key_that_no_longer_applies_leaves_no_gap(tmp_path: Path,
         assert first not in footer.entries.values() and not first.display
         await pilot.pause()
         assert first not in footer.children
+
+
+async def test_keys_changing_while_the_footer_is_removed_are_ignored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The screen's bindings may be refreshed while its footer is being removed (the screen
+    closes): mounting then takes nothing, and ordering the keys raised WidgetError."""
+    from console.ui.widgets.key_footer import KeyFooter, KeySpec
+
+    monkeypatch.setenv("BATON_TEST_TOKEN", "s3cr3t-value")
+    app, _world = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await settle(app, screen)
+        footer = screen.query_one(KeyFooter)
+        planned = footer.planned()
+        removal = footer.remove()
+        footer.show_keys([KeySpec("x", "x", "Extra", "extra", False, "", False), *planned])
+        await removal
+        await pilot.pause()

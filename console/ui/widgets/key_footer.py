@@ -202,6 +202,8 @@ class KeyFooter(ScrollableContainer, can_focus=False, can_focus_children=False):
         self.entries = after
         if new:
             self.mount(*new)
+        if any(entry.parent is not self for entry in after.values()):
+            return  # the footer is being removed: mount took nothing, nothing to order
         kept = set(after.values())
         if [e for e in shown if e in kept] + new != list(after.values()):
             for entry in after.values():  # each to the end, in order
