@@ -152,3 +152,42 @@ async def test_clicking_a_footer_key_presses_it(tmp_path: Path,
         assert not entry.spec.disabled
         await pilot.click(entry)
         await until(lambda: app.screen is not screen)
+
+
+async def test_a_key_that_no_longer_applies_leaves_no_gap(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A removed key's widget is gone a message later: meanwhile it takes no room, so no
+    frame shows a gap between the keys (seen in a tmux capture)."""
+    from console.ui.widgets.key_footer import KeyFooter
+
+    monkeypatch.setenv("BATON_TEST_TOKEN", "s3cr3t-value")
+    app, _world = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await settle(app, screen)
+        footer = screen.query_one(KeyFooter)
+        planned = footer.planned()
+        first = footer.entries[(planned[0].key, planned[0].action, planned[0].palette)]
+        footer.show_keys(planned[1:])
+        assert first not in footer.entries.values() and not first.display
+        await pilot.pause()
+        assert first not in footer.children
+
+
+async def test_keys_changing_while_the_footer_is_removed_are_ignored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The screen's bindings may be refreshed while its footer is being removed (the screen
+    closes): mounting then takes nothing, and ordering the keys raised WidgetError."""
+    from console.ui.widgets.key_footer import KeyFooter, KeySpec
+
+    monkeypatch.setenv("BATON_TEST_TOKEN", "s3cr3t-value")
+    app, _world = make_app(tmp_path, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(app)
+        await settle(app, screen)
+        footer = screen.query_one(KeyFooter)
+        planned = footer.planned()
+        removal = footer.remove()
+        footer.show_keys([KeySpec("x", "x", "Extra", "extra", False, "", False), *planned])
+        await removal
+        await pilot.pause()

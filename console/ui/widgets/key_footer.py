@@ -198,10 +198,13 @@ class KeyFooter(ScrollableContainer, can_focus=False, can_focus_children=False):
                 entry.show(spec)
             after[ident] = entry
         for gone in before.values():
+            gone.display = False  # out of the layout now: removal ends a message later
             gone.remove()
         self.entries = after
         if new:
             self.mount(*new)
+        if any(entry.parent is not self for entry in after.values()):
+            return  # the footer is being removed: mount took nothing, nothing to order
         kept = set(after.values())
         if [e for e in shown if e in kept] + new != list(after.values()):
             for entry in after.values():  # each to the end, in order
