@@ -75,9 +75,14 @@ def test_a_run_started_from_the_folder_view_is_owned_by_a_runner(tmp_path: Path)
         term.wait_for("Owned wait")
         term.keys("Enter")  # open it: the params form first
         term.wait_for("Parameters · Owned wait")
-        time.sleep(0.3)  # the form's first field takes the focus
-        term.keys("C-u")
-        term.keys("from-the-form")
+        for _ in range(10):  # keys typed before the first field has the focus are lost
+            term.keys("C-u")
+            term.keys("from-the-form")
+            try:
+                term.wait_for("from-the-form", timeout=2)
+                break
+            except AssertionError:
+                continue
         term.wait_for("from-the-form")
         term.keys("Enter")
         screen = term.wait_for("hello-from-the-form")
