@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.console_flood import PaintProbe
+from bench.console_flood import PaintProbe, press_during_the_flood
 from console.engine.events import RunState
 from console.store import Store
 from console.ui.app import BatonApp, LaunchOptions
 from console.ui.screens.run_screen import RunScreen
 from console.ui.system import SystemStats, fixed_sampler
-from console.ui.widgets.log_pane import LogPane
 
 
 @dataclass(frozen=True)
@@ -83,21 +82,8 @@ async def _drive(app: BatonApp, begin: Callable[[BatonApp, RunScreen], None],
             begin(app, screen)
             while not screen.session.task_log("flood", "local").total:
                 await asyncio.sleep(0.001)
-            pane = screen.query_one(LogPane)
-            keys = ["T", "f"]
-            for index in range(presses):
-                if ended or screen.run.state is not RunState.RUNNING:
-                    break
-                key = keys[index % 2]
-                view = pane.view
-                probe.expect = ((not view.show_time, view.follow) if key == "T"
-                                else (view.show_time, not view.follow))
-                pressed = time.perf_counter()
-                app.simulate_key(key)
-                while probe.expect is not None:
-                    await asyncio.sleep(0.001)
-                latencies.append(probe.painted_at - pressed)
-                await asyncio.sleep(interval)
+            latencies += await press_during_the_flood(app, screen, probe, presses, interval,
+                                                      ended)
             while not ended:
                 await asyncio.sleep(0.005)
             assert screen.run.state is RunState.SUCCEEDED, screen.run.state

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 
@@ -88,6 +89,32 @@ class PaintProbe:
         LogView.render_line = self.original  # type: ignore[method-assign]
 
 
+async def press_during_the_flood(app: Any, screen: Any, probe: PaintProbe, presses: int,
+                                 interval: float, ended: list[float] | None = None
+                                 ) -> list[float]:
+    """Press ``T`` and ``f`` in turn while the run is running (and ``ended`` is empty);
+    each latency is from the key to the first repaint of the log view that shows it."""
+    pane = screen.query_one(LogPane)
+    keys = ["T", "f"]
+    latencies: list[float] = []
+    for index in range(presses):
+        if ended or screen.run.state is not RunState.RUNNING:
+            break
+        key = keys[index % 2]
+        view = pane.view
+        probe.expect = ((not view.show_time, view.follow) if key == "T"
+                        else (view.show_time, not view.follow))
+        pressed = time.perf_counter()
+        # simulate_key posts the same Key event a terminal would; Pilot.press would
+        # also wait for the screen to go idle, which a flood postpones to its end
+        app.simulate_key(key)
+        while probe.expect is not None:
+            await asyncio.sleep(0.001)
+        latencies.append(probe.painted_at - pressed)
+        await asyncio.sleep(interval)
+    return latencies
+
+
 async def console(path: Path, presses: int, config: Path,
                   interval: float = 0.2) -> tuple[list[float], float, int]:
     probe = PaintProbe()
@@ -106,23 +133,7 @@ async def console(path: Path, presses: int, config: Path,
         app.simulate_key("g")
         while not screen.session.task_log("flood", "local").total:
             await asyncio.sleep(0.001)
-        pane = screen.query_one(LogPane)
-        keys = ["T", "f"]
-        for index in range(presses):
-            if screen.run.state is not RunState.RUNNING:
-                break
-            key = keys[index % 2]
-            view = pane.view
-            probe.expect = ((not view.show_time, view.follow) if key == "T"
-                            else (view.show_time, not view.follow))
-            pressed = time.perf_counter()
-            # simulate_key posts the same Key event a terminal would; Pilot.press would
-            # also wait for the screen to go idle, which a flood postpones to its end
-            app.simulate_key(key)
-            while probe.expect is not None:
-                await asyncio.sleep(0.001)
-            latencies.append(probe.painted_at - pressed)
-            await asyncio.sleep(interval)
+        latencies += await press_during_the_flood(app, screen, probe, presses, interval)
         while not ended:
             await asyncio.sleep(0.005)
         assert screen.run.state is RunState.SUCCEEDED, screen.run.state
