@@ -31,14 +31,18 @@ run = "echo hello-{{ params.who }}; while [ ! -e STOP ]; do sleep 0.1; done"
 '''
 
 
-def _live_run(tmp_path: Path) -> dict[str, object]:
+def _live_run(tmp_path: Path, starter: subprocess.Popen[bytes] | None = None
+              ) -> dict[str, object]:
     deadline = time.monotonic() + 20
     while True:
         runs = [json.loads(line) for line in
                 _baton(tmp_path, "runs", "--json").stdout.splitlines()]
         if runs and runs[0]["state"] == "running":
             return runs[0]
-        assert time.monotonic() < deadline, runs
+        ended = "" if starter is None or starter.poll() is None else (
+            f"; the run's process exited {starter.returncode}: "
+            f"{(tmp_path / 'first.err').read_text(errors='replace')[-2000:]}")
+        assert time.monotonic() < deadline and not ended, f"{runs}{ended}"
         time.sleep(0.2)
 
 
@@ -104,11 +108,12 @@ def test_baton_resume_in_the_console_is_owned_by_a_runner(tmp_path: Path) -> Non
     flow = tmp_path / "wait.toml"
     flow.write_text(WAITING.replace("STOP", str(stop)), encoding="utf-8")
     env = {**os.environ, **_env(tmp_path)}
+    errors = (tmp_path / "first.err").open("w")
     first = subprocess.Popen([sys.executable, "-m", "console", "run", str(flow), "--headless"],
-                             cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+    errors.close()
     try:
-        run = _live_run(tmp_path)
+        run = _live_run(tmp_path, first)
         first.send_signal(signal.SIGTERM)  # stopped as Ctrl-C: interrupted, resumable
         assert first.wait(timeout=20) == 143
     finally:
