@@ -43,11 +43,7 @@ class DetachModal(QuitModal):
         with Vertical(classes="dialog", id="quit-dialog"):
             yield Label(f"The run is {self.state}: detach, cancel it, or stay?",
                         classes="dialog-title")
-            if self.running:
-                yield Static(f"{len(self.running)} running: {self._some(self.running)}")
-            if self.waiting:
-                yield Static(f"{len(self.waiting)} waiting for an operator: "
-                             f"{self._some(self.waiting)}")
+            yield from self.what_is_live()
             yield Static("Detaching leaves the run going (baton attach brings it back). "
                          "Cancelling it stops what runs and cancels what waits.")
             with Horizontal(classes="dialog-buttons"):

@@ -193,14 +193,18 @@ class QuitModal(_Dialog):
     def _some(labels: list[str]) -> str:
         return ", ".join(labels[:6]) + (" …" if len(labels) > 6 else "")
 
+    def what_is_live(self) -> ComposeResult:
+        """The lines naming what runs and what waits (the first few of each)."""
+        if self.running:
+            yield Static(f"{len(self.running)} running: {self._some(self.running)}")
+        if self.waiting:
+            yield Static(f"{len(self.waiting)} waiting for an operator: "
+                         f"{self._some(self.waiting)}")
+
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="quit-dialog"):
             yield Label(f"The run is {self.state}: {self.verb} anyway?", classes="dialog-title")
-            if self.running:
-                yield Static(f"{len(self.running)} running: {self._some(self.running)}")
-            if self.waiting:
-                yield Static(f"{len(self.waiting)} waiting for an operator: "
-                             f"{self._some(self.waiting)}")
+            yield from self.what_is_live()
             yield Static("Cancelling the run stops what runs (TERM, then KILL after a grace "
                          "period) and cancels what waits. Your answer goes in the timeline.")
             with Horizontal(classes="dialog-buttons"):
