@@ -176,7 +176,7 @@ def overhead_part(tmp: Path, lines: int, presses: int) -> bool:
     home = folder / "home-runner"
     runner = spawn([str(path), "--step"], home)  # held: the console's approval starts it
     try:
-        owned = asyncio.run(attached_flood(runner.socket, presses))
+        owned = asyncio.run(attached_flood(runner.socket, presses, runner.pid))
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(runner.pid, signal.SIGTERM)
@@ -185,6 +185,10 @@ def overhead_part(tmp: Path, lines: int, presses: int) -> bool:
         print(f"console_flood workload, {lines:,} lines, {name}: {got.wall:.2f} s, "
               f"{got.total:,} lines shown, keypress median {got.median_ms:.0f} ms, "
               f"worst {got.worst_ms:.0f} ms")
+    per = 1e6 / max(lines, 1)
+    print(f"  CPU per million lines over the run (the producer's excluded): in-process "
+          f"console {local.cpu * per:.2f} s; runner {owned.runner_cpu * per:.2f} s + "
+          f"attached console {owned.cpu * per:.2f} s")
     met = ratio <= 1.2 and owned.total == lines == local.total
     print(f"  {'ok  ' if met else 'MISS'} runner overhead {owned.wall:.2f} s / "
           f"{local.wall:.2f} s = {ratio:.2f}x (target <= 1.2x)")
