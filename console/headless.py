@@ -236,6 +236,7 @@ async def execute_headless(
     store: Store | None = None,
     watch: Path | None = None,
     resumed: bool = False,
+    printing: bool = True,
 ) -> int:
     """Run ``run`` to the end, printing events; returns the exit code.
 
@@ -243,6 +244,8 @@ async def execute_headless(
     leaves, so whatever it reports is already durable). ``watch``: apply changes of
     that workflow file to the live run. ``resumed``: the run was rebuilt with
     :meth:`Run.restore`; on a terminal the operator is asked about interrupted tasks.
+    ``printing=False``: print no events (a runner: its history and its socket carry
+    them, and nobody reads its stdout); warnings and errors still go to ``err``.
     """
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
@@ -262,7 +265,8 @@ async def execute_headless(
         async with listening(run, store, recorder):
             code = await _drive(run, recorder, json_mode=json_mode,
                                 interactive=interactive, binary=binary, tty=tty, err=err,
-                                stdin_fd=stdin_fd, watch=watch, resumed=resumed)
+                                stdin_fd=stdin_fd, watch=watch, resumed=resumed,
+                                printing=printing)
     finally:
         if recorder is not None:
             recorder.close()
@@ -279,7 +283,7 @@ async def execute_headless(
 
 async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, interactive: bool,
                  binary: IO[bytes], tty: bool, err: IO[str], stdin_fd: int,
-                 watch: Path | None, resumed: bool) -> int:
+                 watch: Path | None, resumed: bool, printing: bool = True) -> int:
     # Nothing is printed before the store holds it: the recorder commits first.
     commit = None
     if recorder is not None:
@@ -301,7 +305,8 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
             _say(err, f"{verb} {run.id} (baton show {run.id})")
     for warning in run.secret_warnings:
         _say(err, f"baton: warning: {warning}")
-    run.subscribe(printer)
+    if printing:
+        run.subscribe(printer)
     prompter = None
     if interactive:
         prompter = Prompter(run, stdin_fd, err, echo_reason=json_mode)

@@ -78,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
             try:
                 with open(os.devnull, "w") as devnull:  # the history holds the output
                     return asyncio.run(_serve(run, execute_headless(
-                        run, out=devnull, store=store, interactive=False,
+                        run, out=devnull, store=store, interactive=False, printing=False,
                         watch=Path(args.file))))
             finally:
                 claim.release()

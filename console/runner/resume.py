@@ -52,5 +52,5 @@ def resume(args: argparse.Namespace, serve: Serve) -> int:
             path = run.workflow.path
             with open(os.devnull, "w") as devnull:  # the history holds the output
                 return asyncio.run(serve(run, execute_headless(
-                    run, out=devnull, store=store, interactive=False, watch=path,
-                    resumed=True)))
+                    run, out=devnull, store=store, interactive=False, printing=False,
+                    watch=path, resumed=True)))
