@@ -150,10 +150,12 @@ class SocketClient:
         self._sock.close()
 
 
-async def connect(path: Path, *, read_only: bool = False,
-                  host_keys: bool = False) -> SocketClient:
+async def connect(path: Path, *, read_only: bool = False, host_keys: bool = False,
+                  log_text: bool = False) -> SocketClient:
     """Connect to the socket at ``path``; raises :class:`ConnectError` with the reason.
-    ``host_keys``: this client answers the runner's host key questions (a console)."""
+    ``host_keys``: this client answers the runner's host key questions (a console).
+    ``log_text``: ``log`` messages carry their output as ``text`` (lines joined by "\n",
+    as a console keeps them) rather than a list of ``lines``."""
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.setblocking(False)
@@ -176,7 +178,8 @@ async def connect(path: Path, *, read_only: bool = False,
     try:
         await loop.sock_sendall(sock, p.encode({
             "type": "hello", "protocol": p.VERSION, "read_only": read_only,
-            "pid": os.getpid(), "host_keys": host_keys and not read_only}))
+            "pid": os.getpid(), "host_keys": host_keys and not read_only,
+            "log_text": log_text}))
         lines = _Lines(sock)
         first = p.decode(await lines.next())
         if first["type"] == "error":

@@ -120,7 +120,7 @@ class RemoteRun(Run):
             attempt += 1
             try:
                 return await connect(self.socket, read_only=self.read_only,
-                                     host_keys=not self.read_only)
+                                     host_keys=not self.read_only, log_text=True)
             except ConnectError as exc:
                 if attempt > 1:
                     self._connection(f"connection to the runner lost; reconnecting "
@@ -186,7 +186,9 @@ class RemoteRun(Run):
         kind = m.get("type")
         if kind == "log":
             task = self.tasks.get((m["step"], m["host"]))
-            text = "\n".join(m["lines"]) if "lines" in m else m["line"]
+            text = m.get("text")
+            if text is None:  # a client that did not ask for text (or one line)
+                text = "\n".join(m["lines"]) if "lines" in m else m["line"]
             self.emit(LogEvent(m["step"], m["host"], m["stream"], text, m["time"],
                                task.attempt if task else 1))
         elif kind == "task":
@@ -421,7 +423,8 @@ async def open_remote(socket: Path, *, read_only: bool = False) -> RemoteRun:
     from the file the run was started from)."""
     from console.model.loader import WorkflowError, load_workflow
 
-    client = await connect(socket, read_only=read_only, host_keys=not read_only)
+    client = await connect(socket, read_only=read_only, host_keys=not read_only,
+                           log_text=True)
     path = client.snapshot()["run"].get("path")
     if path is None:
         await client.close()

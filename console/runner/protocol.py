@@ -12,13 +12,13 @@ import contextlib
 import json
 import os
 import pwd
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console.engine.events import ActionEvent, Event, LogEvent
+from console.runner.log_tail import LogTail, TailLine
 from console.runner.past_timeline import LiveTimeline
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def user_name(uid: int) -> str:
 def event_bytes(event: Event) -> bytes:
     """One engine event, framed: SPEC section 4's object, except that a chunk of log output
     is one ``log`` message whose ``lines`` list holds what section 4 prints as one object
-    per ``line`` (a flood costs one message per read, not one per line)."""
+    per ``line`` (the server merges chunks first: :mod:`console.runner.log_batch`)."""
     if type(event) is LogEvent:
         return encode({"type": "log", "step": event.step, "host": event.host,
                        "stream": event.stream, "lines": event.lines, "time": event.time})
@@ -208,10 +208,6 @@ def _rollback(run: Run, a: Action) -> None:
 # --------------------------------------------------------------------------- snapshot
 
 
-TailLine = tuple[str, str, float, int]
-"""One line of a task's tail: stream, text, time, attempt number."""
-
-
 class Tails:
     """The last :data:`TAIL_LINES` lines of each task's log, every action so far and the
     run and task events (bounded), kept by the server from the run's events (what a late
@@ -219,7 +215,7 @@ class Tails:
 
     def __init__(self, limit: int = TAIL_LINES) -> None:
         self.limit = limit
-        self.logs: dict[tuple[str, str], deque[TailLine]] = {}
+        self.logs: dict[tuple[str, str], LogTail] = {}
         self.actions: list[dict[str, Any]] = []
         self.past_timeline: list[dict[str, Any]] = []
         """A resumed run's timeline from before this process (set once, by the server)."""
@@ -231,10 +227,8 @@ class Tails:
         if type(event) is LogEvent:
             tail = self.logs.get((event.step, event.host))
             if tail is None:
-                tail = self.logs[(event.step, event.host)] = deque(maxlen=self.limit)
-            lines = event.lines
-            tail.extend((event.stream, line, event.time, event.attempt)
-                        for line in lines[-self.limit:])
+                tail = self.logs[(event.step, event.host)] = LogTail(self.limit)
+            tail.add(event.stream, event.text, event.time, event.attempt)
         elif type(event) is ActionEvent:
             self.actions.extend(event.to_dicts())
         else:
@@ -246,7 +240,7 @@ class Tails:
         the same bound."""
         if not lines:
             return
-        tail: deque[TailLine] = deque(lines[-self.limit:], maxlen=self.limit)
+        tail = LogTail(self.limit, lines[-self.limit:])
         tail.extend(self.logs.get((step, host), ()))
         self.logs[(step, host)] = tail
 

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console.engine.actions import ActionError
-from console.engine.events import Event
+from console.engine.events import Event, LogEvent
 from console.runner import protocol as p
 from console.runner.hostkeys import HostKeyForwarder
+from console.runner.log_batch import WINDOW, LogBatch
 
 if TYPE_CHECKING:
     from console.engine.run import Run
@@ -44,15 +45,20 @@ Durable = Callable[[], str | None]
 
 
 class _Client:
-    __slots__ = ("control", "host_keys", "queue", "read_only", "resync", "size", "user",
-                 "wake", "writer")
+    __slots__ = ("before", "control", "host_keys", "log_text", "queue", "read_only", "resync",
+                 "size", "user", "wake", "writer")
 
-    def __init__(self, writer: asyncio.StreamWriter, user: str) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, user: str,
+                 before: Callable[[], None] = lambda: None) -> None:
         self.writer = writer
+        self.before = before
+        """Sends the output the server holds (a reply comes after it)."""
         self.user = user
         self.read_only = False
         self.host_keys = False
         """Its hello said it answers host key questions (a console)."""
+        self.log_text = False
+        """Its hello asked for a ``log`` message's output as ``text`` (not ``lines``)."""
         self.queue: list[bytes] = []
         self.control: list[bytes] = []
         """Hello, acks and errors: never dropped on overflow."""
@@ -75,6 +81,7 @@ class _Client:
     def reply(self, message: dict[str, Any]) -> None:
         """An ack or error: in order with the events, never dropped by a resync (the
         snapshot to come holds the events it follows)."""
+        self.before()
         (self.control if self.resync else self.queue).append(p.encode(message))
         self.wake.set()
 
@@ -93,6 +100,11 @@ class RunServer:
         self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.base_events.Server | None = None
         self._closed = False
+        self._logs = LogBatch()
+        """Output not sent yet (merged for a short while: see log_batch)."""
+        self._logs_due: asyncio.TimerHandle | None = None
+        self._logs_sent = 0.0
+        """The loop's time output was last sent."""
         self._unsubscribe = run.subscribe(self._on_event)
         self._host_keys: HostKeyForwarder | None = None
         if ask_host_keys:  # a runner: its consoles answer (a headless run keeps its rule)
@@ -131,6 +143,7 @@ class RunServer:
         self._closed = True
         SERVERS.pop(self.run.id, None)
         self._unsubscribe()
+        self._send_logs()
         if self._host_keys is not None:
             self._host_keys.close()
         if self._server is not None:
@@ -157,9 +170,36 @@ class RunServer:
         self.tails(event)
         if not self._clients:
             return
+        if type(event) is LogEvent:
+            self._logs.add(event)
+            if self._logs_due is None:
+                loop = asyncio.get_running_loop()
+                wait = self._logs_sent + WINDOW - loop.time()
+                self._logs_due = (loop.call_later(wait, self._send_logs) if wait > 0
+                                  else loop.call_soon(self._send_logs))
+            return
+        self._send_logs()  # what was printed before this event goes first
         data = p.event_bytes(event)
         for client in self._clients:
             client.push(data)
+
+    def _send_logs(self) -> None:
+        """Send the output held (see :class:`LogBatch`) to every client."""
+        if self._logs_due is not None:
+            self._logs_due.cancel()
+            self._logs_due = None
+        if not self._logs:
+            return
+        with contextlib.suppress(RuntimeError):  # no loop: closing
+            self._logs_sent = asyncio.get_running_loop().time()
+        clients = self._clients
+        as_lines = any(not c.log_text for c in clients)
+        as_text = any(c.log_text for c in clients)
+        for run in self._logs.take():
+            text = run.message(True) if as_text else b""
+            lines = run.message(False) if as_lines else b""
+            for client in clients:
+                client.push(text if client.log_text else lines)
 
     # ------------------------------------------------------------------ clients
 
@@ -185,7 +225,8 @@ class RunServer:
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
             return
-        client = _Client(writer, p.user_name(uid))
+        self._send_logs()  # to the others: the snapshot holds it
+        client = _Client(writer, p.user_name(uid), self._send_logs)
         client.control.append(p.encode(p.hello(self.run.id, client.user)))
         client.control.append(p.encode(p.snapshot(self.run, self.tails)))
         client.wake.set()
@@ -207,6 +248,7 @@ class RunServer:
                 await client.wake.wait()
                 client.wake.clear()
                 if client.resync:
+                    self._send_logs()  # to the others: the snapshot holds it
                     client.resync = False
                     client.queue.clear()
                     client.size = 0
@@ -239,6 +281,7 @@ class RunServer:
                     p.check_hello(message)
                     client.read_only = bool(message.get("read_only"))
                     client.host_keys = bool(message.get("host_keys"))
+                    client.log_text = message.get("log_text") is True
                     if self._host_keys is not None:
                         self._host_keys.update()
                         if client.host_keys and not client.read_only:
