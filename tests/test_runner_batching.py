@@ -1,6 +1,7 @@
 """Issue 15, the runner's cost on a flood: its output goes to clients merged (a few
-messages a second, not one per read of the pipe), in order, every byte, masked; a
-client of the documented protocol still gets ``lines``; a console asks for ``text``; a
+hundred messages a second, not one per read of the pipe), in order, every byte, masked;
+a client of the documented protocol still gets ``lines``; one that asks for
+``log_bytes`` (the console) gets the output as bytes after each message; a
 late client or a resync neither loses nor repeats a line; the snapshot's tails are the
 same last lines as before (kept as chunks now)."""
 
@@ -23,6 +24,7 @@ from console.runner.client import connect
 from console.runner.daemon import Spawned, spawn
 from console.runner.log_batch import MAX_TEXT, WINDOW, LogBatch
 from console.runner.log_tail import LogTail
+from console.runner.reader import Frames
 
 LINES = 100_000
 SECRET = "hunter2-s3cret"
@@ -61,22 +63,28 @@ def kill(spawned: Spawned) -> None:
 
 
 class RawClient:
-    """A script speaking the documented protocol: hello with protocol 1 and nothing else."""
+    """A script speaking the documented protocol: a hello with protocol 1 (and, with
+    ``log_bytes``, that option: each log message's ``bytes`` of output follow it)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, socket: Path) -> RawClient:
+    async def open(cls, socket: Path, log_bytes: bool = False) -> RawClient:
         with p.short_path(socket) as where:
             reader, writer = await asyncio.open_unix_connection(where, limit=p.MAX_SNAPSHOT)
-        writer.write(b'{"type":"hello","protocol":1}\n')
+        hello = {"type": "hello", "protocol": 1, **({"log_bytes": True} if log_bytes else {})}
+        writer.write(json.dumps(hello).encode() + b"\n")
         await writer.drain()
         return cls(reader, writer)
 
     async def messages(self) -> Any:
         while line := await self.reader.readline():
-            yield json.loads(line)
+            message = json.loads(line)
+            if message["type"] == "log" and "bytes" in message:
+                output = await self.reader.readexactly(message.pop("bytes"))
+                message["text"] = output.decode()
+            yield message
 
     async def close(self) -> None:
         self.writer.close()
@@ -103,14 +111,17 @@ async def test_a_flood_reaches_every_client_merged_in_order_every_byte_masked(
     monkeypatch.setenv("BATCH_TEST_TOKEN", SECRET)
     spawned = start(tmp_path, baton_home, CHATTY, "--step")
     try:
-        console = await connect(spawned.socket, host_keys=True, log_text=True)
+        console = await connect(spawned.socket, host_keys=True, log_bytes=True)
         script = await RawClient.open(spawned.socket)
+        raw = await RawClient.open(spawned.socket, log_bytes=True)
         assert (await console.act(p.Action("approve", "flood"))).ok
-        (text, messages, span), (lines, _, _) = await asyncio.wait_for(asyncio.gather(
-            follow(console.events()), follow(script.messages())), 120)
+        (text, messages, span), (lines, _, _), (raw_text, _, _) = await asyncio.wait_for(
+            asyncio.gather(follow(console.events()), follow(script.messages()),
+                           follow(raw.messages())), 120)
         for stream in ("stdout", "stderr"):
             assert text[stream] == expected(stream), stream
             assert lines[stream] == expected(stream), stream
+            assert raw_text[stream] == expected(stream), stream
         # merged: the runner sends output once per WINDOW at most, each stream's run of
         # chunks in a second as one message: over ``span`` seconds that is span / WINDOW
         # sends (and two), one more message per stream per second boundary and two more
@@ -120,6 +131,7 @@ async def test_a_flood_reaches_every_client_merged_in_order_every_byte_masked(
         assert messages <= bound, (messages, span)
         await console.close()
         await script.close()
+        await raw.close()
     finally:
         kill(spawned)
 
@@ -143,7 +155,7 @@ async def test_a_late_client_and_a_resync_neither_lose_nor_repeat_a_line(
     that snapshot's tail: the client's next line follows the tail's last one."""
     spawned = start(tmp_path, baton_home, SEQ, "--step")
     try:
-        first = await connect(spawned.socket, host_keys=True, log_text=True)
+        first = await connect(spawned.socket, host_keys=True, log_bytes=True)
         assert (await first.act(p.Action("approve", "flood"))).ok
         seen = 0
         async for m in first.events():
@@ -151,7 +163,7 @@ async def test_a_late_client_and_a_resync_neither_lose_nor_repeat_a_line(
                 seen += m["text"].count("\n") + 1
             if seen > 30_000:
                 break
-        late = await connect(spawned.socket, log_text=True)  # joins mid-flood
+        late = await connect(spawned.socket, log_bytes=True)  # joins mid-flood
         expect = tail_end(late.snapshot())
         checked = resynced = 0
         async for m in late.events():
@@ -199,7 +211,7 @@ def test_consecutive_chunks_of_one_stream_and_second_are_one_message() -> None:
         batch.add(e)
     runs = batch.take()
     assert not batch and batch.size == 0
-    sent = [json.loads(r.message(True)) for r in runs]
+    sent = [framed(r.message(True)) for r in runs]
     assert [(m["step"], m["stream"], m["text"], m["time"]) for m in sent] == [
         ("s", "stdout", "a\nb\nc", 1000.25),   # the time of its first chunk
         ("s", "stderr", "d\ne", 1000.25),
@@ -209,8 +221,10 @@ def test_consecutive_chunks_of_one_stream_and_second_are_one_message() -> None:
     ]
     assert [json.loads(r.message(False))["lines"] for r in runs] == [
         ["a", "b", "c"], ["d", "e"], ["f"], ["g"], ["h"]]
-    assert all(r.message(True).endswith(b"\n") and r.message(True).count(b"\n") == 1
-               for r in runs)
+    head, _, output = runs[0].message(True).partition(b"\n")
+    assert json.loads(head) == {"type": "log", "step": "s", "host": "local",
+                                "stream": "stdout", "time": 1000.25, "bytes": 5}
+    assert output == b"a\nb\nc"  # as it is, no newline after it
 
 
 def test_a_merged_message_stays_within_its_size_bound() -> None:
@@ -219,10 +233,58 @@ def test_a_merged_message_stays_within_its_size_bound() -> None:
     for _ in range(7):
         batch.add(event(chunk))
     batch.add(event("y" * (MAX_TEXT * 2)))  # one larger chunk goes as it came
-    sizes = [len(json.loads(r.message(True))["text"]) for r in batch.take()]
+    sizes = [len(framed(r.message(True))["text"]) for r in batch.take()]
     assert sizes[-1] == MAX_TEXT * 2
     assert all(size <= MAX_TEXT for size in sizes[:-1]) and len(sizes) == 5
     assert sum(sizes[:-1]) == 7 * len(chunk) + 3  # every character, and the newlines
+
+
+def framed(data: bytes) -> dict[str, Any]:
+    frames = Frames()
+    frames.feed(data)
+    [(message, size)] = frames.messages()
+    assert size == len(data) and frames.waiting == 0
+    return message
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_framed_messages_come_out_whole_however_the_bytes_are_cut(seed: int) -> None:
+    """The console's reader: JSON lines and log messages followed by their output as
+    bytes (newlines, quotes, non-ASCII text in it), cut anywhere on the way."""
+    rng = random.Random(seed)
+    sent: list[dict[str, Any]] = []
+    wire = b""
+    for i in range(300):
+        if rng.random() < 0.4:
+            message = {"type": "task", "step": f"s{i}", "reason": 'é\n"x'}
+            sent.append(message)
+            wire += p.encode(message)
+            continue
+        text = "\n".join(rng.choice(["a", "é✓", "", "x" * rng.randint(0, 500), 'q"\\\t'])
+                         for _ in range(rng.randint(1, 30)))
+        batch = LogBatch()
+        batch.add(event(text, stream=rng.choice(["stdout", "stderr"])))
+        [run] = batch.take()
+        wire += run.message(True)
+        sent.append({"type": "log", "step": "s", "host": "local", "stream": run.stream,
+                     "time": 1000.25, "text": text})
+    frames, got, size, at = Frames(), [], 0, 0
+    while at < len(wire):
+        cut = rng.randint(1, 3000)
+        frames.feed(wire[at:at + cut])
+        at += cut
+        out = frames.messages()
+        got += [message for message, _ in out]
+        size += sum(n for _, n in out)
+    assert got == sent
+    assert size == len(wire) and frames.waiting == 0
+
+
+def test_a_log_message_whose_bytes_is_no_count_is_refused() -> None:
+    frames = Frames()
+    frames.feed(b'{"type":"log","step":"s","host":"h","stream":"stdout","bytes":-1}\n')
+    with pytest.raises(p.ProtocolError, match="'bytes' must be a count"):
+        frames.messages()
 
 
 @pytest.mark.parametrize("seed", range(5))

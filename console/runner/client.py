@@ -151,11 +151,12 @@ class SocketClient:
 
 
 async def connect(path: Path, *, read_only: bool = False, host_keys: bool = False,
-                  log_text: bool = False) -> SocketClient:
+                  log_bytes: bool = False) -> SocketClient:
     """Connect to the socket at ``path``; raises :class:`ConnectError` with the reason.
     ``host_keys``: this client answers the runner's host key questions (a console).
-    ``log_text``: ``log`` messages carry their output as ``text`` (lines joined by "\n",
-    as a console keeps them) rather than a list of ``lines``."""
+    ``log_bytes``: the runner sends output as bytes after each ``log`` message (no JSON
+    escaping to do, either end); :meth:`SocketClient.events` gives it as the message's
+    ``text`` (lines joined by "\n", as a console keeps them) rather than ``lines``."""
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.setblocking(False)
@@ -179,7 +180,7 @@ async def connect(path: Path, *, read_only: bool = False, host_keys: bool = Fals
         await loop.sock_sendall(sock, p.encode({
             "type": "hello", "protocol": p.VERSION, "read_only": read_only,
             "pid": os.getpid(), "host_keys": host_keys and not read_only,
-            "log_text": log_text}))
+            "log_bytes": log_bytes}))
         lines = _Lines(sock)
         first = p.decode(await lines.next())
         if first["type"] == "error":

@@ -1,4 +1,5 @@
-"""Output on its way to the clients of a live run, merged (docs/attach-protocol.md, "log").
+"""Output on its way to the clients of a live run, merged and framed (docs/attach-protocol.md,
+"Runner → client: events").
 
 A task printing fast is read in thousands of small chunks a second (one per read of its
 pipe); sent one message each, every chunk would cost the runner an encoding and a write
@@ -47,19 +48,20 @@ class _Run:
                 and int(event.time) == self.second
                 and self.size + 1 + len(event.text) <= MAX_TEXT)
 
-    def message(self, text: bool) -> bytes:
-        """One ``log`` message: its output as ``text`` (lines joined by "\\n") or, for a
-        client that did not ask for that, as the list ``lines``."""
+    def message(self, raw: bool) -> bytes:
+        """One ``log`` message. ``raw``: a JSON line whose ``bytes`` says how many bytes
+        of output (UTF-8, lines joined by "\\n") follow it as they are (no escaping to
+        do, either end); else the output in the list ``lines`` (the documented default)."""
         body: dict[str, Any] = {"type": "log", "step": self.step, "host": self.host,
-                                "stream": self.stream}
-        if text:
-            body["text"] = "\n".join(self.texts)
-        else:
-            lines: list[str] = []
-            for chunk in self.texts:
-                lines += chunk.split("\n")
-            body["lines"] = lines
-        body["time"] = self.time
+                                "stream": self.stream, "time": self.time}
+        if raw:
+            data = "\n".join(self.texts).encode("utf-8", "replace")
+            body["bytes"] = len(data)
+            return _ENCODER.encode(body).encode() + b"\n" + data
+        lines: list[str] = []
+        for chunk in self.texts:
+            lines += chunk.split("\n")
+        body["lines"] = lines
         return _ENCODER.encode(body).encode() + b"\n"
 
 

@@ -120,7 +120,7 @@ class RemoteRun(Run):
             attempt += 1
             try:
                 return await connect(self.socket, read_only=self.read_only,
-                                     host_keys=not self.read_only, log_text=True)
+                                     host_keys=not self.read_only, log_bytes=True)
             except ConnectError as exc:
                 if attempt > 1:
                     self._connection(f"connection to the runner lost; reconnecting "
@@ -187,7 +187,7 @@ class RemoteRun(Run):
         if kind == "log":
             task = self.tasks.get((m["step"], m["host"]))
             text = m.get("text")
-            if text is None:  # a client that did not ask for text (or one line)
+            if text is None:  # from a client that did not ask for log_bytes
                 text = "\n".join(m["lines"]) if "lines" in m else m["line"]
             self.emit(LogEvent(m["step"], m["host"], m["stream"], text, m["time"],
                                task.attempt if task else 1))
@@ -424,7 +424,7 @@ async def open_remote(socket: Path, *, read_only: bool = False) -> RemoteRun:
     from console.model.loader import WorkflowError, load_workflow
 
     client = await connect(socket, read_only=read_only, host_keys=not read_only,
-                           log_text=True)
+                           log_bytes=True)
     path = client.snapshot()["run"].get("path")
     if path is None:
         await client.close()

@@ -45,7 +45,7 @@ Durable = Callable[[], str | None]
 
 
 class _Client:
-    __slots__ = ("before", "control", "host_keys", "log_text", "queue", "read_only", "resync",
+    __slots__ = ("before", "control", "host_keys", "log_bytes", "queue", "read_only", "resync",
                  "size", "user", "wake", "writer")
 
     def __init__(self, writer: asyncio.StreamWriter, user: str,
@@ -57,8 +57,9 @@ class _Client:
         self.read_only = False
         self.host_keys = False
         """Its hello said it answers host key questions (a console)."""
-        self.log_text = False
-        """Its hello asked for a ``log`` message's output as ``text`` (not ``lines``)."""
+        self.log_bytes = False
+        """Its hello asked for a ``log`` message's output as bytes after it (not in
+        ``lines``)."""
         self.queue: list[bytes] = []
         self.control: list[bytes] = []
         """Hello, acks and errors: never dropped on overflow."""
@@ -193,13 +194,13 @@ class RunServer:
         with contextlib.suppress(RuntimeError):  # no loop: closing
             self._logs_sent = asyncio.get_running_loop().time()
         clients = self._clients
-        as_lines = any(not c.log_text for c in clients)
-        as_text = any(c.log_text for c in clients)
+        as_lines = any(not c.log_bytes for c in clients)
+        as_bytes = any(c.log_bytes for c in clients)
         for run in self._logs.take():
-            text = run.message(True) if as_text else b""
+            raw = run.message(True) if as_bytes else b""
             lines = run.message(False) if as_lines else b""
             for client in clients:
-                client.push(text if client.log_text else lines)
+                client.push(raw if client.log_bytes else lines)
 
     # ------------------------------------------------------------------ clients
 
@@ -281,7 +282,7 @@ class RunServer:
                     p.check_hello(message)
                     client.read_only = bool(message.get("read_only"))
                     client.host_keys = bool(message.get("host_keys"))
-                    client.log_text = message.get("log_text") is True
+                    client.log_bytes = message.get("log_bytes") is True
                     if self._host_keys is not None:
                         self._host_keys.update()
                         if client.host_keys and not client.read_only:
