@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import subprocess
 from collections.abc import Callable
@@ -29,6 +30,16 @@ output pipes; then the attempt ends and those processes are named in its log."""
 
 READ_SIZE = 256 * 1024
 """Bytes per read of an output pipe (what asyncio's pipe transports use)."""
+
+READ_PAUSE = 0.0
+"""Seconds to wait after a read that emptied a pipe before reading it again (0: read as
+soon as anything is there). A process with no screen to keep live (the runner) sets a
+few milliseconds: a step printing line by line is then read in chunks of many lines,
+not one read (and one output event) per line or two, at that much latency. While
+pausing, the pipes hold :data:`PAUSED_PIPE_SIZE` bytes, so the step does not wait."""
+
+PAUSED_PIPE_SIZE = 1 << 20
+"""Bytes an output pipe holds when reads pause (Linux's default limit for a user)."""
 
 
 class LocalExecution:
@@ -134,8 +145,8 @@ def _group(pgid: int) -> list[int]:
 class PidfdWatch:
     """Reads both pipes and reaps the shell from event-loop callbacks (Linux)."""
 
-    __slots__ = ("_add_reader", "_execution", "_fds", "_grace", "_on_output", "_pidfd",
-                 "_process", "_remove_reader")
+    __slots__ = ("_add_reader", "_execution", "_fds", "_grace", "_loop", "_on_output",
+                 "_pause", "_pidfd", "_process", "_remove_reader")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, execution: LocalExecution,
                  process: subprocess.Popen[bytes], stdout: int, stderr: int,
@@ -144,14 +155,19 @@ class PidfdWatch:
         # owns the fd: these fds are ours alone. Other loops get the public API.
         self._add_reader = getattr(loop, "_add_reader", loop.add_reader)
         self._remove_reader = getattr(loop, "_remove_reader", loop.remove_reader)
+        self._loop = loop
         self._execution = execution
         self._process = process
         self._on_output = on_output
+        self._pause = READ_PAUSE
         self._grace: asyncio.TimerHandle | None = None
         self._fds: dict[int, tuple[Stream, LineSplitter]] = {}
         pipes: tuple[tuple[int, Stream], ...] = ((stdout, "stdout"), (stderr, "stderr"))
         for fd, stream in pipes:
             os.set_blocking(fd, False)
+            if self._pause > 0:
+                with contextlib.suppress(OSError, AttributeError):  # a bigger pipe, if allowed
+                    fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PAUSED_PIPE_SIZE)
             self._fds[fd] = (stream, LineSplitter())
             self._add_reader(fd, self._readable, fd)
         self._pidfd: int | None = os.pidfd_open(process.pid)
@@ -169,10 +185,17 @@ class PidfdWatch:
             text = lines.feed(data)
             if text is not None:
                 self._on_output(stream, text)
+            if self._pause > 0 and len(data) < READ_SIZE and fd in self._fds:
+                self._remove_reader(fd)  # emptied: let more gather (see READ_PAUSE)
+                self._loop.call_later(self._pause, self._resume, fd)
             return
         self._close(fd)
         if not self._fds and self._execution.returncode is not None:
             self._end()
+
+    def _resume(self, fd: int) -> None:
+        if fd in self._fds:  # not closed meanwhile
+            self._add_reader(fd, self._readable, fd)
 
     def _close(self, fd: int) -> None:
         stream, lines = self._fds.pop(fd)

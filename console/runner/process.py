@@ -22,10 +22,20 @@ if TYPE_CHECKING:
     from console.engine.run import Run
 
 
+READ_PAUSE = 0.002
+"""Seconds the runner lets a step's output gather after reading a pipe empty (see
+:data:`console.executors.local_execution.READ_PAUSE`): a flood printed line by line is
+read, recorded and sent in chunks of many lines (a console shows it no later: it draws
+at most ~30 times a second)."""
+
+
 def main(argv: Sequence[str]) -> int:
     """Entry point of the runner process."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal that started it may go
     from console import cli
+    from console.executors import local_execution
+
+    local_execution.READ_PAUSE = READ_PAUSE
     from console.commands.shared import UsageError
     from console.exitcodes import EXIT_USAGE
 
