@@ -208,11 +208,17 @@ def main() -> int:
     parser.add_argument("--farm-nice", type=int, default=0,
                         help="--ssh: run the sshd farm at this niceness (on a real fleet "
                              "the server side is not on the console's cores)")
+    parser.add_argument("--farm-shares", type=int, default=0,
+                        help="--ssh: run the sshd farm in one cpu cgroup of this weight "
+                             "(1,024 = one process at nice 0; try 2): 300 sessions at nice "
+                             "19 still outweigh the console together, one group does not")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
-        farm = (stack.enter_context(Farm(folder / "farm", args.hosts, args.farm_nice))
+        farm = (stack.enter_context(Farm(folder / "farm", args.hosts, args.farm_nice,
+                                               cpu_shares=args.farm_shares))
                 if args.ssh else None)
+        farm_group = farm.group if farm is not None else None
         path = write_workflow(folder, args.hosts, farm)
         socket = None
         if args.runner:
@@ -241,6 +247,10 @@ def main() -> int:
     }
     executor = ("scripted executor" if not args.ssh else
                 f"SSH executor, loopback sshd farm at nice {args.farm_nice}")
+    if farm_group is not None:
+        executor += f", in a cpu cgroup of weight {args.farm_shares}"
+    elif args.farm_shares:
+        executor += " (no cpu cgroup to be had: --farm-shares ignored)"
     if args.runner:
         executor += ", run in a runner process, console attached"
     print(f"console fleet: {len(STEPS)} steps x {args.hosts:,} hosts in 10 batches "
