@@ -106,6 +106,9 @@ class RunCore:
         self._secrets_changed()
         self.host_key_prompt: HostKeyAsker | None = None
         """Who answers an unknown SSH host key (the console's dialog); None refuses it."""
+        self.refused_host_keys: set[tuple[str, str]] = set()
+        """(host, fingerprint) the operator refused in this run: not asked again for the
+        host's other tasks; a retry of a task on that host asks again."""
         self._executor_for = executor_for or self._default_executor
         self._ssh_factory: Callable[[Host], Executor] | None = None
         self._executors: dict[str, Executor] = {}
@@ -328,7 +331,8 @@ class RunCore:
         console's dialog). The answer is an operator action (``trust_host_key`` or
         ``refuse_host_key``) on that host; with nobody to ask the key is refused."""
         prompt = self.host_key_prompt
-        if prompt is None or self.closing:
+        refusal = (question.host, question.fingerprint)
+        if prompt is None or self.closing or refusal in self.refused_host_keys:
             return False
         trusted = await prompt(question)
         what = f"{question.key_type} {question.fingerprint} of {question.label}"
@@ -336,6 +340,7 @@ class RunCore:
             self.emit_action("trust_host_key", None, question.host,
                              f"{what}, recorded in {question.known_hosts}")
         else:
+            self.refused_host_keys.add(refusal)
             self.emit_action("refuse_host_key", None, question.host, what)
         return trusted
 
