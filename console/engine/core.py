@@ -106,6 +106,7 @@ class RunCore:
         self._secrets_changed()
         self.host_key_prompt: HostKeyAsker | None = None
         """Who answers an unknown SSH host key (the console's dialog); None refuses it."""
+        self._login_users: dict[str, tuple[Host, str]] = {}
         self.refused_host_keys: set[tuple[str, str]] = set()
         """(host, fingerprint) the operator refused in this run: not asked again for the
         host's other tasks; a retry of a task on that host asks again."""
@@ -285,9 +286,21 @@ class RunCore:
         host = self.workflow.host(task.host)
         return {
             **self._base_context,
-            "host": templating.host_context(self.workflow, host),
+            "host": templating.host_context(self.workflow, host, self._login_user(host)),
             "steps": StepsView(self.workflow.steps, task.host, self._outputs_of),
         }
+
+    def _login_user(self, host: Host) -> str | None:
+        """The user SSH logs in to ``host`` as when no workflow setting names it (then
+        ssh_config's ``User`` decides); None for a local host or a user the workflow sets."""
+        if host.is_local or host.user or self.workflow.ssh.user:
+            return None
+        known = self._login_users.get(host.name)
+        if known is None or known[0] is not host:  # a reload makes new hosts
+            from console.executors.ssh_config import login_user
+
+            known = self._login_users[host.name] = (host, login_user(host, self.workflow.ssh))
+        return known[1]
 
     def _outputs_of(self, step: str) -> dict[str, Outputs]:
         return {t.host: t.outputs for t in self.graph.by_step.get(step, ())}
