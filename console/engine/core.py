@@ -113,6 +113,7 @@ class RunCore:
         self._executor_for = executor_for or self._default_executor
         self._ssh_factory: Callable[[Host], Executor] | None = None
         self._executors: dict[str, Executor] = {}
+        self._retired: list[Executor] = []
         self._subscribers: list[Callable[[Event], None]] = []
         self.wake = asyncio.Event()
         """Set whenever something changed: the scheduler makes a pass."""
@@ -136,6 +137,9 @@ class RunCore:
         """Owns every task runner while ``Run.execute`` runs (see :meth:`spawn`)."""
         self._background: set[asyncio.Task[Any]] = set()
         self.removed_steps: set[str] = set()
+        self.departed_hosts: set[str] = set()
+        """Hosts a reload took out of the file while tasks had run there: kept (with the
+        tasks that ran) and targeted by no step."""
         """Steps a reload removed from the file that stay because they had started."""
         self.changed_steps: set[str] = set()
         """Steps whose definition changed on disk after some of their tasks started."""
@@ -149,7 +153,7 @@ class RunCore:
         re-assessed by the next scheduler pass."""
         self.workflow = workflow
         self.graph = RunGraph.build(workflow, self.options.limit, self.graph.tasks,
-                                    self.removed_steps)
+                                    self.removed_steps, self.departed_hosts)
         self._reassess()
 
     def _reassess(self) -> None:
@@ -336,8 +340,17 @@ class RunCore:
 
     async def close_executors(self) -> None:
         executors, self._executors = self._executors, {}
-        for executor in executors.values():
+        retired, self._retired = self._retired, []
+        for executor in [*retired, *executors.values()]:
             await executor.close()
+
+    def redefine_hosts(self, workflow: Workflow) -> None:
+        """Hosts whose definition ``workflow`` changes get a new executor for their next
+        task (a new address, user or key means a new connection); the old one finishes
+        what it runs and is closed with the others."""
+        for name in list(self._executors):
+            if name in workflow.hosts and self.workflow.hosts.get(name) != workflow.hosts[name]:
+                self._retired.append(self._executors.pop(name))
 
     async def ask_host_key(self, question: HostKeyQuestion) -> bool:
         """An SSH host key no known_hosts vouches for: ask :attr:`host_key_prompt` (the
