@@ -203,3 +203,19 @@ async def test_a_host_gone_from_the_file_keeps_the_tasks_that_ran_there():
     assert not h.run.departed_hosts
     h.run.close()
     await h.finish()
+
+
+async def test_a_step_that_no_longer_targets_a_host_keeps_the_task_that_ran_there():
+    from console.model.workflow import Host
+
+    hosts = {n: Host(n, "127.0.0.1") for n in ("a", "b")}
+    h = Harness(workflow(step("s", run="hold s", on=("a", "b")), hosts=hosts), keep_alive=True)
+    h.start()
+    await h.state_of("s", S.RUNNING, "b")
+    h.run.reload(_with(h, s=step("s", run="hold s", on=("a",))))
+    assert h.run.tasks[("s", "b")].state is S.RUNNING
+    assert "s" in h.run.changed_steps
+    h.world.release("s")
+    await h.state_of("s", S.SUCCEEDED, "b")
+    h.run.close()
+    await h.finish()
