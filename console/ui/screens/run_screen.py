@@ -125,7 +125,11 @@ class RunScreen(OperatorKeys, Screen[None]):
         # as long as the screen: out of the collector's full passes, which walked ~180,000
         # objects for 70-100 ms each during a 300-host run while keys waited. Handed back
         # when the screen goes (a closed run's cycles are still collected).
-        self.call_after_refresh(gc.freeze)
+        self.call_after_refresh(self._freeze_heap)
+
+    def _freeze_heap(self) -> None:
+        if self.is_attached:  # not once the screen went (its objects would stay frozen)
+            gc.freeze()
 
     def on_unmount(self) -> None:
         self._watchers.stop()
