@@ -13,7 +13,6 @@ the app can do goes up as a message (:class:`RunScreen.Quit`, ``ShowHistory``,
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,7 +31,7 @@ from console.engine.run import ActionError, Run
 from console.engine.task import Task
 from console.model.params import ParamError, resolve_params
 from console.store import StoreError
-from console.ui import navigation
+from console.ui import heap, navigation
 from console.ui.history_service import History, HistoryError
 from console.ui.messages import PageLog, ShowHistory
 from console.ui.screens.help import HelpScreen, describe_keys
@@ -121,19 +120,11 @@ class RunScreen(OperatorKeys, Screen[None]):
             self.start_run()
         if not self.stored:
             self._watchers = watch_workflow(self, self.run, self.show_reload)
-        # What exists once the screen is drawn (modules, themes, the tree, the run) lives
-        # as long as the screen: out of the collector's full passes, which walked ~180,000
-        # objects for 70-100 ms each during a 300-host run while keys waited. Handed back
-        # when the screen goes (a closed run's cycles are still collected).
-        self.call_after_refresh(self._freeze_heap)
-
-    def _freeze_heap(self) -> None:
-        if self.is_attached:  # not once the screen went (its objects would stay frozen)
-            gc.freeze()
+        heap.freeze_when_drawn(self)
 
     def on_unmount(self) -> None:
         self._watchers.stop()
-        gc.unfreeze()
+        heap.thaw()
 
     def refresh_second(self) -> None:
         self.painter.second()
