@@ -9,13 +9,14 @@ Targets: first frame < 1 s, median < 50 ms, worst < 250 ms, peak RSS <= 400 MB.
 ``--ssh``: the steps run over the real SSH executor on a farm of N loopback sshd hosts
 (tests/sshd.py :class:`Farm`; use ``--hosts 300``), not the scripted one (issue 16: the
 console stays usable while 300 hosts connect and run). ``--runner`` runs it as
-``baton run FILE`` does (a runner process, the console attached). ``--farm-shares 2``
-puts the farm in one cpu cgroup of that weight: a real fleet's sshd sessions run on other
-machines, while here 300 of them share the console's two cores, and even at nice 19 they
-outweigh it together (300 x 15 against 1,024); in the group they still take every cycle
-the console and the runner leave.
+``baton run FILE`` does (a runner process, the console attached). The farm runs in one cpu
+cgroup of weight ``--farm-shares`` (default 2) where the machine has one to give (the line
+printed says so): a real fleet's sshd sessions run on other machines, while here 300 of
+them share the console's cores, and even at nice 19 they outweigh it together (300 x 15
+against 1,024); in the group they still take every cycle the console and the runner
+leave. ``--farm-shares 0`` shares the cores as they are (with ``--farm-nice``).
 
-    python bench/console_fleet.py --ssh --runner --hosts 300 --farm-shares 2
+    python bench/console_fleet.py --ssh --runner --hosts 300
 
 Exit code 0 when every target is met, 1 otherwise.
 
@@ -218,9 +219,10 @@ def main() -> int:
     parser.add_argument("--farm-nice", type=int, default=0,
                         help="--ssh: run the sshd farm at this niceness (on a real fleet "
                              "the server side is not on the console's cores)")
-    parser.add_argument("--farm-shares", type=int, default=0,
+    parser.add_argument("--farm-shares", type=int, default=2,
                         help="--ssh: run the sshd farm in one cpu cgroup of this weight "
-                             "(1,024 = one process at nice 0; try 2): 300 sessions at nice "
+                             "(default 2; 1,024 = one process at nice 0; 0: no cgroup, the "
+                             "farm shares the cores at --farm-nice): 300 sessions at nice "
                              "19 still outweigh the console together, one group does not")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
