@@ -8,6 +8,7 @@ file is reported, never fatal: the run carries on with the last good definition.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -45,9 +46,9 @@ def var_folders(run: Run, path: Path) -> set[Path]:
 
 
 def _watched_folders(run: Run, path: Path) -> set[Path]:
-    """The folders to watch (not recursively): the files' own, and every existing folder
+    """The existing folders to watch (not recursively): the files' own, and every folder
     under the variable folders (a new one is seen in its parent, and then watched)."""
-    folders = {f.parent for f in watched_files(run, path)}
+    folders = {f.parent for f in watched_files(run, path) if f.parent.is_dir()}
     for top in var_folders(run, path):
         if top.is_dir():
             folders.add(top)
@@ -107,16 +108,19 @@ async def watch(run: Run, path: Path, *,
     last_error: str | None = None
     while True:
         folders = _watched_folders(run, path)
-        async for changes in awatch(*folders, debounce=DEBOUNCE_MS, step=QUIET_MS,
-                                    stop_event=stop_event, recursive=False):
-            if not any(_relevant(Path(changed).resolve(), run, path)
-                       for _, changed in changes):
-                continue
-            last_error = await _apply(run, path, last_error, on_reload)
-            if _watched_folders(run, path) != folders:
-                break  # a variable folder came or went, or the inventory moved
-        else:
-            return  # stopped
+        try:
+            async for changes in awatch(*folders, debounce=DEBOUNCE_MS, step=QUIET_MS,
+                                        stop_event=stop_event, recursive=False):
+                if not any(_relevant(Path(changed).resolve(), run, path)
+                           for _, changed in changes):
+                    continue
+                last_error = await _apply(run, path, last_error, on_reload)
+                if _watched_folders(run, path) != folders:
+                    break  # a variable folder came or went, or the inventory moved
+            else:
+                return  # stopped
+        except FileNotFoundError:  # a folder went as the watch started: watch what is left
+            await asyncio.sleep(QUIET_MS / 1000)
 
 
 async def _apply(run: Run, path: Path, last_error: str | None,

@@ -137,10 +137,10 @@ class RunCore:
         """Owns every task runner while ``Run.execute`` runs (see :meth:`spawn`)."""
         self._background: set[asyncio.Task[Any]] = set()
         self.removed_steps: set[str] = set()
+        """Steps a reload removed from the file that stay because they had started."""
         self.departed_hosts: set[str] = set()
         """Hosts a reload took out of the file while tasks had run there: kept (with the
         tasks that ran) and targeted by no step."""
-        """Steps a reload removed from the file that stay because they had started."""
         self.changed_steps: set[str] = set()
         """Steps whose definition changed on disk after some of their tasks started."""
         self.agenda = Agenda()
