@@ -98,7 +98,9 @@ async def latency(client: SocketClient) -> list[float]:
     out: list[float] = []
     async for message in client.events():
         if message.get("type") == "log":
-            out.extend([time.time() - message["time"]] * len(message["lines"]))
+            count = (message["text"].count("\n") + 1 if "text" in message
+                     else len(message["lines"]))
+            out.extend([time.time() - message["time"]] * count)
         elif message.get("type") == "task" and message["state"] == "succeeded":
             break
     await client.close()
@@ -209,7 +211,7 @@ def headless_wall(flow: Path, home: Path) -> float:
 async def _flood(socket: Path) -> list[float]:
     from console.runner.protocol import Action
 
-    client = await connect(socket)
+    client = await connect(socket, log_bytes=True)  # as the console connects
     follower = asyncio.create_task(latency(client))
     assert (await client.act(Action("approve", "flood"))).ok
     return await follower

@@ -12,6 +12,7 @@ import json
 import os
 import random
 import signal
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from console.engine.events import LogEvent
 from console.runner import protocol as p
 from console.runner.client import connect
 from console.runner.daemon import Spawned, spawn
-from console.runner.log_batch import MAX_TEXT, WINDOW, LogBatch
+from console.runner.log_batch import ENOUGH, MAX_TEXT, WINDOW, LogBatch
 from console.runner.log_tail import LogTail
 from console.runner.reader import Frames
 
@@ -301,3 +302,46 @@ def test_a_tail_kept_as_chunks_is_the_last_lines(seed: int) -> None:
         ref.extend((stream, line, float(n), 1) for line in lines)
         tail.add(stream, "\n".join(lines), float(n), 1)
         assert list(tail) == list(ref) and len(tail) == len(ref)
+
+
+class _Writer:
+    """Stands for a client's socket: what the server writes at its close is kept."""
+
+    def __init__(self) -> None:
+        self.written = b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    async def drain(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+async def test_small_output_waits_for_the_window_and_big_output_goes_at_once(
+        tmp_path: Path) -> None:
+    from console.engine.run import Run, RunOptions
+    from console.model.loader import load_workflow
+    from console.runner.server import RunServer, _Client
+
+    path = tmp_path / "wf.toml"
+    path.write_text('[workflow]\nname = "w"\n[steps.s]\nrun = "true"\n')
+    run = Run(load_workflow(path), RunOptions())
+    server = RunServer(run, tmp_path / "home")
+    client = _Client(_Writer(), "alice", server._send_logs)  # type: ignore[arg-type]
+    server._clients.add(client)
+    now = time.time()
+    run.emit(event("first", now))  # nothing sent for a while: goes out at once
+    await asyncio.sleep(0)
+    assert len(client.queue) == 1
+    run.emit(event("a", now))
+    run.emit(event("b", now))
+    assert len(client.queue) == 1  # held: merged with what follows for WINDOW
+    await asyncio.sleep(WINDOW * 3)
+    assert [framed(m)["lines"] for m in client.queue[1:]] == [["a", "b"]]
+    run.emit(event("x" * ENOUGH, now))  # a big chunk: no reason to wait
+    assert len(client.queue) == 3
+    run.emit(event("held", now))
+    client.reply({"type": "ack", "id": 1, "ok": True})  # what was printed goes first
+    assert [framed(m).get("lines") for m in client.queue[3:]] == [["held"], None]
+    await server.close()

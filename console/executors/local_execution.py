@@ -38,8 +38,9 @@ few milliseconds: a step printing line by line is then read in chunks of many li
 not one read (and one output event) per line or two, at that much latency. While
 pausing, the pipes hold :data:`PAUSED_PIPE_SIZE` bytes, so the step does not wait."""
 
-PAUSED_PIPE_SIZE = 1 << 20
-"""Bytes an output pipe holds when reads pause (Linux's default limit for a user)."""
+PAUSED_PIPE_SIZE = 1 << 18
+"""Bytes an output pipe holds when reads pause (a step writing 100 MB/s fills it in
+2.5 ms; a bigger pipe makes bigger reads, each later on its way to a console)."""
 
 
 class LocalExecution:

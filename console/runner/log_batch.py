@@ -6,7 +6,8 @@ pipe); sent one message each, every chunk would cost the runner an encoding and 
 and each console a decoding and an event. :class:`LogBatch` holds the chunks for at most
 :data:`WINDOW` seconds and sends consecutive chunks of one task's stream and attempt, read
 within the same wall-clock second, as one message (the time of its first chunk: what a
-console shows, to the second, is unchanged). Output that comes slowly goes out at once.
+console shows, to the second, is unchanged). Output that comes slowly, or in big chunks
+(:data:`ENOUGH`), goes out at once.
 
 Order is kept: the server sends what is held before any other event (:meth:`take`), so a
 client sees lines, task events and acks in the order the run emitted them.
@@ -21,6 +22,10 @@ from console.engine.events import LogEvent
 
 WINDOW = 0.005
 """Seconds output may wait to be merged with what follows (a flood), at most."""
+
+ENOUGH = 64 << 10
+"""Characters of output held that go out at once, without waiting for :data:`WINDOW`
+(a chunk this big is already cheap per line; waiting would only add latency)."""
 
 MAX_TEXT = 256 << 10
 """Characters of output merged into one message, at most (a single larger chunk is sent

@@ -26,7 +26,7 @@ from console.engine.actions import ActionError
 from console.engine.events import Event, LogEvent
 from console.runner import protocol as p
 from console.runner.hostkeys import HostKeyForwarder
-from console.runner.log_batch import WINDOW, LogBatch
+from console.runner.log_batch import ENOUGH, WINDOW, LogBatch
 
 if TYPE_CHECKING:
     from console.engine.run import Run
@@ -173,7 +173,9 @@ class RunServer:
             return
         if type(event) is LogEvent:
             self._logs.add(event)
-            if self._logs_due is None:
+            if self._logs.size >= ENOUGH:
+                self._send_logs()
+            elif self._logs_due is None:
                 loop = asyncio.get_running_loop()
                 wait = self._logs_sent + WINDOW - loop.time()
                 self._logs_due = (loop.call_later(wait, self._send_logs) if wait > 0
