@@ -342,6 +342,8 @@ async def _drive(run: Run, recorder: Recorder | None, *, json_mode: bool, intera
     total = (run.ended - run.started) if run.started and run.ended else None
     if recorder is not None and recorder.error is not None:
         printer.flush()  # dropped: the history does not hold what it would report
+    elif not printing:
+        pass  # no summary either (a runner: nobody reads its stdout)
     elif isinstance(printer, JsonPrinter):  # json_mode
         printer.flush()
         err.write(format_summary(run.tasks_in_order(), state, total,

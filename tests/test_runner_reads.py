@@ -116,3 +116,34 @@ async def test_a_quiet_step_is_not_held_back(pausing: None) -> None:
     await asyncio.wait_for(execution.wait(), 10)
     assert out.lines["stdout"] == ["1", "2", "3"]
     assert len(times) == 3 and all(b - a > 0.1 for a, b in itertools.pairwise(times))
+
+
+async def test_a_runner_prints_no_event_and_still_records_every_line(tmp_path: Path) -> None:
+    """The runner's stdout is /dev/null: it subscribes no printer (whose commit before
+    each pass's output made the loop wait for the log writer thread), and the history
+    still holds the run and its output."""
+    import io
+
+    from console.engine.run import Run, RunOptions
+    from console.headless import execute_headless
+    from console.model.loader import load_workflow
+    from console.store import Store
+
+    path = tmp_path / "wf.toml"
+    path.write_text('[workflow]\nname = "w"\n[steps.s]\nrun = "seq 1 3"\n')
+    store = Store.open(tmp_path / "home")
+    try:
+        printed: list[bytes] = []
+        for printing in (True, False):
+            run = Run(load_workflow(path), RunOptions(approval="auto"))
+            out = io.BytesIO()
+            code = await execute_headless(run, out=out, err=io.StringIO(), store=store,
+                                          printing=printing)
+            assert code == 0
+            printed.append(out.getvalue())
+            log = store.home / "logs" / run.id
+            assert [p.read_text() for p in log.glob("s@*.log")] == ["1\n2\n3\n"]
+        assert b"s | 3" in printed[0].replace(b"  ", b" ")
+        assert printed[1] == b""
+    finally:
+        store.close()
