@@ -103,7 +103,7 @@ class RunServer:
         self._closed = False
         self._logs = LogBatch()
         """Output not sent yet (merged for a short while: see log_batch)."""
-        self._logs_due: asyncio.TimerHandle | None = None
+        self._logs_due: asyncio.Handle | None = None
         self._logs_sent = 0.0
         """The loop's time output was last sent."""
         self._unsubscribe = run.subscribe(self._on_event)
