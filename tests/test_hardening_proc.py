@@ -683,6 +683,31 @@ def test_9_resume_reports_and_ends_leftovers_before_re_running(tmp_path: Path) -
         _kill_all(daemon)
 
 
+def test_9_a_leftover_ended_is_not_waited_for_until_its_parent_reaps_it() -> None:
+    """An ended leftover is a zombie until its parent (for an orphan: init, which may take
+    seconds) reaps it; it has ended. Waiting for the reaping cost the whole grace on every
+    resume that ended a leftover (2 s; 10 here), as psutil.wait_procs waited."""
+    from console.executors.leftovers import Leftover, end_local
+
+    # `sleep 60` becomes the parent of the leftover and never reaps it
+    parent = subprocess.Popen(["sh", "-c", "sleep 30 & echo $!; exec sleep 60"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        leftover = psutil.Process(int(parent.stdout.readline()))
+        assert _wait_until(lambda: psutil.Process(parent.pid).cmdline() == ["sleep", "60"],
+                           10)  # the shell (which would reap it) is gone
+        started = time.monotonic()
+        survivors = end_local([Leftover("s", "local", 1, "tag", [leftover.pid])], grace=10)
+        took = time.monotonic() - started
+        assert survivors == []
+        assert leftover.status() == psutil.STATUS_ZOMBIE  # ended, not reaped
+        assert took < 5, f"ending it took {took:.1f} s"
+    finally:
+        parent.kill()
+        parent.wait()
+
+
 def test_9_the_attempt_identity_is_stored(tmp_path: Path) -> None:
     home = tmp_path / "home"
     path = write_workflow(tmp_path, OK_FLOW)

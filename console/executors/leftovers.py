@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -105,14 +106,27 @@ def end_local(leftovers: list[Leftover], grace: float = 2.0) -> list[int]:
             proc.terminate()
         except psutil.Error:
             pass
-    _, alive = psutil.wait_procs(procs, timeout=grace)
+    alive = _wait_ended(procs, grace)
     for proc in alive:
         try:
             proc.kill()
         except psutil.Error:
             pass
-    _, alive = psutil.wait_procs(alive, timeout=2.0)
-    return [proc.pid for proc in alive if _running(proc)]
+    return [proc.pid for proc in _wait_ended(alive, 2.0)]
+
+
+def _wait_ended(procs: list[Any], timeout: float) -> list[Any]:
+    """Wait up to ``timeout`` s until every process ended; those still running. A zombie
+    has ended: an orphan's parent is init, which may reap it seconds later (psutil's
+    ``wait_procs`` waited for that, the whole grace, on every resume that ended one)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    alive = [proc for proc in procs if _running(proc)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+        alive = [proc for proc in alive if _running(proc)]
+    return alive
 
 
 def _running(proc: Any) -> bool:
@@ -120,7 +134,7 @@ def _running(proc: Any) -> bool:
     import psutil
 
     try:
-        return proc.status() != psutil.STATUS_ZOMBIE
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
 
