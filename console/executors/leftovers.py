@@ -148,11 +148,20 @@ for __f in $(grep -lsxz "BATON_ATTEMPT=$T" /proc/[0-9]*/environ); do
   printf 'left %s %s\n' "$__p" "$(cat /proc/$__p/comm 2>/dev/null)"
 done
 [ -n "$E" ] && [ -n "$__l" ] || exit 0
-kill -s TERM $__l 2>/dev/null; sleep 2; kill -s KILL $__l 2>/dev/null; sleep 0.5
-for __p in $__l; do  # a zombie is dead, only not reaped yet
-  __s=$(sed 's/.*) //' "/proc/$__p/stat" 2>/dev/null | cut -c1)
-  [ -n "$__s" ] && [ "$__s" != Z ] && printf 'alive %s\n' "$__p"
-done
+__running() {  # those still running: a zombie is dead, only not reaped yet
+  for __p in $__l; do
+    __s=$(sed 's/.*) //' "/proc/$__p/stat" 2>/dev/null | cut -c1)
+    [ -n "$__s" ] && [ "$__s" != Z ] && printf '%s\n' "$__p"
+  done
+  return 0
+}
+__wait() {  # up to $1 tenths of a second, until none runs
+  __i=0
+  while [ "$__i" -lt "$1" ] && [ -n "$(__running)" ]; do sleep 0.1; __i=$((__i + 1)); done
+}
+kill -s TERM $__l 2>/dev/null; __wait 20
+__k=$(__running); [ -n "$__k" ] && kill -s KILL $__k 2>/dev/null; __wait 5
+for __p in $(__running); do printf 'alive %s\n' "$__p"; done
 exit 0
 """
 
