@@ -752,6 +752,37 @@ async def test_9_remote_leftovers_are_found_and_ended_by_tag(sshd_fleet: Fleet) 
         _kill_all(sleep)
 
 
+@pytest.mark.parametrize("ignores_term", [False, True])
+def test_9_the_remote_end_script_waits_only_as_long_as_the_leftovers_live(
+        ignores_term: bool) -> None:
+    """The script that ends a remote attempt's leftovers (run here by the local sh, as a
+    host's shell runs it): TERM, then KILL for what is still running after 2 s; a leftover
+    that ends at the TERM is not waited for (a fixed 2.5 s wait did)."""
+    from console.executors.leftovers import REMOTE_SCRIPT
+
+    tag = uuid.uuid4().hex[:16]
+    trap = "trap '' TERM; " if ignores_term else ""
+    leftover = subprocess.Popen(["sh", "-c", f"{trap}sleep 30; sleep 30"],
+                                env={**os.environ, "BATON_ATTEMPT": tag},
+                                start_new_session=True)
+    try:
+        assert _wait_until(lambda: len(psutil.Process(leftover.pid).children()) == 1, 10)
+        started = time.monotonic()
+        ended = subprocess.run(["sh", "-c", f"T={tag}; E=1\n{REMOTE_SCRIPT}"],
+                               capture_output=True, text=True, timeout=30)
+        took = time.monotonic() - started
+        assert ended.returncode == 0, ended.stderr
+        assert [line.split()[0] for line in ended.stdout.splitlines()] == ["left", "left"]
+        assert leftover.wait(timeout=5) == (-signal.SIGKILL if ignores_term else -signal.SIGTERM)
+        if ignores_term:
+            assert took >= 2, f"KILLed after {took:.1f} s, before the grace"
+        else:
+            assert took < 1.5, f"ending it took {took:.1f} s"
+    finally:
+        leftover.kill()
+        leftover.wait()
+
+
 def test_9_console_resume_asks_before_ending_leftovers(tmp_path: Path) -> None:
     home = tmp_path / "home"
     sleep = _sleep_value()
