@@ -71,6 +71,17 @@ class Plan:
 # --- layers and commands ---------------------------------------------------------------
 
 
+def _login_user(workflow: Workflow, name: str) -> str | None:
+    """What ``{{ host.user }}`` is on ``name`` when no workflow setting names the user (as
+    the run's own context does: ssh_config's ``User`` decides); None otherwise."""
+    host = workflow.host(name)
+    if host.is_local or host.user or workflow.ssh.user:
+        return None
+    from console.executors.ssh_config import login_user
+
+    return login_user(host, workflow.ssh)
+
+
 def layers(workflow: Workflow) -> dict[str, int]:
     out: dict[str, int] = {}
     for step_id in workflow.order():
@@ -88,7 +99,8 @@ def _commands(
         return ()
     grouped: dict[str, list[str]] = {}
     for name in hosts or (LOCAL,):
-        context = {**base, "host": host_context(workflow, workflow.host(name))}
+        context = {**base, "host": host_context(workflow, workflow.host(name),
+                                                _login_user(workflow, name))}
         try:
             text = shown_command(source, context, placeholders, _NO_SECRETS)
         except TemplateError as exc:

@@ -281,8 +281,9 @@ class FarmListener(SSHServer):
     def listen_lines(self) -> str:
         return "".join(f"ListenAddress {a}:{self.port}\n" for a in self.addresses)
 
-    def launch(self, nice: int = 0) -> None:
-        """Start the sshd without waiting (the farm waits for all of them at once)."""
+    def launch(self, nice: int = 0, group: CpuGroup | None = None) -> None:
+        """Start the sshd without waiting (the farm waits for all of them at once);
+        in ``group`` when given (its sessions are forked into it too)."""
         sshd = require_sshd()
         self.write_config()
         log = open(self.log, "ab")  # noqa: SIM115 - handed to the child
@@ -293,6 +294,54 @@ class FarmListener(SSHServer):
                                             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         finally:
             log.close()
+        if group is not None:
+            group.add(self.process.pid)
+
+
+class CpuGroup:
+    """A cpu cgroup of small weight for a farm's processes, or None where the machine has
+    none to give (:meth:`create`). Niceness is per process: 300 sshd sessions at nice 19
+    still outweigh one client process at nice 0 together (300 x 15 against 1,024 in the
+    kernel's weights); in one group of weight ``shares`` they weigh that much together, as
+    a fleet on other machines weighs nothing on the operator's cores, and still take
+    every cycle the client leaves."""
+
+    ROOTS = (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup"))
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def create(cls, shares: int) -> CpuGroup | None:
+        for root in cls.ROOTS:
+            control = root / "cgroup.subtree_control"  # cgroup v2: cpu given to children
+            if (root / "cpu.shares").exists() or (
+                    control.exists() and "cpu" in control.read_text().split()):
+                path = root / f"baton-farm-{os.getpid()}"
+                try:
+                    path.mkdir(exist_ok=True)
+                    if (path / "cpu.shares").exists():
+                        (path / "cpu.shares").write_text(f"{max(2, shares)}\n")
+                    else:  # cgroup v2: weight 1..10,000 for shares 2..262,144 (1,024 = 100)
+                        (path / "cpu.weight").write_text(f"{max(1, shares * 100 // 1024)}\n")
+                except OSError:
+                    continue
+                return cls(path)
+        return None
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(f"{pid}\n")
+
+    def remove(self) -> None:
+        """Remove the group once its processes are gone (they were killed just before)."""
+        for _ in range(100):
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.05)
 
 
 def _port_free_on(addresses: list[str], port: int) -> bool:
@@ -312,8 +361,11 @@ class Farm:
     :class:`Fleet`'s; ``listeners`` the sshd processes. Use it as a context manager (or
     call :meth:`stop`): every sshd it started, and every session they serve, is killed."""
 
-    def __init__(self, folder: Path, count: int, nice: int = 0, rc_files: bool = False) -> None:
+    def __init__(self, folder: Path, count: int, nice: int = 0, rc_files: bool = False,
+                 cpu_shares: int = 0) -> None:
         """``nice``: the listeners (and so every session) run at that niceness.
+        ``cpu_shares``: they run in one :class:`CpuGroup` of that weight (``group`` is
+        None when the machine has no cgroup to give).
         ``rc_files``: the login shells read root's ``~/.bashrc`` (by default they skip it
         as the test servers do, see :data:`TEST_CONFIG`: the farm stands in for remote
         machines, whose rc files cost nothing on the operator's; here it would be 300
@@ -339,9 +391,10 @@ class Farm:
         kind, blob = self.host_key.with_suffix(".pub").read_text().split()[:2]
         self.known_hosts.write_text("".join(f"[{a}]:{self.port} {kind} {blob}\n"
                                             for a in addresses))
+        self.group = CpuGroup.create(cpu_shares) if cpu_shares else None
         try:
             for listener in self.listeners:
-                listener.launch(nice)
+                listener.launch(nice, self.group)
             for listener in self.listeners:
                 for address in listener.addresses:
                     try:
@@ -365,6 +418,8 @@ class Farm:
     def stop(self) -> None:
         for listener in self.listeners:
             listener.stop()
+        if self.group is not None:
+            self.group.remove()
 
     def __enter__(self) -> Farm:
         return self

@@ -173,3 +173,49 @@ async def test_reload_with_a_new_required_param_is_refused():
     assert event.error is not None and "ticket" in event.error and "restart" in event.error
     assert ("added", "local") not in h.run.tasks and h.run.workflow.digest == "d1"
     await _close(h)
+
+
+async def test_a_host_gone_from_the_file_keeps_the_tasks_that_ran_there():
+    """An inventory edit takes host b out while its task runs: the task stays in the run
+    (it was dropped, its process left untracked) and ends as it ends; b gets no new task;
+    the host that came in gets its tasks."""
+    from console.model.workflow import Host
+
+    def web(*names: str) -> dict[str, Host]:
+        return {n: Host(n, "127.0.0.1", groups=("web",)) for n in names}
+
+    wf = workflow(step("s", run="hold s", on=("web",)), step("t", needs=("s",), on=("web",)),
+                  hosts=web("a", "b"))
+    h = Harness(wf, keep_alive=True)
+    h.start()
+    await h.state_of("s", S.RUNNING, "b")
+    h.run.reload(dataclasses.replace(h.run.workflow, hosts=web("a", "c"), digest="d2"))
+    assert h.run.tasks[("s", "b")].state is S.RUNNING
+    assert set(h.run.tasks) == {("s", "a"), ("s", "b"), ("s", "c"), ("t", "a"), ("t", "c")}
+    assert h.run.workflow.host("b").name == "b"  # still described, for what ran there
+    h.world.release("s")
+    for host in ("a", "c"):
+        await h.state_of("t", S.SUCCEEDED, host)
+    assert h.run.tasks[("s", "b")].state is S.SUCCEEDED
+    # b back in the file: targeted again like any host
+    h.run.reload(dataclasses.replace(h.run.workflow, hosts=web("a", "b", "c"), digest="d3"))
+    await h.state_of("t", S.SUCCEEDED, "b")
+    assert not h.run.departed_hosts
+    h.run.close()
+    await h.finish()
+
+
+async def test_a_step_that_no_longer_targets_a_host_keeps_the_task_that_ran_there():
+    from console.model.workflow import Host
+
+    hosts = {n: Host(n, "127.0.0.1") for n in ("a", "b")}
+    h = Harness(workflow(step("s", run="hold s", on=("a", "b")), hosts=hosts), keep_alive=True)
+    h.start()
+    await h.state_of("s", S.RUNNING, "b")
+    h.run.reload(_with(h, s=step("s", run="hold s", on=("a",))))
+    assert h.run.tasks[("s", "b")].state is S.RUNNING
+    assert "s" in h.run.changed_steps
+    h.world.release("s")
+    await h.state_of("s", S.SUCCEEDED, "b")
+    h.run.close()
+    await h.finish()

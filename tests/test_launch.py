@@ -143,6 +143,41 @@ def test_the_plan_renders_the_host_context_the_run_renders(monkeypatch) -> None:
                        "local": "echo local localhost deploy '' -"}
 
 
+def test_host_user_is_the_user_ssh_logs_in_as(monkeypatch, tmp_path) -> None:
+    """No workflow setting names the user: ssh_config's ``User`` does, for the run's
+    commands and the plan alike (they said the local login while SSH used the other)."""
+    from console.executors.ssh_config import resolve
+
+    for name in ("USER", "LOGNAME"):
+        monkeypatch.setenv(name, "operator")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text("Host 10.0.0.*\n    User fromconfig\n")
+    workflow = load_text(textwrap.dedent('''
+        [workflow]
+        name = "w"
+        [hosts.web1]
+        address = "10.0.0.1"
+        [hosts.db1]
+        address = "10.0.0.2"
+        user = "postgres"
+        [hosts.other]
+        address = "192.0.2.7"
+        [steps.a]
+        on = ["all", "local"]
+        run = "echo {{ host.name }} {{ host.user }}"
+    '''))
+    run = Run(workflow)
+    plan = build_plan(workflow, {})
+    planned = {host: command.text for command in plan.steps[0].commands
+               for host in command.hosts}
+    shown = {t.host: run.preview_command(t.step, t.host) for t in run.tasks_of("a")}
+    assert shown == planned == {"web1": "echo web1 fromconfig", "db1": "echo db1 postgres",
+                                "other": "echo other operator", "local": "echo local operator"}
+    for name in ("web1", "db1", "other"):  # what the connection logs in as
+        assert resolve(workflow.host(name), workflow.ssh).user in shown[name]
+
+
 def _imports(path: Path) -> set[str]:
     tree = parsed(path)
     names: set[str] = set()

@@ -139,3 +139,51 @@ async def test_a_cycle_or_a_removed_needed_step_is_refused(tmp_path):
         await live.until(lambda: len(live.reloads) == 2)
         assert "unknown step 'extra'" in live.reloads[1].error
         assert set(live.run.workflow.steps) == {"long", "extra", "z"}  # nothing applied
+
+
+INVENTORY_FLOW = """\
+[workflow]
+name = "live"
+inventory = "INVENTORY"
+
+[steps.long]
+run = "hold long"
+"""
+
+
+async def test_an_inventory_edit_is_applied(tmp_path):
+    """The workflow's text is unchanged: the inventory's new host still reaches the run
+    (it was watched, then skipped as "same definition")."""
+    inventory = tmp_path / "hosts.toml"
+    inventory.write_text('[hosts.web1]\naddress = "127.0.0.1"\ngroups = ["web"]\n')
+    path = tmp_path / "wf.toml"
+    path.write_text(INVENTORY_FLOW.replace("INVENTORY", "hosts.toml"))
+    async with Live(path) as live:
+        inventory.write_text('[hosts.web1]\naddress = "127.0.0.1"\ngroups = ["web"]\n'
+                             '[hosts.web2]\naddress = "127.0.0.2"\ngroups = ["web"]\n')
+        await live.until(lambda: live.reloads)
+        assert live.reloads[0].error is None
+        assert set(live.run.workflow.hosts) == {"web1", "web2"}
+
+
+async def test_group_vars_and_host_vars_edits_are_applied(tmp_path):
+    """Ansible reads group_vars/ and host_vars/ beside the inventory (files and folders):
+    editing them, or making one, reloads like editing the inventory does."""
+    (tmp_path / "inventory.ini").write_text("[web]\nweb1 ansible_host=127.0.0.1\n")
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "web.yml").write_text("role: front\n")
+    path = tmp_path / "wf.toml"
+    path.write_text(INVENTORY_FLOW.replace("INVENTORY", "ansible:inventory.ini"))
+    async with Live(path) as live:
+        assert live.run.workflow.host("web1").vars["role"] == "front"
+        (tmp_path / "group_vars" / "web.yml").write_text("role: back\n")
+        await live.until(lambda: live.run.workflow.host("web1").vars["role"] == "back")
+        # a host_vars folder made while the run is live, then a file in a subfolder of it
+        (tmp_path / "host_vars").mkdir()
+        await asyncio.sleep(0.4)
+        (tmp_path / "host_vars" / "web1").mkdir()
+        await asyncio.sleep(0.4)
+        (tmp_path / "host_vars" / "web1" / "extra.yml").write_text("tier: gold\n")
+        await live.until(lambda: live.run.workflow.host("web1").vars.get("tier") == "gold",
+                         timeout=10)
+        assert all(r.error is None for r in live.reloads)

@@ -61,6 +61,9 @@ async def test_the_engine_renders_prompts_names_and_descriptions_masked() -> Non
         "Drain web1 (weight 1) for 1.2 with ***, probe said 42?",
         "Drain web2 (weight 2) for 1.2 with ***, probe said 42?"}
     assert run.step_name("drain", "web1") == "Drain web1 for 1.2"
+    # the step's own line speaks for both hosts: the host's part stays as written
+    assert run.step_name("drain") == "Drain {{ host.name }} for 1.2"
+    assert run.step_name("probe") == "Probe"
     assert run.step_description("check") == "Look at **1.2** on local"
     # an undefined name: the source and why, never an exception
     assert run.step_name("check") == ("Check {{ params.nope }} [not rendered: "

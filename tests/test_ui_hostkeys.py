@@ -95,3 +95,55 @@ async def test_refused_key_fails_the_task_and_a_changed_key_is_never_asked(
         assert known.read_text().count("\n") == 1
         await pilot.press("q")
         await until(lambda: app.return_code is not None)
+
+
+async def test_a_refused_key_is_asked_once_per_host_until_a_retry(
+        tmp_path: Path, sshd_fleet: Fleet, lone_sshd: SSHServer) -> None:
+    """Two steps on a host whose key the operator refused: one question, both tasks
+    fail with the refusal; retrying one asks again (the operator may have misread)."""
+    import asyncio
+
+    from console.engine.run import Run, RunOptions
+    from console.executors.base import HostKeyQuestion
+    from console.model.loader import load_workflow
+
+    path = tmp_path / "two.toml"
+    path.write_text(f'''
+[workflow]
+name = "Two steps, one unknown host"
+[ssh]
+user = "root"
+identity = "{sshd_fleet.client_key}"
+known_hosts = "{tmp_path / 'known_hosts'}"
+connect_timeout = "5s"
+[hosts.lone]
+address = "{lone_sshd.address}"
+port = {lone_sshd.port}
+[steps.one]
+on = "lone"
+run = "echo one"
+[steps.two]
+on = "lone"
+run = "echo two"
+''', encoding="utf-8")
+    run = Run(load_workflow(path), RunOptions(user="alice", keep_alive=True))
+    asked: list[HostKeyQuestion] = []
+
+    async def refuse(question: HostKeyQuestion) -> bool:
+        asked.append(question)
+        return False
+
+    run.host_key_prompt = refuse
+    executing = asyncio.create_task(run.execute())
+    try:
+        await until(lambda: all(t.state is S.FAILED for t in run.tasks.values()), timeout=20)
+        assert len(asked) == 1
+        for task in run.tasks.values():
+            assert "host key unknown" in (task.reason or ""), task.reason
+        run.retry("two", "lone")
+        await until(lambda: run.tasks[("two", "lone")].attempt == 2
+                    and run.tasks[("two", "lone")].state is S.FAILED, timeout=20)
+        assert len(asked) == 2 and asked[1].fingerprint == asked[0].fingerprint
+    finally:
+        run.close()
+        await asyncio.wait_for(executing, 20)

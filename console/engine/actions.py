@@ -144,6 +144,7 @@ class RunActions(RollbackRun, RunTexts):
         return f"{verb} by {self.user}: {reason}" if reason else f"{verb} by {self.user}"
 
     def _reset(self, task: Task) -> None:
+        self.refused_host_keys = {r for r in self.refused_host_keys if r[0] != task.host}
         task.auto_retries = 0
         task.approved = False
         task.blocked_by_max_fail = False

@@ -106,9 +106,14 @@ class RunCore:
         self._secrets_changed()
         self.host_key_prompt: HostKeyAsker | None = None
         """Who answers an unknown SSH host key (the console's dialog); None refuses it."""
+        self._login_users: dict[str, tuple[Host, str]] = {}
+        self.refused_host_keys: set[tuple[str, str]] = set()
+        """(host, fingerprint) the operator refused in this run: not asked again for the
+        host's other tasks; a retry of a task on that host asks again."""
         self._executor_for = executor_for or self._default_executor
         self._ssh_factory: Callable[[Host], Executor] | None = None
         self._executors: dict[str, Executor] = {}
+        self._retired: list[Executor] = []
         self._subscribers: list[Callable[[Event], None]] = []
         self.wake = asyncio.Event()
         """Set whenever something changed: the scheduler makes a pass."""
@@ -133,6 +138,9 @@ class RunCore:
         self._background: set[asyncio.Task[Any]] = set()
         self.removed_steps: set[str] = set()
         """Steps a reload removed from the file that stay because they had started."""
+        self.departed_hosts: set[str] = set()
+        """Hosts a reload took out of the file while tasks had run there: kept (with the
+        tasks that ran) and targeted by no step."""
         self.changed_steps: set[str] = set()
         """Steps whose definition changed on disk after some of their tasks started."""
         self.agenda = Agenda()
@@ -145,7 +153,7 @@ class RunCore:
         re-assessed by the next scheduler pass."""
         self.workflow = workflow
         self.graph = RunGraph.build(workflow, self.options.limit, self.graph.tasks,
-                                    self.removed_steps)
+                                    self.removed_steps, self.departed_hosts)
         self._reassess()
 
     def _reassess(self) -> None:
@@ -282,9 +290,21 @@ class RunCore:
         host = self.workflow.host(task.host)
         return {
             **self._base_context,
-            "host": templating.host_context(self.workflow, host),
+            "host": templating.host_context(self.workflow, host, self._login_user(host)),
             "steps": StepsView(self.workflow.steps, task.host, self._outputs_of),
         }
+
+    def _login_user(self, host: Host) -> str | None:
+        """The user SSH logs in to ``host`` as when no workflow setting names it (then
+        ssh_config's ``User`` decides); None for a local host or a user the workflow sets."""
+        if host.is_local or host.user or self.workflow.ssh.user:
+            return None
+        known = self._login_users.get(host.name)
+        if known is None or known[0] is not host:  # a reload makes new hosts
+            from console.executors.ssh_config import login_user
+
+            known = self._login_users[host.name] = (host, login_user(host, self.workflow.ssh))
+        return known[1]
 
     def _outputs_of(self, step: str) -> dict[str, Outputs]:
         return {t.host: t.outputs for t in self.graph.by_step.get(step, ())}
@@ -320,15 +340,25 @@ class RunCore:
 
     async def close_executors(self) -> None:
         executors, self._executors = self._executors, {}
-        for executor in executors.values():
+        retired, self._retired = self._retired, []
+        for executor in [*retired, *executors.values()]:
             await executor.close()
+
+    def redefine_hosts(self, workflow: Workflow) -> None:
+        """Hosts whose definition ``workflow`` changes get a new executor for their next
+        task (a new address, user or key means a new connection); the old one finishes
+        what it runs and is closed with the others."""
+        for name in list(self._executors):
+            if name in workflow.hosts and self.workflow.hosts.get(name) != workflow.hosts[name]:
+                self._retired.append(self._executors.pop(name))
 
     async def ask_host_key(self, question: HostKeyQuestion) -> bool:
         """An SSH host key no known_hosts vouches for: ask :attr:`host_key_prompt` (the
         console's dialog). The answer is an operator action (``trust_host_key`` or
         ``refuse_host_key``) on that host; with nobody to ask the key is refused."""
         prompt = self.host_key_prompt
-        if prompt is None or self.closing:
+        refusal = (question.host, question.fingerprint)
+        if prompt is None or self.closing or refusal in self.refused_host_keys:
             return False
         trusted = await prompt(question)
         what = f"{question.key_type} {question.fingerprint} of {question.label}"
@@ -336,6 +366,7 @@ class RunCore:
             self.emit_action("trust_host_key", None, question.host,
                              f"{what}, recorded in {question.known_hosts}")
         else:
+            self.refused_host_keys.add(refusal)
             self.emit_action("refuse_host_key", None, question.host, what)
         return trusted
 

@@ -9,11 +9,11 @@ counters as the steps' statuses change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 
 from console.engine.rollout import BatchCounts, RolloutPlan
 from console.engine.status import StepStatus, rollout_step_status, step_status, task_status
-from console.engine.task import Task
+from console.engine.task import Task, has_run
 from console.model.conditions import waits_for_terminal
 from console.model.workflow import Workflow
 
@@ -59,14 +59,25 @@ class RunGraph:
 
     @classmethod
     def build(cls, workflow: Workflow, limit: Sequence[str],
-              old: Mapping[tuple[str, str], Task], removed_steps: set[str]) -> RunGraph:
+              old: Mapping[tuple[str, str], Task], removed_steps: set[str],
+              departed: Set[str] = frozenset()) -> RunGraph:
         """The graph of ``workflow``, keeping the tasks of ``old`` that still exist (a step
-        in ``removed_steps`` keeps exactly the hosts it had)."""
+        in ``removed_steps`` keeps exactly the hosts it had). A task that ran stays on a
+        host its step no longer targets; a ``departed`` host (gone from the file, kept in
+        ``workflow.hosts`` for the tasks that ran there) is targeted by no step."""
         by_step: dict[str, list[Task]] = {}
+        ran: dict[str, list[str]] = {}
+        for task in old.values():
+            if has_run(task):
+                ran.setdefault(task.step, []).append(task.host)
         for sid in workflow.order():
-            hosts = list(workflow.hosts_for(workflow.steps[sid], limit))
+            hosts = [h for h in workflow.hosts_for(workflow.steps[sid], limit)
+                     if h not in departed]
             if sid in removed_steps:
                 hosts = [t.host for t in old.values() if t.step == sid]
+            else:
+                targeted = set(hosts)
+                hosts += [h for h in ran.get(sid, ()) if h not in targeted]
             by_step[sid] = [old.get((sid, h)) or Task(sid, h) for h in hosts]
         return cls(workflow, by_step)
 

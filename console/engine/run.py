@@ -33,10 +33,10 @@ from console.engine.events import ReloadEvent, RunEvent, RunState, TaskState
 from console.engine.outputs import Outputs
 from console.engine.rollback import check_rollouts, drive_rollback, execute_rollback_only
 from console.engine.scheduler import APPROVAL_REQUIRED, Scheduler, StepStatus
-from console.engine.task import Task
+from console.engine.task import Task, has_run
 from console.executors.base import Executor
 from console.model.rollout_rules import between_error
-from console.model.workflow import Host, Workflow
+from console.model.workflow import LOCAL, Host, Workflow
 
 __all__ = ["APPROVAL_REQUIRED", "ActionError", "Approval", "Run", "RunOptions", "StepStatus",
            "new_run_id"]
@@ -222,18 +222,18 @@ class Run(RunActions):
         ready, candidates = self.agenda.ready, self.agenda.candidates
         for sid in diff.removed:
             tasks = self.graph.tasks_of(sid)
-            if any(_started(t) for t in tasks):
+            if any(has_run(t) for t in tasks):
                 steps[sid] = self.workflow.steps[sid]
                 self.removed_steps.add(sid)
                 for task in tasks:
-                    if not _started(task):
+                    if not has_run(task):
                         self.set_state(task, S.SKIPPED, "removed from the file")
             else:
                 for task in tasks:
                     ready.pop(task.key, None)
         for sid in diff.changed:
             for task in self.graph.tasks_of(sid):
-                if _started(task):
+                if has_run(task):
                     self.changed_steps.add(sid)
                 elif task.state is not S.PENDING:
                     task.approved = False
@@ -241,7 +241,11 @@ class Run(RunActions):
                 else:
                     ready.pop(task.key, None)
                     candidates[task.key] = task
-        self.reindex(dataclasses.replace(workflow, steps=steps))
+        self.departed_hosts = {t.host for t in self.graph.tasks.values()
+                               if t.host != LOCAL and t.host not in workflow.hosts and has_run(t)}
+        hosts = {**workflow.hosts, **{h: self.workflow.hosts[h] for h in self.departed_hosts}}
+        self.redefine_hosts(workflow)
+        self.reindex(dataclasses.replace(workflow, steps=steps, hosts=hosts))
         event = ReloadEvent(list(diff.added), list(diff.changed), list(diff.removed),
                             workflow.digest, None, self.clock())
         self.emit(event)
@@ -318,9 +322,3 @@ class Run(RunActions):
             elif task.state in (S.PENDING, S.AWAITING_APPROVAL, S.AWAITING_OPERATOR):
                 self.set_state(task, S.CANCELLED, "run cancelled")
         self.wake.set()
-
-
-def _started(task: Task) -> bool:
-    """The task ran (or runs) at least once, or an operator settled it."""
-    return bool(task.attempts) or task.state in (S.SUCCEEDED, S.FAILED, S.SKIPPED,
-                                                 S.CANCELLED, S.INTERRUPTED)

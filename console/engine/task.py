@@ -86,3 +86,10 @@ class Task:
         if self.ended is None:
             return None
         return self.ended - self.started
+
+
+def has_run(task: Task) -> bool:
+    """The task ran (or runs) at least once, or an operator settled it: a reload keeps it."""
+    return bool(task.attempts) or task.state in (
+        TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED,
+        TaskState.INTERRUPTED)

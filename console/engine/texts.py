@@ -24,6 +24,18 @@ from console.model.workflow import LOCAL
 from console.sanitize import visible
 
 
+class _AnyVars(dict[str, str]):
+    """``host.vars.NAME`` of no host in particular: reads as written."""
+
+    def __missing__(self, key: str) -> str:
+        return f"{{{{ host.vars.{key} }}}}"
+
+
+ANY_HOST = {"name": "{{ host.name }}", "address": "{{ host.address }}",
+            "user": "{{ host.user }}", "groups": ["{{ host.groups }}"], "vars": _AnyVars()}
+"""The ``host`` of a text shown for all of a step's hosts at once."""
+
+
 @dataclass(frozen=True)
 class CommandGroup:
     """One rendered command and the hosts that run exactly it."""
@@ -35,19 +47,29 @@ class CommandGroup:
 class RunTexts(RunCore):
 
     def render_text(self, source: str, step: str, host: str | None = None) -> str:
-        """``source`` rendered as plain text for ``step`` on ``host`` (default: the step's
-        first host), secrets masked; on a template error the source plus why."""
+        """``source`` rendered as plain text for ``step`` on ``host``, secrets masked; on a
+        template error the source plus why. Without a host (the step's own line): as its
+        hosts all read it; a text that differs from host to host keeps its ``{{ host.… }}``
+        parts as written (it said the first host's name for all 300)."""
         if not templating.needs_render(source):
             return visible(self.masker.mask(source))
-        if host is None:
-            tasks = self.graph.by_step.get(step) or ()
-            host = tasks[0].host if tasks else LOCAL
+        if host is not None:
+            return self._render(source, step, host)
+        tasks = self.graph.by_step.get(step) or ()
+        first = self._render(source, step, tasks[0].host if tasks else LOCAL)
+        if len(tasks) < 2 or self._render(source, step, tasks[1].host) == first:
+            return first
+        return self._render(source, step, tasks[0].host, any_host=True)
+
+    def _render(self, source: str, step: str, host: str, any_host: bool = False) -> str:
         task = self.tasks.get((step, host)) or Task(step, host)
         try:  # display only: rendered with placeholders, never with the secrets
             # a secret not resolved (a past run, --read-only) still reads as "***"
             shown = {**dict.fromkeys(self.workflow.secrets, templating.MASK),
                      **self.placeholders.values}
             context = {**self.context(task), "secrets": shown}
+            if any_host:
+                context["host"] = ANY_HOST
             text = self.placeholders.hide(templating.render_value(source, context))
         except templating.TemplateError as exc:
             text = f"{source} [not rendered: {self.placeholders.hide(str(exc))}]"

@@ -63,6 +63,16 @@ def config_paths(ssh_config: str | Sequence[str]) -> list[str]:
     return [str(p) for p in ssh_config]
 
 
+def login_user(host: Host, defaults: SSHOptions, ssh_config: str | Sequence[str] = ()) -> str:
+    """The user an SSH connection to ``host`` logs in as, decided as :func:`resolve`
+    decides it (the workflow's, else ssh_config's ``User``, else the local login); the
+    local login when the ssh config cannot be read (connecting then fails, saying why)."""
+    try:
+        return resolve(host, defaults, ssh_config, check_identity=False).user
+    except ValueError:
+        return _local_user()
+
+
 def _local_user() -> str:
     try:
         return getpass.getuser()

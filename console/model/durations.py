@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import dataclass
 
 MAX_DURATION = 365 * 86400.0
@@ -128,3 +129,11 @@ def retry_delay(delay: float, backoff: float, retry: int) -> float:
     except OverflowError:
         return MAX_DURATION
     return min(value, MAX_DURATION) if math.isfinite(value) else MAX_DURATION
+
+
+def utc_iso(t: float | None) -> str:
+    """A moment as ``baton runs`` and ``baton show`` print it: UTC, ISO 8601 to the second
+    (``-`` for none)."""
+    if t is None:
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

@@ -88,13 +88,15 @@ def _raw(value: Any) -> Raw:
     return Raw(text_of(value))
 
 
-def host_context(workflow: Workflow, host: Host) -> dict[str, Any]:
+def host_context(workflow: Workflow, host: Host, login: str | None = None) -> dict[str, Any]:
     """The ``host`` value of the template context (the run's commands, ``baton plan``):
-    ``user`` is the host's, else ``[ssh] user``, else the local login (``$USER``)."""
+    ``user`` is ``login`` when given (the user SSH logs in as, ssh_config's ``User``
+    included: :func:`console.executors.ssh_config.login_user`), else the host's, else
+    ``[ssh] user``, else the local login (``$USER``)."""
     return {
         "name": host.name,
         "address": host.address,
-        "user": host.user or workflow.ssh.user or os.environ.get("USER", ""),
+        "user": login or host.user or workflow.ssh.user or os.environ.get("USER", ""),
         "groups": list(host.groups),
         "vars": dict(host.vars),
     }

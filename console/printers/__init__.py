@@ -18,7 +18,7 @@ the model and :mod:`console.sanitize`; never the store, the UI or Textual.
 from console.engine.task import task_label
 from console.printers.human import HumanPrinter, format_reload, format_summary, use_color
 from console.printers.json_stream import JsonPrinter
-from console.printers.tables import format_runs, format_time
+from console.printers.tables import format_runs
 
 __all__ = ["HumanPrinter", "JsonPrinter", "format_reload", "format_runs", "format_summary",
-           "format_time", "task_label", "use_color"]
+           "task_label", "use_color"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,10 @@ RETRY_MOST = 2.0
 """Seconds between attempts to reconnect (doubling from the first to the most): a console
 retries for as long as the runner's process lives; once it is gone the run is shown
 ``interrupted``."""
+SLICE = 0.005
+"""Seconds of applying the runner's events in one go: then the console's keys and frames
+get the event loop (a burst, such as 300 hosts ending at once, arrives queued, and a
+queue that holds items hands them out without ever yielding)."""
 
 Notice = Callable[[str, str], None]
 """(message, severity: information / warning / error)."""
@@ -88,9 +93,14 @@ class RemoteRun(Run):
         lives is retried until it is back."""
         self.executing = True  # live here: the console offers what a live run allows
         self._emit_replay()
+        clock = time.monotonic
         while True:
+            since = clock()
             async for message in self.client.events():
                 self._apply(message)
+                if clock() - since > SLICE:
+                    await asyncio.sleep(0)
+                    since = clock()
             if self.detached or self.state.finished:
                 break
             self._connection("connection to the runner lost; reconnecting…", "warning")

@@ -8,20 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from console.engine.task import task_label
-from console.model.durations import SPACED, format_duration
+from console.model.durations import SPACED, format_duration, utc_iso
 from console.store.records import ActionRecord, AttemptRecord, EventRecord, StoredRun
-
-
-def iso(t: float | None) -> str:
-    if t is None:
-        return "-"
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def duration(seconds: float | None) -> str:
@@ -98,9 +91,9 @@ def render_table(stored: StoredRun) -> str:
     lines = [f"run {run.id}  {run.workflow}  {run.state}"]
     facts = [
         ["workflow", run.path or "-"],
-        ["started", f"{iso(run.started)} by {run.user} on {run.machine or '?'} "
+        ["started", f"{utc_iso(run.started)} by {run.user} on {run.machine or '?'} "
                     f"(pid {run.pid or '?'})"],
-        ["ended", f"{iso(run.ended)} ({duration(run.duration)})"],
+        ["ended", f"{utc_iso(run.ended)} ({duration(run.duration)})"],
     ]
     if run.params:
         facts.append(["params", ", ".join(f"{k}={_value(v)}" for k, v in run.params.items())])
@@ -116,7 +109,7 @@ def render_table(stored: StoredRun) -> str:
         rows = [["TIME", "USER", "ACTION", "TARGET", "REASON"]]
         for a in stored.actions:
             target = "" if a.step is None and a.host is None else _label(a.step, a.host)
-            rows.append([iso(a.time), a.user, a.action, target,
+            rows.append([utc_iso(a.time), a.user, a.action, target,
                          (a.reason or "").replace("\n", " ")])
         lines += ["", *_columns(rows)]
     return "\n".join(lines) + "\n"
@@ -141,8 +134,8 @@ def render_markdown(stored: StoredRun,
         ("Definition", _code((run.digest or "")[:12]) or "-"),
         ("State", f"**{run.state}**"),
         ("Started by", f"{run.user} on {run.machine or '?'}"),
-        ("Started", iso(run.started)),
-        ("Ended", iso(run.ended)),
+        ("Started", utc_iso(run.started)),
+        ("Ended", utc_iso(run.ended)),
         ("Duration", duration(run.duration)),
     ]:
         out.append(f"| {key} | {_cell(value)} |")
@@ -169,11 +162,11 @@ def render_markdown(stored: StoredRun,
     out += _actions([a for a in stored.actions if a.action not in ("note", "reload")])
     out += ["", "## Notes", ""]
     notes = stored.notes
-    out += [f"- {iso(n.time)} {n.user}{_on(n)}: {n.reason or ''}" for n in notes] or ["None."]
+    out += [f"- {utc_iso(n.time)} {n.user}{_on(n)}: {n.reason or ''}" for n in notes] or ["None."]
     out += ["", "## Reloads", ""]
     out += _reloads(stored)
     out += ["", "## Timeline", ""]
-    out += [f"- {iso(e.time)} {_describe(e)}" for e in stored.events if not _noise(e)]
+    out += [f"- {utc_iso(e.time)} {_describe(e)}" for e in stored.events if not _noise(e)]
     return "\n".join(out) + "\n"
 
 
@@ -201,7 +194,7 @@ def _attempts(attempts: list[AttemptRecord], run_digest: str | None) -> list[str
         digest = (a.digest or "")[:12]
         if digest and a.digest != run_digest:
             digest += " (reloaded)"
-        out.append(f"| {_cell(_label(a.step, a.host))} | {a.number} | {iso(a.started)} | "
+        out.append(f"| {_cell(_label(a.step, a.host))} | {a.number} | {utc_iso(a.started)} | "
                    f"{duration(a.duration)} | {exit_code} | {a.state or ''} | "
                    f"{_cell(_code(digest))} | {_cell(a.reason)} |")
     return out
@@ -255,20 +248,20 @@ def _actions(actions: list[ActionRecord]) -> list[str]:
     out = ["| time | user | action | target | reason |", "|---|---|---|---|---|"]
     for a in actions:
         target = "" if a.step is None and a.host is None else _label(a.step, a.host)
-        out.append(f"| {iso(a.time)} | {_cell(a.user)} | {a.action} | {_cell(target)} | "
+        out.append(f"| {utc_iso(a.time)} | {_cell(a.user)} | {a.action} | {_cell(target)} | "
                    f"{_cell(a.reason)} |")
     return out
 
 
 def _reloads(stored: StoredRun) -> list[str]:
-    out = [f"- {iso(a.time)} {a.user} reloaded the workflow" + (f": {a.reason}" if a.reason
+    out = [f"- {utc_iso(a.time)} {a.user} reloaded the workflow" + (f": {a.reason}" if a.reason
                                                                else "")
            for a in stored.actions if a.action == "reload"]
     seen = {stored.run.digest}
     for a in stored.attempts:
         if a.digest and a.digest not in seen:
             seen.add(a.digest)
-            out.append(f"- {iso(a.started)} {_code(_label(a.step, a.host))} attempt {a.number} "
+            out.append(f"- {utc_iso(a.started)} {_code(_label(a.step, a.host))} attempt {a.number} "
                        f"ran definition {_code(a.digest[:12])}")
     return out or ["None."]
 

@@ -31,7 +31,7 @@ from console.engine.run import ActionError, Run
 from console.engine.task import Task
 from console.model.params import ParamError, resolve_params
 from console.store import StoreError
-from console.ui import navigation
+from console.ui import heap, navigation
 from console.ui.history_service import History, HistoryError
 from console.ui.messages import PageLog, ShowHistory
 from console.ui.screens.help import HelpScreen, describe_keys
@@ -120,9 +120,11 @@ class RunScreen(OperatorKeys, Screen[None]):
             self.start_run()
         if not self.stored:
             self._watchers = watch_workflow(self, self.run, self.show_reload)
+        heap.freeze_when_drawn(self)
 
     def on_unmount(self) -> None:
         self._watchers.stop()
+        heap.thaw()
 
     def refresh_second(self) -> None:
         self.painter.second()

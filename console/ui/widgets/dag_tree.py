@@ -232,6 +232,7 @@ class DagTree(Tree[Selection]):
             return False
         if node.parent is not None and not node.parent.is_expanded:
             node.parent.expand()
+        _ = self.last_line  # lay the lines out: a node just added or shown knows its line
         self.move_cursor(node)
         return True
 
