@@ -616,8 +616,9 @@ IMPORTED = ("import sys; from console.cli import main; code = main(sys.argv[1:])
 
 def test_commands_import_only_what_they_need(tmp_path: Path, baton_home: Path) -> None:
     """Each `baton` a script or a test starts pays for what it imports: the headless
-    commands never load Textual (nor asyncssh for a local run), and the history commands
-    (`runs`, `show`), which only read, not even asyncio."""
+    commands never load Textual (nor asyncssh for a local run), nor does a console command
+    refused for its flags, and the history commands (`runs`, `show`), which only read, not
+    even asyncio."""
     path = write_workflow(tmp_path, """
         [workflow]
         name = "Light"
@@ -625,14 +626,17 @@ def test_commands_import_only_what_they_need(tmp_path: Path, baton_home: Path) -
         run = "echo a"
     """)
 
-    def loaded(*args: str) -> str:
+    def loaded(*args: str, code: int = 0) -> str:
         result = subprocess.run([sys.executable, "-c", IMPORTED, *args], cwd=REPO,
                                 env=baton_env(), stdin=subprocess.DEVNULL,
                                 capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == code, result.stderr
         return result.stderr.splitlines()[-1]
 
     assert loaded("check", str(path)) == ""
+    # the console's flags are checked before Textual loads
+    assert loaded("run", str(path), "--no-history", code=2) == ""
+    assert loaded("run", str(path), "--param", "oops", code=2) == ""
     assert loaded("run", str(path), "--headless") == "asyncio"
     [run] = [json.loads(line)["id"] for line in baton("runs", "--json").stdout.splitlines()]
     for args in (["runs"], ["runs", "--json"], ["show", run], ["show", run, "--json"]):
