@@ -148,16 +148,13 @@ def migrate(db: sqlite3.Connection) -> int:
     version = version_of(db)
     if version == CURRENT:
         return version  # the usual case: no write lock taken
+    _refuse(version)  # before waiting for a lock a live run of a newer baton may hold
     db.execute("BEGIN IMMEDIATE")
     try:
         version = version_of(db)
+        _refuse(version)
         if version is None:
             sql = f"{SCHEMA}INSERT INTO schema_version VALUES ({CURRENT});"
-        elif version > CURRENT:
-            raise SchemaError(f"written by a newer baton (schema {version}, this one knows "
-                              f"{CURRENT})")
-        elif version < 1:
-            raise SchemaError(f"unknown schema version {version}")
         else:
             sql = "".join(f"{MIGRATIONS[step]}UPDATE schema_version SET version = {step + 1};"
                           for step in range(version, CURRENT))
@@ -169,6 +166,15 @@ def migrate(db: sqlite3.Connection) -> int:
             db.execute("ROLLBACK")
         raise
     return 0 if version is None else version
+
+
+def _refuse(version: int | None) -> None:
+    """SchemaError for a version this baton cannot upgrade from."""
+    if version is not None and version > CURRENT:
+        raise SchemaError(f"written by a newer baton (schema {version}, this one knows "
+                          f"{CURRENT})")
+    if version is not None and version < 1:
+        raise SchemaError(f"unknown schema version {version}")
 
 
 def _statements(sql: str) -> list[str]:
