@@ -150,7 +150,8 @@ done
 [ -n "$E" ] && [ -n "$__l" ] || exit 0
 __running() {  # those still running: a zombie is dead, only not reaped yet
   for __p in $__l; do
-    __s=$(sed 's/.*) //' "/proc/$__p/stat" 2>/dev/null | cut -c1)
+    __s=; read -r __s 2>/dev/null < "/proc/$__p/stat" || :
+    __s=${__s##*) }; __s=${__s%% *}  # the state, after the name (which may hold ") ")
     [ -n "$__s" ] && [ "$__s" != Z ] && printf '%s\n' "$__p"
   done
   return 0
