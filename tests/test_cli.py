@@ -607,3 +607,37 @@ def test_console_refuses_no_history_before_the_screen_opens(tmp_path: Path) -> N
     result = baton("run", path, "--no-history")
     assert result.returncode == 2
     assert result.stderr == "baton: --no-history only applies with --headless\n"
+
+
+IMPORTED = ("import sys; from console.cli import main; code = main(sys.argv[1:]); "
+            "print(*sorted(m for m in ('textual', 'asyncssh', 'asyncio') if m in sys.modules),"
+            " sep=',', file=sys.stderr); sys.exit(code)")
+
+
+def test_commands_import_only_what_they_need(tmp_path: Path, baton_home: Path) -> None:
+    """Each `baton` a script or a test starts pays for what it imports: the headless
+    commands never load Textual (nor asyncssh for a local run), nor does a console command
+    refused for its flags, and the history commands (`runs`, `show`), which only read, not
+    even asyncio."""
+    path = write_workflow(tmp_path, """
+        [workflow]
+        name = "Light"
+        [steps.a]
+        run = "echo a"
+    """)
+
+    def loaded(*args: str, code: int = 0) -> str:
+        result = subprocess.run([sys.executable, "-c", IMPORTED, *args], cwd=REPO,
+                                env=baton_env(), stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == code, result.stderr
+        return result.stderr.splitlines()[-1]
+
+    assert loaded("check", str(path)) == ""
+    # the console's flags are checked before Textual loads
+    assert loaded("run", str(path), "--no-history", code=2) == ""
+    assert loaded("run", str(path), "--param", "oops", code=2) == ""
+    assert loaded("run", str(path), "--headless") == "asyncio"
+    [run] = [json.loads(line)["id"] for line in baton("runs", "--json").stdout.splitlines()]
+    for args in (["runs"], ["runs", "--json"], ["show", run], ["show", run, "--json"]):
+        assert loaded(*args) == "", args

@@ -8,6 +8,7 @@ import ast
 from pathlib import Path
 
 from console import exitcodes
+from tests.helpers import parsed
 
 ROOT = Path(__file__).resolve().parent.parent / "console"
 
@@ -16,7 +17,7 @@ def test_only_exitcodes_assigns_the_exit_statuses() -> None:
     names = set(exitcodes.__all__)
     found = []
     for path in sorted(ROOT.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(parsed(path)):
             targets = node.targets if isinstance(node, ast.Assign) else (
                 [node.target] if isinstance(node, ast.AnnAssign) else [])
             found += [(path.relative_to(ROOT).as_posix(), t.id) for t in targets

@@ -683,6 +683,31 @@ def test_9_resume_reports_and_ends_leftovers_before_re_running(tmp_path: Path) -
         _kill_all(daemon)
 
 
+def test_9_a_leftover_ended_is_not_waited_for_until_its_parent_reaps_it() -> None:
+    """An ended leftover is a zombie until its parent (for an orphan: init, which may take
+    seconds) reaps it; it has ended. Waiting for the reaping cost the whole grace on every
+    resume that ended a leftover (2 s; 10 here), as psutil.wait_procs waited."""
+    from console.executors.leftovers import Leftover, end_local
+
+    # `sleep 60` becomes the parent of the leftover and never reaps it
+    parent = subprocess.Popen(["sh", "-c", "sleep 30 & echo $!; exec sleep 60"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        leftover = psutil.Process(int(parent.stdout.readline()))
+        assert _wait_until(lambda: psutil.Process(parent.pid).cmdline() == ["sleep", "60"],
+                           10)  # the shell (which would reap it) is gone
+        started = time.monotonic()
+        survivors = end_local([Leftover("s", "local", 1, "tag", [leftover.pid])], grace=10)
+        took = time.monotonic() - started
+        assert survivors == []
+        assert leftover.status() == psutil.STATUS_ZOMBIE  # ended, not reaped
+        assert took < 5, f"ending it took {took:.1f} s"
+    finally:
+        parent.kill()
+        parent.wait()
+
+
 def test_9_the_attempt_identity_is_stored(tmp_path: Path) -> None:
     home = tmp_path / "home"
     path = write_workflow(tmp_path, OK_FLOW)
@@ -725,6 +750,37 @@ async def test_9_remote_leftovers_are_found_and_ended_by_tag(sshd_fleet: Fleet) 
         assert _wait_until(lambda: not _alive_with(sleep), 5)
     finally:
         _kill_all(sleep)
+
+
+@pytest.mark.parametrize("ignores_term", [False, True])
+def test_9_the_remote_end_script_waits_only_as_long_as_the_leftovers_live(
+        ignores_term: bool) -> None:
+    """The script that ends a remote attempt's leftovers (run here by the local sh, as a
+    host's shell runs it): TERM, then KILL for what is still running after 2 s; a leftover
+    that ends at the TERM is not waited for (a fixed 2.5 s wait did)."""
+    from console.executors.leftovers import REMOTE_SCRIPT
+
+    tag = uuid.uuid4().hex[:16]
+    trap = "trap '' TERM; " if ignores_term else ""
+    leftover = subprocess.Popen(["sh", "-c", f"{trap}sleep 30; sleep 30"],
+                                env={**os.environ, "BATON_ATTEMPT": tag},
+                                start_new_session=True)
+    try:
+        assert _wait_until(lambda: len(psutil.Process(leftover.pid).children()) == 1, 10)
+        started = time.monotonic()
+        ended = subprocess.run(["sh", "-c", f"T={tag}; E=1\n{REMOTE_SCRIPT}"],
+                               capture_output=True, text=True, timeout=30)
+        took = time.monotonic() - started
+        assert ended.returncode == 0, ended.stderr
+        assert [line.split()[0] for line in ended.stdout.splitlines()] == ["left", "left"]
+        assert leftover.wait(timeout=5) == (-signal.SIGKILL if ignores_term else -signal.SIGTERM)
+        if ignores_term:
+            assert took >= 2, f"KILLed after {took:.1f} s, before the grace"
+        else:
+            assert took < 2, f"ending it took {took:.1f} s"  # it waited 2.5 s
+    finally:
+        leftover.kill()
+        leftover.wait()
 
 
 def test_9_console_resume_asks_before_ending_leftovers(tmp_path: Path) -> None:

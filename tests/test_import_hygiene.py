@@ -30,6 +30,8 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.helpers import parsed
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "console"
 
@@ -86,7 +88,7 @@ def import_graph(types: bool = False) -> dict[str, set[str]]:
     modules = all_modules()
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        tree = parsed(path)
         for node in _imports(tree, types):
             targets: list[str] = []
             if isinstance(node, ast.Import):

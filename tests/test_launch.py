@@ -33,6 +33,7 @@ from console.model.templating import host_context, render_command
 from console.model.workflow import LOCAL, Host, Step, Workflow
 from console.plan import build_plan
 from console.store import Store
+from tests.helpers import parsed
 from tests.history_helpers import flow_file, record_run
 from tests.ui_helpers import T0
 
@@ -178,7 +179,7 @@ def test_host_user_is_the_user_ssh_logs_in_as(monkeypatch, tmp_path) -> None:
 
 
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = parsed(path)
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -576,6 +576,46 @@ def test_a_version_1_database_is_migrated_and_its_runs_load(tmp_path: Path):
         assert len(store.runs()) == 2
 
 
+def test_a_history_created_by_another_process_meanwhile_is_used_not_created_again(
+        tmp_path: Path):
+    """A run starting and a `baton runs` watching it both open a new home at once: the
+    one that finds the tables missing while the other is creating them waits, then uses
+    them (it used to fail: "table schema_version already exists", and the run never
+    started). The other process is held mid-creation here, its transaction open."""
+    import threading
+
+    from console.store import migrations
+
+    home = tmp_path / "home"
+    Store.open(home).close()
+    (home / "history.sqlite").unlink()
+    for suffix in ("-wal", "-shm"):
+        (home / f"history.sqlite{suffix}").unlink(missing_ok=True)
+    os.close(os.open(home / "history.sqlite", os.O_CREAT | os.O_WRONLY, 0o600))
+    other = sqlite3.connect(home / "history.sqlite", isolation_level=None)
+    other.execute("PRAGMA journal_mode=WAL")
+    other.execute("BEGIN IMMEDIATE")
+    for statement in filter(str.strip, migrations.SCHEMA.split(";")):
+        other.execute(statement)
+    other.execute(f"INSERT INTO schema_version VALUES ({migrations.CURRENT})")
+    outcome: list[object] = []
+
+    def open_meanwhile() -> None:
+        try:
+            with Store.open(home) as store:
+                outcome.append(store.runs())
+        except Exception as exc:
+            outcome.append(exc)
+
+    opener = threading.Thread(target=open_meanwhile)
+    opener.start()
+    opener.join(0.5)  # it found no tables and waits for the write lock
+    other.execute("COMMIT")
+    other.close()
+    opener.join(10)
+    assert outcome == [[]]
+
+
 # ---------------------------------------------------------------------------- the lock
 
 HOLDER = """

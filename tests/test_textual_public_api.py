@@ -26,6 +26,8 @@ from pathlib import Path
 
 import textual
 
+from tests.helpers import parsed
+
 ROOT = Path(__file__).resolve().parent.parent
 CONSOLE = ROOT / "console"
 TEXTUAL = Path(textual.__file__).resolve().parent
@@ -45,7 +47,7 @@ def _private_module(module: str) -> bool:
 def _modules() -> Iterator[tuple[str, Path, ast.Module]]:
     for path in sorted(CONSOLE.rglob("*.py")):
         name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-        yield name, path, ast.parse(path.read_text(encoding="utf-8"), str(path))
+        yield name, path, parsed(path)
 
 
 def _uses_textual(tree: ast.Module) -> bool:

@@ -25,6 +25,7 @@ from console.ui.screens.history_screen import HistoryScreen
 from console.ui.screens.run_screen import RunScreen
 from console.ui.system import SystemStats, fixed_sampler
 from tests.fakes import ScriptedWorld
+from tests.helpers import parsed
 from tests.history_helpers import FLOW, flow_file, record_run
 from tests.ui_helpers import SIZE, T0, FrozenClock, until
 
@@ -59,7 +60,7 @@ class Host(App[None]):
 def _imports(path: Path) -> set[str]:
     """Every module ``path`` imports, TYPE_CHECKING blocks and lazy imports included."""
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.ImportFrom) and node.module:
             out.add(node.module)
             out.update(f"{node.module}.{alias.name}" for alias in node.names)

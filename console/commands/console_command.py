@@ -67,8 +67,8 @@ def console_entry() -> Any:
 
 
 def console_run(args: argparse.Namespace) -> int:
-    """``baton run FILE`` without --headless."""
-    run_console = console_entry()
+    """``baton run FILE`` without --headless. A mistyped flag or param is told before
+    Textual loads (a third of a second)."""
     from console.launch import split_limit
     from console.model.params import ParamError, parse_assignments
 
@@ -80,6 +80,7 @@ def console_run(args: argparse.Namespace) -> int:
         params = parse_assignments(args.param)
     except ParamError as exc:
         raise UsageError(str(exc)) from None
+    run_console = console_entry()  # a broken install fails before a runner starts
     from console.runner.commands import console_run_args  # a runner owns the run (issue 15)
 
     code = console_run_args(args)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from console.engine.events import TaskState
 from console.engine.outputs import Outputs, TailBuffer
-from console.executors.base import Execution
+
+if TYPE_CHECKING:  # annotations only: `baton runs`/`show` read labels without asyncio
+    import asyncio
+
+    from console.executors.base import Execution
 
 
 def task_label(step: str, host: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -105,14 +106,27 @@ def end_local(leftovers: list[Leftover], grace: float = 2.0) -> list[int]:
             proc.terminate()
         except psutil.Error:
             pass
-    _, alive = psutil.wait_procs(procs, timeout=grace)
+    alive = _wait_ended(procs, grace)
     for proc in alive:
         try:
             proc.kill()
         except psutil.Error:
             pass
-    _, alive = psutil.wait_procs(alive, timeout=2.0)
-    return [proc.pid for proc in alive if _running(proc)]
+    return [proc.pid for proc in _wait_ended(alive, 2.0)]
+
+
+def _wait_ended(procs: list[Any], timeout: float) -> list[Any]:
+    """Wait up to ``timeout`` s until every process ended; those still running. A zombie
+    has ended: an orphan's parent is init, which may reap it seconds later (psutil's
+    ``wait_procs`` waited for that, the whole grace, on every resume that ended one)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    alive = [proc for proc in procs if _running(proc)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+        alive = [proc for proc in alive if _running(proc)]
+    return alive
 
 
 def _running(proc: Any) -> bool:
@@ -120,7 +134,7 @@ def _running(proc: Any) -> bool:
     import psutil
 
     try:
-        return proc.status() != psutil.STATUS_ZOMBIE
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
 
@@ -134,11 +148,21 @@ for __f in $(grep -lsxz "BATON_ATTEMPT=$T" /proc/[0-9]*/environ); do
   printf 'left %s %s\n' "$__p" "$(cat /proc/$__p/comm 2>/dev/null)"
 done
 [ -n "$E" ] && [ -n "$__l" ] || exit 0
-kill -s TERM $__l 2>/dev/null; sleep 2; kill -s KILL $__l 2>/dev/null; sleep 0.5
-for __p in $__l; do  # a zombie is dead, only not reaped yet
-  __s=$(sed 's/.*) //' "/proc/$__p/stat" 2>/dev/null | cut -c1)
-  [ -n "$__s" ] && [ "$__s" != Z ] && printf 'alive %s\n' "$__p"
-done
+__running() {  # those still running: a zombie is dead, only not reaped yet
+  for __p in $__l; do
+    __s=; read -r __s 2>/dev/null < "/proc/$__p/stat" || :
+    __s=${__s##*) }; __s=${__s%% *}  # the state, after the name (which may hold ") ")
+    [ -n "$__s" ] && [ "$__s" != Z ] && printf '%s\n' "$__p"
+  done
+  return 0
+}
+__wait() {  # up to $1 tenths of a second, until none runs
+  __i=0
+  while [ "$__i" -lt "$1" ] && [ -n "$(__running)" ]; do sleep 0.1; __i=$((__i + 1)); done
+}
+kill -s TERM $__l 2>/dev/null; __wait 20
+__k=$(__running); [ -n "$__k" ] && kill -s KILL $__k 2>/dev/null; __wait 5
+for __p in $(__running); do printf 'alive %s\n' "$__p"; done
 exit 0
 """
 

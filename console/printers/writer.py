@@ -3,9 +3,11 @@ pass, after the store's commit; a closed pipe turns into silence."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["ByteWriter", "Mask", "no_mask"]
 
@@ -60,6 +62,8 @@ class ByteWriter:
         without a write system call for each of a thousand tasks finishing together."""
         if self._pending is not None:
             return
+        import asyncio  # here: `baton runs` and `show` print tables without an event loop
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

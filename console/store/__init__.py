@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 from console.store.errors import LiveRunError, StoreError
 from console.store.logs import RunLock, acquire_run_lock
-from console.store.recorder import Recorder
 from console.store.store import Store
 
 if TYPE_CHECKING:
+    from console.store.recorder import Recorder
     from console.store.records import (
         ActionRecord,
         AttemptRecord,
@@ -50,11 +50,16 @@ _RECORDS = ("ActionRecord", "AttemptRecord", "EventRecord", "RunRecord", "RunSum
 
 
 def __getattr__(name: str) -> Any:
-    """The record types load on first use: a run that only records never needs them."""
+    """The record types load on first use: a run that only records never needs them; the
+    Recorder (and asyncio with it) too: `baton runs` and `show` only read."""
     if name in _RECORDS:
         from console.store import records
 
         return getattr(records, name)
+    if name == "Recorder":
+        from console.store.recorder import Recorder
+
+        return Recorder
     raise AttributeError(f"module 'console.store' has no attribute '{name}'")
 
 __all__ = [

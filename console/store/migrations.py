@@ -1,7 +1,7 @@
 """The SQLite schema of the run history and the steps that bring older files up to date.
 
 ``schema_version`` holds one row, the version of the file. A new file gets the current
-schema directly; an older one runs every migration after its version, each in one
+schema directly; an older one runs every migration after its version, all in one
 transaction, so a crash mid-migration leaves the file at its previous version.
 
 Version 1 (the first release) had no ``attempts.digest``, no ``definitions`` table and no
@@ -138,26 +138,53 @@ def version_of(db: sqlite3.Connection) -> int | None:
 
 def migrate(db: sqlite3.Connection) -> int:
     """Create or upgrade the schema of an autocommit connection; return the old version
-    (0 for a new file)."""
+    (0 for a new file).
+
+    Two processes may open a new (or older) file at the same moment: a run starting and
+    a ``baton runs`` looking at it. The work happens under SQLite's write lock, taken
+    before the version is read, so the second waits for the first (the busy timeout) and
+    then finds the schema done; it used to create the tables again and fail ("table
+    schema_version already exists")."""
     version = version_of(db)
-    if version is None:
-        _script(db, f"{SCHEMA}INSERT INTO schema_version VALUES ({CURRENT});")
-        return 0
-    if version > CURRENT:
-        raise SchemaError(f"written by a newer baton (schema {version}, this one knows "
-                          f"{CURRENT})")
-    if version < 1:
-        raise SchemaError(f"unknown schema version {version}")
-    for step in range(version, CURRENT):
-        _script(db, f"{MIGRATIONS[step]}UPDATE schema_version SET version = {step + 1};")
-    return version
-
-
-def _script(db: sqlite3.Connection, sql: str) -> None:
-    """Run ``sql`` in one transaction: all of it or nothing."""
+    if version == CURRENT:
+        return version  # the usual case: no write lock taken
+    _refuse(version)  # before waiting for a lock a live run of a newer baton may hold
+    db.execute("BEGIN IMMEDIATE")
     try:
-        db.executescript(f"BEGIN;{sql}COMMIT;")
+        version = version_of(db)
+        _refuse(version)
+        if version is None:
+            sql = f"{SCHEMA}INSERT INTO schema_version VALUES ({CURRENT});"
+        else:
+            sql = "".join(f"{MIGRATIONS[step]}UPDATE schema_version SET version = {step + 1};"
+                          for step in range(version, CURRENT))
+        for statement in _statements(sql):
+            db.execute(statement)
+        db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+    return 0 if version is None else version
+
+
+def _refuse(version: int | None) -> None:
+    """SchemaError for a version this baton cannot upgrade from."""
+    if version is not None and version > CURRENT:
+        raise SchemaError(f"written by a newer baton (schema {version}, this one knows "
+                          f"{CURRENT})")
+    if version is not None and version < 1:
+        raise SchemaError(f"unknown schema version {version}")
+
+
+def _statements(sql: str) -> list[str]:
+    """The statements of a script, one by one (``executescript`` would commit the open
+    transaction first)."""
+    statements, buffer = [], ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    assert not buffer.strip(), f"unterminated statement: {buffer}"
+    return statements
