@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from console.engine.run import Run
 
 
-READ_PAUSE = 0.002
+READ_PAUSE = 0.001
 """Seconds the runner lets a step's output gather after reading a pipe empty (see
 :data:`console.executors.local_execution.READ_PAUSE`): a flood printed line by line is
 read, recorded and sent in chunks of many lines (a console shows it no later: it draws
