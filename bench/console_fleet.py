@@ -261,7 +261,7 @@ def main() -> int:
                 f"SSH executor, loopback sshd farm at nice {args.farm_nice}")
     if farm_group is not None:
         executor += f", in a cpu cgroup of weight {args.farm_shares}"
-    elif args.farm_shares:
+    elif args.ssh and args.farm_shares:
         executor += " (no cpu cgroup to be had: --farm-shares ignored)"
     if args.runner:
         executor += ", run in a runner process, console attached"
