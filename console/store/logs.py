@@ -13,7 +13,8 @@ user or writable by group or others is refused with a one-line message naming th
 and the fix (:func:`check_private`), as OpenSSH's StrictModes does.
 
 A run lock is an ``fcntl.flock`` on the run's lock file. The kernel drops it when the
-holder dies, however it dies, so a crashed console never keeps a run locked.
+holder dies, however it dies, so a crashed console never keeps a run locked (but for the
+moment a child it forked takes to exec: :mod:`console.store.lock_take` waits that out).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import IO
 from urllib.parse import quote
 
 from console.store.errors import LiveRunError, StoreError, UnsafePathError
+from console.store.lock_take import take
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -363,13 +365,11 @@ def acquire_run_lock(run_id: str, home: Path | None = None) -> RunLock:
         fd = open_private(path, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
         raise StoreError(f"cannot create lock file {path}: {exc.strerror or exc}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not take(fd):
         holder = _read_holder(fd)
         os.close(fd)
         raise LiveRunError(f"run {run_id} is live in process {holder}; close that console "
-                           f"first") from None
+                           f"first")
     info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
     os.fchmod(fd, FILE_MODE)
     os.ftruncate(fd, 0)
@@ -404,9 +404,6 @@ def is_live(run_id: str, home: Path) -> bool:
     except OSError:  # a planted link or an unreadable file: not a lock of ours
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
+        return not take(fd)
     finally:
         os.close(fd)
-    return False
