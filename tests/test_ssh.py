@@ -595,3 +595,41 @@ def test_baton_run_headless_over_ssh_end_to_end(fleet: Fleet, tmp_path: Path) ->
         assert (f"web{i}", "stdout", f"hello from web{i}") in logs
         assert (f"web{i}", "stderr", "oops") in logs
     assert events[-1]["type"] == "run" and events[-1]["state"] == "succeeded"
+
+
+async def test_a_reload_that_fixes_the_ssh_section_reaches_the_next_connection(
+        sshd_fleet: Fleet) -> None:
+    """A wrong ``[ssh] port`` fails the task; the operator fixes the file and retries: the
+    retry connects with the new section (the run kept its first SSH settings)."""
+    from console.model.loader import load_text
+    from tests.helpers import until
+
+    server = sshd_fleet.servers[0]
+    text = f'''
+[workflow]
+name = "fix the port"
+[ssh]
+user = "root"
+identity = "{sshd_fleet.client_key}"
+known_hosts = "{sshd_fleet.known_hosts}"
+port = PORT
+connect_timeout = "3s"
+[hosts.h]
+address = "{server.address}"
+[steps.s]
+on = "h"
+run = "echo hello from the fixed port"
+'''
+    wrong = free_port(server.address)  # nothing listens there
+    run = Run(load_text(text.replace("PORT", str(wrong))), RunOptions(keep_alive=True))
+    executing = asyncio.create_task(run.execute())
+    try:
+        await until(lambda: run.tasks[("s", "h")].state is TaskState.FAILED, 15)
+        reloaded = run.reload(load_text(text.replace("PORT", str(server.port))))
+        assert reloaded.error is None
+        run.retry("s", "h")
+        await until(lambda: run.tasks[("s", "h")].state is TaskState.SUCCEEDED, 15)
+        assert run.tasks[("s", "h")].outputs.stdout.strip() == "hello from the fixed port"
+    finally:
+        run.close()
+        await asyncio.wait_for(executing, 15)

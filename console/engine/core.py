@@ -346,10 +346,16 @@ class RunCore:
 
     def redefine_hosts(self, workflow: Workflow) -> None:
         """Hosts whose definition ``workflow`` changes get a new executor for their next
-        task (a new address, user or key means a new connection); the old one finishes
-        what it runs and is closed with the others."""
+        task (a new address, user or key means a new connection; a new ``[ssh]`` section,
+        for every remote host); the old one finishes what it runs and is closed with the
+        others."""
+        ssh_changed = workflow.ssh != self.workflow.ssh
+        if ssh_changed:
+            self._ssh_factory = None
         for name in list(self._executors):
-            if name in workflow.hosts and self.workflow.hosts.get(name) != workflow.hosts[name]:
+            host = workflow.hosts.get(name)
+            if host is not None and (self.workflow.hosts.get(name) != host
+                                     or (ssh_changed and not host.is_local)):
                 self._retired.append(self._executors.pop(name))
 
     async def ask_host_key(self, question: HostKeyQuestion) -> bool:
