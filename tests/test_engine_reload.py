@@ -219,3 +219,25 @@ async def test_a_step_that_no_longer_targets_a_host_keeps_the_task_that_ran_ther
     await h.state_of("s", S.SUCCEEDED, "b")
     h.run.close()
     await h.finish()
+
+
+async def test_a_task_on_a_host_gone_from_the_file_is_not_retried():
+    from console.engine.run import ActionError
+    from console.model.workflow import Host
+
+    def web(*names: str) -> dict[str, Host]:
+        return {n: Host(n, "127.0.0.1", groups=("web",)) for n in names}
+
+    h = Harness(workflow(step("s", run="exit 1", on=("web",)), hosts=web("a", "b")),
+                keep_alive=True)
+    h.start()
+    for host in ("a", "b"):
+        await h.state_of("s", S.FAILED, host)
+    h.run.reload(dataclasses.replace(h.run.workflow, hosts=web("a"), digest="d2"))
+    with pytest.raises(ActionError, match="host 'b' is no longer in the workflow file"):
+        h.run.retry("s", "b")
+    h.run.retry("s")  # the step's other hosts only
+    await h.state_of("s", S.FAILED, "a")
+    assert h.run.tasks[("s", "a")].attempt == 2 and h.run.tasks[("s", "b")].attempt == 1
+    h.run.close()
+    await h.finish()

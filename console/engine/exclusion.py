@@ -79,15 +79,18 @@ def skip_if_excluded(run: RunCore, task: Task) -> bool:
 
 def refuse_excluded(run: RunCore, action: str, tasks: list[Task]) -> list[Task]:
     """The targets of a task action that may go on: an action that would make a task of
-    an excluded host run leaves it out, and is refused when nothing is left."""
+    an excluded host (or one gone from the file) run leaves it out, and is refused when
+    nothing is left."""
     excluded = run.excluded_hosts
-    if action not in REVIVING or not excluded:
+    departed = run.departed_hosts
+    if action not in REVIVING or not (excluded or departed):
         return tasks
-    kept = [t for t in tasks if t.host not in excluded]
+    kept = [t for t in tasks if t.host not in excluded and t.host not in departed]
     if not kept:
-        label = tasks[0].label
-        raise ActionError(f"cannot {action.replace('_', ' ')} '{label}': host "
-                          f"'{tasks[0].host}' is excluded from this run")
+        label, host = tasks[0].label, tasks[0].host
+        why = ("is no longer in the workflow file" if host in departed
+               else "is excluded from this run")
+        raise ActionError(f"cannot {action.replace('_', ' ')} '{label}': host '{host}' {why}")
     return kept
 
 
