@@ -18,10 +18,10 @@ from tests.ui_helpers import SIZE, FrozenClock, run_screen, state, until
 S = TaskState
 
 
-def _app(tmp_path: Path, fleet: Fleet, server: SSHServer) -> tuple[BatonApp, Path]:
-    known = tmp_path / "kh" / "known_hosts"
-    path = tmp_path / "keys.toml"
-    path.write_text(f'''
+def _flow(path: Path, fleet: Fleet, server: SSHServer, known: Path,
+          steps: dict[str, str]) -> Path:
+    """A workflow of ``steps`` (id: command) on the host ``lone`` served by ``server``."""
+    text = f'''
 [workflow]
 name = "Host keys"
 [ssh]
@@ -32,10 +32,14 @@ connect_timeout = "5s"
 [hosts.lone]
 address = "{server.address}"
 port = {server.port}
-[steps.hello]
-on = "lone"
-run = "echo hello over ssh"
-''', encoding="utf-8")
+''' + "".join(f'[steps.{sid}]\non = "lone"\nrun = "{run}"\n' for sid, run in steps.items())
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _app(tmp_path: Path, fleet: Fleet, server: SSHServer) -> tuple[BatonApp, Path]:
+    known = tmp_path / "kh" / "known_hosts"
+    path = _flow(tmp_path / "keys.toml", fleet, server, known, {"hello": "echo hello over ssh"})
     app = BatonApp(path, LaunchOptions(run_id="rkeys0001", user="alice", start=True),
                    clock=FrozenClock(),
                    sampler=fixed_sampler(SystemStats(12.0, 43.0, (0.5, 0.4, 0.3))),
@@ -107,25 +111,8 @@ async def test_a_refused_key_is_asked_once_per_host_until_a_retry(
     from console.executors.base import HostKeyQuestion
     from console.model.loader import load_workflow
 
-    path = tmp_path / "two.toml"
-    path.write_text(f'''
-[workflow]
-name = "Two steps, one unknown host"
-[ssh]
-user = "root"
-identity = "{sshd_fleet.client_key}"
-known_hosts = "{tmp_path / 'known_hosts'}"
-connect_timeout = "5s"
-[hosts.lone]
-address = "{lone_sshd.address}"
-port = {lone_sshd.port}
-[steps.one]
-on = "lone"
-run = "echo one"
-[steps.two]
-on = "lone"
-run = "echo two"
-''', encoding="utf-8")
+    path = _flow(tmp_path / "two.toml", sshd_fleet, lone_sshd, tmp_path / "known_hosts",
+                 {"one": "echo one", "two": "echo two"})
     run = Run(load_workflow(path), RunOptions(user="alice", keep_alive=True))
     asked: list[HostKeyQuestion] = []
 
