@@ -316,7 +316,8 @@ async def test_terminate_after_exit_still_ends_a_group_holding_the_pipes() -> No
     assert execution.pid is not None
     pgid = execution.pid
     for _ in range(500):  # the shell exits at once; its background sleep keeps the pipes
-        if any(_in_group(proc, pgid) and "sleep" in proc.name() for proc in psutil.process_iter()):
+        if any(_in_group(proc, pgid) and "sleep" in (proc.info["name"] or "")
+               for proc in psutil.process_iter(["name"])):  # (a process may end meanwhile)
             break
         await asyncio.sleep(0.01)
     done = asyncio.ensure_future(execution.wait())
@@ -355,11 +356,15 @@ async def test_pidfd_path_uses_no_transport_and_no_thread(monkeypatch: pytest.Mo
         raise AssertionError("the pidfd path must not create subprocess transports")
 
     monkeypatch.setattr(loop, "subprocess_exec", refuse)
-    before = threading.active_count()
+    before = set(threading.enumerate())  # threads of earlier tests may end meanwhile
+
+    def started() -> set[threading.Thread]:
+        return set(threading.enumerate()) - before
+
     executions = [await start("sleep 0.3; echo done") for _ in range(8)]
-    assert threading.active_count() == before
+    assert started() == set()
     assert [(await e.wait()).exit_code for e in executions] == [0] * 8
-    assert threading.active_count() == before
+    assert started() == set()
 
 
 async def test_transport_path_is_really_taken(monkeypatch: pytest.MonkeyPatch) -> None:
