@@ -4,10 +4,12 @@ frames get the event loop between them (issue 16: 300 hosts ending at once)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 
 from console.engine.events import Event, LogEvent
@@ -43,13 +45,14 @@ async def test_a_burst_of_queued_events_is_applied_in_slices(tmp_path: Path,
         mirror = RemoteRun(load_workflow(path), client, spawned.socket)
         assert (await client.act(p.Action("approve", "gate"))).ok
         # the whole burst reaches this client's queue before the mirror reads any of it
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # 600 processes on a loaded machine
         while True:
             shown = json.loads(baton("show", spawned.run_id, "--json").stdout)
-            if all(t["state"] == "succeeded" for t in shown["tasks"]):
+            states = Counter(t["state"] for t in shown["tasks"])
+            if states["succeeded"] == len(shown["tasks"]):
                 break
-            assert time.monotonic() < deadline, shown["tasks"]
-            await asyncio.sleep(0.1)
+            assert time.monotonic() < deadline, states
+            await asyncio.sleep(0.2)
         await asyncio.sleep(0.5)  # the reader thread hands over what it read
 
         applied = 0
@@ -81,7 +84,8 @@ async def test_a_burst_of_queued_events_is_applied_in_slices(tmp_path: Path,
         mirror.detach()
         await asyncio.wait_for(executing, 10)
     finally:
-        os.kill(spawned.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(spawned.pid, signal.SIGKILL)
     assert total >= 2 * STEPS, total  # a burst (each step starts and ends), not a trickle
     mid_burst = [n for n in turns if 0 < n < total]
     assert mid_burst, (turns[:5], total)  # other work ran while the burst was applied
