@@ -135,9 +135,7 @@ def test_console_in_a_terminal_approves_a_gate_and_quits(tmp_path):
         tmux.wait_for("3 succeeded")
         tmux.wait_for("SUCCEEDED")  # the run state follows the last task event
         tmux.keys("q")
-        deadline = time.monotonic() + 20
-        while not exit_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _wait_file(exit_file)
         assert exit_file.read_text().strip() == "0"
     finally:
         tmux.kill()
@@ -160,10 +158,15 @@ def _baton(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _wait_file(path: Path, timeout: float = 20) -> None:
+    """Until ``path`` holds a whole line (the shell makes the file before it writes it)."""
     deadline = time.monotonic() + timeout
-    while not path.exists() and time.monotonic() < deadline:
+    while not _written(path) and time.monotonic() < deadline:
         time.sleep(POLL)
-    assert path.exists(), f"{path} never appeared"
+    assert _written(path), f"{path} never got its line"
+
+
+def _written(path: Path) -> bool:
+    return path.exists() and path.read_text().endswith("\n")
 
 
 STEPPED = '''
@@ -346,9 +349,7 @@ def test_rendered_gate_prompt_and_q_on_a_live_run_asks_and_is_recorded(tmp_path)
         tmux.keys("q")
         tmux.wait_for("detach, cancel it, or stay?")
         tmux.keys("y")
-        deadline = time.monotonic() + 20
-        while not exit_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _wait_file(exit_file)
         assert exit_file.read_text().strip() == "1"
     finally:
         tmux.kill()
