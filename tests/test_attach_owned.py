@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -167,32 +168,14 @@ async def test_a_resumed_runners_console_shows_the_log_from_before_the_resume(
         _run_until(["run", str(path)], home, "run 1 line 3")
         [summary] = store.runs()
         _run_until(["resume", summary.id, "--yes"], home, "run 2 line 3")
-        app, _ = history_app(path, store, start=False)
-        app.owner = RunnerOwner(store.home)
-        runner_pid = None
-        try:
-            async with app.run_test(size=SIZE):
-                await until(lambda: app.screen.is_mounted
-                            and app.screen is not app.screen_stack[0], timeout=15)
-                app.resume_run(summary.id)
-                await until(lambda: isinstance(app.screen, AttachedRunScreen), timeout=30)
-                screen = app.screen
-                remote = screen.run
-                assert isinstance(remote, RemoteRun)
-                runner_pid = remote.owner_pid
-                log = screen.session.task_log("slow", "local")
-                want = ["run 1 line 1", "run 1 line 2", "run 1 line 3", "── attempt 2 ──",
-                        "run 2 line 1", "run 2 line 2", "run 2 line 3"]
-                await until(lambda: [x.text for x in log.lines()] == want, timeout=15)
-                assert [x.stream for x in log.lines()][3] == "meta"
-                assert remote.tasks[("slow", "local")].state is TaskState.INTERRUPTED
-                assert count.read_text().strip() == "2"  # shown, not re-run
-        finally:
-            if runner_pid is not None:
-                try:
-                    os.kill(runner_pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        async with _resumed_through_a_runner(path, store, summary.id) as screen:
+            log = screen.session.task_log("slow", "local")
+            want = ["run 1 line 1", "run 1 line 2", "run 1 line 3", "── attempt 2 ──",
+                    "run 2 line 1", "run 2 line 2", "run 2 line 3"]
+            await until(lambda: [x.text for x in log.lines()] == want, timeout=15)
+            assert [x.stream for x in log.lines()][3] == "meta"
+            assert screen.run.tasks[("slow", "local")].state is TaskState.INTERRUPTED
+            assert count.read_text().strip() == "2"  # shown, not re-run
 
 
 async def test_a_resumed_runners_console_shows_the_timeline_from_before_the_resume(
@@ -248,33 +231,39 @@ async def test_a_resumed_runners_console_shows_the_timeline_from_before_the_resu
         assert ("note", me, "db on-call paged") in want
         assert ("action", me, "approve gate") in want
         assert ("task", "", "gate awaiting approval: Run step 'gate'?") in want
-        app, _ = history_app(path, store, start=False)
-        app.owner = RunnerOwner(store.home)
-        runner_pid = None
-        try:
-            async with app.run_test(size=SIZE):
-                await until(lambda: app.screen.is_mounted
-                            and app.screen is not app.screen_stack[0], timeout=15)
-                app.resume_run(summary.id)
-                await until(lambda: isinstance(app.screen, AttachedRunScreen), timeout=30)
-                screen = app.screen
-                remote = screen.run
-                assert isinstance(remote, RemoteRun)
-                runner_pid = remote.owner_pid
-                await _shows(screen.session, want)
-                late = await open_remote(remote.socket, read_only=True)
-                session = RunSession(late)
-                execute = asyncio.get_running_loop().create_task(late.execute())
-                await _shows(session, want)
-                late.detach()
-                await asyncio.wait_for(execute, 10)
-        finally:
-            if runner_pid is not None:
-                try:
-                    os.kill(runner_pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        async with _resumed_through_a_runner(path, store, summary.id) as screen:
+            await _shows(screen.session, want)
+            late = await open_remote(screen.run.socket, read_only=True)
+            session = RunSession(late)
+            execute = asyncio.get_running_loop().create_task(late.execute())
+            await _shows(session, want)
+            late.detach()
+            await asyncio.wait_for(execute, 10)
 
+
+
+@contextlib.asynccontextmanager
+async def _resumed_through_a_runner(path: Path, store: Store,
+                                    run_id: str) -> AsyncIterator[AttachedRunScreen]:
+    """The history screen's resume of ``run_id``, owned by a runner: the console's screen
+    on it (the runner is killed afterwards)."""
+    app, _ = history_app(path, store, start=False)
+    app.owner = RunnerOwner(store.home)
+    runner_pid = None
+    try:
+        async with app.run_test(size=SIZE):
+            await until(lambda: app.screen.is_mounted
+                        and app.screen is not app.screen_stack[0], timeout=15)
+            app.resume_run(run_id)
+            await until(lambda: isinstance(app.screen, AttachedRunScreen), timeout=30)
+            screen = app.screen
+            assert isinstance(screen, AttachedRunScreen) and isinstance(screen.run, RemoteRun)
+            runner_pid = screen.run.owner_pid
+            yield screen
+    finally:
+        if runner_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(runner_pid, signal.SIGKILL)
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
